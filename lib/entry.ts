@@ -1,0 +1,92 @@
+/**
+ * The records every stage shares: one {@link Entry} per file-system object,
+ * keyed by its path relative to the tree's root (`/`-separated, never starting
+ * with `/`, the root itself excluded).
+ *
+ * @module
+ */
+
+/** What a path is. `other` covers FIFOs, sockets and device files. */
+export type Kind = "file" | "dir" | "symlink" | "other";
+
+/** One scanned file-system object. Times are epoch milliseconds. */
+export interface Entry {
+  readonly kind: Kind;
+  readonly size: number;
+  readonly mtimeMs: number;
+  /** Deno reports ctime in whole seconds; see {@link isSettled}. */
+  readonly ctimeMs: number;
+  readonly ino: number;
+  /** Permission bits (`mode & 0o7777`). */
+  readonly mode: number;
+  /** Link text, for symlinks only. */
+  readonly target?: string;
+}
+
+/** Path (relative to the root) -> entry. */
+export type Tree = ReadonlyMap<string, Entry>;
+
+/**
+ * Names starting with this are the program's own temp files. The scanner skips
+ * them; stale ones found in the replica are removed. The name has a fixed
+ * length, so a temp file fits wherever the longest allowed name fits.
+ */
+export const TEMP_PREFIX = ".mirror.tmp.";
+
+/** A random temp file name, {@link TEMP_PREFIX} plus 16 hex digits. */
+export function tempName(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(8));
+  return TEMP_PREFIX + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Convert `Deno.lstat` output to an {@link Entry}. */
+export function entryFromInfo(info: Deno.FileInfo, target?: string): Entry {
+  const kind: Kind = info.isFile
+    ? "file"
+    : info.isDirectory
+    ? "dir"
+    : info.isSymlink
+    ? "symlink"
+    : "other";
+  return {
+    kind,
+    size: info.size,
+    mtimeMs: info.mtime?.getTime() ?? 0,
+    ctimeMs: info.ctime?.getTime() ?? 0,
+    ino: info.ino ?? 0,
+    mode: (info.mode ?? 0) & 0o7777,
+    ...(target === undefined ? {} : { target }),
+  };
+}
+
+/**
+ * The identity of a file's content as far as metadata can tell: while this
+ * string is unchanged (and {@link isSettled} held when it was recorded), the
+ * content is trusted to be unchanged.
+ */
+export function statKey(entry: Entry): string {
+  return `${entry.size}:${entry.mtimeMs}:${entry.ctimeMs}:${entry.ino}`;
+}
+
+/**
+ * Whether a key observed at `observedAtMs` can be trusted later. The ctime has
+ * one-second resolution, so a write in the same second as the observation
+ * could leave the key unchanged (git's "racily clean" problem). Only once the
+ * ctime's second is over before the observation is every later write
+ * guaranteed to change the key.
+ */
+export function isSettled(entry: Entry, observedAtMs: number): boolean {
+  return entry.ctimeMs + 1000 <= observedAtMs;
+}
+
+/** `a/b/c` -> `a/b`; top-level paths -> `""`. */
+export function parentOf(path: string): string {
+  const slash = path.lastIndexOf("/");
+  return slash < 0 ? "" : path.slice(0, slash);
+}
+
+/** Join a root folder and a relative entry path (`""` is the root itself). */
+export function joinPath(root: string, path: string): string {
+  if (path === "") return root;
+  return root.endsWith("/") ? root + path : `${root}/${path}`;
+}

@@ -1,0 +1,130 @@
+/**
+ * Command-line flags -> one typed, frozen {@link Options} object.
+ *
+ * Parsing is done by commander; this module only declares the flags, keeps
+ * commander away from the environment (so `--help` needs no `--allow-env`) and
+ * turns every parse failure into a {@link UsageError} with a one-line message.
+ *
+ * @module
+ */
+import { Command, CommanderError, InvalidArgumentError } from "npm:commander@^15.1.0";
+import { VERSION } from "./version.ts";
+
+/** Validated settings of one run of the program. */
+export interface Options {
+  /** Folder to mirror. Default `"source"`. */
+  readonly source: string;
+  /** Folder kept identical to the source. Default `"replica"`. */
+  readonly replica: string;
+  /** Log file, appended to. Default `"log.txt"`. */
+  readonly logFile: string;
+  /** Seconds between the starts of two cycles. Default `10`. */
+  readonly intervalSeconds: number;
+  /** Run one cycle and exit. Default `false`. */
+  readonly once: boolean;
+}
+
+/** What {@link parseOptions} returns: options to run with, or text to print and exit 0. */
+export type ParseResult =
+  | { readonly kind: "run"; readonly options: Options }
+  | { readonly kind: "exit"; readonly text: string };
+
+/** A bad flag or value. `message` is one line, meant for stderr. */
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
+function positiveSeconds(value: string): number {
+  const seconds = Number(value);
+  if (value.trim() === "" || !Number.isFinite(seconds) || seconds <= 0) {
+    throw new InvalidArgumentError("expected a positive number of seconds.");
+  }
+  return seconds;
+}
+
+function nonEmptyPath(value: string): string {
+  if (value === "") throw new InvalidArgumentError("expected a path.");
+  return value;
+}
+
+function buildCommand(out: string[]): Command {
+  return new Command()
+    .name("folder-mirror")
+    .description(
+      "Keep the replica folder an exact copy of the source folder, one way, every interval.",
+    )
+    .version(VERSION, "--version", "print the version and exit")
+    .helpOption("-h, --help", "print this help and exit")
+    .option("--source <path>", "folder to mirror", nonEmptyPath, "source")
+    .option(
+      "--replica <path>",
+      "folder kept identical to the source (created if missing)",
+      nonEmptyPath,
+      "replica",
+    )
+    .option("--log-file <path>", "log file, appended to", nonEmptyPath, "log.txt")
+    .option(
+      "--time-interval <seconds>",
+      "seconds between cycle starts (fractions allowed)",
+      positiveSeconds,
+      10,
+    )
+    .option("--once", "run one cycle and exit (1 if any entry failed)", false)
+    .allowExcessArguments(false)
+    .exitOverride()
+    .configureOutput({
+      // Supplying the writers and colour decisions keeps commander from reading
+      // environment variables, which would need --allow-env.
+      writeOut: (text) => out.push(text),
+      writeErr: (text) => out.push(text),
+      outputError: () => {},
+      getOutHelpWidth: () => 80,
+      getErrHelpWidth: () => 80,
+      getOutHasColors: () => false,
+      getErrHasColors: () => false,
+    });
+}
+
+/**
+ * Parse the program's arguments (without the program name).
+ *
+ * @example
+ * ```ts
+ * import { parseOptions } from "./options.ts";
+ * const result = parseOptions(["--source", "a", "--once"]);
+ * if (result.kind === "run") console.assert(result.options.source === "a");
+ * ```
+ * @throws {UsageError} on an unknown flag, a missing or bad value.
+ */
+export function parseOptions(args: readonly string[]): ParseResult {
+  const out: string[] = [];
+  const command = buildCommand(out);
+  try {
+    command.parse([...args], { from: "user" });
+  } catch (error) {
+    if (!(error instanceof CommanderError)) throw error;
+    if (error.exitCode === 0) return { kind: "exit", text: out.join("") };
+    throw new UsageError(oneLine(error.message));
+  }
+  const flags = command.opts<{
+    source: string;
+    replica: string;
+    logFile: string;
+    timeInterval: number;
+    once: boolean;
+  }>();
+  return {
+    kind: "run",
+    options: Object.freeze({
+      source: flags.source,
+      replica: flags.replica,
+      logFile: flags.logFile,
+      intervalSeconds: flags.timeInterval,
+      once: flags.once,
+    }),
+  };
+}
+
+function oneLine(message: string): string {
+  return message.replace(/^error: /, "").replace(/\s*\n\s*/g, " ").trim();
+}

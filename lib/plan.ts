@@ -1,0 +1,122 @@
+/**
+ * The planner: a pure function from two trees to the ordered list of actions
+ * that makes the replica equal to the source. It reads no disk; which
+ * same-size files differ in content is an input.
+ *
+ * Order: removals first (a removed folder takes its contents with it, and a
+ * path whose type changes is removed before it is recreated); then creations
+ * and updates in path order, so parents come before children; then folder
+ * permission changes, children before parents (a read-only folder is made
+ * read-only only after it has been filled).
+ *
+ * @module
+ */
+import { type Entry, type Kind, parentOf, type Tree } from "./entry.ts";
+
+/** One step of a plan. Paths are relative to the roots. */
+export type Action =
+  /** Remove the replica entry (recursively for a folder). */
+  | { readonly op: "remove"; readonly path: string; readonly kind: Kind }
+  /** Create a folder with `mode` (the source's bits plus owner rwx, so it can be filled). */
+  | { readonly op: "mkdir"; readonly path: string; readonly mode: number }
+  /** Copy the source file over (`update`: a replica file of different content exists). */
+  | { readonly op: "copy"; readonly path: string; readonly source: Entry; readonly update: boolean }
+  /** Create the symlink (`update`: replace one with another target). */
+  | {
+    readonly op: "symlink";
+    readonly path: string;
+    readonly target: string;
+    readonly update: boolean;
+  }
+  /** Same content; set the file's permission bits and mtime to the source's. */
+  | { readonly op: "touch"; readonly path: string; readonly source: Entry }
+  /** Set a folder's permission bits. */
+  | { readonly op: "chmod"; readonly path: string; readonly mode: number };
+
+/** Inputs beyond the two trees. */
+export interface PlanOptions {
+  /** Same-size file pairs whose content differs. */
+  readonly changed: ReadonlySet<string>;
+  /** Source folders whose listing is incomplete (`""` is the root): nothing under
+   * them is removed from the replica. Default: none. */
+  readonly incomplete?: ReadonlySet<string>;
+}
+
+/**
+ * Plan the actions that turn `replica` into `source`.
+ *
+ * @example
+ * ```ts
+ * import { plan } from "./plan.ts";
+ * import type { Entry } from "./entry.ts";
+ * const file: Entry = { kind: "file", size: 1, mtimeMs: 0, ctimeMs: 0, ino: 1, mode: 0o644 };
+ * const actions = plan(new Map([["a", file]]), new Map(), { changed: new Set() });
+ * console.assert(actions[0]?.op === "copy");
+ * ```
+ */
+export function plan(source: Tree, replica: Tree, options: PlanOptions): Action[] {
+  const incomplete = options.incomplete ?? new Set<string>();
+  const removals: Action[] = [];
+  const removedDirs = new Set<string>();
+  for (const path of sortedKeys(replica)) {
+    const dst = replica.get(path)!;
+    const src = source.get(path);
+    if (src?.kind === dst.kind) continue;
+    if (hasAncestorIn(path, removedDirs)) continue;
+    if (src === undefined && hasAncestorIn(path, incomplete)) continue;
+    removals.push({ op: "remove", path, kind: dst.kind });
+    if (dst.kind === "dir") removedDirs.add(path);
+  }
+
+  const writes: Action[] = [];
+  const modes: Action[] = [];
+  for (const path of sortedKeys(source)) {
+    const src = source.get(path)!;
+    const dst = replica.get(path);
+    const present = dst?.kind === src.kind ? dst : undefined;
+    switch (src.kind) {
+      case "dir": {
+        const mode = src.mode | 0o700;
+        if (present === undefined) writes.push({ op: "mkdir", path, mode });
+        if ((present?.mode ?? mode) !== src.mode) modes.push({ op: "chmod", path, mode: src.mode });
+        break;
+      }
+      case "file":
+        if (
+          present === undefined || present.size !== src.size || options.changed.has(path)
+        ) {
+          writes.push({ op: "copy", path, source: src, update: present !== undefined });
+        } else if (present.mode !== src.mode || present.mtimeMs !== src.mtimeMs) {
+          writes.push({ op: "touch", path, source: src });
+        }
+        break;
+      case "symlink":
+        if (present?.target !== src.target) {
+          writes.push({
+            op: "symlink",
+            path,
+            target: src.target ?? "",
+            update: present !== undefined,
+          });
+        }
+        break;
+      case "other":
+        break; // FIFOs, sockets and devices are not mirrored.
+    }
+  }
+  return [...removals, ...writes, ...modes.reverse()];
+}
+
+function sortedKeys(tree: Tree): string[] {
+  // Default sort compares UTF-16 code units: a parent sorts before its children.
+  return [...tree.keys()].sort();
+}
+
+/** Whether `path`'s parent, or any folder above it (`""` included), is in `dirs`. */
+function hasAncestorIn(path: string, dirs: ReadonlySet<string>): boolean {
+  if (dirs.size === 0) return false;
+  for (let dir = parentOf(path);; dir = parentOf(dir)) {
+    if (dirs.has(dir)) return true;
+    if (dir === "") return false;
+  }
+}

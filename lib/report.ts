@@ -1,0 +1,135 @@
+/**
+ * Outcomes -> log lines, and the per-cycle summary.
+ *
+ * Messages keep the original tool's wording (`File X has been copied.`); the
+ * path and the action also travel as structured properties of the record.
+ *
+ * @module
+ */
+import type { Logger } from "npm:@logtape/logtape@^2.4.2";
+import type { Kind } from "./entry.ts";
+import type { Outcome } from "./apply.ts";
+import type { Action } from "./plan.ts";
+import { reason } from "./error.ts";
+import type { Problem } from "./scan.ts";
+
+const NOUN: Record<Kind, string> = {
+  file: "File",
+  dir: "Folder",
+  symlink: "Symlink",
+  other: "Special file",
+};
+
+function doneMessage(action: Action): string {
+  switch (action.op) {
+    case "remove":
+      return `${NOUN[action.kind]} {path} has been removed.`;
+    case "mkdir":
+      return "Folder {path} has been created.";
+    case "copy":
+      return `File {path} has been ${action.update ? "updated" : "copied"}.`;
+    case "symlink":
+      return `Symlink {path} has been ${action.update ? "updated" : "created"}.`;
+    case "touch":
+      return "Attributes of file {path} have been updated.";
+    case "chmod":
+      return "Permissions of folder {path} have been updated.";
+  }
+}
+
+function failedMessage(action: Action): string {
+  switch (action.op) {
+    case "remove":
+      return `Could not remove ${NOUN[action.kind].toLowerCase()} {path}: {reason}.`;
+    case "mkdir":
+      return "Could not create folder {path}: {reason}.";
+    case "copy":
+      return `Could not ${action.update ? "update" : "copy"} file {path}: {reason}.`;
+    case "symlink":
+      return "Could not create symlink {path}: {reason}.";
+    case "touch":
+      return "Could not set the attributes of file {path}: {reason}.";
+    case "chmod":
+      return "Could not set the permissions of folder {path}: {reason}.";
+  }
+}
+
+/** Log one outcome: INFO when done, WARNING when skipped, ERROR when failed. */
+export function reportOutcome(log: Logger, outcome: Outcome): void {
+  const { action } = outcome;
+  const base = { action: action.op, path: action.path };
+  switch (outcome.status) {
+    case "done":
+      log.info(doneMessage(action), { ...base, bytes: outcome.bytes });
+      break;
+    case "skipped":
+      log.warn("File {path} was not copied: {reason}; the next cycle retries.", {
+        ...base,
+        reason: outcome.reason,
+      });
+      break;
+    case "failed":
+      log.error(failedMessage(action), { ...base, reason: reason(outcome.error) });
+      break;
+  }
+}
+
+/** Log a path that could not be read during a scan or a comparison. */
+export function reportProblem(log: Logger, side: "source" | "replica", problem: Problem): void {
+  const where = problem.path === "" ? `the ${side} folder` : `${side} path {path}`;
+  log.error(`Could not read ${where}: {reason}.`, {
+    action: "read",
+    path: problem.path,
+    reason: reason(problem.error),
+  });
+}
+
+/** Counts of one cycle. */
+export interface Tally {
+  copied: number;
+  updated: number;
+  removed: number;
+  created: number;
+  warnings: number;
+  failed: number;
+  bytes: number;
+}
+
+/** An all-zero {@link Tally}. */
+export function emptyTally(): Tally {
+  return { copied: 0, updated: 0, removed: 0, created: 0, warnings: 0, failed: 0, bytes: 0 };
+}
+
+/** Add one outcome to `tally`. */
+export function count(tally: Tally, outcome: Outcome): void {
+  if (outcome.status === "failed") {
+    tally.failed++;
+    return;
+  }
+  if (outcome.status === "skipped") {
+    tally.warnings++;
+    return;
+  }
+  tally.bytes += outcome.bytes;
+  const { action } = outcome;
+  if (action.op === "remove") tally.removed++;
+  else if (action.op === "mkdir") tally.created++;
+  else if ((action.op === "copy" || action.op === "symlink") && !action.update) tally.copied++;
+  else tally.updated++;
+}
+
+/** Whether the cycle changed anything or ran into trouble. */
+export function eventful(tally: Tally): boolean {
+  return tally.copied + tally.updated + tally.removed + tally.created + tally.warnings +
+      tally.failed > 0;
+}
+
+/** Log the one-line summary of a cycle. */
+export function reportSummary(log: Logger, tally: Tally, durationMs: number): void {
+  log.info(
+    "Cycle finished: {copied} copied, {updated} updated, {removed} removed, " +
+      "{created} folders created, {warnings} warnings, {failed} failed; " +
+      "{bytes} bytes in {seconds} s.",
+    { action: "summary", ...tally, seconds: (durationMs / 1000).toFixed(3) },
+  );
+}

@@ -1,0 +1,128 @@
+/**
+ * folder-mirror: keep a replica folder an exact copy of a source folder.
+ *
+ * `deno run --allow-read --allow-write main.ts [--source DIR] [--replica DIR]
+ *  [--log-file FILE] [--time-interval SECONDS] [--once]`
+ *
+ * flags -> options -> checks -> cycle loop -> exit code. The only place that exits.
+ *
+ * @module
+ */
+import type { Roots } from "./lib/apply.ts";
+import { realDisk } from "./lib/disk.ts";
+import { reason } from "./lib/error.ts";
+import { closeLogging, logger, setupLogging } from "./lib/log.ts";
+import { runLoop } from "./lib/loop.ts";
+import { type Options, parseOptions, UsageError } from "./lib/options.ts";
+import { Mirror } from "./lib/sync.ts";
+import { VERSION } from "./lib/version.ts";
+
+/** Exit codes. */
+const OK = 0, PARTIAL = 1, USAGE = 2;
+
+const encoder = new TextEncoder();
+
+function printError(message: string): void {
+  Deno.stderr.writeSync(encoder.encode(`folder-mirror: ${message}\n`));
+}
+
+/** Refuse a configuration that cannot work, before anything is touched. */
+function checkConfiguration(options: Options): string | undefined {
+  try {
+    if (!Deno.statSync(options.source).isDirectory) {
+      return `--source: '${options.source}' is not a folder.`;
+    }
+  } catch (error) {
+    return `--source: cannot use '${options.source}': ${reason(error as Error)}.`;
+  }
+  try {
+    if (!Deno.statSync(options.replica).isDirectory) {
+      return `--replica: '${options.replica}' exists and is not a folder.`;
+    }
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) {
+      return `--replica: cannot use '${options.replica}': ${reason(error as Error)}.`;
+    }
+  }
+  return undefined;
+}
+
+/** The roots as real paths (symlinks in them resolved) where they exist. */
+function resolveRoots(options: Options): Roots {
+  const real = (path: string) => {
+    try {
+      return Deno.realPathSync(path);
+    } catch {
+      return path;
+    }
+  };
+  return { source: real(options.source), replica: real(options.replica) };
+}
+
+async function main(args: string[]): Promise<number> {
+  let options: Options;
+  try {
+    const parsed = parseOptions(args);
+    if (parsed.kind === "exit") {
+      Deno.stdout.writeSync(encoder.encode(parsed.text));
+      return OK;
+    }
+    options = parsed.options;
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    printError(`${error.message} (see --help)`);
+    return USAGE;
+  }
+  const refusal = checkConfiguration(options);
+  if (refusal !== undefined) {
+    printError(refusal);
+    return USAGE;
+  }
+  try {
+    await setupLogging(options.logFile);
+  } catch (error) {
+    printError(`--log-file: cannot open '${options.logFile}': ${reason(error as Error)}.`);
+    return USAGE;
+  }
+
+  const log = logger();
+  const stop = new AbortController();
+  const onSignal = (name: Deno.Signal) => () => stop.abort(name);
+  const listeners = (["SIGINT", "SIGTERM"] as const).map((name) => {
+    const listener = onSignal(name);
+    Deno.addSignalListener(name, listener);
+    return [name, listener] as const;
+  });
+  log.info(
+    "Mirror started (version {version}): source {source}, replica {replica}, " +
+      "log file {logFile}, every {interval} s{mode}.",
+    {
+      version: VERSION,
+      source: options.source,
+      replica: options.replica,
+      logFile: options.logFile,
+      interval: options.intervalSeconds,
+      mode: options.once ? ", one cycle" : "",
+    },
+  );
+  const mirror = new Mirror(resolveRoots(options), realDisk, log);
+  let code = OK;
+  if (options.once) {
+    code = (await mirror.cycle(stop.signal)).failed > 0 ? PARTIAL : OK;
+  } else {
+    await runLoop((signal) => mirror.cycle(signal), options.intervalSeconds * 1000, stop.signal);
+  }
+  if (stop.signal.aborted) log.info("Mirror stopped by {signal}.", { signal: stop.signal.reason });
+  for (const [name, listener] of listeners) Deno.removeSignalListener(name, listener);
+  await closeLogging();
+  return code;
+}
+
+try {
+  Deno.exit(await main(Deno.args));
+} catch (error) {
+  printError(
+    `unexpected error: ${reason(error instanceof Error ? error : new Error(String(error)))}`,
+  );
+  Deno.exit(PARTIAL);
+}
