@@ -65,13 +65,14 @@ export interface Comparison {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ContentState, findChangedFiles } from "./compare.ts";
  * import { scanTree } from "./scan.ts";
  * const a = Deno.makeTempDirSync(), b = Deno.makeTempDirSync();
  * Deno.writeTextFileSync(`${a}/f`, "one");
  * Deno.writeTextFileSync(`${b}/f`, "two");
  * const result = await findChangedFiles(a, b, scanTree(a), scanTree(b), new ContentState());
- * console.assert(result.changed.has("f"));
+ * assert.ok(result.changed.has("f"));
  * ```
  */
 export async function findChangedFiles(

@@ -14,10 +14,11 @@ const CHUNK = 1 << 20;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { md5File } from "./hash.ts";
  * const file = Deno.makeTempFileSync();
  * Deno.writeTextFileSync(file, "abc");
- * console.assert((await md5File(file)).md5 === "900150983cd24fb0d6963f7d28e17f72");
+ * assert.ok((await md5File(file)).md5 === "900150983cd24fb0d6963f7d28e17f72");
  * Deno.removeSync(file);
  * ```
  */

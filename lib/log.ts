@@ -31,8 +31,9 @@ function pad(value: number, width = 2): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { formatTimestamp } from "./log.ts";
- * console.assert(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}$/.test(formatTimestamp(0)));
+ * assert.ok(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}$/.test(formatTimestamp(0)));
  * ```
  */
 export function formatTimestamp(epochMs: number): string {

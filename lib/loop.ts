@@ -12,6 +12,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { runLoop } from "./loop.ts";
  * const stop = new AbortController();
  * let cycles = 0;
@@ -19,7 +20,7 @@
  *   if (++cycles === 3) stop.abort();
  *   return Promise.resolve();
  * }, 1, stop.signal);
- * console.assert(cycles === 3);
+ * assert.ok(cycles === 3);
  * ```
  */
 export async function runLoop(

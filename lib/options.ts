@@ -90,9 +90,10 @@ function buildCommand(out: string[]): Command {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseOptions } from "./options.ts";
  * const result = parseOptions(["--source", "a", "--once"]);
- * if (result.kind === "run") console.assert(result.options.source === "a");
+ * if (result.kind === "run") assert.ok(result.options.source === "a");
  * ```
  * @throws {UsageError} on an unknown flag, a missing or bad value.
  */

@@ -5,9 +5,9 @@
  *
  * Order: removals first (a removed folder takes its contents with it, and a
  * path whose type changes is removed before it is recreated); then creations
- * and updates in path order, so parents come before children; then folder
- * permission changes, children before parents (a read-only folder is made
- * read-only only after it has been filled).
+ * and updates in path order, so parents come before children; last, folder
+ * permission changes (a read-only folder is made read-only only after
+ * everything has been written into it).
  *
  * @module
  */
@@ -47,11 +47,12 @@ export interface PlanOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { plan } from "./plan.ts";
  * import type { Entry } from "./entry.ts";
  * const file: Entry = { kind: "file", size: 1, mtimeMs: 0, ctimeMs: 0, ino: 1, mode: 0o644 };
  * const actions = plan(new Map([["a", file]]), new Map(), { changed: new Set() });
- * console.assert(actions[0]?.op === "copy");
+ * assert.ok(actions[0]?.op === "copy");
  * ```
  */
 export function plan(source: Tree, replica: Tree, options: PlanOptions): Action[] {
@@ -104,7 +105,7 @@ export function plan(source: Tree, replica: Tree, options: PlanOptions): Action[
         break; // FIFOs, sockets and devices are not mirrored.
     }
   }
-  return [...removals, ...writes, ...modes.reverse()];
+  return [...removals, ...writes, ...modes];
 }
 
 function sortedKeys(tree: Tree): string[] {

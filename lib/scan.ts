@@ -37,11 +37,12 @@ export interface Scan {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { scanTree } from "./scan.ts";
  * const dir = Deno.makeTempDirSync();
  * Deno.writeTextFileSync(`${dir}/a.txt`, "hi");
  * const scan = scanTree(dir);
- * console.assert(scan.tree.get("a.txt")?.size === 2);
+ * assert.ok(scan.tree.get("a.txt")?.size === 2);
  * Deno.removeSync(dir, { recursive: true });
  * ```
  */

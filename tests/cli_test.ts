@@ -1,0 +1,66 @@
+import assert from "node:assert/strict";
+import { runMirror, withWork } from "./helpers.ts";
+import { VERSION } from "../lib/version.ts";
+
+Deno.test("cli: --help lists every flag with its default and exits 0", async () => {
+  await withWork(async (work) => {
+    const result = await runMirror(["--help"], work);
+    assert.equal(result.code, 0);
+    assert.equal(result.stderr, "");
+    for (
+      const flag of [
+        '--source <path>.*default: "source"',
+        '--replica <path>.*default: "replica"',
+        '--log-file <path>.*default: "log.txt"',
+        "--time-interval <seconds>.*default: 10",
+        "--once",
+        "--version",
+      ]
+    ) {
+      assert.match(result.stdout.replace(/\n\s+/g, " "), new RegExp(flag));
+    }
+  });
+});
+
+Deno.test("cli: --version prints the version", async () => {
+  await withWork(async (work) => {
+    const result = await runMirror(["--version"], work);
+    assert.equal(result.code, 0);
+    assert.equal(result.stdout.trim(), VERSION);
+  });
+});
+
+const badInputs: [string[], RegExp][] = [
+  [["--bogus"], /unknown option '--bogus'/],
+  [["--sourc", "x"], /unknown option '--sourc'.*Did you mean --source\?/],
+  [["--time-interval", "abc"], /--time-interval.*'abc'.*positive number/],
+  [["--time-interval", "0"], /--time-interval.*'0'.*positive number/],
+  [["--time-interval", "-1"], /--time-interval.*'-1'.*positive number/],
+  [["--time-interval", ""], /--time-interval.*positive number/],
+  [["--time-interval"], /--time-interval.*argument missing/],
+  [["--source"], /--source.*argument missing/],
+  [["stray"], /too many arguments/],
+  [["--source", "missing", "--replica", "rep"], /--source: cannot use 'missing'/],
+  [["--source", "src", "--replica", "afile"], /--replica: 'afile' exists and is not a folder/],
+  [["--source", "afile", "--replica", "rep"], /--source: 'afile' is not a folder/],
+  [["--source", "src", "--replica", "rep", "--log-file", "no/such/dir/log.txt"], /--log-file/],
+];
+
+for (const [args, message] of badInputs) {
+  Deno.test(`cli: bad input ${JSON.stringify(args)} -> one line on stderr, exit 2, nothing touched`, async () => {
+    await withWork(async (work) => {
+      await Deno.writeTextFile(`${work}/afile`, "keep");
+      const before = [...Deno.readDirSync(work)].map((e) => e.name).sort();
+      const result = await runMirror(["--once", ...args], work);
+      assert.equal(result.code, 2);
+      assert.equal(result.stdout, "");
+      const lines = result.stderr.split("\n").filter((line) => line !== "");
+      assert.equal(lines.length, 1, result.stderr);
+      assert.match(lines[0]!, /^folder-mirror: /);
+      assert.match(lines[0]!, message);
+      assert.doesNotMatch(result.stderr, /\bat .*\.ts:\d+/); // no stack trace
+      assert.deepEqual([...Deno.readDirSync(work)].map((e) => e.name).sort(), before);
+      assert.equal(await Deno.readTextFile(`${work}/afile`), "keep");
+    });
+  });
+}

@@ -1,0 +1,105 @@
+import assert from "node:assert/strict";
+import {
+  assertMirrored,
+  editKeepingMtime,
+  listTree,
+  logLines,
+  mirrorCommand,
+  withWork,
+} from "./helpers.ts";
+
+/** Poll `check` until it returns true, or fail after `ms`. */
+async function waitFor(what: string, check: () => boolean, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+function logHas(work: string, text: string): () => boolean {
+  return () => {
+    try {
+      return logLines(`${work}/log.txt`).some((line) => line.endsWith(text));
+    } catch {
+      return false;
+    }
+  };
+}
+
+function mirrored(work: string): () => boolean {
+  return () => {
+    try {
+      assertMirrored(`${work}/src`, `${work}/rep`);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+}
+
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  Deno.test(`loop: keeps mirroring every interval, then stops cleanly on ${signal}`, async () => {
+    await withWork(async (work) => {
+      const src = `${work}/src`, rep = `${work}/rep`;
+      Deno.writeTextFileSync(`${src}/a.txt`, "one");
+      Deno.writeTextFileSync(`${src}/same.txt`, "1234");
+      Deno.writeTextFileSync(`${src}/tamper.txt`, "abcd");
+      const child = mirrorCommand(
+        ["--source", "src", "--replica", "rep", "--log-file", "log.txt", "--time-interval", "0.3"],
+        work,
+      ).spawn();
+      const finished = child.output();
+      try {
+        await waitFor("first cycle", mirrored(work));
+        // A new file, then same-size edits with the mtime restored, on both sides.
+        Deno.writeTextFileSync(`${src}/b.txt`, "two");
+        await waitFor("b.txt", logHas(work, "File b.txt has been copied."));
+        editKeepingMtime(`${src}/same.txt`, "5678");
+        await waitFor("same.txt", logHas(work, "File same.txt has been updated."));
+        editKeepingMtime(`${rep}/tamper.txt`, "ABCD");
+        await waitFor("tamper.txt", logHas(work, "File tamper.txt has been updated."));
+        // Later cycles settle again (the edits were mirrored, nothing else happens).
+        await waitFor("convergence", mirrored(work));
+        child.kill(signal);
+        const result = await finished;
+        assert.equal(result.code, 0, new TextDecoder().decode(result.stderr));
+      } finally {
+        try {
+          child.kill("SIGKILL");
+        } catch {
+          // already exited
+        }
+        await finished;
+      }
+      const lines = logLines(`${work}/log.txt`);
+      assert.match(lines.at(-1)!, new RegExp(`\\[INFO\\]: Mirror stopped by ${signal}\\.$`));
+      assert.ok(![...listTree(rep).keys()].some((path) => path.includes(".mirror.tmp.")));
+      assertMirrored(src, rep);
+    });
+  });
+}
+
+Deno.test("loop: idle cycles log nothing; a new file is picked up by the next cycle", async () => {
+  await withWork(async (work) => {
+    Deno.writeTextFileSync(`${work}/src/a.txt`, "one");
+    const child = mirrorCommand(
+      ["--source", "src", "--replica", "rep", "--log-file", "log.txt", "--time-interval", "0.2"],
+      work,
+    ).spawn();
+    const finished = child.output();
+    await waitFor("first cycle", logHas(work, "File a.txt has been copied."));
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    // New files show up within one interval of each other.
+    const started = Date.now();
+    Deno.writeTextFileSync(`${work}/src/b.txt`, "two");
+    await waitFor("b.txt", logHas(work, "File b.txt has been copied."), 5_000);
+    assert.ok(Date.now() - started < 2_000, "mirrored within the interval");
+    child.kill("SIGINT");
+    assert.equal((await finished).code, 0);
+    const messages = logLines(`${work}/log.txt`).map((line) => line.split("]: ")[1]);
+    // Start, replica created, first copy + summary, b.txt + summary, stop: idle cycles log nothing.
+    assert.equal(messages.filter((m) => m?.startsWith("Cycle finished")).length, 2);
+    assert.equal(messages.length, 7, messages.join("\n"));
+  });
+});

@@ -1,0 +1,271 @@
+import assert from "node:assert/strict";
+import {
+  assertMirrored,
+  editKeepingMtime,
+  listTree,
+  logLines,
+  runMirror,
+  runOnce,
+  WITHOUT_ROOT_OVERRIDES,
+  withWork,
+} from "./helpers.ts";
+
+const LINE = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} \[(INFO|WARNING|ERROR)\]: \S.*$/;
+
+function write(path: string, text: string, mode = 0o644, mtimeMs?: number): void {
+  Deno.writeTextFileSync(path, text);
+  Deno.chmodSync(path, mode);
+  if (mtimeMs !== undefined) Deno.utimeSync(path, new Date(mtimeMs), new Date(mtimeMs));
+}
+
+/** Messages (the text after `]: `) of a log, start line excluded. */
+function messages(lines: string[]): string[] {
+  return lines.map((line) => line.slice(line.indexOf("]: ") + 3))
+    .filter((message) => !message.startsWith("Mirror started"));
+}
+
+Deno.test("mirror: first cycle copies files, folders, modes, mtimes and symlinks", async () => {
+  await withWork(async (work) => {
+    const src = `${work}/src`;
+    Deno.mkdirSync(`${src}/docs/deep`, { recursive: true });
+    Deno.mkdirSync(`${src}/empty`);
+    Deno.mkdirSync(`${src}/locked`);
+    write(`${src}/a.txt`, "hello", 0o640, 1_500_000_000_123);
+    write(`${src}/run.sh`, "#!/bin/sh\n", 0o755);
+    write(`${src}/docs/deep/b.bin`, "x".repeat(3 * 1024 * 1024 + 7));
+    write(`${src}/locked/inside.txt`, "in a read-only folder");
+    Deno.chmodSync(`${src}/locked`, 0o555);
+    Deno.chmodSync(`${src}/docs`, 0o750);
+    Deno.symlinkSync("../a.txt", `${src}/docs/link`);
+    Deno.symlinkSync("does/not/exist", `${src}/dangling`);
+
+    const result = await runOnce(work);
+    assert.equal(result.code, 0, result.stderr);
+    assertMirrored(src, `${work}/rep`);
+    const log = messages(logLines(`${work}/log.txt`));
+    for (
+      const expected of [
+        "File a.txt has been copied.",
+        "File docs/deep/b.bin has been copied.",
+        "Folder docs has been created.",
+        "Folder empty has been created.",
+        "Symlink docs/link has been created.",
+        "Symlink dangling has been created.",
+      ]
+    ) assert.ok(log.includes(expected), `missing "${expected}" in ${log.join("\n")}`);
+    assert.match(log.at(-1)!, /^Cycle finished: 6 copied, .* 0 failed; \d+ bytes in [\d.]+ s\.$/);
+    assert.equal(Deno.readLinkSync(`${work}/rep/dangling`), "does/not/exist");
+  });
+});
+
+Deno.test("mirror: log lines have the original format, same text in the file and on the console", async () => {
+  await withWork(async (work) => {
+    write(`${work}/src/a.txt`, "a");
+    const before = Date.now();
+    const result = await runOnce(work);
+    const lines = logLines(`${work}/log.txt`);
+    assert.ok(lines.length >= 3);
+    for (const line of lines) assert.match(line, LINE);
+    assert.deepEqual(result.stdout.split("\n").filter((l) => l !== ""), lines);
+    assert.equal(result.stderr, "");
+    // Local time, comma before the milliseconds.
+    const [, y, mo, d, h, mi, s, ms] = lines[0]!.match(
+      /^(\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d),(\d{3})/,
+    )!.map(Number);
+    const stamped = new Date(y!, mo! - 1, d!, h!, mi!, s!, ms!).getTime();
+    assert.ok(stamped >= before - 1000 && stamped <= Date.now(), `${lines[0]} vs ${before}`);
+    assert.ok(
+      lines.includes(lines.find((l) => l.endsWith("[INFO]: File a.txt has been copied."))!),
+    );
+  });
+});
+
+Deno.test("mirror: an unchanged second cycle logs no action", async () => {
+  await withWork(async (work) => {
+    write(`${work}/src/a.txt`, "a");
+    Deno.mkdirSync(`${work}/src/d`);
+    await runOnce(work);
+    const first = logLines(`${work}/log.txt`).length;
+    const result = await runOnce(work);
+    assert.equal(result.code, 0);
+    const added = logLines(`${work}/log.txt`).slice(first);
+    assert.deepEqual(messages(added), []);
+  });
+});
+
+Deno.test("mirror: updates changed files, including same-size edits with the mtime restored", async () => {
+  await withWork(async (work) => {
+    const src = `${work}/src`, rep = `${work}/rep`;
+    write(`${src}/grow.txt`, "short");
+    write(`${src}/same.txt`, "aaaa");
+    write(`${src}/tampered.txt`, "bbbb");
+    await runOnce(work);
+    write(`${src}/grow.txt`, "much longer now");
+    editKeepingMtime(`${src}/same.txt`, "AAAA");
+    editKeepingMtime(`${rep}/tampered.txt`, "XXXX");
+    const mark = logLines(`${work}/log.txt`).length;
+    const result = await runOnce(work);
+    assert.equal(result.code, 0, result.stderr);
+    assertMirrored(src, rep);
+    assert.deepEqual(messages(logLines(`${work}/log.txt`).slice(mark)).slice(0, -1).sort(), [
+      "File grow.txt has been updated.",
+      "File same.txt has been updated.",
+      "File tampered.txt has been updated.",
+    ]);
+  });
+});
+
+Deno.test("mirror: mode or mtime differences alone update the attributes", async () => {
+  await withWork(async (work) => {
+    const src = `${work}/src`, rep = `${work}/rep`;
+    write(`${src}/m.txt`, "m");
+    write(`${src}/t.txt`, "t");
+    Deno.mkdirSync(`${src}/d`);
+    await runOnce(work);
+    Deno.chmodSync(`${src}/m.txt`, 0o600);
+    Deno.utimeSync(`${rep}/t.txt`, new Date(1_000_000), new Date(1_000_000));
+    Deno.chmodSync(`${src}/d`, 0o711);
+    const mark = logLines(`${work}/log.txt`).length;
+    await runOnce(work);
+    assertMirrored(src, rep);
+    assert.deepEqual(messages(logLines(`${work}/log.txt`).slice(mark)).slice(0, -1).sort(), [
+      "Attributes of file m.txt have been updated.",
+      "Attributes of file t.txt have been updated.",
+      "Permissions of folder d have been updated.",
+    ]);
+  });
+});
+
+Deno.test("mirror: entries only in the replica are removed, recursively", async () => {
+  await withWork(async (work) => {
+    const rep = `${work}/rep`;
+    write(`${work}/src/keep.txt`, "k");
+    Deno.mkdirSync(`${rep}/old/deeper`, { recursive: true });
+    write(`${rep}/old/deeper/x.txt`, "x");
+    write(`${rep}/stray.txt`, "s");
+    Deno.symlinkSync("keep.txt", `${rep}/stray-link`);
+    Deno.mkdirSync(`${rep}/empty-extra`);
+    const result = await runOnce(work);
+    assert.equal(result.code, 0);
+    assertMirrored(`${work}/src`, rep);
+    const log = messages(logLines(`${work}/log.txt`));
+    for (
+      const expected of [
+        "Folder old has been removed.",
+        "File stray.txt has been removed.",
+        "Symlink stray-link has been removed.",
+        "Folder empty-extra has been removed.",
+      ]
+    ) assert.ok(log.includes(expected), expected);
+    assert.ok(!log.some((line) => line.includes("old/deeper")), "children of a removed folder");
+  });
+});
+
+Deno.test("mirror: every type change replaces the replica entry", async () => {
+  await withWork(async (work) => {
+    const src = `${work}/src`, rep = `${work}/rep`;
+    const make = {
+      file: (p: string) => write(p, "file"),
+      dir: (p: string) => {
+        Deno.mkdirSync(p);
+        write(`${p}/child`, "c");
+      },
+      symlink: (p: string) => Deno.symlinkSync("target", p),
+    };
+    const kinds = Object.keys(make) as (keyof typeof make)[];
+    Deno.mkdirSync(rep);
+    for (const from of kinds) {
+      for (const to of kinds) {
+        if (from === to) continue;
+        make[from](`${rep}/${from}-to-${to}`);
+        make[to](`${src}/${from}-to-${to}`);
+      }
+    }
+    const result = await runOnce(work);
+    assert.equal(result.code, 0, result.stderr);
+    assertMirrored(src, rep);
+  });
+});
+
+Deno.test("mirror: awkward names, 255-byte names and 60 nested levels", async () => {
+  await withWork(async (work) => {
+    const src = `${work}/src`;
+    const names = [
+      "with space",
+      "-leading-dash",
+      "--looks-like-a-flag",
+      "new\nline",
+      "tab\there",
+      "caf\u00e9", // NFC
+      "cafe\u0301", // NFD: a different name on Linux
+      "日本語",
+      "x".repeat(255),
+      "é".repeat(127) + "x", // 255 bytes in UTF-8
+      ".hidden",
+    ];
+    for (const name of names) write(`${src}/${name}`, `content of ${name}`);
+    Deno.mkdirSync(`${src}/${"y".repeat(255)}`);
+    let deep = src;
+    for (let level = 0; level < 60; level++) deep += `/level${level}`;
+    Deno.mkdirSync(deep, { recursive: true });
+    write(`${deep}/bottom.txt`, "deep");
+
+    const result = await runOnce(work);
+    assert.equal(result.code, 0, result.stderr);
+    assertMirrored(src, `${work}/rep`);
+    assert.equal(listTree(`${work}/rep`).size, listTree(src).size);
+    // A newline in a name stays on one log line (escaped).
+    for (const line of logLines(`${work}/log.txt`)) assert.match(line, LINE);
+    assert.ok(
+      logLines(`${work}/log.txt`).some((l) => l.includes("File new\\nline has been copied.")),
+    );
+  });
+});
+
+Deno.test("mirror: leaves no temp file and removes stale ones", async () => {
+  await withWork(async (work) => {
+    write(`${work}/src/a.txt`, "a");
+    Deno.mkdirSync(`${work}/rep/sub`, { recursive: true });
+    write(`${work}/rep/sub/.mirror.tmp.0123456789abcdef`, "half a file");
+    const result = await runOnce(work);
+    assert.equal(result.code, 0);
+    assertMirrored(`${work}/src`, `${work}/rep`);
+  });
+});
+
+Deno.test("mirror: the replica folder is created with its parents", async () => {
+  await withWork(async (work) => {
+    write(`${work}/src/a.txt`, "a");
+    const result = await runOnce(work, "--replica", "deep/er/rep");
+    assert.equal(result.code, 0, result.stderr);
+    assertMirrored(`${work}/src`, `${work}/deep/er/rep`);
+  });
+});
+
+Deno.test({
+  name: "mirror: an unreadable file is one ERROR, the rest is mirrored, --once exits 1",
+  ignore: WITHOUT_ROOT_OVERRIDES === undefined, // needs setpriv (util-linux) to drop root's override
+  fn: async () => {
+    await withWork(async (work) => {
+      write(`${work}/src/ok.txt`, "fine");
+      write(`${work}/src/secret.txt`, "no access", 0o000);
+      const result = await runMirror(
+        ["--source", "src", "--replica", "rep", "--log-file", "log.txt", "--once"],
+        work,
+        WITHOUT_ROOT_OVERRIDES,
+      );
+      assert.equal(result.code, 1);
+      assert.equal(Deno.readTextFileSync(`${work}/rep/ok.txt`), "fine");
+      assert.ok(!listTree(`${work}/rep`).has("secret.txt"));
+      const errors = logLines(`${work}/log.txt`).filter((line) => line.includes("[ERROR]"));
+      assert.equal(errors.length, 1, errors.join("\n"));
+      assert.match(
+        errors[0]!,
+        /\[ERROR\]: Could not copy file secret\.txt: .*[Pp]ermission denied/,
+      );
+      // On the console, errors go to stderr with the same text.
+      assert.equal(result.stderr.trim(), errors[0]);
+      assert.match(logLines(`${work}/log.txt`).at(-1)!, /1 failed/);
+    });
+  },
+});

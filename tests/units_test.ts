@@ -1,0 +1,233 @@
+import assert from "node:assert/strict";
+import fc from "npm:fast-check@^4.11.0";
+import { applyPlan, type Outcome } from "../lib/apply.ts";
+import { ContentState, findChangedFiles } from "../lib/compare.ts";
+import { type Disk, realDisk } from "../lib/disk.ts";
+import { formatTimestamp, lineFormatter } from "../lib/log.ts";
+import { runLoop } from "../lib/loop.ts";
+import { parseOptions, UsageError } from "../lib/options.ts";
+import { plan } from "../lib/plan.ts";
+import { scanTree } from "../lib/scan.ts";
+import { listTree, withWork } from "./helpers.ts";
+
+Deno.test("options: defaults are the original tool's", () => {
+  const result = parseOptions([]);
+  assert.equal(result.kind, "run");
+  if (result.kind !== "run") return;
+  assert.deepEqual(result.options, {
+    source: "source",
+    replica: "replica",
+    logFile: "log.txt",
+    intervalSeconds: 10,
+    once: false,
+  });
+  assert.ok(Object.isFrozen(result.options));
+});
+
+Deno.test("options: fractional intervals are accepted, non-positive ones refused", () => {
+  const parsed = parseOptions(["--time-interval", "0.25"]);
+  assert.equal(parsed.kind === "run" && parsed.options.intervalSeconds, 0.25);
+  for (const bad of ["0", "-3", "NaN", "Infinity", "1e400", "ten", " "]) {
+    assert.throws(() => parseOptions(["--time-interval", bad]), UsageError, bad);
+  }
+});
+
+Deno.test("log: timestamps are local YYYY-MM-DD HH:MM:SS,mmm", () => {
+  fc.assert(
+    fc.property(fc.integer({ min: 0, max: 4_102_444_800_000 }), (ms) => {
+      const text = formatTimestamp(ms);
+      const [date, time] = text.split(" ");
+      const [y, mo, d] = date!.split("-").map(Number);
+      const [hms, milli] = time!.split(",");
+      const [h, mi, s] = hms!.split(":").map(Number);
+      assert.match(text, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}$/);
+      assert.equal(new Date(y!, mo! - 1, d!, h!, mi!, s!, Number(milli)).getTime(), ms);
+    }),
+  );
+});
+
+Deno.test("log: a record becomes the original tool's line, values bare and escaped", () => {
+  const record = {
+    category: ["folder-mirror"],
+    level: "warning" as const,
+    message: ["File ", "a\nb.txt", " was not copied."],
+    rawMessage: "File {path} was not copied.",
+    timestamp: new Date(2026, 10, 26, 15, 4, 5, 123).getTime(),
+    properties: { path: "a\nb.txt" },
+  };
+  assert.equal(
+    lineFormatter(record),
+    "2026-11-26 15:04:05,123 [WARNING]: File a\\nb.txt was not copied.\n",
+  );
+});
+
+Deno.test("loop: cycles start on the interval without drift, never overlapping", async () => {
+  const starts: number[] = [];
+  let running = 0;
+  const stop = new AbortController();
+  await runLoop(
+    async () => {
+      assert.equal(running++, 0, "two cycles at once");
+      starts.push(performance.now());
+      // The third cycle overruns the interval; the next starts right after it.
+      await new Promise((resolve) => setTimeout(resolve, starts.length === 3 ? 250 : 20));
+      running--;
+      if (starts.length === 6) stop.abort();
+    },
+    100,
+    stop.signal,
+  );
+  const gaps = starts.slice(1).map((t, i) => t - starts[i]!);
+  assert.equal(starts.length, 6);
+  for (const [i, gap] of gaps.entries()) {
+    const expected = i === 2 ? 250 : 100;
+    assert.ok(gap >= expected - 5 && gap < expected + 80, `gap ${i}: ${gap} ms`);
+  }
+});
+
+Deno.test("loop: an abort during the wait ends the loop at once", async () => {
+  const stop = new AbortController();
+  let cycles = 0;
+  const started = performance.now();
+  setTimeout(() => stop.abort(), 50);
+  await runLoop(() => Promise.resolve(cycles++), 60_000, stop.signal);
+  assert.equal(cycles, 1);
+  assert.ok(performance.now() - started < 5_000);
+});
+
+Deno.test("hash: an unchanged pair is not read again once its keys have settled", async () => {
+  await withWork(async (work) => {
+    Deno.mkdirSync(`${work}/rep`);
+    for (const side of ["src", "rep"]) Deno.writeTextFileSync(`${work}/${side}/f`, "same bytes");
+    const state = new ContentState();
+    const later = (scan: ReturnType<typeof scanTree>) => ({
+      ...scan,
+      startedAt: Date.now() + 2_000,
+    });
+    const compare = () =>
+      findChangedFiles(
+        `${work}/src`,
+        `${work}/rep`,
+        later(scanTree(`${work}/src`)),
+        later(scanTree(`${work}/rep`)),
+        state,
+      );
+    assert.equal((await compare()).changed.size, 0);
+    assert.equal(state.hashedBytes, 20);
+    assert.equal((await compare()).changed.size, 0);
+    assert.equal(state.hashedBytes, 20, "second comparison read nothing");
+    Deno.writeTextFileSync(`${work}/src/f`, "SAME BYTES");
+    assert.deepEqual([...(await compare()).changed], ["f"]);
+    assert.equal(state.hashedBytes, 30, "only the changed side was read again");
+  });
+});
+
+Deno.test("hash: keys observed in the second of their ctime are not trusted (racy edits)", async () => {
+  await withWork(async (work) => {
+    Deno.mkdirSync(`${work}/rep`);
+    for (const side of ["src", "rep"]) Deno.writeTextFileSync(`${work}/${side}/f`, "same");
+    const state = new ContentState();
+    const compare = () =>
+      findChangedFiles(
+        `${work}/src`,
+        `${work}/rep`,
+        scanTree(`${work}/src`),
+        scanTree(`${work}/rep`),
+        state,
+      );
+    await compare();
+    await compare();
+    assert.equal(state.hashedBytes, 16, "a fresh file is hashed again until it settles");
+  });
+});
+
+/** A disk whose `copyFile` fails for paths copied from `failing`. */
+function faultyDisk(failing: string, error: Error): Disk {
+  return {
+    ...realDisk,
+    copyFile: async (from, to) => {
+      if (from.endsWith(failing)) {
+        await Deno.writeTextFile(to, "partial"); // a half-written temp file
+        throw error;
+      }
+      return realDisk.copyFile(from, to);
+    },
+  };
+}
+
+for (
+  const [name, error] of [
+    ["EACCES", new Deno.errors.PermissionDenied("Permission denied (os error 13)")],
+    ["ENOSPC", new Error("No space left on device (os error 28)")],
+  ] as const
+) {
+  Deno.test(`apply: ${name} on one file fails that file only and leaves no temp file`, async () => {
+    await withWork(async (work) => {
+      for (const name of ["a", "b", "c"]) Deno.writeTextFileSync(`${work}/src/${name}`, name);
+      Deno.mkdirSync(`${work}/rep`);
+      const actions = plan(scanTree(`${work}/src`).tree, new Map(), { changed: new Set() });
+      const outcomes: Outcome[] = await applyPlan(
+        actions,
+        { source: `${work}/src`, replica: `${work}/rep` },
+        { disk: faultyDisk("/b", error) },
+      );
+      assert.deepEqual(outcomes.map((o) => [o.action.path, o.status]), [
+        ["a", "done"],
+        ["b", "failed"],
+        ["c", "done"],
+      ]);
+      assert.deepEqual([...listTree(`${work}/rep`).keys()].sort(), ["a", "c"]);
+    });
+  });
+}
+
+Deno.test("apply: a source file that vanishes before its copy is skipped, not failed", async () => {
+  await withWork(async (work) => {
+    Deno.writeTextFileSync(`${work}/src/gone`, "x");
+    Deno.mkdirSync(`${work}/rep`);
+    const actions = plan(scanTree(`${work}/src`).tree, new Map(), { changed: new Set() });
+    Deno.removeSync(`${work}/src/gone`);
+    const [outcome] = await applyPlan(actions, { source: `${work}/src`, replica: `${work}/rep` }, {
+      disk: realDisk,
+    });
+    assert.equal(outcome?.status, "skipped");
+    assert.deepEqual([...listTree(`${work}/rep`).keys()], []);
+  });
+});
+
+Deno.test("apply: a source file changed during its copy is discarded", async () => {
+  await withWork(async (work) => {
+    Deno.writeTextFileSync(`${work}/src/busy`, "before");
+    Deno.mkdirSync(`${work}/rep`);
+    const actions = plan(scanTree(`${work}/src`).tree, new Map(), { changed: new Set() });
+    const disk: Disk = {
+      ...realDisk,
+      copyFile: async (from, to) => {
+        await realDisk.copyFile(from, to);
+        Deno.writeTextFileSync(from, "after, longer"); // a writer got in
+      },
+    };
+    const [outcome] = await applyPlan(actions, { source: `${work}/src`, replica: `${work}/rep` }, {
+      disk,
+    });
+    assert.equal(outcome?.status, "skipped");
+    assert.deepEqual([...listTree(`${work}/rep`).keys()], []);
+  });
+});
+
+Deno.test("apply: nothing is attempted under a folder that could not be created", async () => {
+  await withWork(async (work) => {
+    Deno.mkdirSync(`${work}/src/d/e`, { recursive: true });
+    Deno.writeTextFileSync(`${work}/src/d/e/f`, "x");
+    Deno.mkdirSync(`${work}/rep`);
+    const actions = plan(scanTree(`${work}/src`).tree, new Map(), { changed: new Set() });
+    const disk: Disk = {
+      ...realDisk,
+      mkdir: () => Promise.reject(new Deno.errors.PermissionDenied("denied")),
+    };
+    const outcomes = await applyPlan(actions, { source: `${work}/src`, replica: `${work}/rep` }, {
+      disk,
+    });
+    assert.deepEqual(outcomes.map((o) => [o.action.path, o.status]), [["d", "failed"]]);
+  });
+});
