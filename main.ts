@@ -8,9 +8,9 @@
  *
  * @module
  */
-import type { Roots } from "./lib/apply.ts";
 import { realDisk } from "./lib/disk.ts";
 import { reason } from "./lib/error.ts";
+import { realPathOf, refusal } from "./lib/guard.ts";
 import { closeLogging, logger, setupLogging } from "./lib/log.ts";
 import { runLoop } from "./lib/loop.ts";
 import { type Options, parseOptions, UsageError } from "./lib/options.ts";
@@ -24,39 +24,6 @@ const encoder = new TextEncoder();
 
 function printError(message: string): void {
   Deno.stderr.writeSync(encoder.encode(`folder-mirror: ${message}\n`));
-}
-
-/** Refuse a configuration that cannot work, before anything is touched. */
-function checkConfiguration(options: Options): string | undefined {
-  try {
-    if (!Deno.statSync(options.source).isDirectory) {
-      return `--source: '${options.source}' is not a folder.`;
-    }
-  } catch (error) {
-    return `--source: cannot use '${options.source}': ${reason(error as Error)}.`;
-  }
-  try {
-    if (!Deno.statSync(options.replica).isDirectory) {
-      return `--replica: '${options.replica}' exists and is not a folder.`;
-    }
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) {
-      return `--replica: cannot use '${options.replica}': ${reason(error as Error)}.`;
-    }
-  }
-  return undefined;
-}
-
-/** The roots as real paths (symlinks in them resolved) where they exist. */
-function resolveRoots(options: Options): Roots {
-  const real = (path: string) => {
-    try {
-      return Deno.realPathSync(path);
-    } catch {
-      return path;
-    }
-  };
-  return { source: real(options.source), replica: real(options.replica) };
 }
 
 async function main(args: string[]): Promise<number> {
@@ -73,9 +40,9 @@ async function main(args: string[]): Promise<number> {
     printError(`${error.message} (see --help)`);
     return USAGE;
   }
-  const refusal = checkConfiguration(options);
-  if (refusal !== undefined) {
-    printError(refusal);
+  const refused = refusal(options);
+  if (refused !== undefined) {
+    printError(refused);
     return USAGE;
   }
   try {
@@ -105,7 +72,8 @@ async function main(args: string[]): Promise<number> {
       mode: options.once ? ", one cycle" : "",
     },
   );
-  const mirror = new Mirror(resolveRoots(options), realDisk, log);
+  const roots = { source: realPathOf(options.source), replica: realPathOf(options.replica) };
+  const mirror = new Mirror(roots, realDisk, log, { maxDelete: options.maxDelete });
   let code = OK;
   if (options.once) {
     code = (await mirror.cycle(stop.signal)).failed > 0 ? PARTIAL : OK;

@@ -39,7 +39,9 @@ export interface ApplyOptions {
 
 /**
  * Apply `actions` in order. Actions under a folder that could not be created
- * are not attempted (the folder's own failure already reports it).
+ * are not attempted (the folder's own failure already reports it). Nothing is
+ * written, created, renamed or removed through a symlink in the replica: the
+ * folders above each target are checked to be real folders first.
  */
 export async function applyPlan(
   actions: readonly Action[],
@@ -48,10 +50,11 @@ export async function applyPlan(
 ): Promise<Outcome[]> {
   const outcomes: Outcome[] = [];
   const failedDirs = new Set<string>();
+  const realDirs = new RealDirs(roots.replica, options.disk);
   for (const action of actions) {
     if (options.signal?.aborted) break;
     if (underFailedDir(action.path, failedDirs)) continue;
-    const outcome = await applyOne(action, roots, options.disk);
+    const outcome = await applyOne(action, roots, options.disk, realDirs);
     if (outcome.status === "failed" && action.op === "mkdir") failedDirs.add(action.path);
     outcomes.push(outcome);
     options.onOutcome?.(outcome);
@@ -67,9 +70,54 @@ function underFailedDir(path: string, failedDirs: ReadonlySet<string>): boolean 
   return false;
 }
 
-async function applyOne(action: Action, roots: Roots, disk: Disk): Promise<Outcome> {
+/**
+ * Replica folders checked, during one plan, to be real folders rather than
+ * symlinks (a hostile or careless replica may hold a symlink to elsewhere).
+ */
+class RealDirs {
+  readonly #root: string;
+  readonly #disk: Disk;
+  readonly #verified = new Set<string>([""]);
+
+  constructor(root: string, disk: Disk) {
+    this.#root = root;
+    this.#disk = disk;
+  }
+
+  /** Throw unless `dir` and every folder above it are real folders. */
+  async check(dir: string): Promise<void> {
+    const unchecked: string[] = [];
+    for (let d = dir; !this.#verified.has(d); d = parentOf(d)) unchecked.push(d);
+    for (const d of unchecked.reverse()) {
+      await expectKind(this.#disk, joinPath(this.#root, d), "dir", `replica folder '${d}'`);
+      this.#verified.add(d);
+    }
+  }
+
+  /** `dir` was removed. */
+  forget(dir: string): void {
+    this.#verified.delete(dir);
+  }
+}
+
+/** Throw unless `path` is (not links to) a file or folder, as `kind` says. */
+async function expectKind(disk: Disk, path: string, kind: "file" | "dir", what: string) {
+  const info = await disk.lstat(path);
+  if (kind === "dir" ? !info.isDirectory : !info.isFile) {
+    const actual = info.isSymlink ? "a symlink" : "not a " + (kind === "dir" ? "folder" : "file");
+    throw new Error(`${what} is ${actual}; nothing is written through it`);
+  }
+}
+
+async function applyOne(
+  action: Action,
+  roots: Roots,
+  disk: Disk,
+  realDirs: RealDirs,
+): Promise<Outcome> {
   const target = joinPath(roots.replica, action.path);
   try {
+    await realDirs.check(parentOf(action.path));
     switch (action.op) {
       case "remove":
         try {
@@ -77,15 +125,19 @@ async function applyOne(action: Action, roots: Roots, disk: Disk): Promise<Outco
         } catch (error) {
           if (!(error instanceof Deno.errors.NotFound)) throw error;
         }
+        realDirs.forget(action.path);
         return done(action);
       case "mkdir":
         await disk.mkdir(target, false);
         await disk.chmod(target, action.mode);
         return done(action);
       case "chmod":
+        // chmod and utime follow symlinks: check the target itself first.
+        await expectKind(disk, target, "dir", "the replica entry");
         await disk.chmod(target, action.mode);
         return done(action);
       case "touch":
+        await expectKind(disk, target, "file", "the replica entry");
         await setAttributes(disk, target, action.source);
         return done(action);
       case "symlink":

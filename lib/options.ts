@@ -22,6 +22,9 @@ export interface Options {
   readonly intervalSeconds: number;
   /** Run one cycle and exit. Default `false`. */
   readonly once: boolean;
+  /** A cycle that would delete more replica entries than this deletes none.
+   * Default: no limit. */
+  readonly maxDelete?: number;
 }
 
 /** What {@link parseOptions} returns: options to run with, or text to print and exit 0. */
@@ -40,6 +43,13 @@ function positiveSeconds(value: string): number {
     throw new InvalidArgumentError("expected a positive number of seconds.");
   }
   return seconds;
+}
+
+function count(value: string): number {
+  if (!/^\d+$/.test(value.trim())) {
+    throw new InvalidArgumentError("expected a whole number (0 or more).");
+  }
+  return Number(value);
 }
 
 function nonEmptyPath(value: string): string {
@@ -70,6 +80,11 @@ function buildCommand(out: string[]): Command {
       10,
     )
     .option("--once", "run one cycle and exit (1 if any entry failed)", false)
+    .option(
+      "--max-delete <count>",
+      "a cycle that would delete more replica entries than this deletes none (default: no limit)",
+      count,
+    )
     .allowExcessArguments(false)
     .exitOverride()
     .configureOutput({
@@ -113,6 +128,7 @@ export function parseOptions(args: readonly string[]): ParseResult {
     logFile: string;
     timeInterval: number;
     once: boolean;
+    maxDelete?: number;
   }>();
   return {
     kind: "run",
@@ -122,6 +138,7 @@ export function parseOptions(args: readonly string[]): ParseResult {
       logFile: flags.logFile,
       intervalSeconds: flags.timeInterval,
       once: flags.once,
+      ...(flags.maxDelete === undefined ? {} : { maxDelete: flags.maxDelete }),
     }),
   };
 }

@@ -40,6 +40,10 @@ export interface PlanOptions {
   /** Source folders whose listing is incomplete (`""` is the root): nothing under
    * them is removed from the replica. Default: none. */
   readonly incomplete?: ReadonlySet<string>;
+  /** When false, nothing in the replica is removed: replica-only entries stay,
+   * and a path whose type differs is left alone (with everything below it).
+   * Default `true`. */
+  readonly deletions?: boolean;
 }
 
 /**
@@ -57,9 +61,10 @@ export interface PlanOptions {
  */
 export function plan(source: Tree, replica: Tree, options: PlanOptions): Action[] {
   const incomplete = options.incomplete ?? new Set<string>();
+  const deletions = options.deletions ?? true;
   const removals: Action[] = [];
   const removedDirs = new Set<string>();
-  for (const path of sortedKeys(replica)) {
+  for (const path of deletions ? sortedKeys(replica) : []) {
     const dst = replica.get(path)!;
     const src = source.get(path);
     if (src?.kind === dst.kind) continue;
@@ -71,9 +76,16 @@ export function plan(source: Tree, replica: Tree, options: PlanOptions): Action[
 
   const writes: Action[] = [];
   const modes: Action[] = [];
+  const blocked = new Set<string>(); // type changes kept because deletions are off
   for (const path of sortedKeys(source)) {
     const src = source.get(path)!;
     const dst = replica.get(path);
+    if (
+      !deletions && ((dst !== undefined && dst.kind !== src.kind) || hasAncestorIn(path, blocked))
+    ) {
+      blocked.add(path);
+      continue;
+    }
     const present = dst?.kind === src.kind ? dst : undefined;
     switch (src.kind) {
       case "dir": {
@@ -120,4 +132,19 @@ function hasAncestorIn(path: string, dirs: ReadonlySet<string>): boolean {
     if (dirs.has(dir)) return true;
     if (dir === "") return false;
   }
+}
+
+/**
+ * How many replica entries `actions` delete: each removed entry plus
+ * everything below a removed folder.
+ */
+export function deletedEntries(actions: readonly Action[], replica: Tree): number {
+  const removed = new Set<string>();
+  for (const action of actions) if (action.op === "remove") removed.add(action.path);
+  if (removed.size === 0) return 0;
+  let count = 0;
+  for (const path of replica.keys()) {
+    if (removed.has(path) || hasAncestorIn(path, removed)) count++;
+  }
+  return count;
 }

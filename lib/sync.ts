@@ -9,7 +9,7 @@ import { applyPlan, type Roots } from "./apply.ts";
 import { ContentState, findChangedFiles } from "./compare.ts";
 import type { Disk } from "./disk.ts";
 import { asError, reason } from "./error.ts";
-import { type Action, plan } from "./plan.ts";
+import { type Action, deletedEntries, plan } from "./plan.ts";
 import {
   count,
   emptyTally,
@@ -22,18 +22,29 @@ import {
 import { scanTree } from "./scan.ts";
 import type { Tree } from "./entry.ts";
 
+/** Settings of a {@link Mirror} beyond its roots. */
+export interface MirrorOptions {
+  /** A cycle that would delete more replica entries than this deletes none.
+   * Default: no limit. */
+  readonly maxDelete?: number;
+}
+
 /** Keeps one replica in step with one source, cycle after cycle. */
 export class Mirror {
   readonly #roots: Roots;
   readonly #disk: Disk;
   readonly #log: Logger;
+  readonly #options: MirrorOptions;
   readonly #content = new ContentState();
   readonly #warnedSpecial = new Set<string>();
+  /** Device and inode of the source root, as first seen. */
+  #sourceId: string | undefined;
 
-  constructor(roots: Roots, disk: Disk, log: Logger) {
+  constructor(roots: Roots, disk: Disk, log: Logger, options: MirrorOptions = {}) {
     this.#roots = roots;
     this.#disk = disk;
     this.#log = log;
+    this.#options = options;
   }
 
   /** Bytes of file content read for comparison since this mirror was made. */
@@ -48,17 +59,23 @@ export class Mirror {
   async cycle(signal?: AbortSignal): Promise<Tally> {
     const started = performance.now();
     const tally = emptyTally();
-    const ready = await this.#checkRoots(tally);
-    if (ready) await this.#sync(tally, signal);
+    const sourceId = await this.#checkRoots(tally);
+    if (sourceId !== undefined) await this.#sync(tally, sourceId, signal);
     if (eventful(tally)) reportSummary(this.#log, tally, performance.now() - started);
     return tally;
   }
 
-  /** The source must be a readable folder; the replica is created when missing. */
-  async #checkRoots(tally: Tally): Promise<boolean> {
+  /**
+   * The source must be a readable folder; the replica is created when missing.
+   * Returns the source root's identity (device and inode), or undefined when
+   * the cycle cannot run.
+   */
+  async #checkRoots(tally: Tally): Promise<string | undefined> {
     const { source, replica } = this.#roots;
+    let sourceId: string;
     try {
-      await this.#expectFolder(source);
+      const info = await this.#expectFolder(source);
+      sourceId = `${info.dev}:${info.ino}`;
     } catch (error) {
       return this.#rootFailed(tally, "Source", source, error);
     }
@@ -75,24 +92,26 @@ export class Mirror {
       }
       this.#log.info("Replica folder {path} has been created.", { action: "mkdir", path: replica });
     }
-    return true;
+    return sourceId;
   }
 
-  async #expectFolder(path: string): Promise<void> {
-    if (!(await this.#disk.lstat(path)).isDirectory) throw new Error("not a folder");
+  async #expectFolder(path: string): Promise<Deno.FileInfo> {
+    const info = await this.#disk.lstat(path);
+    if (!info.isDirectory) throw new Error("not a folder");
+    return info;
   }
 
-  #rootFailed(tally: Tally, side: string, path: string, error: unknown): false {
+  #rootFailed(tally: Tally, side: string, path: string, error: unknown): undefined {
     tally.failed++;
     this.#log.error(`${side} folder {path} is not usable ({reason}); nothing was done.`, {
       action: "read",
       path,
       reason: reason(asError(error)),
     });
-    return false;
+    return undefined;
   }
 
-  async #sync(tally: Tally, signal?: AbortSignal): Promise<void> {
+  async #sync(tally: Tally, sourceId: string, signal?: AbortSignal): Promise<void> {
     const { source: sourceRoot, replica: replicaRoot } = this.#roots;
     const source = scanTree(sourceRoot);
     const replica = scanTree(replicaRoot);
@@ -111,18 +130,17 @@ export class Mirror {
     for (const problem of comparison.problems) reportProblem(this.#log, "source", problem);
     tally.failed += comparison.problems.length;
 
+    const inputs = { changed: comparison.changed, incomplete: source.incomplete };
+    let changes = plan(source.tree, replica.tree, inputs);
+    if (!this.#deletionsAllowed(tally, sourceId, source.tree, replica.tree, changes)) {
+      changes = plan(source.tree, replica.tree, { ...inputs, deletions: false });
+    }
     const staleTemps: Action[] = replica.temps.map((path) => ({
       op: "remove",
       path,
       kind: "file",
     }));
-    const actions = [
-      ...staleTemps,
-      ...plan(source.tree, replica.tree, {
-        changed: comparison.changed,
-        incomplete: source.incomplete,
-      }),
-    ];
+    const actions = [...staleTemps, ...changes];
     await applyPlan(actions, this.#roots, {
       disk: this.#disk,
       signal,
@@ -132,6 +150,43 @@ export class Mirror {
       },
     });
     this.#content.retain(source.tree, replica.tree);
+  }
+
+  /**
+   * The deletion guards. An empty source that is no longer the folder first
+   * seen (an unmounted disk shows the empty mount point) deletes nothing, and
+   * neither does a plan that deletes more than `--max-delete` entries.
+   */
+  #deletionsAllowed(
+    tally: Tally,
+    sourceId: string,
+    source: Tree,
+    replica: Tree,
+    changes: readonly Action[],
+  ): boolean {
+    if (this.#sourceId !== undefined && this.#sourceId !== sourceId && source.size === 0) {
+      if (replica.size > 0) {
+        tally.failed++;
+        this.#log.error(
+          "Source folder {path} is empty and is no longer the folder it was (its device or " +
+            "inode changed: an unmounted disk?); nothing was deleted.",
+          { action: "guard", path: this.#roots.source },
+        );
+        return false;
+      }
+    }
+    this.#sourceId = sourceId;
+    const limit = this.#options.maxDelete;
+    if (limit === undefined) return true;
+    const count = deletedEntries(changes, replica);
+    if (count <= limit) return true;
+    tally.failed++;
+    this.#log.error(
+      "This cycle would delete {count} replica entries, more than --max-delete {limit}; " +
+        "nothing was deleted.",
+      { action: "guard", count, limit },
+    );
+    return false;
   }
 
   /** FIFOs, sockets and devices are never opened or mirrored; say so once per path. */

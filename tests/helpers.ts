@@ -82,13 +82,129 @@ export const WITHOUT_ROOT_OVERRIDES: readonly string[] | undefined = (() => {
   }
 })();
 
-/** A fresh temp folder holding an empty `src`, removed after `body`. */
-export async function withWork(body: (work: string) => Promise<void>): Promise<void> {
-  const work = await Deno.makeTempDir({ prefix: "mirror-test-" });
-  await Deno.mkdir(`${work}/src`);
+/** Run a command; true when it exits 0. */
+export function succeeds(program: string, ...args: string[]): boolean {
   try {
+    return new Deno.Command(program, { args, stdout: "null", stderr: "null" }).outputSync().success;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Whether tmpfs can be mounted here (root on our machines). Tests that need it
+ * are ignored otherwise, and this says why once.
+ */
+export const CAN_MOUNT: boolean = (() => {
+  const dir = Deno.makeTempDirSync({ prefix: "mirror-mount-probe-" });
+  try {
+    const ok = succeeds("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", dir);
+    if (ok) succeeds("umount", dir);
+    if (!ok) console.error("tests needing tmpfs are ignored: 'mount -t tmpfs' failed (not root?)");
+    return ok;
+  } finally {
+    Deno.removeSync(dir);
+  }
+})();
+
+/** Mount a tmpfs of `size` (e.g. "1m") on `dir`; the returned function unmounts it. */
+export function mountTmpfs(dir: string, size: string): () => void {
+  Deno.mkdirSync(dir, { recursive: true });
+  if (!succeeds("mount", "-t", "tmpfs", "-o", `size=${size}`, "tmpfs", dir)) {
+    throw new Error(`cannot mount tmpfs on ${dir}`);
+  }
+  let mounted = true;
+  return () => {
+    if (mounted && succeeds("umount", dir)) mounted = false;
+  };
+}
+
+/** Poll `check` until it returns true, or fail after `ms`. */
+export async function waitFor(
+  what: string,
+  check: () => boolean,
+  ms = 10_000,
+  pollMs = 20,
+): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, pollMs));
+  }
+}
+
+/** A check that holds once the log file has a line ending in `text`. */
+export function logHas(work: string, text: string | RegExp): () => boolean {
+  return () => {
+    try {
+      return logLines(`${work}/log.txt`).some((line) =>
+        typeof text === "string" ? line.endsWith(text) : text.test(line)
+      );
+    } catch {
+      return false;
+    }
+  };
+}
+
+/** A check that holds once `work/rep` mirrors `work/src`. */
+export function mirrored(work: string): () => boolean {
+  return () => {
+    try {
+      assertMirrored(`${work}/src`, `${work}/rep`);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+}
+
+/** Start the program in the loop mode on `work/src` -> `work/rep`; `stop` signals and waits. */
+export function startLoop(work: string, interval: string, ...extra: string[]) {
+  const child = mirrorCommand(
+    [
+      "--source",
+      "src",
+      "--replica",
+      "rep",
+      "--log-file",
+      "log.txt",
+      "--time-interval",
+      interval,
+      ...extra,
+    ],
+    work,
+  ).spawn();
+  const finished = child.output();
+  return {
+    child,
+    async stop(signal: Deno.Signal = "SIGINT"): Promise<Deno.CommandOutput> {
+      try {
+        child.kill(signal);
+      } catch {
+        // already exited
+      }
+      return await finished;
+    },
+  };
+}
+
+/**
+ * A fresh temp folder holding an empty `src`, removed after `body`. With
+ * `tmpfs` (a size such as "6g") and where mounting works, the folder is a
+ * tmpfs: big-file tests then run at memory speed instead of waiting on disk
+ * writeback.
+ */
+export async function withWork(
+  body: (work: string) => Promise<void>,
+  options: { tmpfs?: string } = {},
+): Promise<void> {
+  const work = await Deno.makeTempDir({ prefix: "mirror-test-" });
+  const unmount = options.tmpfs && CAN_MOUNT ? mountTmpfs(work, options.tmpfs) : () => {};
+  try {
+    await Deno.mkdir(`${work}/src`);
     await body(work);
   } finally {
+    unmount();
     await makeWritable(work);
     await Deno.remove(work, { recursive: true });
   }
@@ -120,7 +236,7 @@ export function listTree(root: string): Map<string, Item> {
       const info = Deno.lstatSync(abs);
       const mode = (info.mode ?? 0) & 0o7777;
       if (info.isFile) {
-        const md5 = createHash("md5").update(Deno.readFileSync(abs)).digest("hex");
+        const md5 = md5Of(abs);
         items.set(path, { kind: "file", mode, mtimeMs: info.mtime?.getTime(), md5 });
       } else if (info.isDirectory) {
         items.set(path, { kind: "dir", mode });
@@ -134,6 +250,18 @@ export function listTree(root: string): Map<string, Item> {
   };
   walk("");
   return items;
+}
+
+const buffer = new Uint8Array(1 << 20);
+
+/** The test's own MD5 oracle (deliberately not the code under test). */
+function md5Of(path: string): string {
+  const hash = createHash("md5");
+  using file = Deno.openSync(path);
+  for (let n = file.readSync(buffer); n !== null; n = file.readSync(buffer)) {
+    hash.update(buffer.subarray(0, n));
+  }
+  return hash.digest("hex");
 }
 
 /** Assert the replica holds exactly the source's objects: bytes, modes, mtimes, link texts. */

@@ -3,40 +3,13 @@ import {
   assertMirrored,
   editKeepingMtime,
   listTree,
+  logHas,
   logLines,
   mirrorCommand,
+  mirrored,
+  waitFor,
   withWork,
 } from "./helpers.ts";
-
-/** Poll `check` until it returns true, or fail after `ms`. */
-async function waitFor(what: string, check: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
-function logHas(work: string, text: string): () => boolean {
-  return () => {
-    try {
-      return logLines(`${work}/log.txt`).some((line) => line.endsWith(text));
-    } catch {
-      return false;
-    }
-  };
-}
-
-function mirrored(work: string): () => boolean {
-  return () => {
-    try {
-      assertMirrored(`${work}/src`, `${work}/rep`);
-      return true;
-    } catch {
-      return false;
-    }
-  };
-}
 
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   Deno.test(`loop: keeps mirroring every interval, then stops cleanly on ${signal}`, async () => {

@@ -231,3 +231,37 @@ Deno.test("apply: nothing is attempted under a folder that could not be created"
     assert.deepEqual(outcomes.map((o) => [o.action.path, o.status]), [["d", "failed"]]);
   });
 });
+
+Deno.test("apply: nothing is written through a replica folder that became a symlink", async () => {
+  await withWork(async (work) => {
+    Deno.mkdirSync(`${work}/src/d`);
+    Deno.writeTextFileSync(`${work}/src/d/x`, "source");
+    Deno.mkdirSync(`${work}/src/e`);
+    Deno.mkdirSync(`${work}/outside`);
+    Deno.mkdirSync(`${work}/rep`);
+    Deno.mkdirSync(`${work}/rep/e`);
+    // The plan was made while rep/d was a real folder; then it was swapped for a link.
+    const actions = plan(scanTree(`${work}/src`).tree, scanTree(`${work}/src`).tree, {
+      changed: new Set(["d/x"]),
+    });
+    Deno.symlinkSync(`${work}/outside`, `${work}/rep/d`);
+    Deno.removeSync(`${work}/rep/e`);
+    Deno.symlinkSync(`${work}/outside`, `${work}/rep/e`);
+    Deno.chmodSync(`${work}/outside`, 0o700);
+    const outcomes = await applyPlan(
+      [...actions, { op: "chmod", path: "e", mode: 0o755 }],
+      { source: `${work}/src`, replica: `${work}/rep` },
+      { disk: realDisk },
+    );
+    assert.deepEqual(outcomes.map((o) => [o.action.path, o.status]), [
+      ["d/x", "failed"],
+      ["e", "failed"],
+    ]);
+    assert.match(
+      String((outcomes[0] as { error: Error }).error),
+      /replica folder 'd' is a symlink/,
+    );
+    assert.deepEqual([...Deno.readDirSync(`${work}/outside`)], []);
+    assert.equal(Deno.statSync(`${work}/outside`).mode! & 0o777, 0o700);
+  });
+});

@@ -1,0 +1,102 @@
+/**
+ * Refuse a configuration that could lose data, before anything is touched.
+ * Paths are compared as real paths, so a symlinked or `..`-spelled path does
+ * not slip through.
+ *
+ * @module
+ */
+import { basename, dirname, resolve } from "node:path";
+import { asError, reason } from "./error.ts";
+
+/** The paths a run works on. */
+export interface Paths {
+  readonly source: string;
+  readonly replica: string;
+  readonly logFile: string;
+}
+
+/**
+ * The real absolute form of `path`: symlinks resolved in the part that exists,
+ * the rest appended as spelled (`..` already folded by `resolve`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { realPathOf } from "./guard.ts";
+ * const dir = Deno.realPathSync(Deno.makeTempDirSync());
+ * assert.equal(realPathOf(`${dir}/x/../not/yet`), `${dir}/not/yet`);
+ * ```
+ */
+export function realPathOf(path: string): string {
+  const absolute = resolve(path);
+  try {
+    return Deno.realPathSync(absolute);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound) || dirname(absolute) === absolute) throw error;
+    return `${realPathOf(dirname(absolute)).replace(/\/$/, "")}/${basename(absolute)}`;
+  }
+}
+
+/** Whether `inner` is `outer` or lies below it (both real absolute paths). */
+export function isWithin(inner: string, outer: string): boolean {
+  return inner === outer || inner.startsWith(outer.endsWith("/") ? outer : `${outer}/`);
+}
+
+/**
+ * Why this configuration must not run, as one line naming the flag; undefined
+ * when it may run.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { refusal } from "./guard.ts";
+ * const dir = Deno.makeTempDirSync();
+ * assert.match(
+ *   refusal({ source: dir, replica: `${dir}/copy`, logFile: "log.txt" }) ?? "",
+ *   /inside/,
+ * );
+ * ```
+ */
+export function refusal(paths: Paths): string | undefined {
+  const { source, replica, logFile } = paths;
+  try {
+    if (!Deno.statSync(source).isDirectory) return `--source: '${source}' is not a folder.`;
+  } catch (error) {
+    return `--source: cannot use '${source}': ${reason(asError(error))}.`;
+  }
+  try {
+    if (!Deno.statSync(replica).isDirectory) {
+      return `--replica: '${replica}' exists and is not a folder.`;
+    }
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) {
+      return `--replica: cannot use '${replica}': ${reason(asError(error))}.`;
+    }
+  }
+  let real: { source: string; replica: string; logFile: string };
+  try {
+    real = {
+      source: realPathOf(source),
+      replica: realPathOf(replica),
+      logFile: realPathOf(logFile),
+    };
+  } catch (error) {
+    return `cannot resolve the paths: ${reason(asError(error))}.`;
+  }
+  if (real.source === real.replica) {
+    return `--replica: '${replica}' is the source folder itself.`;
+  }
+  if (isWithin(real.replica, real.source)) {
+    return `--replica: '${replica}' is inside the source folder '${source}'.`;
+  }
+  if (isWithin(real.source, real.replica)) {
+    return `--replica: '${replica}' contains the source folder '${source}'.`;
+  }
+  if (isWithin(real.logFile, real.replica)) {
+    return `--log-file: '${logFile}' is inside the replica folder, where it would be deleted.`;
+  }
+  if (isWithin(real.logFile, real.source)) {
+    return `--log-file: '${logFile}' is inside the source folder, where it would be mirrored.`;
+  }
+  return undefined;
+}

@@ -1,0 +1,364 @@
+/**
+ * Never lose data: refusals, deletion guards, hostile replica symlinks and
+ * faults, each against the real program on real folders.
+ */
+import assert from "node:assert/strict";
+import {
+  assertMirrored,
+  CAN_MOUNT,
+  listTree,
+  logHas,
+  logLines,
+  mirrored,
+  mountTmpfs,
+  runMirror,
+  runOnce,
+  startLoop,
+  waitFor,
+  WITHOUT_ROOT_OVERRIDES,
+  withWork,
+} from "./helpers.ts";
+
+function write(path: string, text: string): void {
+  Deno.writeTextFileSync(path, text);
+}
+
+/** Every name under `work`, with file contents: to prove nothing changed. */
+function snapshot(root: string): string {
+  return JSON.stringify([...listTree(root)].sort(([a], [b]) => (a < b ? -1 : 1)));
+}
+
+const refusals: [string, (work: string) => string[], RegExp][] = [
+  [
+    "the same folder",
+    () => ["--source", "src", "--replica", "src"],
+    /--replica: 'src' is the source folder itself/,
+  ],
+  [
+    "the same folder spelled with ..",
+    () => ["--source", "src", "--replica", "src/../src/"],
+    /is the source folder itself/,
+  ],
+  ["the same folder through a symlink", (work) => {
+    Deno.symlinkSync(`${work}/src`, `${work}/alias`);
+    return ["--source", "src", "--replica", "alias"];
+  }, /is the source folder itself/],
+  [
+    "a replica inside the source",
+    () => ["--source", "src", "--replica", "src/copy"],
+    /is inside the source folder/,
+  ],
+  ["a replica inside the source through a symlink", (work) => {
+    Deno.symlinkSync(`${work}/src`, `${work}/alias`);
+    return ["--source", "src", "--replica", "alias/new/copy"];
+  }, /is inside the source folder/],
+  ["a source inside the replica", (work) => {
+    Deno.mkdirSync(`${work}/outer`);
+    Deno.renameSync(`${work}/src`, `${work}/outer/src`);
+    return ["--source", "outer/src", "--replica", "outer"];
+  }, /contains the source folder/],
+  [
+    "a log file inside the replica",
+    () => ["--source", "src", "--replica", "rep", "--log-file", "rep/log.txt"],
+    /--log-file: 'rep\/log.txt' is inside the replica/,
+  ],
+  [
+    "a log file inside the source",
+    () => ["--source", "src", "--replica", "rep", "--log-file", "src/../src/log.txt"],
+    /--log-file: .* is inside the source/,
+  ],
+  [
+    "a missing source",
+    () => ["--source", "nope", "--replica", "rep"],
+    /--source: cannot use 'nope'/,
+  ],
+  ["a source that is a file", (work) => {
+    write(`${work}/file`, "f");
+    return ["--source", "file", "--replica", "rep"];
+  }, /--source: 'file' is not a folder/],
+  [
+    "a bad --max-delete",
+    () => ["--source", "src", "--replica", "rep", "--max-delete", "-1"],
+    /--max-delete/,
+  ],
+];
+
+for (const [name, setup, message] of refusals) {
+  Deno.test(`refuses ${name}: exit 2, one line, nothing changed`, async () => {
+    await withWork(async (work) => {
+      write(`${work}/src/a.txt`, "a");
+      const args = setup(work);
+      const before = snapshot(work);
+      const result = await runMirror([...args, "--once"], work);
+      assert.equal(result.code, 2, result.stdout + result.stderr);
+      assert.equal(result.stderr.trim().split("\n").length, 1);
+      assert.match(result.stderr, message);
+      assert.equal(snapshot(work), before);
+    });
+  });
+}
+
+Deno.test("a source that disappears during the loop: ERROR, nothing done, recovery when it returns", async () => {
+  await withWork(async (work) => {
+    write(`${work}/src/a.txt`, "a");
+    const loop = startLoop(work, "0.2");
+    try {
+      await waitFor("first cycle", mirrored(work));
+      Deno.renameSync(`${work}/src`, `${work}/away`);
+      await waitFor("the error", logHas(work, /\[ERROR\]: Source folder .* nothing was done\.$/));
+      assert.equal(Deno.readTextFileSync(`${work}/rep/a.txt`), "a");
+      write(`${work}/away/b.txt`, "b");
+      Deno.renameSync(`${work}/away`, `${work}/src`);
+      await waitFor("recovery", mirrored(work));
+      assert.ok(listTree(`${work}/rep`).has("b.txt"));
+    } finally {
+      assert.equal((await loop.stop()).code, 0);
+    }
+  });
+});
+
+Deno.test({
+  name: "no deletion under a source folder that could not be read",
+  ignore: WITHOUT_ROOT_OVERRIDES === undefined, // needs setpriv (util-linux)
+  fn: async () => {
+    await withWork(async (work) => {
+      Deno.mkdirSync(`${work}/src/closed`);
+      write(`${work}/src/closed/inside.txt`, "i");
+      write(`${work}/src/open.txt`, "o");
+      await runOnce(work);
+      Deno.chmodSync(`${work}/src/closed`, 0o000);
+      write(`${work}/src/new.txt`, "n");
+      const result = await runMirror(
+        ["--source", "src", "--replica", "rep", "--log-file", "log.txt", "--once"],
+        work,
+        WITHOUT_ROOT_OVERRIDES,
+      );
+      assert.equal(result.code, 1);
+      assert.equal(Deno.readTextFileSync(`${work}/rep/closed/inside.txt`), "i");
+      assert.equal(Deno.readTextFileSync(`${work}/rep/new.txt`), "n");
+      assert.ok(
+        logHas(work, /\[ERROR\]: Could not read source path closed: .*[Pp]ermission denied/)(),
+      );
+    });
+  },
+});
+
+Deno.test({
+  name: "an unmounted source disk (empty, new identity) deletes nothing",
+  ignore: !CAN_MOUNT, // needs `mount -t tmpfs` (root)
+  fn: async () => {
+    await withWork(async (work) => {
+      const unmount = mountTmpfs(`${work}/src`, "4m");
+      try {
+        Deno.mkdirSync(`${work}/src/docs`);
+        write(`${work}/src/docs/a.txt`, "precious");
+        const loop = startLoop(work, "0.2");
+        try {
+          await waitFor("first cycle", mirrored(work));
+          unmount();
+          await waitFor(
+            "the guard",
+            logHas(work, /\[ERROR\]: Source folder .* unmounted disk\?\); nothing was deleted\.$/),
+          );
+          const cycles = logLines(`${work}/log.txt`).filter((l) =>
+            l.includes("nothing was deleted")
+          ).length;
+          await waitFor("another guarded cycle", () =>
+            logLines(`${work}/log.txt`).filter((l) =>
+              l.includes("nothing was deleted")
+            ).length > cycles);
+          assert.equal(Deno.readTextFileSync(`${work}/rep/docs/a.txt`), "precious");
+        } finally {
+          assert.equal((await loop.stop()).code, 0);
+        }
+      } finally {
+        unmount();
+      }
+    });
+  },
+});
+
+Deno.test("--max-delete: a cycle over the limit deletes nothing but still copies", async () => {
+  await withWork(async (work) => {
+    Deno.mkdirSync(`${work}/rep/old`, { recursive: true });
+    for (const name of ["x", "y", "z"]) write(`${work}/rep/old/${name}`, name); // 4 entries
+    write(`${work}/rep/stale.txt`, "s"); // 5
+    write(`${work}/src/new.txt`, "n");
+    const over = await runOnce(work, "--max-delete", "4");
+    assert.equal(over.code, 1);
+    assert.ok(
+      logHas(
+        work,
+        /\[ERROR\]: This cycle would delete 5 replica entries, more than --max-delete 4; nothing was deleted\.$/,
+      )(),
+    );
+    assert.equal(listTree(`${work}/rep`).size, 6);
+    assert.equal(Deno.readTextFileSync(`${work}/rep/new.txt`), "n");
+    const within = await runOnce(work, "--max-delete", "5");
+    assert.equal(within.code, 0);
+    assertMirrored(`${work}/src`, `${work}/rep`);
+  });
+});
+
+Deno.test("a replica symlink to an outside folder is replaced, and the outside folder is untouched", async () => {
+  await withWork(async (work) => {
+    Deno.mkdirSync(`${work}/outside/nested`, { recursive: true });
+    write(`${work}/outside/shared.txt`, "outside!"); // same size as the source's file
+    write(`${work}/outside/only-outside.txt`, "keep me");
+    write(`${work}/outside/nested/n.txt`, "n");
+    write(`${work}/outside/target.txt`, "outside file");
+    Deno.mkdirSync(`${work}/src/dir`);
+    write(`${work}/src/dir/shared.txt`, "source!!");
+    write(`${work}/src/file.txt`, "source file!");
+    Deno.mkdirSync(`${work}/rep`);
+    Deno.symlinkSync(`${work}/outside`, `${work}/rep/dir`);
+    Deno.symlinkSync(`${work}/outside/target.txt`, `${work}/rep/file.txt`);
+    const before = snapshot(`${work}/outside`);
+    const result = await runOnce(work);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(snapshot(`${work}/outside`), before);
+    assert.ok(Deno.lstatSync(`${work}/rep/dir`).isDirectory);
+    assertMirrored(`${work}/src`, `${work}/rep`);
+  });
+});
+
+Deno.test("FIFOs, sockets and devices in the source are skipped with one WARNING, never opened", async () => {
+  await withWork(async (work) => {
+    write(`${work}/src/a.txt`, "a");
+    assert.ok(new Deno.Command("mkfifo", { args: [`${work}/src/pipe`] }).outputSync().success);
+    // A bound Unix socket stays in the folder after python exits.
+    const bind = `import socket; socket.socket(socket.AF_UNIX).bind("${work}/src/sock")`;
+    assert.ok(new Deno.Command("python3", { args: ["-c", bind] }).outputSync().success);
+    const hasDevice =
+      new Deno.Command("mknod", { args: [`${work}/src/null`, "c", "1", "3"], stderr: "null" })
+        .outputSync().success;
+    const loop = startLoop(work, "0.2");
+    try {
+      await waitFor("a.txt", logHas(work, "File a.txt has been copied."));
+      await new Promise((resolve) => setTimeout(resolve, 600)); // a few more cycles
+    } finally {
+      assert.equal((await loop.stop()).code, 0);
+    }
+    const warnings = logLines(`${work}/log.txt`).filter((l) => l.includes("[WARNING]"));
+    const special = ["pipe", "sock", ...(hasDevice ? ["null"] : [])];
+    assert.deepEqual(
+      warnings.map((l) => l.split("]: ")[1]).sort(),
+      special.map((name) => `Special file ${name} (FIFO, socket or device) is skipped.`).sort(),
+    );
+    assert.deepEqual([...listTree(`${work}/rep`).keys()], ["a.txt"]);
+  });
+});
+
+Deno.test({
+  name:
+    "a full replica disk: ERROR for that file, no temp left, the rest mirrored, retried next run",
+  ignore: !CAN_MOUNT, // needs `mount -t tmpfs` (root)
+  fn: async () => {
+    await withWork(async (work) => {
+      const unmount = mountTmpfs(`${work}/rep`, "1m");
+      try {
+        for (const name of ["a", "b", "c"]) write(`${work}/src/${name}.txt`, name);
+        Deno.writeFileSync(`${work}/src/big.bin`, new Uint8Array(2 * 1024 * 1024).fill(7));
+        const full = await runOnce(work);
+        assert.equal(full.code, 1);
+        assert.ok(
+          logHas(work, /\[ERROR\]: Could not copy file big\.bin: No space left on device/)(),
+        );
+        assert.deepEqual([...listTree(`${work}/rep`).keys()].sort(), ["a.txt", "b.txt", "c.txt"]);
+        assert.ok(
+          new Deno.Command("mount", { args: ["-o", "remount,size=8m", `${work}/rep`] }).outputSync()
+            .success,
+        );
+        const retry = await runOnce(work);
+        assert.equal(retry.code, 0, retry.stderr);
+        assertMirrored(`${work}/src`, `${work}/rep`);
+      } finally {
+        unmount();
+      }
+    });
+  },
+});
+
+Deno.test("a source file written to during copies never leaves a torn replica", async () => {
+  await withWork(async (work) => {
+    const path = `${work}/src/growing.log`;
+    const chunk = new Uint8Array(256 * 1024).fill(65);
+    Deno.writeFileSync(path, new Uint8Array(16 * 1024 * 1024).fill(66));
+    const loop = startLoop(work, "0.05");
+    try {
+      const file = Deno.openSync(path, { append: true });
+      const until = Date.now() + 1_500;
+      for (let i = 0; Date.now() < until; i++) {
+        chunk.fill(65 + (i % 26));
+        file.writeSync(chunk);
+        await new Promise((resolve) => setTimeout(resolve, 2));
+      }
+      file.close();
+      await waitFor("convergence after the writer stopped", mirrored(work), 20_000);
+    } finally {
+      assert.equal((await loop.stop()).code, 0);
+    }
+    assertMirrored(`${work}/src`, `${work}/rep`);
+  });
+});
+
+Deno.test("kill -9 in the middle of a big copy: old or new file, never a partial one; the next run converges", async () => {
+  await withWork(async (work) => {
+    const size = 1024 * 1024 * 1024;
+    const block = new Uint8Array(4 * 1024 * 1024);
+    const file = Deno.openSync(`${work}/src/big.bin`, { write: true, create: true });
+    for (let written = 0; written < size; written += block.length) {
+      block.fill(written / block.length);
+      file.writeSync(block);
+    }
+    file.close();
+    Deno.mkdirSync(`${work}/rep`);
+    write(`${work}/rep/big.bin`, "the old version");
+    const loop = startLoop(work, "10");
+    await waitFor(
+      "a temp file",
+      () => [...Deno.readDirSync(`${work}/rep`)].some((e) => e.name.startsWith(".mirror.tmp.")),
+      30_000,
+    );
+    const killed = await loop.stop("SIGKILL");
+    assert.notEqual(killed.code, 0);
+    const now = Deno.statSync(`${work}/rep/big.bin`).size;
+    assert.ok(now === 15 || now === size, `partial file of ${now} bytes`);
+    if (now === 15) assert.equal(Deno.readTextFileSync(`${work}/rep/big.bin`), "the old version");
+    const rerun = await runOnce(work);
+    assert.equal(rerun.code, 0, rerun.stderr);
+    assert.deepEqual([...Deno.readDirSync(`${work}/rep`)].map((e) => e.name), ["big.bin"]);
+    assertMirrored(`${work}/src`, `${work}/rep`);
+  }, { tmpfs: "6g" });
+});
+
+Deno.test({
+  name: "memory stays bounded: a 3 GiB copy and a 512 MiB hash pair under 300 MiB peak RSS",
+  ignore: !new Deno.Command("sh", { args: ["-c", "[ -x /usr/bin/time ]"] }).outputSync().success, // needs GNU time
+  fn: async () => {
+    await withWork(async (work) => {
+      const gib = 1024 * 1024 * 1024;
+      // Sparse files: cheap to make, but every byte is still copied and hashed.
+      const make = (path: string, size: number, marker: string) => {
+        const file = Deno.openSync(path, { write: true, create: true });
+        file.truncateSync(size);
+        file.writeSync(new TextEncoder().encode(marker));
+        file.close();
+      };
+      make(`${work}/src/huge.bin`, 3 * gib, "huge");
+      make(`${work}/src/same-size.bin`, gib / 2, "new!");
+      Deno.mkdirSync(`${work}/rep`);
+      make(`${work}/rep/same-size.bin`, gib / 2, "old!");
+      const result = await runMirror(
+        ["--source", "src", "--replica", "rep", "--log-file", "log.txt", "--once"],
+        work,
+        ["/usr/bin/time", "-f", "peak-rss-kib %M"],
+      );
+      assert.equal(result.code, 0, result.stderr);
+      const peakKib = Number(result.stderr.match(/peak-rss-kib (\d+)/)?.[1]);
+      assert.ok(peakKib > 0 && peakKib < 300 * 1024, `peak RSS ${peakKib} KiB`);
+      assert.ok(logHas(work, "File same-size.bin has been updated.")());
+      assert.equal(Deno.statSync(`${work}/rep/huge.bin`).size, 3 * gib);
+    }, { tmpfs: "5g" });
+  },
+});
