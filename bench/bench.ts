@@ -1,0 +1,281 @@
+/**
+ * Benchmark: folder-mirror against `rsync -a --delete` on the same data, in
+ * the same run, alternating, several rounds. Prints medians, the median of
+ * the pairwise ratios (tool / rsync) and the tool's peak RSS.
+ *
+ * Needs: rsync and GNU time (`apt-get install rsync time`).
+ *
+ * `deno task bench [--rounds N] [--quick] [--dir PATH]`
+ *   --rounds N  rounds per scenario (default 5)
+ *   --quick     tiny trees, for checking that the script works
+ *   --dir PATH  where to build the trees (default: a new temp folder, removed after)
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const { values: flags } = parseArgs({
+  args: Deno.args,
+  options: {
+    rounds: { type: "string", default: "5" },
+    quick: { type: "boolean", default: false },
+    dir: { type: "string" },
+  },
+});
+const ROUNDS = Math.max(1, Number(flags.rounds));
+const QUICK = flags.quick;
+const SIZES = QUICK
+  ? { small: 400, smallDirs: 8, large: 3, largeBytes: 1 << 20, huge: 1_000, hugeDirs: 10 }
+  : {
+    small: 20_000,
+    smallDirs: 200,
+    large: 20,
+    largeBytes: 50 << 20,
+    huge: 100_000,
+    hugeDirs: 1_000,
+  };
+
+for (const tool of ["rsync", "/usr/bin/time"]) {
+  try {
+    new Deno.Command(tool, { args: ["--version"], stdout: "null", stderr: "null" }).outputSync();
+  } catch {
+    console.error(`bench needs ${tool}: apt-get install rsync time`);
+    Deno.exit(2);
+  }
+}
+
+const base = flags.dir ?? Deno.makeTempDirSync({ prefix: "mirror-bench-" });
+Deno.mkdirSync(base, { recursive: true });
+let fresh = 0;
+/** A new, never used folder name (ext4 creates slowly where much was just deleted). */
+const freshPath = (label: string) => `${base}/${label}-${fresh++}`;
+
+// ---------------------------------------------------------------- data
+
+const pool = new Uint8Array(1 << 20);
+for (let i = 0; i < pool.length; i += 65_536) crypto.getRandomValues(pool.subarray(i, i + 65_536));
+let seed = 12345;
+/** Deterministic pseudo-random integer in [0, n). */
+function rand(n: number): number {
+  seed = (seed * 1_103_515_245 + 12_345) & 0x7fffffff;
+  return seed % n;
+}
+function randomBytes(size: number): Uint8Array {
+  const start = rand(pool.length - Math.min(size, pool.length));
+  if (size <= pool.length) return pool.slice(start, start + size);
+  const out = new Uint8Array(size);
+  for (let at = 0; at < size; at += pool.length) {
+    out.set(pool.subarray(0, Math.min(pool.length, size - at)), at);
+  }
+  out[0] = rand(256);
+  return out;
+}
+
+/** `count` files of mean `meanBytes` spread over `dirs` folders (two levels). */
+function buildTree(root: string, count: number, dirs: number, meanBytes: number): string[] {
+  const folders: string[] = [];
+  const top = Math.max(1, Math.round(Math.sqrt(dirs)));
+  for (let i = 0; folders.length < dirs; i++) {
+    const parent = `d${i % top}`;
+    folders.push(i < top ? parent : `${parent}/s${i}`);
+  }
+  for (const folder of folders) Deno.mkdirSync(`${root}/${folder}`, { recursive: true });
+  const files: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const path = `${folders[i % folders.length]}/f${i}.dat`;
+    Deno.writeFileSync(`${root}/${path}`, randomBytes(rand(2 * meanBytes + 1)));
+    files.push(path);
+  }
+  return files;
+}
+
+function buildLarge(root: string): void {
+  Deno.mkdirSync(root, { recursive: true });
+  for (let i = 0; i < SIZES.large; i++) {
+    Deno.writeFileSync(`${root}/big${i}.bin`, randomBytes(SIZES.largeBytes));
+  }
+}
+
+// ---------------------------------------------------------------- running
+
+interface Run {
+  seconds: number;
+  rssMiB: number;
+}
+
+/** Run a command under GNU time; wall seconds and peak RSS. */
+function timed(program: string, args: string[]): Run {
+  const started = performance.now();
+  const out = new Deno.Command("/usr/bin/time", {
+    args: ["-f", "@@rss %M", program, ...args],
+    stdout: "null",
+    stderr: "piped",
+  }).outputSync();
+  const seconds = (performance.now() - started) / 1000;
+  const stderr = new TextDecoder().decode(out.stderr);
+  const rss = Number(stderr.match(/@@rss (\d+)/)?.[1] ?? 0) / 1024;
+  if (!out.success) throw new Error(`${program} ${args.join(" ")} failed:\n${stderr}`);
+  return { seconds, rssMiB: rss };
+}
+
+function mirror(source: string, replica: string): Run {
+  return timed(Deno.execPath(), [
+    "run",
+    "--allow-read",
+    "--allow-write",
+    "--no-prompt",
+    MAIN,
+    "--source",
+    source,
+    "--replica",
+    replica,
+    "--log-file",
+    `${base}/bench.log`,
+    "--once",
+  ]);
+}
+
+function rsync(source: string, replica: string): Run {
+  return timed("rsync", ["-a", "--delete", `${source}/`, `${replica}/`]);
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+interface Row {
+  scenario: string;
+  tool: string;
+  rsync: string;
+  ratio: string;
+  target: string;
+  rss: string;
+}
+const rows: Row[] = [];
+
+/** Alternate tool and rsync for ROUNDS rounds; `prepare` runs before each pair. */
+function compare(
+  scenario: string,
+  target: string,
+  round: (i: number) => { tool: () => Run; rsync: () => Run },
+): void {
+  const tools: Run[] = [], rsyncs: Run[] = [], ratios: number[] = [];
+  for (let i = 0; i < ROUNDS; i++) {
+    const pair = round(i);
+    let t: Run, r: Run;
+    if (i % 2 === 0) {
+      t = pair.tool();
+      r = pair.rsync();
+    } else {
+      r = pair.rsync();
+      t = pair.tool();
+    }
+    tools.push(t);
+    rsyncs.push(r);
+    ratios.push(t.seconds / r.seconds);
+  }
+  const row = {
+    scenario,
+    tool: `${median(tools.map((r) => r.seconds)).toFixed(3)} s`,
+    rsync: `${median(rsyncs.map((r) => r.seconds)).toFixed(3)} s`,
+    ratio: `${median(ratios).toFixed(2)} x`,
+    target,
+    rss: `${Math.max(...tools.map((r) => r.rssMiB)).toFixed(0)} MiB`,
+  };
+  rows.push(row);
+  console.error(`  ${scenario}: ${row.tool} vs ${row.rsync} -> ${row.ratio}`);
+}
+
+// ---------------------------------------------------------------- scenarios
+
+console.error(`building trees in ${base} ...`);
+const small = `${base}/small-src`;
+const smallFiles = buildTree(small, SIZES.small, SIZES.smallDirs, 4096);
+const large = `${base}/large-src`;
+buildLarge(large);
+
+console.error("initial mirror, small files");
+compare(`initial mirror, ${SIZES.small} files of ~4 KiB`, "<= 1.0 x", () => {
+  const t = freshPath("t-init"), r = freshPath("r-init");
+  return { tool: () => mirror(small, t), rsync: () => rsync(small, r) };
+});
+
+console.error("initial mirror, large files");
+compare(`initial mirror, ${SIZES.large} files of ${SIZES.largeBytes >> 20} MiB`, "<= 0.3 x", () => {
+  const t = freshPath("t-large"), r = freshPath("r-large");
+  return {
+    tool: () => {
+      const run = mirror(large, t);
+      Deno.removeSync(t, { recursive: true });
+      return run;
+    },
+    rsync: () => {
+      const run = rsync(large, r);
+      Deno.removeSync(r, { recursive: true });
+      return run;
+    },
+  };
+});
+
+const toolReplica = freshPath("t-sync"), rsyncReplica = freshPath("r-sync");
+mirror(small, toolReplica);
+rsync(small, rsyncReplica);
+const settle = mirror(small, toolReplica); // the first run after a copy re-hashes once
+console.error(`  (settling run after the initial copy: ${settle.seconds.toFixed(3)} s)`);
+await new Promise((resolve) => setTimeout(resolve, 1100));
+mirror(small, toolReplica);
+
+console.error("unchanged cycle");
+compare(`unchanged cycle, ${SIZES.small} files`, "<= 1.0 x", () => ({
+  tool: () => mirror(small, toolReplica),
+  rsync: () => rsync(small, rsyncReplica),
+}));
+
+console.error("1% changed");
+compare(`1% changed, ${SIZES.small} files`, "<= 1.0 x", () => {
+  for (let i = 0; i < SIZES.small / 100; i++) {
+    const path = `${small}/${smallFiles[rand(smallFiles.length)]}`;
+    const size = rand(2) ? Deno.statSync(path).size : rand(8193);
+    Deno.writeFileSync(path, randomBytes(size));
+  }
+  return { tool: () => mirror(small, toolReplica), rsync: () => rsync(small, rsyncReplica) };
+});
+
+console.error("unchanged cycle, many files (RSS)");
+const huge = `${base}/huge-src`;
+buildTree(huge, SIZES.huge, SIZES.hugeDirs, 256);
+const hugeTool = freshPath("t-huge"), hugeRsync = freshPath("r-huge");
+mirror(huge, hugeTool);
+rsync(huge, hugeRsync);
+await new Promise((resolve) => setTimeout(resolve, 1100));
+mirror(huge, hugeTool);
+compare(`unchanged cycle, ${SIZES.huge} files`, "RSS <= 150 MiB", () => ({
+  tool: () => mirror(huge, hugeTool),
+  rsync: () => rsync(huge, hugeRsync),
+}));
+
+// ---------------------------------------------------------------- report
+
+const machine = `${navigator.hardwareConcurrency} cores, Deno ${Deno.version.deno}, ${
+  new TextDecoder().decode(new Deno.Command("rsync", { args: ["--version"] }).outputSync().stdout)
+    .split("\n")[0]
+}`;
+console.log(`\nMachine: ${machine}; ${ROUNDS} rounds, medians.\n`);
+console.log(
+  "| scenario | folder-mirror | rsync -a --delete | ratio (median of pairs) | target | peak RSS |",
+);
+console.log("|---|---|---|---|---|---|");
+for (const row of rows) {
+  console.log(
+    `| ${row.scenario} | ${row.tool} | ${row.rsync} | ${row.ratio} | ${row.target} | ${row.rss} |`,
+  );
+}
+if (flags.dir === undefined) Deno.removeSync(base, { recursive: true });
