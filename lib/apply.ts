@@ -2,14 +2,22 @@
  * Carry out a plan on the disk. Each action ends in an {@link Outcome}; a
  * failure is data, never an exception that stops the rest.
  *
- * Files and symlinks are written under a temp name in the target's own folder
- * and renamed into place, so a reader of the replica never sees a partial file.
+ * Readers of the replica never see a partial file or folder:
+ * - a file or symlink is written under a temp name in its own folder and
+ *   renamed into place;
+ * - a new folder is created under a temp name, filled (its files written
+ *   directly, no per-file rename), and renamed into place once. The plan lists
+ *   a folder's whole subtree right after it, so one folder is filled at a time.
+ *
+ * Nothing is written, created, renamed or removed through a symlink in the
+ * replica: the folders above each target are checked to be real folders first.
  *
  * @module
  */
-import { type Entry, entryFromInfo, joinPath, parentOf, statKey, tempName } from "./entry.ts";
+import { entryFromInfo, hasAncestorIn, joinPath, parentOf, statKey, tempName } from "./entry.ts";
 import type { Disk } from "./disk.ts";
 import { asError } from "./error.ts";
+import { pacer } from "./pace.ts";
 import type { Action } from "./plan.ts";
 
 /** How one action ended. */
@@ -31,43 +39,234 @@ export interface Roots {
 export interface ApplyOptions {
   /** The disk to act on. */
   readonly disk: Disk;
-  /** When aborted, no further action starts. Default: never. */
+  /** When aborted, no further action starts; a folder being filled is still
+   * moved into place. Default: never. */
   readonly signal?: AbortSignal;
-  /** Called with each outcome as soon as it is known. Default: nothing. */
+  /** Called with each outcome once it is final (for a new folder's contents:
+   * once the folder is in place). Default: nothing. */
   readonly onOutcome?: (outcome: Outcome) => void;
+  /** Big-file copies running at once. Default 4. */
+  readonly parallelCopies?: number;
 }
 
 /**
  * Apply `actions` in order. Actions under a folder that could not be created
- * are not attempted (the folder's own failure already reports it). Nothing is
- * written, created, renamed or removed through a symlink in the replica: the
- * folders above each target are checked to be real folders first.
+ * are not attempted (the folder's own failure already reports it).
  */
 export async function applyPlan(
   actions: readonly Action[],
   roots: Roots,
   options: ApplyOptions,
 ): Promise<Outcome[]> {
-  const outcomes: Outcome[] = [];
-  const failedDirs = new Set<string>();
-  const realDirs = new RealDirs(roots.replica, options.disk);
+  const applier = new Applier(roots, options);
+  const pace = pacer();
   for (const action of actions) {
     if (options.signal?.aborted) break;
-    if (underFailedDir(action.path, failedDirs)) continue;
-    const outcome = await applyOne(action, roots, options.disk, realDirs);
-    if (outcome.status === "failed" && action.op === "mkdir") failedDirs.add(action.path);
-    outcomes.push(outcome);
-    options.onOutcome?.(outcome);
+    await applier.apply(action);
+    await pace();
   }
-  return outcomes;
+  await applier.finish();
+  return applier.outcomes;
 }
 
-function underFailedDir(path: string, failedDirs: ReadonlySet<string>): boolean {
-  if (failedDirs.size === 0) return false;
-  for (let dir = parentOf(path); dir !== ""; dir = parentOf(dir)) {
-    if (failedDirs.has(dir)) return true;
+/** A new folder being filled under a temp name. */
+interface Staging {
+  /** The folder's path in the replica. */
+  readonly path: string;
+  /** Where it is filled (absolute). */
+  readonly temp: string;
+  /** Outcomes held back until the folder is in place. */
+  readonly outcomes: Outcome[];
+}
+
+class Applier {
+  readonly outcomes: Outcome[] = [];
+  readonly #roots: Roots;
+  readonly #disk: Disk;
+  readonly #onOutcome: (outcome: Outcome) => void;
+  readonly #parallel: number;
+  readonly #failedDirs = new Set<string>();
+  readonly #realDirs: RealDirs;
+  readonly #running = new Set<Promise<void>>();
+  #staging: Staging | undefined;
+
+  constructor(roots: Roots, options: ApplyOptions) {
+    this.#roots = roots;
+    this.#disk = options.disk;
+    this.#onOutcome = options.onOutcome ?? (() => {});
+    this.#parallel = options.parallelCopies ?? 4;
+    this.#realDirs = new RealDirs(roots.replica, options.disk);
   }
-  return false;
+
+  async apply(action: Action): Promise<void> {
+    if (hasAncestorIn(action.path, this.#failedDirs)) return;
+    if (this.#staging && !isBelow(action.path, this.#staging.path)) await this.#closeStaging();
+    if (action.op === "chmod") await this.#drain(); // folder modes come after all writes
+    const staging = this.#staging;
+    const target = staging
+      ? staging.temp + action.path.slice(staging.path.length)
+      : joinPath(this.#roots.replica, action.path);
+    try {
+      if (!staging) this.#realDirs.check(parentOf(action.path));
+      if (action.op === "copy") {
+        const copying = this.#copy(action, target, staging !== undefined);
+        if (copying instanceof Promise) {
+          await this.#startInBackground(copying.then((outcome) => this.#record(outcome, staging)));
+        } else {
+          this.#record(copying, staging);
+        }
+        return;
+      }
+      this.#applySimple(action, target, staging);
+      this.#record(done(action), this.#staging);
+    } catch (error) {
+      if (action.op === "mkdir") this.#failedDirs.add(action.path);
+      this.#record({ status: "failed", action, error: asError(error) }, staging);
+    }
+  }
+
+  /** Wait for background copies and move a folder being filled into place. */
+  async finish(): Promise<void> {
+    await this.#closeStaging();
+    await this.#drain();
+  }
+
+  #applySimple(action: Exclude<Action, { op: "copy" }>, target: string, staging?: Staging) {
+    const disk = this.#disk;
+    switch (action.op) {
+      case "remove":
+        try {
+          disk.remove(target, action.kind === "dir");
+        } catch (error) {
+          if (!(error instanceof Deno.errors.NotFound)) throw error;
+        }
+        this.#realDirs.forget(action.path);
+        return;
+      case "mkdir":
+        if (staging) {
+          disk.mkdir(target, false);
+          disk.chmod(target, action.mode);
+        } else {
+          const temp = siblingTemp(target);
+          disk.mkdir(temp, false);
+          disk.chmod(temp, action.mode);
+          this.#staging = { path: action.path, temp, outcomes: [] };
+        }
+        return;
+      case "chmod":
+        // chmod and utime follow symlinks: check the target itself first.
+        expectKind(disk, target, "dir", "the replica entry");
+        disk.chmod(target, action.mode);
+        return;
+      case "touch":
+        expectKind(disk, target, "file", "the replica entry");
+        disk.chmod(target, action.source.mode);
+        disk.utime(target, new Date(), new Date(action.source.mtimeMs));
+        return;
+      case "symlink":
+        if (staging) {
+          disk.symlink(action.target, target);
+        } else {
+          const temp = siblingTemp(target);
+          try {
+            disk.symlink(action.target, temp);
+            disk.rename(temp, target);
+          } catch (error) {
+            removeQuietly(disk, temp);
+            throw error;
+          }
+        }
+        return;
+    }
+  }
+
+  /**
+   * Copy one file: to `target` directly inside a folder being filled, else to
+   * a temp name renamed over `target`. A source that changed while it was
+   * copied (its stat key differs from the scan's) is discarded.
+   */
+  #copy(
+    action: Extract<Action, { op: "copy" }>,
+    target: string,
+    direct: boolean,
+  ): Outcome | Promise<Outcome> {
+    const disk = this.#disk;
+    const from = joinPath(this.#roots.source, action.path);
+    const dest = direct ? target : siblingTemp(target);
+    const finish = (): Outcome => {
+      disk.utime(dest, new Date(), new Date(action.source.mtimeMs));
+      if (statKey(entryFromInfo(disk.lstat(from))) !== statKey(action.source)) {
+        removeQuietly(disk, dest);
+        return { status: "skipped", action, reason: "it changed while being copied" };
+      }
+      if (!direct) disk.rename(dest, target);
+      return done(action, action.source.size);
+    };
+    const fail = (error: unknown): Outcome => {
+      removeQuietly(disk, dest);
+      if (error instanceof Deno.errors.NotFound && !exists(disk, from)) {
+        return { status: "skipped", action, reason: "it vanished before it could be copied" };
+      }
+      return { status: "failed", action, error: asError(error) };
+    };
+    try {
+      const copying = disk.copyFile(from, dest, action.source.size);
+      if (copying instanceof Promise) {
+        return copying.then(() => {
+          try {
+            return finish();
+          } catch (error) {
+            return fail(error);
+          }
+        }, fail);
+      }
+      return finish();
+    } catch (error) {
+      return fail(error);
+    }
+  }
+
+  #record(outcome: Outcome, staging: Staging | undefined): void {
+    if (staging) {
+      staging.outcomes.push(outcome);
+    } else {
+      this.outcomes.push(outcome);
+      this.#onOutcome(outcome);
+    }
+  }
+
+  async #startInBackground(work: Promise<void>): Promise<void> {
+    const running = work.finally(() => this.#running.delete(running));
+    this.#running.add(running);
+    if (this.#running.size >= this.#parallel) await Promise.race(this.#running);
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#running.size > 0) await Promise.race(this.#running);
+  }
+
+  /** Move the filled folder into place; report what was held back. */
+  async #closeStaging(): Promise<void> {
+    const staging = this.#staging;
+    if (!staging) return;
+    await this.#drain();
+    this.#staging = undefined;
+    let failure: Error | undefined;
+    try {
+      this.#disk.rename(staging.temp, joinPath(this.#roots.replica, staging.path));
+    } catch (error) {
+      failure = asError(error);
+      removeQuietly(this.#disk, staging.temp, true);
+    }
+    for (const outcome of staging.outcomes) {
+      this.#record(
+        failure && outcome.status === "done"
+          ? { status: "failed", action: outcome.action, error: failure }
+          : outcome,
+        undefined,
+      );
+    }
+  }
 }
 
 /**
@@ -85,11 +284,11 @@ class RealDirs {
   }
 
   /** Throw unless `dir` and every folder above it are real folders. */
-  async check(dir: string): Promise<void> {
+  check(dir: string): void {
     const unchecked: string[] = [];
     for (let d = dir; !this.#verified.has(d); d = parentOf(d)) unchecked.push(d);
     for (const d of unchecked.reverse()) {
-      await expectKind(this.#disk, joinPath(this.#root, d), "dir", `replica folder '${d}'`);
+      expectKind(this.#disk, joinPath(this.#root, d), "dir", `replica folder '${d}'`);
       this.#verified.add(d);
     }
   }
@@ -101,58 +300,11 @@ class RealDirs {
 }
 
 /** Throw unless `path` is (not links to) a file or folder, as `kind` says. */
-async function expectKind(disk: Disk, path: string, kind: "file" | "dir", what: string) {
-  const info = await disk.lstat(path);
+function expectKind(disk: Disk, path: string, kind: "file" | "dir", what: string): void {
+  const info = disk.lstat(path);
   if (kind === "dir" ? !info.isDirectory : !info.isFile) {
     const actual = info.isSymlink ? "a symlink" : "not a " + (kind === "dir" ? "folder" : "file");
     throw new Error(`${what} is ${actual}; nothing is written through it`);
-  }
-}
-
-async function applyOne(
-  action: Action,
-  roots: Roots,
-  disk: Disk,
-  realDirs: RealDirs,
-): Promise<Outcome> {
-  const target = joinPath(roots.replica, action.path);
-  try {
-    await realDirs.check(parentOf(action.path));
-    switch (action.op) {
-      case "remove":
-        try {
-          await disk.remove(target, action.kind === "dir");
-        } catch (error) {
-          if (!(error instanceof Deno.errors.NotFound)) throw error;
-        }
-        realDirs.forget(action.path);
-        return done(action);
-      case "mkdir":
-        await disk.mkdir(target, false);
-        await disk.chmod(target, action.mode);
-        return done(action);
-      case "chmod":
-        // chmod and utime follow symlinks: check the target itself first.
-        await expectKind(disk, target, "dir", "the replica entry");
-        await disk.chmod(target, action.mode);
-        return done(action);
-      case "touch":
-        await expectKind(disk, target, "file", "the replica entry");
-        await setAttributes(disk, target, action.source);
-        return done(action);
-      case "symlink":
-        await writeViaTemp(
-          disk,
-          roots.replica,
-          action.path,
-          (temp) => disk.symlink(action.target, temp),
-        );
-        return done(action);
-      case "copy":
-        return await copy(action, roots, disk);
-    }
-  } catch (error) {
-    return { status: "failed", action, error: asError(error) };
   }
 }
 
@@ -160,82 +312,27 @@ function done(action: Action, bytes = 0): Outcome {
   return { status: "done", action, bytes };
 }
 
-async function setAttributes(disk: Disk, path: string, source: Entry): Promise<void> {
-  await disk.chmod(path, source.mode);
-  await disk.utime(path, new Date(), new Date(source.mtimeMs));
+/** A temp name in the same folder as `path` (absolute). */
+function siblingTemp(path: string): string {
+  return `${path.slice(0, path.lastIndexOf("/") + 1)}${tempName()}`;
 }
 
-/**
- * Create the new object under a temp name beside `path`, let `finish` check it,
- * then rename it over `path`. The temp name is removed on any failure.
- * Returns false (and removes the temp) when `finish` rejects the result.
- */
-async function writeViaTemp(
-  disk: Disk,
-  root: string,
-  path: string,
-  create: (temp: string) => Promise<void>,
-  finish: (temp: string) => Promise<boolean> = () => Promise.resolve(true),
-): Promise<boolean> {
-  const dir = parentOf(path);
-  const temp = joinPath(root, dir === "" ? tempName() : `${dir}/${tempName()}`);
-  try {
-    await create(temp);
-    if (await finish(temp)) {
-      await disk.rename(temp, joinPath(root, path));
-      return true;
-    }
-  } catch (error) {
-    await removeQuietly(disk, temp);
-    throw error;
-  }
-  await removeQuietly(disk, temp);
-  return false;
+function isBelow(path: string, dir: string): boolean {
+  return path.length > dir.length && path.startsWith(dir) && path[dir.length] === "/";
 }
 
-async function copy(
-  action: Extract<Action, { op: "copy" }>,
-  roots: Roots,
-  disk: Disk,
-): Promise<Outcome> {
-  const from = joinPath(roots.source, action.path);
-  const expected = statKey(action.source);
+function exists(disk: Disk, path: string): boolean {
   try {
-    const kept = await writeViaTemp(
-      disk,
-      roots.replica,
-      action.path,
-      (temp) => disk.copyFile(from, temp),
-      async (temp) => {
-        await setAttributes(disk, temp, action.source);
-        // A source written to while we copied must not leave a torn copy.
-        return statKey(entryFromInfo(await disk.lstat(from))) === expected;
-      },
-    );
-    if (!kept) {
-      return { status: "skipped", action, reason: "it changed while being copied" };
-    }
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound && !(await exists(disk, from))) {
-      return { status: "skipped", action, reason: "it vanished before it could be copied" };
-    }
-    throw error;
-  }
-  return done(action, action.source.size);
-}
-
-async function exists(disk: Disk, path: string): Promise<boolean> {
-  try {
-    await disk.lstat(path);
+    disk.lstat(path);
     return true;
   } catch {
     return false;
   }
 }
 
-async function removeQuietly(disk: Disk, path: string): Promise<void> {
+function removeQuietly(disk: Disk, path: string, recursive = false): void {
   try {
-    await disk.remove(path, false);
+    disk.remove(path, recursive);
   } catch {
     // Already gone, or never created.
   }

@@ -1,56 +1,16 @@
 /**
  * Decide which files present on both sides with the same size differ in
- * content, by MD5. Files whose pair of stat keys is unchanged since they were
- * last found equal are not read at all; otherwise each side's hash comes from
- * its {@link HashCache}.
+ * content, by MD5. A pair whose stat keys both match the {@link PairIndex} is
+ * not read at all; when one side changed, only that side is read.
  *
  * @module
  */
-import { type Entry, isSettled, joinPath, statKey } from "./entry.ts";
+import { type Entry, entryFromInfo, joinPath, statKey } from "./entry.ts";
 import { asError } from "./error.ts";
-import { HashCache } from "./hash.ts";
+import type { Hasher } from "./hash.ts";
+import { pacer } from "./pace.ts";
 import type { Problem, Scan } from "./scan.ts";
-
-/** What the program remembers between cycles about file contents. */
-export class ContentState {
-  readonly source = new HashCache();
-  readonly replica = new HashCache();
-  /** path -> `sourceKey|replicaKey` of a pair known to hold the same bytes. */
-  readonly #inSync = new Map<string, string>();
-
-  /** Bytes of file content read for hashing so far, both sides. */
-  get hashedBytes(): number {
-    return this.source.hashedBytes + this.replica.hashedBytes;
-  }
-
-  /** Whether the pair was last found equal with exactly these keys. */
-  knownEqual(path: string, source: Entry, replica: Entry): boolean {
-    return this.#inSync.get(path) === pairKey(source, replica);
-  }
-
-  /** Record that `source` and `replica` hold the same bytes; trusted later only
-   * when both keys are settled at `observedAt`. */
-  markEqual(path: string, source: Entry, replica: Entry, observedAt: number): void {
-    if (isSettled(source, observedAt) && isSettled(replica, observedAt)) {
-      this.#inSync.set(path, pairKey(source, replica));
-    } else {
-      this.#inSync.delete(path);
-    }
-  }
-
-  /** Forget paths that are no longer in the source. */
-  retain(source: ReadonlyMap<string, unknown>, replica: ReadonlyMap<string, unknown>): void {
-    this.source.retain(source);
-    this.replica.retain(replica);
-    for (const path of this.#inSync.keys()) {
-      if (!source.has(path)) this.#inSync.delete(path);
-    }
-  }
-}
-
-function pairKey(source: Entry, replica: Entry): string {
-  return `${statKey(source)}|${statKey(replica)}`;
-}
+import type { PairIndex } from "./state.ts";
 
 /** Result of {@link findChangedFiles}. */
 export interface Comparison {
@@ -61,57 +21,74 @@ export interface Comparison {
 }
 
 /**
- * Compare every same-size file pair of the two scans by MD5.
+ * Compare every same-size file pair of the two scans by MD5, updating `index`.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { ContentState, findChangedFiles } from "./compare.ts";
+ * import { findChangedFiles } from "./compare.ts";
+ * import { Hasher } from "./hash.ts";
  * import { scanTree } from "./scan.ts";
+ * import { PairIndex } from "./state.ts";
  * const a = Deno.makeTempDirSync(), b = Deno.makeTempDirSync();
  * Deno.writeTextFileSync(`${a}/f`, "one");
  * Deno.writeTextFileSync(`${b}/f`, "two");
- * const result = await findChangedFiles(a, b, scanTree(a), scanTree(b), new ContentState());
+ * const roots = { source: a, replica: b };
+ * const result = await findChangedFiles(roots, scanTree(a), scanTree(b), new PairIndex(), new Hasher());
  * assert.ok(result.changed.has("f"));
  * ```
  */
 export async function findChangedFiles(
-  sourceRoot: string,
-  replicaRoot: string,
+  roots: { readonly source: string; readonly replica: string },
   source: Scan,
   replica: Scan,
-  state: ContentState,
+  index: PairIndex,
+  hasher: Hasher,
 ): Promise<Comparison> {
   const changed = new Set<string>();
   const problems: Problem[] = [];
+  const observedAt = Math.min(source.startedAt, replica.startedAt);
+  const pace = pacer();
   for (const [path, src] of source.tree) {
     const dst = replica.tree.get(path);
-    if (src.kind !== "file" || dst?.kind !== "file" || src.size !== dst.size) continue;
-    if (state.knownEqual(path, src, dst)) continue;
-    let sourceMd5: string;
+    if (src.kind !== "file" || dst?.kind !== "file") continue;
+    if (src.size !== dst.size) {
+      index.forget(path);
+      continue;
+    }
+    const known = index.lookup(path, src, dst);
+    if (known.source !== undefined && known.replica !== undefined) continue;
+    let sourceMd5: string | undefined;
     try {
-      sourceMd5 = await state.source.md5(path, joinPath(sourceRoot, path), src, source.startedAt);
+      sourceMd5 = known.source ?? await hashStable(hasher, joinPath(roots.source, path), src);
     } catch (error) {
-      if (error instanceof Deno.errors.NotFound) continue; // vanished: next scan sees it
-      problems.push({ path, error: asError(error) });
+      // A file that vanished meanwhile is the next scan's business.
+      if (!(error instanceof Deno.errors.NotFound)) problems.push({ path, error: asError(error) });
       continue;
     }
     let replicaMd5: string | undefined;
     try {
-      replicaMd5 = await state.replica.md5(
-        path,
-        joinPath(replicaRoot, path),
-        dst,
-        replica.startedAt,
-      );
+      replicaMd5 = known.replica ?? await hashStable(hasher, joinPath(roots.replica, path), dst);
     } catch {
       // An unreadable replica file is simply replaced.
     }
-    if (replicaMd5 === sourceMd5) {
-      state.markEqual(path, src, dst, Math.min(source.startedAt, replica.startedAt));
+    if (sourceMd5 !== undefined && replicaMd5 === sourceMd5) {
+      index.record(path, src, dst, sourceMd5, observedAt);
     } else {
       changed.add(path);
+      index.forget(path);
     }
+    await pace();
   }
   return { changed, problems };
+}
+
+/** MD5 of the file, or undefined (matching nothing) if it changed while being read. */
+async function hashStable(
+  hasher: Hasher,
+  path: string,
+  scanned: Entry,
+): Promise<string | undefined> {
+  const md5 = await hasher.md5(path, scanned.size);
+  return statKey(entryFromInfo(Deno.lstatSync(path))) === statKey(scanned) ? md5 : undefined;
 }

@@ -3,37 +3,49 @@
  * interface so tests can inject faults (EACCES, ENOSPC, a file vanishing)
  * without a broken disk.
  *
+ * The calls are synchronous: Deno's sync file-system calls cost a fraction of
+ * the async ones, and the per-file work is a handful of them. Only copying a
+ * big file goes to a background thread (and may return a promise), so that
+ * several big copies run at once and the program stays responsive.
+ *
  * @module
  */
 
+/** Files at least this big are copied in the background. */
+export const BIG_FILE = 1 << 20;
+
 /** Every write the program makes goes through one of these. */
 export interface Disk {
-  /** Copy a regular file's bytes (kernel copy where possible). */
-  copyFile(from: string, to: string): Promise<void>;
+  /** Copy a regular file's bytes and permission bits (kernel copy where possible). */
+  copyFile(from: string, to: string, size: number): void | Promise<void>;
   /** Set permission bits. */
-  chmod(path: string, mode: number): Promise<void>;
+  chmod(path: string, mode: number): void;
   /** Set access and modification times. */
-  utime(path: string, atime: Date, mtime: Date): Promise<void>;
+  utime(path: string, atime: Date, mtime: Date): void;
   /** Rename atomically within one file system, replacing a non-folder target. */
-  rename(from: string, to: string): Promise<void>;
+  rename(from: string, to: string): void;
   /** Remove a file, symlink or (with `recursive`) folder; never follows symlinks. */
-  remove(path: string, recursive: boolean): Promise<void>;
+  remove(path: string, recursive: boolean): void;
   /** Create a folder; with `recursive`, its missing parents too. */
-  mkdir(path: string, recursive: boolean): Promise<void>;
+  mkdir(path: string, recursive: boolean): void;
   /** Create a symlink at `path` whose text is `target`. */
-  symlink(target: string, path: string): Promise<void>;
+  symlink(target: string, path: string): void;
   /** Metadata of `path` itself (symlinks not followed). */
-  lstat(path: string): Promise<Deno.FileInfo>;
+  lstat(path: string): Deno.FileInfo;
+  /** Create or replace a file holding `text`. */
+  writeTextFile(path: string, text: string): void;
 }
 
 /** The real disk, through Deno's own calls. */
 export const realDisk: Disk = {
-  copyFile: (from, to) => Deno.copyFile(from, to),
-  chmod: (path, mode) => Deno.chmod(path, mode),
-  utime: (path, atime, mtime) => Deno.utime(path, atime, mtime),
-  rename: (from, to) => Deno.rename(from, to),
-  remove: (path, recursive) => Deno.remove(path, { recursive }),
-  mkdir: (path, recursive) => Deno.mkdir(path, { recursive }),
-  symlink: (target, path) => Deno.symlink(target, path),
-  lstat: (path) => Deno.lstat(path),
+  copyFile: (from, to, size) =>
+    size >= BIG_FILE ? Deno.copyFile(from, to) : Deno.copyFileSync(from, to),
+  chmod: (path, mode) => Deno.chmodSync(path, mode),
+  utime: (path, atime, mtime) => Deno.utimeSync(path, atime, mtime),
+  rename: (from, to) => Deno.renameSync(from, to),
+  remove: (path, recursive) => Deno.removeSync(path, { recursive }),
+  mkdir: (path, recursive) => Deno.mkdirSync(path, { recursive }),
+  symlink: (target, path) => Deno.symlinkSync(target, path),
+  lstat: (path) => Deno.lstatSync(path),
+  writeTextFile: (path, text) => Deno.writeTextFileSync(path, text),
 };

@@ -33,6 +33,12 @@ export type Tree = ReadonlyMap<string, Entry>;
  */
 export const TEMP_PREFIX = ".mirror.tmp.";
 
+/**
+ * The program's index of known-identical file pairs, kept in the replica root
+ * (see `state.ts`). The scanners skip this name at the root of both trees.
+ */
+export const INDEX_NAME = ".mirror.index";
+
 /** A random temp file name, {@link TEMP_PREFIX} plus 16 hex digits. */
 export function tempName(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(8));
@@ -83,6 +89,15 @@ export function isSettled(entry: Entry, observedAtMs: number): boolean {
 export function parentOf(path: string): string {
   const slash = path.lastIndexOf("/");
   return slash < 0 ? "" : path.slice(0, slash);
+}
+
+/** Whether `path`'s parent, or any folder above it (`""` included), is in `dirs`. */
+export function hasAncestorIn(path: string, dirs: ReadonlySet<string>): boolean {
+  if (dirs.size === 0) return false;
+  for (let dir = parentOf(path);; dir = parentOf(dir)) {
+    if (dirs.has(dir)) return true;
+    if (dir === "") return false;
+  }
 }
 
 /** Join a root folder and a relative entry path (`""` is the root itself). */

@@ -1,80 +1,58 @@
 /**
- * MD5 of a file, streamed through one reused 1 MiB buffer, and a cache that
- * trusts a hash while the file's stat key (size, mtime, ctime, inode) holds.
+ * MD5 of a file, streamed through one reused 1 MiB buffer (never read whole).
+ * Small files are read with sync calls (far cheaper in Deno); big ones
+ * asynchronously, so the program stays responsive while they are read.
+ *
+ * `node:crypto` is loaded on first use: an unchanged cycle hashes nothing
+ * and so does not pay for loading it.
  *
  * @module
  */
-import { createHash } from "node:crypto";
-import { type Entry, entryFromInfo, isSettled, statKey } from "./entry.ts";
+import { BIG_FILE } from "./disk.ts";
 
-const CHUNK = 1 << 20;
+type Crypto = typeof import("node:crypto");
+let nodeCrypto: Crypto | undefined;
 
-/**
- * Hex MD5 of the file at `path`, read in 1 MiB chunks (never whole).
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { md5File } from "./hash.ts";
- * const file = Deno.makeTempFileSync();
- * Deno.writeTextFileSync(file, "abc");
- * assert.ok((await md5File(file)).md5 === "900150983cd24fb0d6963f7d28e17f72");
- * Deno.removeSync(file);
- * ```
- */
-export async function md5File(
-  path: string,
-  buffer: Uint8Array = new Uint8Array(CHUNK),
-): Promise<{ md5: string; bytes: number }> {
-  using file = await Deno.open(path, { read: true });
-  const hash = createHash("md5");
-  let bytes = 0;
-  for (let n = await file.read(buffer); n !== null; n = await file.read(buffer)) {
-    hash.update(buffer.subarray(0, n));
-    bytes += n;
-  }
-  return { md5: hash.digest("hex"), bytes };
-}
-
-/**
- * Remembers the MD5 of each file of one tree, keyed by its relative path and
- * trusted only while the file's {@link statKey} is unchanged.
- */
-export class HashCache {
-  readonly #known = new Map<string, { key: string; md5: string }>();
-  readonly #buffer = new Uint8Array(CHUNK);
+/** Reads files and returns their MD5, counting the bytes it read. */
+export class Hasher {
+  readonly #buffer = new Uint8Array(1 << 20);
   #hashedBytes = 0;
 
-  /** Bytes of file content read so far by this cache. */
+  /** Bytes of file content read so far. */
   get hashedBytes(): number {
     return this.#hashedBytes;
   }
 
   /**
-   * MD5 of the file `path` (relative) at `abs`, whose scanned entry is `entry`,
-   * observed at `observedAt`. Reads the file only when no trusted hash exists.
-   * A hash is remembered only if the file did not change while being read and
-   * its key is {@link isSettled}.
+   * Hex MD5 of the file at `path` whose size was `size` when scanned.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { Hasher } from "./hash.ts";
+   * const file = Deno.makeTempFileSync();
+   * Deno.writeTextFileSync(file, "abc");
+   * assert.equal(await new Hasher().md5(file, 3), "900150983cd24fb0d6963f7d28e17f72");
+   * Deno.removeSync(file);
+   * ```
    */
-  async md5(path: string, abs: string, entry: Entry, observedAt: number): Promise<string> {
-    const key = statKey(entry);
-    const known = this.#known.get(path);
-    if (known?.key === key) return known.md5;
-    const { md5, bytes } = await md5File(abs, this.#buffer);
-    this.#hashedBytes += bytes;
-    const after = entryFromInfo(Deno.lstatSync(abs));
-    if (statKey(after) === key && isSettled(entry, observedAt)) {
-      this.#known.set(path, { key, md5 });
+  async md5(path: string, size: number): Promise<string> {
+    nodeCrypto ??= await import("node:crypto");
+    const hash = nodeCrypto.createHash("md5");
+    const buffer = this.#buffer;
+    if (size < BIG_FILE) {
+      using file = Deno.openSync(path, { read: true });
+      for (let n = file.readSync(buffer); n !== null; n = file.readSync(buffer)) {
+        hash.update(buffer.subarray(0, n));
+        this.#hashedBytes += n;
+      }
     } else {
-      this.#known.delete(path);
+      using file = await Deno.open(path, { read: true });
+      for (let n = await file.read(buffer); n !== null; n = await file.read(buffer)) {
+        hash.update(buffer.subarray(0, n));
+        this.#hashedBytes += n;
+      }
     }
-    return md5;
-  }
-
-  /** Forget every path not in `keep`. */
-  retain(keep: ReadonlyMap<string, unknown>): void {
-    for (const path of this.#known.keys()) {
-      if (!keep.has(path)) this.#known.delete(path);
-    }
+    return hash.digest("hex");
   }
 }

@@ -5,13 +5,14 @@
  *
  * Order: removals first (a removed folder takes its contents with it, and a
  * path whose type changes is removed before it is recreated); then creations
- * and updates in path order, so parents come before children; last, folder
+ * and updates in path order, each folder followed by its whole subtree (so
+ * parents come before children, and a new folder can be filled at once); last, folder
  * permission changes (a read-only folder is made read-only only after
  * everything has been written into it).
  *
  * @module
  */
-import { type Entry, type Kind, parentOf, type Tree } from "./entry.ts";
+import { type Entry, hasAncestorIn, type Kind, type Tree } from "./entry.ts";
 
 /** One step of a plan. Paths are relative to the roots. */
 export type Action =
@@ -120,18 +121,13 @@ export function plan(source: Tree, replica: Tree, options: PlanOptions): Action[
   return [...removals, ...writes, ...modes];
 }
 
+/**
+ * Paths in an order where a folder comes first, followed by its whole subtree
+ * (code-unit order with `/` below every other character: `a`, `a/x`, `a b`).
+ */
 function sortedKeys(tree: Tree): string[] {
-  // Default sort compares UTF-16 code units: a parent sorts before its children.
-  return [...tree.keys()].sort();
-}
-
-/** Whether `path`'s parent, or any folder above it (`""` included), is in `dirs`. */
-function hasAncestorIn(path: string, dirs: ReadonlySet<string>): boolean {
-  if (dirs.size === 0) return false;
-  for (let dir = parentOf(path);; dir = parentOf(dir)) {
-    if (dirs.has(dir)) return true;
-    if (dir === "") return false;
-  }
+  return Array.from(tree.keys(), (path) => path.replaceAll("/", "\0")).sort()
+    .map((key) => key.replaceAll("\0", "/"));
 }
 
 /**

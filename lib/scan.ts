@@ -8,7 +8,15 @@
  * @module
  */
 import { asError } from "./error.ts";
-import { type Entry, entryFromInfo, joinPath, TEMP_PREFIX, type Tree } from "./entry.ts";
+import {
+  type Entry,
+  entryFromInfo,
+  INDEX_NAME,
+  joinPath,
+  type Kind,
+  TEMP_PREFIX,
+  type Tree,
+} from "./entry.ts";
 
 /** A path that could not be read, and why. */
 export interface Problem {
@@ -26,8 +34,8 @@ export interface Scan {
   /** Folders (`""` is the root) whose listing is incomplete: something under them
    * may exist that `tree` does not show. */
   readonly incomplete: ReadonlySet<string>;
-  /** The program's own temp files found (left by an interrupted run). */
-  readonly temps: readonly string[];
+  /** The program's own temp files and folders found (left by an interrupted run). */
+  readonly temps: readonly { readonly path: string; readonly kind: Kind }[];
   /** Wall-clock time just before the walk started, epoch ms. */
   readonly startedAt: number;
 }
@@ -51,7 +59,7 @@ export function scanTree(root: string): Scan {
   const tree = new Map<string, Entry>();
   const problems: Problem[] = [];
   const incomplete = new Set<string>();
-  const temps: string[] = [];
+  const temps: { path: string; kind: Kind }[] = [];
   const pending: string[] = [""];
   for (let dir = pending.pop(); dir !== undefined; dir = pending.pop()) {
     const prefix = dir === "" ? "" : `${dir}/`;
@@ -59,9 +67,10 @@ export function scanTree(root: string): Scan {
       for (const item of Deno.readDirSync(joinPath(root, dir))) {
         const path = prefix + item.name;
         if (item.name.startsWith(TEMP_PREFIX)) {
-          temps.push(path);
+          temps.push({ path, kind: item.isDirectory ? "dir" : "file" });
           continue;
         }
+        if (dir === "" && item.name === INDEX_NAME) continue;
         const entry = examine(root, path, problems);
         if (entry === "gone") continue;
         if (entry === undefined) {

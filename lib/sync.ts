@@ -6,7 +6,7 @@
  */
 import type { Logger } from "npm:@logtape/logtape@^2.4.2";
 import { applyPlan, type Roots } from "./apply.ts";
-import { ContentState, findChangedFiles } from "./compare.ts";
+import { findChangedFiles } from "./compare.ts";
 import type { Disk } from "./disk.ts";
 import { asError, reason } from "./error.ts";
 import { type Action, deletedEntries, plan } from "./plan.ts";
@@ -21,6 +21,8 @@ import {
 } from "./report.ts";
 import { scanTree } from "./scan.ts";
 import type { Tree } from "./entry.ts";
+import { Hasher } from "./hash.ts";
+import { PairIndex } from "./state.ts";
 
 /** Settings of a {@link Mirror} beyond its roots. */
 export interface MirrorOptions {
@@ -35,7 +37,9 @@ export class Mirror {
   readonly #disk: Disk;
   readonly #log: Logger;
   readonly #options: MirrorOptions;
-  readonly #content = new ContentState();
+  readonly #hasher = new Hasher();
+  /** Loaded from the replica at the first cycle that reaches it. */
+  #index: PairIndex | undefined;
   readonly #warnedSpecial = new Set<string>();
   /** Device and inode of the source root, as first seen. */
   #sourceId: string | undefined;
@@ -49,7 +53,7 @@ export class Mirror {
 
   /** Bytes of file content read for comparison since this mirror was made. */
   get hashedBytes(): number {
-    return this.#content.hashedBytes;
+    return this.#hasher.hashedBytes;
   }
 
   /**
@@ -74,19 +78,19 @@ export class Mirror {
     const { source, replica } = this.#roots;
     let sourceId: string;
     try {
-      const info = await this.#expectFolder(source);
+      const info = this.#expectFolder(source);
       sourceId = `${info.dev}:${info.ino}`;
     } catch (error) {
       return this.#rootFailed(tally, "Source", source, error);
     }
     try {
-      await this.#expectFolder(replica);
+      this.#expectFolder(replica);
     } catch (error) {
       if (!(error instanceof Deno.errors.NotFound)) {
         return this.#rootFailed(tally, "Replica", replica, error);
       }
       try {
-        await this.#disk.mkdir(replica, true);
+        this.#disk.mkdir(replica, true);
       } catch (error) {
         return this.#rootFailed(tally, "Replica", replica, error);
       }
@@ -95,8 +99,8 @@ export class Mirror {
     return sourceId;
   }
 
-  async #expectFolder(path: string): Promise<Deno.FileInfo> {
-    const info = await this.#disk.lstat(path);
+  #expectFolder(path: string): Deno.FileInfo {
+    const info = this.#disk.lstat(path);
     if (!info.isDirectory) throw new Error("not a folder");
     return info;
   }
@@ -120,13 +124,8 @@ export class Mirror {
     tally.failed += source.problems.length + replica.problems.length;
     this.#warnAboutSpecialFiles(source.tree);
 
-    const comparison = await findChangedFiles(
-      sourceRoot,
-      replicaRoot,
-      source,
-      replica,
-      this.#content,
-    );
+    const index = this.#index ??= PairIndex.load(replicaRoot);
+    const comparison = await findChangedFiles(this.#roots, source, replica, index, this.#hasher);
     for (const problem of comparison.problems) reportProblem(this.#log, "source", problem);
     tally.failed += comparison.problems.length;
 
@@ -135,10 +134,10 @@ export class Mirror {
     if (!this.#deletionsAllowed(tally, sourceId, source.tree, replica.tree, changes)) {
       changes = plan(source.tree, replica.tree, { ...inputs, deletions: false });
     }
-    const staleTemps: Action[] = replica.temps.map((path) => ({
+    const staleTemps: Action[] = replica.temps.map(({ path, kind }) => ({
       op: "remove",
       path,
-      kind: "file",
+      kind,
     }));
     const actions = [...staleTemps, ...changes];
     await applyPlan(actions, this.#roots, {
@@ -149,7 +148,18 @@ export class Mirror {
         count(tally, outcome);
       },
     });
-    this.#content.retain(source.tree, replica.tree);
+    index.retain((path) => source.tree.get(path)?.kind === "file");
+    try {
+      index.save(replicaRoot, this.#disk);
+    } catch (error) {
+      this.#log.warn(
+        "Could not save the index of identical files ({reason}); the next run hashes more.",
+        {
+          action: "index",
+          reason: reason(asError(error)),
+        },
+      );
+    }
   }
 
   /**

@@ -1,7 +1,11 @@
 import assert from "node:assert/strict";
 import fc from "npm:fast-check@^4.11.0";
 import { applyPlan, type Outcome } from "../lib/apply.ts";
-import { ContentState, findChangedFiles } from "../lib/compare.ts";
+import { findChangedFiles } from "../lib/compare.ts";
+import { Hasher } from "../lib/hash.ts";
+import { PairIndex } from "../lib/state.ts";
+import { Mirror } from "../lib/sync.ts";
+import { getLogger } from "npm:@logtape/logtape@^2.4.2";
 import { type Disk, realDisk } from "../lib/disk.ts";
 import { formatTimestamp, lineFormatter } from "../lib/log.ts";
 import { runLoop } from "../lib/loop.ts";
@@ -99,17 +103,17 @@ Deno.test("hash: an unchanged pair is not read again once its keys have settled"
   await withWork(async (work) => {
     Deno.mkdirSync(`${work}/rep`);
     for (const side of ["src", "rep"]) Deno.writeTextFileSync(`${work}/${side}/f`, "same bytes");
-    const state = new ContentState();
+    const index = new PairIndex(), state = new Hasher();
     const later = (scan: ReturnType<typeof scanTree>) => ({
       ...scan,
       startedAt: Date.now() + 2_000,
     });
     const compare = () =>
       findChangedFiles(
-        `${work}/src`,
-        `${work}/rep`,
+        { source: `${work}/src`, replica: `${work}/rep` },
         later(scanTree(`${work}/src`)),
         later(scanTree(`${work}/rep`)),
+        index,
         state,
       );
     assert.equal((await compare()).changed.size, 0);
@@ -126,13 +130,13 @@ Deno.test("hash: keys observed in the second of their ctime are not trusted (rac
   await withWork(async (work) => {
     Deno.mkdirSync(`${work}/rep`);
     for (const side of ["src", "rep"]) Deno.writeTextFileSync(`${work}/${side}/f`, "same");
-    const state = new ContentState();
+    const index = new PairIndex(), state = new Hasher();
     const compare = () =>
       findChangedFiles(
-        `${work}/src`,
-        `${work}/rep`,
+        { source: `${work}/src`, replica: `${work}/rep` },
         scanTree(`${work}/src`),
         scanTree(`${work}/rep`),
+        index,
         state,
       );
     await compare();
@@ -145,12 +149,12 @@ Deno.test("hash: keys observed in the second of their ctime are not trusted (rac
 function faultyDisk(failing: string, error: Error): Disk {
   return {
     ...realDisk,
-    copyFile: async (from, to) => {
+    copyFile: (from, to, size) => {
       if (from.endsWith(failing)) {
-        await Deno.writeTextFile(to, "partial"); // a half-written temp file
+        Deno.writeTextFileSync(to, "partial"); // a half-written temp file
         throw error;
       }
-      return realDisk.copyFile(from, to);
+      return realDisk.copyFile(from, to, size);
     },
   };
 }
@@ -202,8 +206,8 @@ Deno.test("apply: a source file changed during its copy is discarded", async () 
     const actions = plan(scanTree(`${work}/src`).tree, new Map(), { changed: new Set() });
     const disk: Disk = {
       ...realDisk,
-      copyFile: async (from, to) => {
-        await realDisk.copyFile(from, to);
+      copyFile: (from, to, size) => {
+        realDisk.copyFile(from, to, size);
         Deno.writeTextFileSync(from, "after, longer"); // a writer got in
       },
     };
@@ -223,7 +227,9 @@ Deno.test("apply: nothing is attempted under a folder that could not be created"
     const actions = plan(scanTree(`${work}/src`).tree, new Map(), { changed: new Set() });
     const disk: Disk = {
       ...realDisk,
-      mkdir: () => Promise.reject(new Deno.errors.PermissionDenied("denied")),
+      mkdir: () => {
+        throw new Deno.errors.PermissionDenied("denied");
+      },
     };
     const outcomes = await applyPlan(actions, { source: `${work}/src`, replica: `${work}/rep` }, {
       disk,
@@ -263,5 +269,44 @@ Deno.test("apply: nothing is written through a replica folder that became a syml
     );
     assert.deepEqual([...Deno.readDirSync(`${work}/outside`)], []);
     assert.equal(Deno.statSync(`${work}/outside`).mode! & 0o777, 0o700);
+  });
+});
+
+Deno.test("sync: an unchanged run reads no file content; one changed file is the only one read", async () => {
+  await withWork(async (work) => {
+    const roots = { source: `${work}/src`, replica: `${work}/rep` };
+    const sizes = [4096, 1000, 3 * 1024 * 1024]; // the last one is read asynchronously
+    sizes.forEach((size, i) =>
+      Deno.writeFileSync(`${work}/src/f${i}`, new Uint8Array(size).fill(i + 1))
+    );
+    // Each Mirror is a fresh run (as with --once): only the index in the replica carries over.
+    const run = async () => {
+      const mirror = new Mirror(roots, realDisk, getLogger(["test"]));
+      await mirror.cycle();
+      return mirror.hashedBytes;
+    };
+    assert.equal(await run(), 0, "copying needs no hash");
+    await new Promise((resolve) => setTimeout(resolve, 1100)); // let the new ctimes settle
+    const total = sizes.reduce((a, b) => a + b);
+    assert.equal(await run(), 2 * total, "the first check of copied files reads both sides");
+    assert.equal(await run(), 0, "an unchanged run reads nothing");
+    assert.ok(Deno.statSync(`${work}/rep/.mirror.index`).isFile);
+    const f0 = `${work}/src/f0`;
+    const before = Deno.statSync(f0);
+    Deno.writeFileSync(f0, new Uint8Array(4096).fill(9));
+    Deno.utimeSync(f0, before.atime!, before.mtime!);
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    assert.equal(await run(), 4096, "only the changed source file is read");
+    assert.deepEqual(Deno.readFileSync(`${work}/rep/f0`), Deno.readFileSync(f0));
+  });
+});
+
+Deno.test("index: a damaged index file is ignored", async () => {
+  await withWork(async (work) => {
+    Deno.mkdirSync(`${work}/rep`);
+    Deno.writeTextFileSync(`${work}/rep/.mirror.index`, "{not json");
+    assert.equal(PairIndex.load(`${work}/rep`).size, 0);
+    Deno.writeTextFileSync(`${work}/rep/.mirror.index`, JSON.stringify({ version: 99, pairs: [] }));
+    assert.equal(PairIndex.load(`${work}/rep`).size, 0);
   });
 });
