@@ -4,21 +4,27 @@
  *
  * `2026-11-26 15:04:05,123 [INFO]: File docs/a.txt has been copied.`
  *
- * On the console INFO goes to stdout, WARNING and ERROR to stderr (LogTape's
- * default console mapping).
+ * On the console INFO goes to stdout, WARNING and ERROR to stderr.
+ *
+ * One small LogTape sink does both: it formats each record once and appends
+ * the line to a buffer that is written out (no fsync) when it grows past
+ * 64 KiB, 50 ms after the first line that is waiting, and when logging is
+ * closed. Logging every action of a 20,000-file copy then costs a fraction of
+ * one write per line per destination, and `node:fs` (which `@logtape/file`
+ * needs) is not loaded at start-up.
  *
  * @module
  */
 import {
   configure,
   dispose,
-  getConsoleSink,
   getLogger,
   getTextFormatter,
   type Logger,
+  type LogRecord,
+  type Sink,
   type TextFormatter,
 } from "npm:@logtape/logtape@^2.4.2";
-import { getStreamFileSink } from "npm:@logtape/file@^2.3.10";
 
 const CATEGORY = ["folder-mirror"];
 
@@ -33,7 +39,7 @@ function pad(value: number, width = 2): string {
  * ```ts
  * import assert from "node:assert/strict";
  * import { formatTimestamp } from "./log.ts";
- * assert.ok(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}$/.test(formatTimestamp(0)));
+ * assert.match(formatTimestamp(0), /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}$/);
  * ```
  */
 export function formatTimestamp(epochMs: number): string {
@@ -52,34 +58,98 @@ export const lineFormatter: TextFormatter = getTextFormatter({
   format: ({ timestamp, level, message }) => `${timestamp} [${level}]: ${message}`,
 });
 
+/** Where {@link lineSink} writes: any object with a sync `writeSync`. */
+export interface LineWriter {
+  writeSync(bytes: Uint8Array): number;
+}
+
+const FLUSH_BYTES = 64 * 1024;
+const FLUSH_MS = 50;
+
+/**
+ * A sink that formats each record once and writes the line to `file` and to
+ * the console writer for its level (`out` for DEBUG and INFO, `err` above),
+ * buffered as described in the module documentation. Lines keep their order
+ * across `out` and `err`.
+ */
+export function lineSink(
+  file: LineWriter,
+  out: LineWriter,
+  err: LineWriter,
+  formatter: TextFormatter = lineFormatter,
+): Sink & Disposable {
+  const encoder = new TextEncoder();
+  let fileLines: string[] = [];
+  let consoleLines: string[] = [];
+  let consoleWriter = out;
+  let pending = 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const writeAll = (writer: LineWriter, lines: string[]) => {
+    if (lines.length === 0) return;
+    const bytes = encoder.encode(lines.join(""));
+    for (let at = 0; at < bytes.length;) at += writer.writeSync(bytes.subarray(at));
+  };
+  const flushConsole = () => {
+    writeAll(consoleWriter, consoleLines);
+    consoleLines = [];
+  };
+  const flush = () => {
+    if (timer !== undefined) clearTimeout(timer);
+    timer = undefined;
+    pending = 0;
+    writeAll(file, fileLines);
+    fileLines = [];
+    flushConsole();
+  };
+  const sink = (record: LogRecord) => {
+    const line = formatter(record);
+    const writer = record.level === "debug" || record.level === "info" ? out : err;
+    if (writer !== consoleWriter) {
+      flushConsole();
+      consoleWriter = writer;
+    }
+    fileLines.push(line);
+    consoleLines.push(line);
+    pending += line.length;
+    if (pending >= FLUSH_BYTES) {
+      flush();
+    } else if (timer === undefined) {
+      timer = setTimeout(flush, FLUSH_MS);
+      Deno.unrefTimer(timer);
+    }
+  };
+  return Object.assign(sink, { [Symbol.dispose]: flush });
+}
+
 /**
  * Route the program's logger to `logFile` (appended to, created if missing)
  * and the console. Call {@link closeLogging} before exiting so buffered lines
- * reach the file.
+ * are written.
  *
  * @throws {Deno.errors.NotFound | Deno.errors.PermissionDenied | Error} when the
  * log file cannot be opened for appending; nothing is configured then.
  */
 export async function setupLogging(logFile: string): Promise<void> {
-  // Open once synchronously so a bad path fails here with a clear error,
-  // instead of later inside the stream where the error would be swallowed.
-  Deno.openSync(logFile, { append: true, create: true }).close();
+  const file = Deno.openSync(logFile, { append: true, create: true });
+  const sink = lineSink(file, Deno.stdout, Deno.stderr);
   await configure({
     reset: true,
     sinks: {
-      file: getStreamFileSink(logFile, { formatter: lineFormatter }),
-      console: getConsoleSink({
-        formatter: (record) => [lineFormatter(record).trimEnd()],
+      lines: Object.assign((record: LogRecord) => sink(record), {
+        [Symbol.dispose]: () => {
+          sink[Symbol.dispose]();
+          file.close();
+        },
       }),
     },
     loggers: [
-      { category: CATEGORY, lowestLevel: "info", sinks: ["file", "console"] },
-      { category: ["logtape", "meta"], lowestLevel: "error", sinks: ["console"] },
+      { category: CATEGORY, lowestLevel: "info", sinks: ["lines"] },
+      { category: ["logtape", "meta"], lowestLevel: "error", sinks: ["lines"] },
     ],
   });
 }
 
-/** Flush and close the sinks. Safe to call more than once. */
+/** Write out buffered lines and close the log file. Safe to call more than once. */
 export async function closeLogging(): Promise<void> {
   await dispose();
 }

@@ -7,7 +7,7 @@ import { PairIndex } from "../lib/state.ts";
 import { Mirror } from "../lib/sync.ts";
 import { getLogger } from "npm:@logtape/logtape@^2.4.2";
 import { type Disk, realDisk } from "../lib/disk.ts";
-import { formatTimestamp, lineFormatter } from "../lib/log.ts";
+import { formatTimestamp, lineFormatter, lineSink } from "../lib/log.ts";
 import { runLoop } from "../lib/loop.ts";
 import { parseOptions, UsageError } from "../lib/options.ts";
 import { plan } from "../lib/plan.ts";
@@ -309,4 +309,36 @@ Deno.test("index: a damaged index file is ignored", async () => {
     Deno.writeTextFileSync(`${work}/rep/.mirror.index`, JSON.stringify({ version: 99, pairs: [] }));
     assert.equal(PairIndex.load(`${work}/rep`).size, 0);
   });
+});
+
+Deno.test("log: the line sink writes every line once to the file and in order to out/err", () => {
+  const collect = () => {
+    const chunks: string[] = [];
+    return {
+      chunks,
+      writeSync: (
+        bytes: Uint8Array,
+      ) => (chunks.push(new TextDecoder().decode(bytes)), bytes.length),
+    };
+  };
+  const file = collect(), out = collect(), err = collect();
+  const order: string[] = [];
+  const sink = lineSink(file, out, err, (record) => `${record.message.join("")}\n`);
+  const levels = ["info", "info", "error", "warning", "info"] as const;
+  levels.forEach((level, i) => {
+    sink({
+      category: [],
+      level,
+      message: [`line ${i}`],
+      rawMessage: "",
+      timestamp: 0,
+      properties: {},
+    });
+    order.push(`line ${i}\n`);
+  });
+  assert.equal(file.chunks.join(""), "", "buffered until flushed");
+  sink[Symbol.dispose]();
+  assert.equal(file.chunks.join(""), order.join(""));
+  assert.deepEqual(out.chunks, ["line 0\nline 1\n", "line 4\n"]);
+  assert.deepEqual(err.chunks, ["line 2\nline 3\n"]);
 });
