@@ -56,11 +56,15 @@ export async function findChangedFiles(
       index.forget(path);
       continue;
     }
-    const known = index.lookup(path, src, dst);
-    if (known.source !== undefined && known.replica !== undefined) continue;
+    const pair = index.get(path);
+    const sourceKnown = pair !== undefined && pair.source === statKey(src);
+    const replicaKnown = pair !== undefined && pair.replica === statKey(dst);
+    if (sourceKnown && replicaKnown) continue;
     let sourceMd5: string | undefined;
     try {
-      sourceMd5 = known.source ?? await hashStable(hasher, joinPath(roots.source, path), src);
+      sourceMd5 = sourceKnown
+        ? pair.md5
+        : await hashStable(hasher, joinPath(roots.source, path), src);
     } catch (error) {
       // A file that vanished meanwhile is the next scan's business.
       if (!(error instanceof Deno.errors.NotFound)) problems.push({ path, error: asError(error) });
@@ -68,7 +72,9 @@ export async function findChangedFiles(
     }
     let replicaMd5: string | undefined;
     try {
-      replicaMd5 = known.replica ?? await hashStable(hasher, joinPath(roots.replica, path), dst);
+      replicaMd5 = replicaKnown
+        ? pair.md5
+        : await hashStable(hasher, joinPath(roots.replica, path), dst);
     } catch {
       // An unreadable replica file is simply replaced.
     }

@@ -124,10 +124,20 @@ export function plan(source: Tree, replica: Tree, options: PlanOptions): Action[
 /**
  * Paths in an order where a folder comes first, followed by its whole subtree
  * (code-unit order with `/` below every other character: `a`, `a/x`, `a b`).
+ * Scans produce this order already, and sorting sorted input is linear.
  */
 function sortedKeys(tree: Tree): string[] {
-  return Array.from(tree.keys(), (path) => path.replaceAll("/", "\0")).sort()
-    .map((key) => key.replaceAll("\0", "/"));
+  return [...tree.keys()].sort(comparePaths);
+}
+
+/** Compare paths code unit by code unit, `/` ranking below everything else. */
+export function comparePaths(a: string, b: string): number {
+  const length = Math.min(a.length, b.length);
+  for (let i = 0; i < length; i++) {
+    const x = a.charCodeAt(i), y = b.charCodeAt(i);
+    if (x !== y) return (x === 47 ? -1 : x) - (y === 47 ? -1 : y);
+  }
+  return a.length - b.length;
 }
 
 /**

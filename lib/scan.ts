@@ -40,8 +40,20 @@ export interface Scan {
   readonly startedAt: number;
 }
 
+/** Options of {@link scanTree}. */
+export interface ScanOptions {
+  /**
+   * Scan only these folders (paths relative to the root): the items directly
+   * in each, and with `deep` everything below them too. A listed folder that
+   * does not exist is marked incomplete, not reported. Default: the whole tree.
+   */
+  readonly folders?: readonly { readonly path: string; readonly deep: boolean }[];
+}
+
 /**
- * Walk `root` (a folder) recursively.
+ * Walk `root` (a folder) recursively, or only the folders `options` names.
+ * Entries come depth first with siblings sorted, so the tree's order already
+ * is the planner's order.
  *
  * @example
  * ```ts
@@ -54,38 +66,53 @@ export interface Scan {
  * Deno.removeSync(dir, { recursive: true });
  * ```
  */
-export function scanTree(root: string): Scan {
+export function scanTree(root: string, options: ScanOptions = {}): Scan {
   const startedAt = Date.now();
   const tree = new Map<string, Entry>();
   const problems: Problem[] = [];
   const incomplete = new Set<string>();
   const temps: { path: string; kind: Kind }[] = [];
-  const pending: string[] = [""];
-  for (let dir = pending.pop(); dir !== undefined; dir = pending.pop()) {
+  const partial = options.folders !== undefined;
+  const pending = [...(options.folders ?? [{ path: "", deep: true }])].reverse();
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    const { path: dir, deep } = next;
     const prefix = dir === "" ? "" : `${dir}/`;
+    let items: Deno.DirEntry[];
     try {
-      for (const item of Deno.readDirSync(joinPath(root, dir))) {
-        const path = prefix + item.name;
-        if (item.name.startsWith(TEMP_PREFIX)) {
-          temps.push({ path, kind: item.isDirectory ? "dir" : "file" });
-          continue;
-        }
-        if (dir === "" && item.name === INDEX_NAME) continue;
-        const entry = examine(root, path, problems);
-        if (entry === "gone") continue;
-        if (entry === undefined) {
-          incomplete.add(dir);
-          continue;
-        }
-        tree.set(path, entry);
-        if (entry.kind === "dir") pending.push(path);
-      }
+      items = Array.from(Deno.readDirSync(joinPath(root, dir))).sort(byName);
     } catch (error) {
-      problems.push({ path: dir, error: asError(error) });
       incomplete.add(dir);
+      // A folder named by a partial scan may be gone already; its parent's scan says so.
+      if (!(partial && dir !== "" && error instanceof Deno.errors.NotFound)) {
+        problems.push({ path: dir, error: asError(error) });
+      }
+      continue;
     }
+    const subfolders: string[] = [];
+    for (const { name, isDirectory } of items) {
+      const path = prefix + name;
+      if (name.startsWith(TEMP_PREFIX)) {
+        temps.push({ path, kind: isDirectory ? "dir" : "file" });
+        continue;
+      }
+      if (dir === "" && name === INDEX_NAME) continue;
+      const entry = examine(root, path, problems);
+      if (entry === "gone") continue;
+      if (entry === undefined) {
+        incomplete.add(dir);
+        continue;
+      }
+      tree.set(path, entry);
+      if (deep && entry.kind === "dir") subfolders.push(path);
+    }
+    // Depth first, siblings in order: each folder is followed by its subtree.
+    for (let i = subfolders.length - 1; i >= 0; i--) pending.push({ path: subfolders[i]!, deep });
   }
   return { tree, problems, incomplete, temps, startedAt };
+}
+
+function byName(a: Deno.DirEntry, b: Deno.DirEntry): number {
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 }
 
 /** lstat one item: its entry, `"gone"` if it vanished meanwhile, or undefined

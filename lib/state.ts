@@ -50,14 +50,9 @@ export class PairIndex {
     return this.#pairs.size;
   }
 
-  /** The pair recorded for `path` if the current keys still match it, side by side. */
-  lookup(path: string, source: Entry, replica: Entry): { source?: string; replica?: string } {
-    const pair = this.#pairs.get(path);
-    if (pair === undefined) return {};
-    return {
-      ...(pair.source === statKey(source) ? { source: pair.md5 } : {}),
-      ...(pair.replica === statKey(replica) ? { replica: pair.md5 } : {}),
-    };
+  /** The pair last found identical at `path`, if any. */
+  get(path: string): Pair | undefined {
+    return this.#pairs.get(path);
   }
 
   /**
