@@ -12,10 +12,11 @@ import { realDisk } from "./lib/disk.ts";
 import { reason } from "./lib/error.ts";
 import { realPathOf, refusal } from "./lib/guard.ts";
 import { closeLogging, logger, setupLogging } from "./lib/log.ts";
-import { runLoop } from "./lib/loop.ts";
+import { Hints, runLoop } from "./lib/loop.ts";
 import { type Options, parseOptions, UsageError } from "./lib/options.ts";
 import { Mirror } from "./lib/sync.ts";
 import { VERSION } from "./lib/version.ts";
+import { watchTree } from "./lib/watch.ts";
 
 /** Exit codes. */
 const OK = 0, PARTIAL = 1, USAGE = 2;
@@ -69,7 +70,7 @@ async function main(args: string[]): Promise<number> {
       replica: options.replica,
       logFile: options.logFile,
       interval: options.intervalSeconds,
-      mode: options.once ? ", one cycle" : "",
+      mode: options.once ? ", one cycle" : options.watch ? ", watching for changes" : "",
     },
   );
   const roots = { source: realPathOf(options.source), replica: realPathOf(options.replica) };
@@ -78,7 +79,15 @@ async function main(args: string[]): Promise<number> {
   if (options.once) {
     code = (await mirror.cycle(stop.signal)).failed > 0 ? PARTIAL : OK;
   } else {
-    await runLoop((signal) => mirror.cycle(signal), options.intervalSeconds * 1000, stop.signal);
+    const hints = new Hints();
+    const watch = options.watch ? watchTree(roots.source, (paths) => hints.add(paths)) : undefined;
+    await runLoop(
+      (signal) => mirror.cycle(signal),
+      options.intervalSeconds * 1000,
+      stop.signal,
+      watch ? { hints, cycle: (paths, signal) => mirror.partialCycle(paths, signal) } : undefined,
+    );
+    watch?.close();
   }
   if (stop.signal.aborted) log.info("Mirror stopped by {signal}.", { signal: stop.signal.reason });
   for (const [name, listener] of listeners) Deno.removeSignalListener(name, listener);

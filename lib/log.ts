@@ -58,9 +58,14 @@ export const lineFormatter: TextFormatter = getTextFormatter({
   format: ({ timestamp, level, message }) => `${timestamp} [${level}]: ${message}`,
 });
 
-/** Where {@link lineSink} writes: any object with a sync `writeSync`. */
-export interface LineWriter {
+/** The log file: written with sync calls (a regular file never blocks for long). */
+export interface FileWriter {
   writeSync(bytes: Uint8Array): number;
+}
+
+/** A console stream: written asynchronously, since a pipe may be full (or non-blocking). */
+export interface ConsoleWriter {
+  write(bytes: Uint8Array): Promise<number>;
 }
 
 const FLUSH_BYTES = 64 * 1024;
@@ -68,37 +73,45 @@ const FLUSH_MS = 50;
 
 /**
  * A sink that formats each record once and writes the line to `file` and to
- * the console writer for its level (`out` for DEBUG and INFO, `err` above),
+ * the console stream for its level (`out` for DEBUG and INFO, `err` above),
  * buffered as described in the module documentation. Lines keep their order
- * across `out` and `err`.
+ * across `out` and `err`. A console that cannot be written to (closed, or a
+ * reader that went away) never stops the program; the file still gets every
+ * line. Disposing it (async) writes out what is buffered.
  */
 export function lineSink(
-  file: LineWriter,
-  out: LineWriter,
-  err: LineWriter,
+  file: FileWriter,
+  out: ConsoleWriter,
+  err: ConsoleWriter,
   formatter: TextFormatter = lineFormatter,
-): Sink & Disposable {
+): Sink & AsyncDisposable {
   const encoder = new TextEncoder();
   let fileLines: string[] = [];
   let consoleLines: string[] = [];
   let consoleWriter = out;
+  let consoleDone: Promise<void> = Promise.resolve();
   let pending = 0;
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const writeAll = (writer: LineWriter, lines: string[]) => {
-    if (lines.length === 0) return;
-    const bytes = encoder.encode(lines.join(""));
-    for (let at = 0; at < bytes.length;) at += writer.writeSync(bytes.subarray(at));
-  };
   const flushConsole = () => {
-    writeAll(consoleWriter, consoleLines);
+    if (consoleLines.length === 0) return;
+    const bytes = encoder.encode(consoleLines.join(""));
+    const writer = consoleWriter;
     consoleLines = [];
+    consoleDone = consoleDone.then(async () => {
+      for (let at = 0; at < bytes.length;) at += await writer.write(bytes.subarray(at));
+    }).catch(() => {
+      // The console is gone (a closed pipe): the log file still has every line.
+    });
   };
   const flush = () => {
     if (timer !== undefined) clearTimeout(timer);
     timer = undefined;
     pending = 0;
-    writeAll(file, fileLines);
-    fileLines = [];
+    if (fileLines.length > 0) {
+      const bytes = encoder.encode(fileLines.join(""));
+      fileLines = [];
+      for (let at = 0; at < bytes.length;) at += file.writeSync(bytes.subarray(at));
+    }
     flushConsole();
   };
   const sink = (record: LogRecord) => {
@@ -118,7 +131,12 @@ export function lineSink(
       Deno.unrefTimer(timer);
     }
   };
-  return Object.assign(sink, { [Symbol.dispose]: flush });
+  return Object.assign(sink, {
+    [Symbol.asyncDispose]: async () => {
+      flush();
+      await consoleDone;
+    },
+  });
 }
 
 /**
@@ -136,8 +154,8 @@ export async function setupLogging(logFile: string): Promise<void> {
     reset: true,
     sinks: {
       lines: Object.assign((record: LogRecord) => sink(record), {
-        [Symbol.dispose]: () => {
-          sink[Symbol.dispose]();
+        [Symbol.asyncDispose]: async () => {
+          await sink[Symbol.asyncDispose]();
           file.close();
         },
       }),

@@ -1,14 +1,52 @@
 /**
- * The interval timer: the first cycle starts at once; each next one starts
+ * The scheduler: the first full cycle starts at once; each next one starts
  * `intervalMs` after the previous one started, or right after it when it ran
- * longer. Never two cycles at once.
+ * longer. In between, paths named by file-system events ({@link Hints}) get a
+ * quick partial cycle. Never two cycles of any kind at once.
  *
  * @module
  */
 
+/** Paths waiting for a partial cycle, filled by the watcher. */
+export class Hints {
+  #paths = new Set<string>();
+  #wake: (() => void) | undefined;
+
+  /** Paths waiting. */
+  get size(): number {
+    return this.#paths.size;
+  }
+
+  /** Add paths (relative to the root) to look at soon. */
+  add(paths: Iterable<string>): void {
+    for (const path of paths) this.#paths.add(path);
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+
+  /** Return the waiting paths and start a new batch. */
+  take(): ReadonlySet<string> {
+    const paths = this.#paths;
+    this.#paths = new Set();
+    return paths;
+  }
+
+  /** Call `wake` once, at the next {@link add}. */
+  onAdd(wake: () => void): void {
+    this.#wake = wake;
+  }
+}
+
+/** Partial cycles for hinted paths, next to the periodic full cycles. */
+export interface HintedCycles {
+  readonly hints: Hints;
+  readonly cycle: (paths: ReadonlySet<string>, signal: AbortSignal) => Promise<unknown>;
+}
+
 /**
- * Run `cycle` repeatedly until `signal` aborts. Resolves after the cycle in
- * progress (if any) has returned.
+ * Run `cycle` repeatedly until `signal` aborts, and `hinted.cycle` for hinted
+ * paths in between. Resolves after the cycle in progress (if any) has returned.
  *
  * @example
  * ```ts
@@ -20,24 +58,33 @@
  *   if (++cycles === 3) stop.abort();
  *   return Promise.resolve();
  * }, 1, stop.signal);
- * assert.ok(cycles === 3);
+ * assert.equal(cycles, 3);
  * ```
  */
 export async function runLoop(
   cycle: (signal: AbortSignal) => Promise<unknown>,
   intervalMs: number,
   signal: AbortSignal,
+  hinted?: HintedCycles,
 ): Promise<void> {
+  let nextFull = performance.now();
   while (!signal.aborted) {
-    const started = performance.now();
-    await cycle(signal);
-    await sleep(started + intervalMs - performance.now(), signal);
+    const now = performance.now();
+    if (now >= nextFull) {
+      hinted?.hints.take(); // a full cycle looks at everything that happened before it
+      nextFull = now + intervalMs;
+      await cycle(signal);
+    } else if (hinted && hinted.hints.size > 0) {
+      await hinted.cycle(hinted.hints.take(), signal);
+    } else {
+      await sleep(nextFull - now, signal, hinted?.hints);
+    }
   }
 }
 
-/** Wait `ms` (nothing when `ms <= 0`), or until `signal` aborts. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (ms <= 0 || signal.aborted) return Promise.resolve();
+/** Wait `ms`, or until `signal` aborts, or until `hints` gets paths. */
+function sleep(ms: number, signal: AbortSignal, hints?: Hints): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
   return new Promise((resolve) => {
     const done = () => {
       clearTimeout(timer);
@@ -46,5 +93,6 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
     };
     const timer = setTimeout(done, ms);
     signal.addEventListener("abort", done);
+    hints?.onAdd(done);
   });
 }

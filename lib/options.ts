@@ -25,6 +25,8 @@ export interface Options {
   /** A cycle that would delete more replica entries than this deletes none.
    * Default: no limit. */
   readonly maxDelete?: number;
+  /** Also mirror changes as file-system events report them. Default `false`. */
+  readonly watch: boolean;
 }
 
 /** What {@link parseOptions} returns: options to run with, or text to print and exit 0. */
@@ -81,6 +83,12 @@ function buildCommand(out: string[]): Command {
     )
     .option("--once", "run one cycle and exit (1 if any entry failed)", false)
     .option(
+      "--watch",
+      "also mirror changes within moments, as the file system reports them " +
+        "(the interval's full cycle still runs)",
+      false,
+    )
+    .option(
       "--max-delete <count>",
       "a cycle that would delete more replica entries than this deletes none (default: no limit)",
       count,
@@ -129,7 +137,9 @@ export function parseOptions(args: readonly string[]): ParseResult {
     timeInterval: number;
     once: boolean;
     maxDelete?: number;
+    watch: boolean;
   }>();
+  if (flags.watch && flags.once) throw new UsageError("--watch and --once cannot be combined.");
   return {
     kind: "run",
     options: Object.freeze({
@@ -138,6 +148,7 @@ export function parseOptions(args: readonly string[]): ParseResult {
       logFile: flags.logFile,
       intervalSeconds: flags.timeInterval,
       once: flags.once,
+      watch: flags.watch,
       ...(flags.maxDelete === undefined ? {} : { maxDelete: flags.maxDelete }),
     }),
   };

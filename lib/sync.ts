@@ -19,8 +19,8 @@ import {
   reportSummary,
   type Tally,
 } from "./report.ts";
-import { scanTree } from "./scan.ts";
-import type { Tree } from "./entry.ts";
+import { type Scan, scanTree } from "./scan.ts";
+import { hasAncestorIn, joinPath, parentOf, type Tree } from "./entry.ts";
 import { Hasher } from "./hash.ts";
 import { PairIndex } from "./state.ts";
 
@@ -29,6 +29,46 @@ export interface MirrorOptions {
   /** A cycle that would delete more replica entries than this deletes none.
    * Default: no limit. */
   readonly maxDelete?: number;
+}
+
+/**
+ * Scan both sides for a partial cycle: the folders holding `paths`, each path
+ * that is a folder (deeply: it may have just been created or moved in), and
+ * deeply any source folder found whose replica twin is missing.
+ */
+function scanHinted(roots: Roots, paths: ReadonlySet<string>): { source: Scan; replica: Scan } {
+  const deep = new Set<string>();
+  const shallow = new Set<string>();
+  for (const path of paths) {
+    shallow.add(path === "" ? "" : parentOf(path));
+    try {
+      if (path !== "" && Deno.lstatSync(joinPath(roots.source, path)).isDirectory) deep.add(path);
+    } catch {
+      // gone: the scan of its folder tells
+    }
+  }
+  const folders = [
+    ...[...deep].filter((dir) => !hasAncestorIn(dir, deep)).map((path) => ({ path, deep: true })),
+    ...[...shallow].filter((dir) => !deep.has(dir) && !hasAncestorIn(dir, deep))
+      .map((path) => ({ path, deep: false })),
+  ];
+  const source = scanTree(roots.source, { folders });
+  const replica = scanTree(roots.replica, { folders });
+  const missing = [...source.tree].filter(([path, entry]) =>
+    entry.kind === "dir" && replica.tree.get(path)?.kind !== "dir" && !deep.has(path) &&
+    !hasAncestorIn(path, deep)
+  ).map(([path]) => ({ path, deep: true }));
+  if (missing.length === 0) return { source, replica };
+  const more = scanTree(roots.source, { folders: missing });
+  return {
+    source: {
+      ...source,
+      tree: new Map([...source.tree, ...more.tree]),
+      problems: [...source.problems, ...more.problems],
+      incomplete: new Set([...source.incomplete, ...more.incomplete]),
+    },
+    replica,
+  };
 }
 
 /** Keeps one replica in step with one source, cycle after cycle. */
@@ -60,11 +100,24 @@ export class Mirror {
    * Run one cycle. Never throws for a file-system problem: each one is logged
    * and counted in the returned tally's `failed`.
    */
-  async cycle(signal?: AbortSignal): Promise<Tally> {
+  cycle(signal?: AbortSignal): Promise<Tally> {
+    return this.#run(undefined, signal);
+  }
+
+  /**
+   * A quick cycle over what file-system events named: the folders holding
+   * `paths` (relative to the source root), and the whole of any of them that
+   * is a folder or that the replica lacks. Logs like a full cycle.
+   */
+  partialCycle(paths: ReadonlySet<string>, signal?: AbortSignal): Promise<Tally> {
+    return this.#run(paths, signal);
+  }
+
+  async #run(paths: ReadonlySet<string> | undefined, signal?: AbortSignal): Promise<Tally> {
     const started = performance.now();
     const tally = emptyTally();
-    const sourceId = await this.#checkRoots(tally);
-    if (sourceId !== undefined) await this.#sync(tally, sourceId, signal);
+    const sourceId = this.#checkRoots(tally);
+    if (sourceId !== undefined) await this.#sync(tally, sourceId, paths, signal);
     if (eventful(tally)) reportSummary(this.#log, tally, performance.now() - started);
     return tally;
   }
@@ -74,7 +127,7 @@ export class Mirror {
    * Returns the source root's identity (device and inode), or undefined when
    * the cycle cannot run.
    */
-  async #checkRoots(tally: Tally): Promise<string | undefined> {
+  #checkRoots(tally: Tally): string | undefined {
     const { source, replica } = this.#roots;
     let sourceId: string;
     try {
@@ -115,10 +168,16 @@ export class Mirror {
     return undefined;
   }
 
-  async #sync(tally: Tally, sourceId: string, signal?: AbortSignal): Promise<void> {
+  async #sync(
+    tally: Tally,
+    sourceId: string,
+    paths: ReadonlySet<string> | undefined,
+    signal?: AbortSignal,
+  ): Promise<void> {
     const { source: sourceRoot, replica: replicaRoot } = this.#roots;
-    const source = scanTree(sourceRoot);
-    const replica = scanTree(replicaRoot);
+    const { source, replica } = paths === undefined
+      ? { source: scanTree(sourceRoot), replica: scanTree(replicaRoot) }
+      : scanHinted(this.#roots, paths);
     for (const problem of source.problems) reportProblem(this.#log, "source", problem);
     for (const problem of replica.problems) reportProblem(this.#log, "replica", problem);
     tally.failed += source.problems.length + replica.problems.length;
@@ -148,6 +207,7 @@ export class Mirror {
         count(tally, outcome);
       },
     });
+    if (paths !== undefined) return; // the index is tidied and saved by full cycles
     index.retain((path) => source.tree.get(path)?.kind === "file");
     try {
       index.save(replicaRoot, this.#disk);

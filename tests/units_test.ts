@@ -24,6 +24,7 @@ Deno.test("options: defaults are the original tool's", () => {
     logFile: "log.txt",
     intervalSeconds: 10,
     once: false,
+    watch: false,
   });
   assert.ok(Object.isFrozen(result.options));
 });
@@ -311,21 +312,15 @@ Deno.test("index: a damaged index file is ignored", async () => {
   });
 });
 
-Deno.test("log: the line sink writes every line once to the file and in order to out/err", () => {
-  const collect = () => {
-    const chunks: string[] = [];
-    return {
-      chunks,
-      writeSync: (
-        bytes: Uint8Array,
-      ) => (chunks.push(new TextDecoder().decode(bytes)), bytes.length),
-    };
-  };
-  const file = collect(), out = collect(), err = collect();
-  const order: string[] = [];
+Deno.test("log: the line sink writes every line once to the file and in order to out/err", async () => {
+  const chunks = { file: [] as string[], out: [] as string[], err: [] as string[] };
+  const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+  const file = { writeSync: (b: Uint8Array) => (chunks.file.push(text(b)), b.length) };
+  const out = { write: (b: Uint8Array) => Promise.resolve((chunks.out.push(text(b)), b.length)) };
+  const err = { write: (b: Uint8Array) => Promise.resolve((chunks.err.push(text(b)), b.length)) };
   const sink = lineSink(file, out, err, (record) => `${record.message.join("")}\n`);
   const levels = ["info", "info", "error", "warning", "info"] as const;
-  levels.forEach((level, i) => {
+  levels.forEach((level, i) =>
     sink({
       category: [],
       level,
@@ -333,12 +328,30 @@ Deno.test("log: the line sink writes every line once to the file and in order to
       rawMessage: "",
       timestamp: 0,
       properties: {},
-    });
-    order.push(`line ${i}\n`);
+    })
+  );
+  assert.deepEqual(chunks.file, [], "buffered until flushed");
+  await sink[Symbol.asyncDispose]();
+  assert.equal(chunks.file.join(""), levels.map((_, i) => `line ${i}\n`).join(""));
+  assert.deepEqual(chunks.out, ["line 0\nline 1\n", "line 4\n"]);
+  assert.deepEqual(chunks.err, ["line 2\nline 3\n"]);
+});
+
+Deno.test("log: a console that cannot be written to does not stop the file log", async () => {
+  const lines: string[] = [];
+  const file = {
+    writeSync: (b: Uint8Array) => (lines.push(new TextDecoder().decode(b)), b.length),
+  };
+  const broken = { write: () => Promise.reject(new Deno.errors.BrokenPipe("gone")) };
+  const sink = lineSink(file, broken, broken, (record) => `${record.message.join("")}\n`);
+  sink({
+    category: [],
+    level: "info",
+    message: ["kept"],
+    rawMessage: "",
+    timestamp: 0,
+    properties: {},
   });
-  assert.equal(file.chunks.join(""), "", "buffered until flushed");
-  sink[Symbol.dispose]();
-  assert.equal(file.chunks.join(""), order.join(""));
-  assert.deepEqual(out.chunks, ["line 0\nline 1\n", "line 4\n"]);
-  assert.deepEqual(err.chunks, ["line 2\nline 3\n"]);
+  await sink[Symbol.asyncDispose]();
+  assert.deepEqual(lines, ["kept\n"]);
 });

@@ -1,0 +1,95 @@
+/**
+ * File-system events as hints. `Deno.watchFs` drops events silently in
+ * bursts, so an event only says "look here soon": the paths it names are
+ * collected, briefly debounced, and handed over as a batch. The periodic full
+ * cycle stays the truth and repairs whatever an event missed.
+ *
+ * @module
+ */
+import { INDEX_NAME, TEMP_PREFIX } from "./entry.ts";
+
+/** Options of {@link watchTree}. */
+export interface WatchOptions {
+  /** Quiet time after the last event before a batch is handed over. Default 10 ms. */
+  readonly quietMs?: number;
+  /** Longest wait after the first event of a batch. Default 50 ms. */
+  readonly maxDelayMs?: number;
+}
+
+/** A running watch; `close()` stops it. */
+export interface Watch {
+  close(): void;
+}
+
+/**
+ * Watch `root` recursively and call `onBatch` with the relative paths (`/`
+ * separated; `""` for the root itself) that events named. The program's own
+ * temp and index files are left out.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { watchTree } from "./watch.ts";
+ * const dir = Deno.realPathSync(Deno.makeTempDirSync());
+ * const batch = Promise.withResolvers<ReadonlySet<string>>();
+ * const watch = watchTree(dir, batch.resolve);
+ * await new Promise((resolve) => setTimeout(resolve, 50));
+ * Deno.writeTextFileSync(`${dir}/new.txt`, "hi");
+ * assert.ok((await batch.promise).has("new.txt"));
+ * watch.close();
+ * ```
+ */
+export function watchTree(
+  root: string,
+  onBatch: (paths: ReadonlySet<string>) => void,
+  options: WatchOptions = {},
+): Watch {
+  const quietMs = options.quietMs ?? 10;
+  const maxDelayMs = options.maxDelayMs ?? 50;
+  const watcher = Deno.watchFs(root, { recursive: true });
+  let batch = new Set<string>();
+  let firstAt = 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const handOver = () => {
+    timer = undefined;
+    const paths = batch;
+    batch = new Set();
+    if (paths.size > 0) onBatch(paths);
+  };
+  const prefix = root.endsWith("/") ? root : `${root}/`;
+  (async () => {
+    for await (const event of watcher) {
+      for (const path of event.paths) {
+        const relative = path === root
+          ? ""
+          : path.startsWith(prefix)
+          ? path.slice(prefix.length)
+          : undefined;
+        if (relative === undefined || isOwnFile(relative)) continue;
+        if (batch.size === 0) firstAt = performance.now();
+        batch.add(relative);
+      }
+      if (batch.size === 0) continue;
+      if (timer !== undefined) clearTimeout(timer);
+      const wait = Math.min(quietMs, Math.max(0, firstAt + maxDelayMs - performance.now()));
+      timer = setTimeout(handOver, wait);
+    }
+  })().catch(() => {
+    // The watcher was closed, or the root vanished: the periodic cycle carries on.
+  });
+  return {
+    close() {
+      if (timer !== undefined) clearTimeout(timer);
+      try {
+        watcher.close();
+      } catch {
+        // already closed
+      }
+    },
+  };
+}
+
+function isOwnFile(relative: string): boolean {
+  const name = relative.slice(relative.lastIndexOf("/") + 1);
+  return name.startsWith(TEMP_PREFIX) || relative === INDEX_NAME;
+}
