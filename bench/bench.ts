@@ -140,6 +140,11 @@ function rsync(source: string, replica: string): Run {
   return timed("rsync", ["-a", "--delete", `${source}/`, `${replica}/`]);
 }
 
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
@@ -256,6 +261,66 @@ compare(`unchanged cycle, ${SIZES.huge} files`, "RSS <= 150 MiB", () => ({
   tool: () => mirror(huge, hugeTool),
   rsync: () => rsync(huge, hugeRsync),
 }));
+
+console.error("watch mode latency");
+{
+  const probes = QUICK ? 10 : 40;
+  Deno.mkdirSync(`${small}/watch-latency`);
+  const replica = freshPath("t-watch");
+  mirror(small, replica);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-read",
+      "--allow-write",
+      "--no-prompt",
+      MAIN,
+      "--source",
+      small,
+      "--replica",
+      replica,
+      "--log-file",
+      `${base}/bench.log`,
+      "--time-interval",
+      "600",
+      "--watch",
+    ],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  await new Promise((resolve) => setTimeout(resolve, 3000)); // its first full cycle
+  const latencies: number[] = [];
+  for (let i = 0; i < probes; i++) {
+    const bytes = randomBytes(4096);
+    const path = `watch-latency/w${i}.bin`;
+    const started = performance.now();
+    Deno.writeFileSync(`${small}/${path}`, bytes);
+    for (;;) {
+      try {
+        const got = Deno.readFileSync(`${replica}/${path}`);
+        if (got.length === bytes.length && got.every((b, j) => b === bytes[j])) break;
+      } catch {
+        // not there yet
+      }
+      if (performance.now() - started > 10_000) throw new Error(`watch mode missed ${path}`);
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    latencies.push(performance.now() - started);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  child.kill("SIGINT");
+  await child.status;
+  const p50 = percentile(latencies, 50), p95 = percentile(latencies, 95);
+  rows.push({
+    scenario: `watch mode: write a 4 KiB file -> replica holds it (${SIZES.small} files watched)`,
+    tool: `p50 ${p50.toFixed(1)} ms, p95 ${p95.toFixed(1)} ms`,
+    rsync: "n/a",
+    ratio: "",
+    target: "p95 <= 100 ms",
+    rss: "",
+  });
+  console.error(`  p50 ${p50.toFixed(1)} ms, p95 ${p95.toFixed(1)} ms`);
+}
 
 // ---------------------------------------------------------------- report
 

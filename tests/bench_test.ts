@@ -1,0 +1,34 @@
+import assert from "node:assert/strict";
+import { succeeds } from "./helpers.ts";
+
+const BENCH = new URL("../bench/bench.ts", import.meta.url).pathname;
+
+Deno.test({
+  name: "bench: the benchmark runs (tiny trees) and prints every scenario",
+  ignore: !succeeds("rsync", "--version"), // needs rsync (apt-get install rsync)
+  fn: async () => {
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-read",
+        "--allow-write",
+        "--allow-run",
+        "--no-prompt",
+        BENCH,
+        "--quick",
+        "--rounds",
+        "1",
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stdout = new TextDecoder().decode(output.stdout);
+    assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+    const rows = stdout.split("\n").filter((line) => /^\| (initial|unchanged|1%|watch)/.test(line));
+    assert.equal(rows.length, 6, stdout);
+    for (const row of rows.filter((r) => !r.startsWith("| watch"))) {
+      assert.match(row, /\d+\.\d+ x \|/);
+    }
+    assert.match(stdout, /watch mode: .* p95 \d+\.\d ms/);
+  },
+});
