@@ -14,8 +14,9 @@
  *
  * @module
  */
-import { entryFromInfo, hasAncestorIn, joinPath, parentOf, statKey, tempName } from "./entry.ts";
-import type { Disk } from "./disk.ts";
+import { hasAncestorIn, joinPath, parentOf, statKey, tempName } from "./entry.ts";
+import { copyFile, type CopyJob, type CopyResult, removeQuietly } from "./copy.ts";
+import { BIG_FILE, type Disk } from "./disk.ts";
 import { asError } from "./error.ts";
 import { pacer } from "./pace.ts";
 import type { Action } from "./plan.ts";
@@ -47,7 +48,15 @@ export interface ApplyOptions {
   readonly onOutcome?: (outcome: Outcome) => void;
   /** Big-file copies running at once. Default 4. */
   readonly parallelCopies?: number;
+  /** Share the copying of many small files with a worker thread (real disk
+   * only: the worker does not use `disk`). Default `false`. */
+  readonly copyWorker?: boolean;
 }
+
+/** Small copies queued before they are shared with the worker. */
+const MAX_BATCH = 2048;
+/** Fewer queued copies than this are not worth a trip to the worker. */
+const MIN_SHARED_BATCH = 64;
 
 /**
  * Apply `actions` in order. Actions under a folder that could not be created
@@ -79,6 +88,13 @@ interface Staging {
   readonly outcomes: Outcome[];
 }
 
+/** A copy with what is needed to report it. */
+interface QueuedCopy {
+  readonly action: Extract<Action, { op: "copy" }>;
+  readonly job: CopyJob;
+  readonly staging: Staging | undefined;
+}
+
 class Applier {
   readonly outcomes: Outcome[] = [];
   readonly #roots: Roots;
@@ -88,6 +104,10 @@ class Applier {
   readonly #failedDirs = new Set<string>();
   readonly #realDirs: RealDirs;
   readonly #running = new Set<Promise<void>>();
+  readonly #useWorker: boolean;
+  #queued: QueuedCopy[] = [];
+  #failed: QueuedCopy[] = [];
+  #worker: CopyWorker | undefined;
   #staging: Staging | undefined;
 
   constructor(roots: Roots, options: ApplyOptions) {
@@ -95,13 +115,17 @@ class Applier {
     this.#disk = options.disk;
     this.#onOutcome = options.onOutcome ?? (() => {});
     this.#parallel = options.parallelCopies ?? 4;
+    this.#useWorker = options.copyWorker ?? false;
     this.#realDirs = new RealDirs(roots.replica, options.disk);
   }
 
   async apply(action: Action): Promise<void> {
     if (hasAncestorIn(action.path, this.#failedDirs)) return;
     if (this.#staging && !isBelow(action.path, this.#staging.path)) await this.#closeStaging();
-    if (action.op === "chmod") await this.#drain(); // folder modes come after all writes
+    if (action.op === "chmod") { // folder modes come after all writes
+      await this.#drain();
+      await this.#retryFailed(undefined);
+    }
     const staging = this.#staging;
     const target = staging
       ? staging.temp + action.path.slice(staging.path.length)
@@ -109,11 +133,17 @@ class Applier {
     try {
       if (!staging) this.#realDirs.check(parentOf(action.path));
       if (action.op === "copy") {
-        const copying = this.#copy(action, target, staging !== undefined);
-        if (copying instanceof Promise) {
-          await this.#startInBackground(copying.then((outcome) => this.#record(outcome, staging)));
+        const job = this.#copyJob(action, target, staging !== undefined);
+        if (action.source.size >= BIG_FILE) {
+          const copying = Promise.resolve(copyFile(this.#disk, job));
+          await this.#startInBackground(
+            copying.then((result) => this.#settle({ action, job, staging }, result)),
+          );
+        } else if (this.#useWorker) {
+          this.#queued.push({ action, job, staging });
+          if (this.#queued.length >= MAX_BATCH) await this.#flushCopies();
         } else {
-          this.#record(copying, staging);
+          this.#settle({ action, job, staging }, copyFile(this.#disk, job) as CopyResult);
         }
         return;
       }
@@ -125,10 +155,33 @@ class Applier {
     }
   }
 
-  /** Wait for background copies and move a folder being filled into place. */
+  /** Wait for every copy, move a folder being filled into place, stop the worker. */
   async finish(): Promise<void> {
     await this.#closeStaging();
     await this.#drain();
+    await this.#retryFailed(undefined);
+    this.#worker?.close();
+  }
+
+  /**
+   * Record how a copy ended, except a failure: copies run side by side, and
+   * one may fail only because of another (two big files filling a disk that
+   * holds either). Failures are tried once more, alone, before the folder they
+   * are in is finished.
+   */
+  #settle(copy: QueuedCopy, result: CopyResult): void {
+    if (result.status === "failed") this.#failed.push(copy);
+    else this.#record(toOutcome(copy.action, result), copy.staging);
+  }
+
+  /** Retry, one at a time, the failed copies that belong to `staging`. */
+  async #retryFailed(staging: Staging | undefined): Promise<void> {
+    const retry = this.#failed.filter((copy) => copy.staging === staging);
+    if (retry.length === 0) return;
+    this.#failed = this.#failed.filter((copy) => copy.staging !== staging);
+    for (const { action, job } of retry) {
+      this.#record(toOutcome(action, await copyFile(this.#disk, job)), staging);
+    }
   }
 
   #applySimple(action: Exclude<Action, { op: "copy" }>, target: string, staging?: Staging) {
@@ -180,50 +233,38 @@ class Applier {
     }
   }
 
-  /**
-   * Copy one file: to `target` directly inside a folder being filled, else to
-   * a temp name renamed over `target`. A source that changed while it was
-   * copied (its stat key differs from the scan's) is discarded.
-   */
-  #copy(
-    action: Extract<Action, { op: "copy" }>,
-    target: string,
-    direct: boolean,
-  ): Outcome | Promise<Outcome> {
-    const disk = this.#disk;
-    const from = joinPath(this.#roots.source, action.path);
-    const dest = direct ? target : siblingTemp(target);
-    const finish = (): Outcome => {
-      disk.utime(dest, new Date(), new Date(action.source.mtimeMs));
-      if (statKey(entryFromInfo(disk.lstat(from))) !== statKey(action.source)) {
-        removeQuietly(disk, dest);
-        return { status: "skipped", action, reason: "it changed while being copied" };
-      }
-      if (!direct) disk.rename(dest, target);
-      return done(action, action.source.size);
+  /** The copy of one file as a job: to `target` directly inside a folder being
+   * filled, else to a temp name renamed over `target`. */
+  #copyJob(action: Extract<Action, { op: "copy" }>, target: string, direct: boolean): CopyJob {
+    return {
+      from: joinPath(this.#roots.source, action.path),
+      dest: direct ? target : siblingTemp(target),
+      ...(direct ? {} : { target }),
+      size: action.source.size,
+      mtimeMs: action.source.mtimeMs,
+      expectedKey: statKey(action.source),
     };
-    const fail = (error: unknown): Outcome => {
-      removeQuietly(disk, dest);
-      if (error instanceof Deno.errors.NotFound && !exists(disk, from)) {
-        return { status: "skipped", action, reason: "it vanished before it could be copied" };
-      }
-      return { status: "failed", action, error: asError(error) };
-    };
-    try {
-      const copying = disk.copyFile(from, dest, action.source.size);
-      if (copying instanceof Promise) {
-        return copying.then(() => {
-          try {
-            return finish();
-          } catch (error) {
-            return fail(error);
-          }
-        }, fail);
-      }
-      return finish();
-    } catch (error) {
-      return fail(error);
-    }
+  }
+
+  /** Copy the queued small files, half of them in the worker when it pays. */
+  async #flushCopies(): Promise<void> {
+    const batch = this.#queued;
+    if (batch.length === 0) return;
+    this.#queued = [];
+    const jobs = batch.map((item) => item.job);
+    const half = batch.length >= MIN_SHARED_BATCH ? batch.length >> 1 : batch.length;
+    const sent = half < batch.length ? this.#copier().copy(jobs.slice(half)) : undefined;
+    const results = jobs.slice(0, half).map((job) => copyFile(this.#disk, job) as CopyResult);
+    results.push(
+      ...(sent
+        ? await sent.catch(() => undefined) ?? localCopies(this.#disk, jobs.slice(half))
+        : []),
+    );
+    batch.forEach((copy, i) => this.#settle(copy, results[i]!));
+  }
+
+  #copier(): CopyWorker {
+    return this.#worker ??= new CopyWorker();
   }
 
   #record(outcome: Outcome, staging: Staging | undefined): void {
@@ -241,7 +282,9 @@ class Applier {
     if (this.#running.size >= this.#parallel) await Promise.race(this.#running);
   }
 
+  /** Finish every copy under way: queued small ones and big ones in the background. */
   async #drain(): Promise<void> {
+    await this.#flushCopies();
     while (this.#running.size > 0) await Promise.race(this.#running);
   }
 
@@ -250,6 +293,7 @@ class Applier {
     const staging = this.#staging;
     if (!staging) return;
     await this.#drain();
+    await this.#retryFailed(staging);
     this.#staging = undefined;
     let failure: Error | undefined;
     try {
@@ -312,6 +356,51 @@ function done(action: Action, bytes = 0): Outcome {
   return { status: "done", action, bytes };
 }
 
+function toOutcome(action: Extract<Action, { op: "copy" }>, result: CopyResult): Outcome {
+  switch (result.status) {
+    case "done":
+      return done(action, action.source.size);
+    case "skipped":
+      return { status: "skipped", action, reason: result.reason };
+    case "failed":
+      return {
+        status: "failed",
+        action,
+        error: Object.assign(new Error(result.message), { name: result.name }),
+      };
+  }
+}
+
+function localCopies(disk: Disk, jobs: readonly CopyJob[]): CopyResult[] {
+  return jobs.map((job) => copyFile(disk, job) as CopyResult);
+}
+
+/** The copy worker (`copy_worker.ts`), started on first use. */
+class CopyWorker {
+  readonly #worker = new Worker(new URL("./copy_worker.ts", import.meta.url).href, {
+    type: "module",
+  });
+  #failed = false;
+
+  /** Copy `jobs` in the worker; rejects if the worker cannot do it. */
+  copy(jobs: readonly CopyJob[]): Promise<CopyResult[]> {
+    if (this.#failed) return Promise.reject(new Error("copy worker unavailable"));
+    return new Promise((resolve, reject) => {
+      this.#worker.onmessage = (event) => resolve(event.data);
+      this.#worker.onerror = (event) => {
+        event.preventDefault();
+        this.#failed = true;
+        reject(new Error(event.message));
+      };
+      this.#worker.postMessage(jobs);
+    });
+  }
+
+  close(): void {
+    this.#worker.terminate();
+  }
+}
+
 /** A temp name in the same folder as `path` (absolute). */
 function siblingTemp(path: string): string {
   return `${path.slice(0, path.lastIndexOf("/") + 1)}${tempName()}`;
@@ -319,21 +408,4 @@ function siblingTemp(path: string): string {
 
 function isBelow(path: string, dir: string): boolean {
   return path.length > dir.length && path.startsWith(dir) && path[dir.length] === "/";
-}
-
-function exists(disk: Disk, path: string): boolean {
-  try {
-    disk.lstat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function removeQuietly(disk: Disk, path: string, recursive = false): void {
-  try {
-    disk.remove(path, recursive);
-  } catch {
-    // Already gone, or never created.
-  }
 }

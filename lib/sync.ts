@@ -7,7 +7,7 @@
 import type { Logger } from "npm:@logtape/logtape@^2.4.2";
 import { applyPlan, type Roots } from "./apply.ts";
 import { findChangedFiles } from "./compare.ts";
-import type { Disk } from "./disk.ts";
+import { type Disk, realDisk } from "./disk.ts";
 import { asError, reason } from "./error.ts";
 import { type Action, deletedEntries, plan } from "./plan.ts";
 import {
@@ -201,6 +201,7 @@ export class Mirror {
     const actions = [...staleTemps, ...changes];
     await applyPlan(actions, this.#roots, {
       disk: this.#disk,
+      copyWorker: this.#disk === realDisk,
       signal,
       onOutcome: (outcome) => {
         reportOutcome(this.#log, outcome);

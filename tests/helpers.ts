@@ -194,7 +194,7 @@ export function startLoop(work: string, interval: string, ...extra: string[]) {
  * writeback.
  */
 export async function withWork(
-  body: (work: string) => Promise<void>,
+  body: (work: string) => Promise<void> | void,
   options: { tmpfs?: string } = {},
 ): Promise<void> {
   const work = await Deno.makeTempDir({ prefix: "mirror-test-" });

@@ -12,7 +12,7 @@ import { runLoop } from "../lib/loop.ts";
 import { parseOptions, UsageError } from "../lib/options.ts";
 import { plan } from "../lib/plan.ts";
 import { scanTree } from "../lib/scan.ts";
-import { listTree, withWork } from "./helpers.ts";
+import { assertMirrored, listTree, withWork } from "./helpers.ts";
 
 Deno.test("options: defaults are the original tool's", () => {
   const result = parseOptions([]);
@@ -176,7 +176,7 @@ for (
         { source: `${work}/src`, replica: `${work}/rep` },
         { disk: faultyDisk("/b", error) },
       );
-      assert.deepEqual(outcomes.map((o) => [o.action.path, o.status]), [
+      assert.deepEqual(outcomes.map((o) => [o.action.path, o.status]).sort(), [
         ["a", "done"],
         ["b", "failed"],
         ["c", "done"],
@@ -303,7 +303,7 @@ Deno.test("sync: an unchanged run reads no file content; one changed file is the
 });
 
 Deno.test("index: a damaged index file is ignored", async () => {
-  await withWork(async (work) => {
+  await withWork((work) => {
     Deno.mkdirSync(`${work}/rep`);
     Deno.writeTextFileSync(`${work}/rep/.mirror.index`, "{not json");
     assert.equal(PairIndex.load(`${work}/rep`).size, 0);
@@ -354,4 +354,52 @@ Deno.test("log: a console that cannot be written to does not stop the file log",
   });
   await sink[Symbol.asyncDispose]();
   assert.deepEqual(lines, ["kept\n"]);
+});
+
+Deno.test("apply: a copy that failed beside another is retried alone", async () => {
+  await withWork(async (work) => {
+    Deno.writeFileSync(`${work}/src/big`, new Uint8Array(2 << 20));
+    for (const name of ["a", "c"]) Deno.writeTextFileSync(`${work}/src/${name}`, name);
+    Deno.mkdirSync(`${work}/rep`);
+    let bigInFlight = false;
+    const disk: Disk = {
+      ...realDisk,
+      copyFile: (from, to, size) => {
+        if (size >= 1 << 20) {
+          bigInFlight = true;
+          return Deno.copyFile(from, to).finally(() => (bigInFlight = false));
+        }
+        if (bigInFlight) throw new Error("No space left on device (os error 28)");
+        return realDisk.copyFile(from, to, size);
+      },
+    };
+    const actions = plan(scanTree(`${work}/src`).tree, new Map(), { changed: new Set() });
+    const outcomes = await applyPlan(actions, { source: `${work}/src`, replica: `${work}/rep` }, {
+      disk,
+    });
+    assert.deepEqual(outcomes.map((o) => [o.action.path, o.status]).sort(), [
+      ["a", "done"],
+      ["big", "done"],
+      ["c", "done"],
+    ]);
+    assertMirrored(`${work}/src`, `${work}/rep`);
+  });
+});
+
+Deno.test("apply: the copy worker mirrors many small files like the main thread does", async () => {
+  await withWork(async (work) => {
+    for (let d = 0; d < 3; d++) {
+      Deno.mkdirSync(`${work}/src/d${d}`);
+      for (let f = 0; f < 150; f++) Deno.writeTextFileSync(`${work}/src/d${d}/f${f}`, `${d}:${f}`);
+    }
+    for (let f = 0; f < 150; f++) Deno.writeTextFileSync(`${work}/src/top${f}`, `top ${f}`);
+    Deno.mkdirSync(`${work}/rep`);
+    const actions = plan(scanTree(`${work}/src`).tree, new Map(), { changed: new Set() });
+    const outcomes = await applyPlan(actions, { source: `${work}/src`, replica: `${work}/rep` }, {
+      disk: realDisk,
+      copyWorker: true,
+    });
+    assert.equal(outcomes.filter((o) => o.status === "done").length, actions.length);
+    assertMirrored(`${work}/src`, `${work}/rep`);
+  });
 });

@@ -1,0 +1,85 @@
+/**
+ * Copying one file, as plain data in and out, so that the same code runs on
+ * the main thread and in the copy worker.
+ *
+ * @module
+ */
+import type { Disk } from "./disk.ts";
+import { entryFromInfo, statKey } from "./entry.ts";
+
+/** One file to copy. */
+export interface CopyJob {
+  /** Source file (absolute). */
+  readonly from: string;
+  /** Where the bytes are written (absolute): the target itself, or a temp name beside it. */
+  readonly dest: string;
+  /** The final name, when `dest` is a temp name to rename over it. */
+  readonly target?: string;
+  /** Size and mtime the source had when scanned. */
+  readonly size: number;
+  readonly mtimeMs: number;
+  /** The source's `statKey` when scanned: a different one afterwards means it changed. */
+  readonly expectedKey: string;
+}
+
+/** How a copy ended. */
+export type CopyResult =
+  | { readonly status: "done" }
+  | { readonly status: "skipped"; readonly reason: string }
+  | { readonly status: "failed"; readonly name: string; readonly message: string };
+
+/**
+ * Copy `job.from` to `job.dest`, set the mtime, check that the source did not
+ * change meanwhile (else discard the copy), and rename into place if asked.
+ * The written file is removed on any failure.
+ */
+export function copyFile(disk: Disk, job: CopyJob): CopyResult | Promise<CopyResult> {
+  const finish = (): CopyResult => {
+    disk.utime(job.dest, new Date(), new Date(job.mtimeMs));
+    if (statKey(entryFromInfo(disk.lstat(job.from))) !== job.expectedKey) {
+      removeQuietly(disk, job.dest);
+      return { status: "skipped", reason: "it changed while being copied" };
+    }
+    if (job.target !== undefined) disk.rename(job.dest, job.target);
+    return { status: "done" };
+  };
+  const fail = (error: unknown): CopyResult => {
+    removeQuietly(disk, job.dest);
+    if (error instanceof Deno.errors.NotFound && !exists(disk, job.from)) {
+      return { status: "skipped", reason: "it vanished before it could be copied" };
+    }
+    const { name, message } = error instanceof Error ? error : new Error(String(error));
+    return { status: "failed", name, message };
+  };
+  const guarded = () => {
+    try {
+      return finish();
+    } catch (error) {
+      return fail(error);
+    }
+  };
+  try {
+    const copying = disk.copyFile(job.from, job.dest, job.size);
+    return copying instanceof Promise ? copying.then(guarded, fail) : guarded();
+  } catch (error) {
+    return fail(error);
+  }
+}
+
+function exists(disk: Disk, path: string): boolean {
+  try {
+    disk.lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Remove `path`, ignoring that it is gone or was never created. */
+export function removeQuietly(disk: Disk, path: string, recursive = false): void {
+  try {
+    disk.remove(path, recursive);
+  } catch {
+    // Already gone, or never created.
+  }
+}
