@@ -375,29 +375,37 @@ function localCopies(disk: Disk, jobs: readonly CopyJob[]): CopyResult[] {
   return jobs.map((job) => copyFile(disk, job) as CopyResult);
 }
 
-/** The copy worker (`copy_worker.ts`), started on first use. */
+/** The copy worker (`copy_worker.ts`), started on first use. If it cannot be
+ * started or fails (an environment without workers), copies stay on the main thread. */
 class CopyWorker {
-  readonly #worker = new Worker(new URL("./copy_worker.ts", import.meta.url).href, {
-    type: "module",
-  });
-  #failed = false;
+  readonly #worker: Worker | undefined;
+
+  constructor() {
+    try {
+      this.#worker = new Worker(new URL("./copy_worker.ts", import.meta.url).href, {
+        type: "module",
+      });
+    } catch {
+      this.#worker = undefined;
+    }
+  }
 
   /** Copy `jobs` in the worker; rejects if the worker cannot do it. */
   copy(jobs: readonly CopyJob[]): Promise<CopyResult[]> {
-    if (this.#failed) return Promise.reject(new Error("copy worker unavailable"));
+    const worker = this.#worker;
+    if (worker === undefined) return Promise.reject(new Error("no copy worker"));
     return new Promise((resolve, reject) => {
-      this.#worker.onmessage = (event) => resolve(event.data);
-      this.#worker.onerror = (event) => {
+      worker.onmessage = (event) => resolve(event.data);
+      worker.onerror = (event) => {
         event.preventDefault();
-        this.#failed = true;
         reject(new Error(event.message));
       };
-      this.#worker.postMessage(jobs);
+      worker.postMessage(jobs);
     });
   }
 
   close(): void {
-    this.#worker.terminate();
+    this.#worker?.terminate();
   }
 }
 
