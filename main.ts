@@ -70,13 +70,25 @@ async function main(args: string[]): Promise<number> {
       replica: options.replica,
       logFile: options.logFile,
       interval: options.intervalSeconds,
-      mode: options.once ? ", one cycle" : options.watch ? ", watching for changes" : "",
+      mode: options.dryRun
+        ? ", dry run"
+        : options.once
+        ? ", one cycle"
+        : options.watch
+        ? ", watching for changes"
+        : "",
     },
   );
   const roots = { source: realPathOf(options.source), replica: realPathOf(options.replica) };
-  const mirror = new Mirror(roots, realDisk, log, { maxDelete: options.maxDelete });
+  const mirror = new Mirror(roots, realDisk, log, {
+    maxDelete: options.maxDelete,
+    dryRun: options.dryRun,
+    exclude: options.exclude,
+  });
   let code = OK;
-  if (options.once) {
+  if (options.dryRun) {
+    await mirror.cycle(stop.signal); // changes nothing: exit 0 whatever it found
+  } else if (options.once) {
     code = (await mirror.cycle(stop.signal)).failed > 0 ? PARTIAL : OK;
   } else {
     const hints = new Hints();

@@ -28,7 +28,9 @@ export type Outcome =
   /** Not done, for a reason that the next cycle resolves (the source moved on). */
   | { readonly status: "skipped"; readonly action: Action; readonly reason: string }
   /** Failed. */
-  | { readonly status: "failed"; readonly action: Action; readonly error: Error };
+  | { readonly status: "failed"; readonly action: Action; readonly error: Error }
+  /** Not attempted: a dry run. */
+  | { readonly status: "planned"; readonly action: Action };
 
 /** Where to read and write. */
 export interface Roots {
@@ -51,6 +53,8 @@ export interface ApplyOptions {
   /** Share the copying of many small files with a worker thread (real disk
    * only: the worker does not use `disk`). Default `false`. */
   readonly copyWorker?: boolean;
+  /** Touch nothing: every action ends as `planned`. Default `false`. */
+  readonly dryRun?: boolean;
 }
 
 /** Small copies queued before they are shared with the worker. */
@@ -67,6 +71,12 @@ export async function applyPlan(
   roots: Roots,
   options: ApplyOptions,
 ): Promise<Outcome[]> {
+  if (options.dryRun) {
+    // The one place that knows about dry runs: nothing below is reached.
+    const planned = actions.map((action): Outcome => ({ status: "planned", action }));
+    planned.forEach((outcome) => options.onOutcome?.(outcome));
+    return planned;
+  }
   const applier = new Applier(roots, options);
   const pace = pacer();
   for (const action of actions) {

@@ -27,6 +27,10 @@ export interface Options {
   readonly maxDelete?: number;
   /** Also mirror changes as file-system events report them. Default `false`. */
   readonly watch: boolean;
+  /** One cycle that only logs what it would do. Default `false`. */
+  readonly dryRun: boolean;
+  /** gitignore-style patterns of paths neither copied nor deleted. Default none. */
+  readonly exclude: readonly string[];
 }
 
 /** What {@link parseOptions} returns: options to run with, or text to print and exit 0. */
@@ -83,6 +87,19 @@ function buildCommand(out: string[]): Command {
     )
     .option("--once", "run one cycle and exit (1 if any entry failed)", false)
     .option(
+      "--dry-run",
+      "scan and plan one cycle, log every action as 'Would ...', change nothing, exit 0",
+      false,
+    )
+    .option(
+      "--exclude <pattern>",
+      "leave paths matching this gitignore-style pattern (relative to the source root: " +
+        "'*.tmp', 'node_modules/', '/build') out: neither copied nor deleted from the replica, " +
+        "as rsync does; repeatable",
+      (pattern: string, patterns: string[]) => [...patterns, pattern],
+      [] as string[],
+    )
+    .option(
       "--watch",
       "also mirror changes within moments, as the file system reports them " +
         "(the interval's full cycle still runs)",
@@ -138,8 +155,13 @@ export function parseOptions(args: readonly string[]): ParseResult {
     once: boolean;
     maxDelete?: number;
     watch: boolean;
+    dryRun: boolean;
+    exclude: string[];
   }>();
   if (flags.watch && flags.once) throw new UsageError("--watch and --once cannot be combined.");
+  if (flags.watch && flags.dryRun) {
+    throw new UsageError("--watch and --dry-run cannot be combined (a dry run is one cycle).");
+  }
   return {
     kind: "run",
     options: Object.freeze({
@@ -149,6 +171,8 @@ export function parseOptions(args: readonly string[]): ParseResult {
       intervalSeconds: flags.timeInterval,
       once: flags.once,
       watch: flags.watch,
+      dryRun: flags.dryRun,
+      exclude: Object.freeze([...flags.exclude]),
       ...(flags.maxDelete === undefined ? {} : { maxDelete: flags.maxDelete }),
     }),
   };

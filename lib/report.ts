@@ -37,6 +37,23 @@ function doneMessage(action: Action): string {
   }
 }
 
+function plannedMessage(action: Action): string {
+  switch (action.op) {
+    case "remove":
+      return `Would remove ${NOUN[action.kind].toLowerCase()} {path}.`;
+    case "mkdir":
+      return "Would create folder {path}.";
+    case "copy":
+      return `Would ${action.update ? "update" : "copy"} file {path}.`;
+    case "symlink":
+      return `Would ${action.update ? "update" : "create"} symlink {path}.`;
+    case "touch":
+      return "Would update the attributes of file {path}.";
+    case "chmod":
+      return "Would update the permissions of folder {path}.";
+  }
+}
+
 function failedMessage(action: Action): string {
   switch (action.op) {
     case "remove":
@@ -71,6 +88,9 @@ export function reportOutcome(log: Logger, outcome: Outcome): void {
     case "failed":
       log.error(failedMessage(action), { ...base, reason: reason(outcome.error) });
       break;
+    case "planned":
+      log.info(plannedMessage(action), { ...base, dryRun: true });
+      break;
   }
 }
 
@@ -93,11 +113,22 @@ export interface Tally {
   warnings: number;
   failed: number;
   bytes: number;
+  /** Actions a dry run would have taken. */
+  planned: number;
 }
 
 /** An all-zero {@link Tally}. */
 export function emptyTally(): Tally {
-  return { copied: 0, updated: 0, removed: 0, created: 0, warnings: 0, failed: 0, bytes: 0 };
+  return {
+    copied: 0,
+    updated: 0,
+    removed: 0,
+    created: 0,
+    warnings: 0,
+    failed: 0,
+    bytes: 0,
+    planned: 0,
+  };
 }
 
 /** Add one outcome to `tally`. */
@@ -108,6 +139,10 @@ export function count(tally: Tally, outcome: Outcome): void {
   }
   if (outcome.status === "skipped") {
     tally.warnings++;
+    return;
+  }
+  if (outcome.status === "planned") {
+    tally.planned++;
     return;
   }
   tally.bytes += outcome.bytes;
@@ -121,15 +156,28 @@ export function count(tally: Tally, outcome: Outcome): void {
 /** Whether the cycle changed anything or ran into trouble. */
 export function eventful(tally: Tally): boolean {
   return tally.copied + tally.updated + tally.removed + tally.created + tally.warnings +
-      tally.failed > 0;
+      tally.failed + tally.planned > 0;
 }
 
-/** Log the one-line summary of a cycle. */
-export function reportSummary(log: Logger, tally: Tally, durationMs: number): void {
+/** Log the one-line summary of a cycle (of a dry run: what it would have done). */
+export function reportSummary(
+  log: Logger,
+  tally: Tally,
+  durationMs: number,
+  dryRun = false,
+): void {
+  const seconds = (durationMs / 1000).toFixed(3);
+  if (dryRun) {
+    log.info(
+      "Dry run finished: {planned} actions would be taken, {failed} failed; nothing was changed.",
+      { action: "summary", ...tally, seconds },
+    );
+    return;
+  }
   log.info(
     "Cycle finished: {copied} copied, {updated} updated, {removed} removed, " +
       "{created} folders created, {warnings} warnings, {failed} failed; " +
       "{bytes} bytes in {seconds} s.",
-    { action: "summary", ...tally, seconds: (durationMs / 1000).toFixed(3) },
+    { action: "summary", ...tally, seconds },
   );
 }

@@ -8,6 +8,7 @@
  * @module
  */
 import { asError } from "./error.ts";
+import type { Exclude } from "./exclude.ts";
 import {
   type Entry,
   entryFromInfo,
@@ -48,6 +49,9 @@ export interface ScanOptions {
    * does not exist is marked incomplete, not reported. Default: the whole tree.
    */
   readonly folders?: readonly { readonly path: string; readonly deep: boolean }[];
+  /** Paths to leave out as if they did not exist (nor anything below an excluded
+   * folder). Default: none. */
+  readonly exclude?: Exclude;
 }
 
 /**
@@ -73,6 +77,7 @@ export function scanTree(root: string, options: ScanOptions = {}): Scan {
   const incomplete = new Set<string>();
   const temps: { path: string; kind: Kind }[] = [];
   const partial = options.folders !== undefined;
+  const exclude = options.exclude;
   const pending = [...(options.folders ?? [{ path: "", deep: true }])].reverse();
   for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
     const { path: dir, deep } = next;
@@ -96,6 +101,7 @@ export function scanTree(root: string, options: ScanOptions = {}): Scan {
         continue;
       }
       if (dir === "" && name === INDEX_NAME) continue;
+      if (exclude?.(path, isDirectory)) continue;
       const entry = examine(root, path, problems);
       if (entry === "gone") continue;
       if (entry === undefined) {

@@ -9,6 +9,7 @@ import { applyPlan, type Roots } from "./apply.ts";
 import { findChangedFiles } from "./compare.ts";
 import { type Disk, realDisk } from "./disk.ts";
 import { asError, reason } from "./error.ts";
+import { type Exclude, excludeMatcher } from "./exclude.ts";
 import { type Action, deletedEntries, plan } from "./plan.ts";
 import {
   count,
@@ -29,6 +30,11 @@ export interface MirrorOptions {
   /** A cycle that would delete more replica entries than this deletes none.
    * Default: no limit. */
   readonly maxDelete?: number;
+  /** Scan, compare and plan, log what would be done, change nothing (not even
+   * create the replica folder or save the index). Default `false`. */
+  readonly dryRun?: boolean;
+  /** gitignore-style patterns of paths neither copied nor deleted. Default none. */
+  readonly exclude?: readonly string[];
 }
 
 /**
@@ -36,7 +42,11 @@ export interface MirrorOptions {
  * that is a folder (deeply: it may have just been created or moved in), and
  * deeply any source folder found whose replica twin is missing.
  */
-function scanHinted(roots: Roots, paths: ReadonlySet<string>): { source: Scan; replica: Scan } {
+function scanHinted(
+  roots: Roots,
+  paths: ReadonlySet<string>,
+  exclude: Exclude | undefined,
+): { source: Scan; replica: Scan } {
   const deep = new Set<string>();
   const shallow = new Set<string>();
   for (const path of paths) {
@@ -52,14 +62,14 @@ function scanHinted(roots: Roots, paths: ReadonlySet<string>): { source: Scan; r
     ...[...shallow].filter((dir) => !deep.has(dir) && !hasAncestorIn(dir, deep))
       .map((path) => ({ path, deep: false })),
   ];
-  const source = scanTree(roots.source, { folders });
-  const replica = scanTree(roots.replica, { folders });
+  const source = scanTree(roots.source, { folders, exclude });
+  const replica = scanTree(roots.replica, { folders, exclude });
   const missing = [...source.tree].filter(([path, entry]) =>
     entry.kind === "dir" && replica.tree.get(path)?.kind !== "dir" && !deep.has(path) &&
     !hasAncestorIn(path, deep)
   ).map(([path]) => ({ path, deep: true }));
   if (missing.length === 0) return { source, replica };
-  const more = scanTree(roots.source, { folders: missing });
+  const more = scanTree(roots.source, { folders: missing, exclude });
   return {
     source: {
       ...source,
@@ -69,6 +79,10 @@ function scanHinted(roots: Roots, paths: ReadonlySet<string>): { source: Scan; r
     },
     replica,
   };
+}
+
+function emptyScan(): Scan {
+  return { tree: new Map(), problems: [], incomplete: new Set(), temps: [], startedAt: Date.now() };
 }
 
 /** Keeps one replica in step with one source, cycle after cycle. */
@@ -84,11 +98,14 @@ export class Mirror {
   /** Device and inode of the source root, as first seen. */
   #sourceId: string | undefined;
 
+  readonly #exclude: Exclude | undefined;
+
   constructor(roots: Roots, disk: Disk, log: Logger, options: MirrorOptions = {}) {
     this.#roots = roots;
     this.#disk = disk;
     this.#log = log;
     this.#options = options;
+    this.#exclude = excludeMatcher(options.exclude ?? []);
   }
 
   /** Bytes of file content read for comparison since this mirror was made. */
@@ -116,18 +133,22 @@ export class Mirror {
   async #run(paths: ReadonlySet<string> | undefined, signal?: AbortSignal): Promise<Tally> {
     const started = performance.now();
     const tally = emptyTally();
-    const sourceId = this.#checkRoots(tally);
-    if (sourceId !== undefined) await this.#sync(tally, sourceId, paths, signal);
-    if (eventful(tally)) reportSummary(this.#log, tally, performance.now() - started);
+    const roots = this.#checkRoots(tally);
+    if (roots !== undefined) await this.#sync(tally, roots, paths, signal);
+    const dryRun = this.#options.dryRun ?? false;
+    if (dryRun || eventful(tally)) {
+      reportSummary(this.#log, tally, performance.now() - started, dryRun);
+    }
     return tally;
   }
 
   /**
    * The source must be a readable folder; the replica is created when missing.
-   * Returns the source root's identity (device and inode), or undefined when
-   * the cycle cannot run.
+   * Returns the source root's identity (device and inode) and whether the
+   * replica is missing (in a dry run, which creates nothing), or undefined
+   * when the cycle cannot run.
    */
-  #checkRoots(tally: Tally): string | undefined {
+  #checkRoots(tally: Tally): { sourceId: string; replicaMissing: boolean } | undefined {
     const { source, replica } = this.#roots;
     let sourceId: string;
     try {
@@ -142,6 +163,11 @@ export class Mirror {
       if (!(error instanceof Deno.errors.NotFound)) {
         return this.#rootFailed(tally, "Replica", replica, error);
       }
+      if (this.#options.dryRun) {
+        tally.planned++;
+        this.#log.info("Would create replica folder {path}.", { action: "mkdir", path: replica });
+        return { sourceId, replicaMissing: true };
+      }
       try {
         this.#disk.mkdir(replica, true);
       } catch (error) {
@@ -149,7 +175,7 @@ export class Mirror {
       }
       this.#log.info("Replica folder {path} has been created.", { action: "mkdir", path: replica });
     }
-    return sourceId;
+    return { sourceId, replicaMissing: false };
   }
 
   #expectFolder(path: string): Deno.FileInfo {
@@ -170,14 +196,17 @@ export class Mirror {
 
   async #sync(
     tally: Tally,
-    sourceId: string,
+    { sourceId, replicaMissing }: { sourceId: string; replicaMissing: boolean },
     paths: ReadonlySet<string> | undefined,
     signal?: AbortSignal,
   ): Promise<void> {
     const { source: sourceRoot, replica: replicaRoot } = this.#roots;
-    const { source, replica } = paths === undefined
-      ? { source: scanTree(sourceRoot), replica: scanTree(replicaRoot) }
-      : scanHinted(this.#roots, paths);
+    const exclude = this.#exclude;
+    const scanned = paths === undefined
+      ? { source: scanTree(sourceRoot, { exclude }), replica: scanTree(replicaRoot, { exclude }) }
+      : scanHinted(this.#roots, paths, exclude);
+    const source = scanned.source;
+    const replica = replicaMissing ? emptyScan() : scanned.replica;
     for (const problem of source.problems) reportProblem(this.#log, "source", problem);
     for (const problem of replica.problems) reportProblem(this.#log, "replica", problem);
     tally.failed += source.problems.length + replica.problems.length;
@@ -201,6 +230,7 @@ export class Mirror {
     const actions = [...staleTemps, ...changes];
     await applyPlan(actions, this.#roots, {
       disk: this.#disk,
+      dryRun: this.#options.dryRun ?? false,
       copyWorker: this.#disk === realDisk,
       signal,
       onOutcome: (outcome) => {
@@ -208,7 +238,7 @@ export class Mirror {
         count(tally, outcome);
       },
     });
-    if (paths !== undefined) return; // the index is tidied and saved by full cycles
+    if (paths !== undefined || this.#options.dryRun) return; // saved by full, real cycles
     index.retain((path) => source.tree.get(path)?.kind === "file");
     try {
       index.save(replicaRoot, this.#disk);

@@ -25,6 +25,8 @@ Deno.test("options: defaults are the original tool's", () => {
     intervalSeconds: 10,
     once: false,
     watch: false,
+    dryRun: false,
+    exclude: [],
   });
   assert.ok(Object.isFrozen(result.options));
 });

@@ -1,0 +1,138 @@
+/** The operator's flags: --dry-run and --exclude, against the real program. */
+import assert from "node:assert/strict";
+import { listTree, logLines, runMirror, runOnce, withWork } from "./helpers.ts";
+
+function write(path: string, text: string): void {
+  Deno.mkdirSync(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+  Deno.writeTextFileSync(path, text);
+}
+
+/** Every path under `root` with its content or kind: to prove nothing changed. */
+function snapshot(root: string): string {
+  try {
+    return JSON.stringify([...listTree(root)].sort(([a], [b]) => (a < b ? -1 : 1)));
+  } catch {
+    return "missing";
+  }
+}
+
+function messages(work: string): string[] {
+  return logLines(`${work}/log.txt`).map((line) => line.slice(line.indexOf("]: ") + 3));
+}
+
+Deno.test("--dry-run: logs what it would do, creates nothing (not even the replica), exits 0", async () => {
+  await withWork(async (work) => {
+    write(`${work}/src/a.txt`, "a");
+    write(`${work}/src/d/b.txt`, "b");
+    Deno.symlinkSync("a.txt", `${work}/src/link`);
+    const result = await runOnce(work, "--dry-run");
+    assert.equal(result.code, 0, result.stderr);
+    assert.throws(() => Deno.statSync(`${work}/rep`), Deno.errors.NotFound);
+    const log = messages(work);
+    for (
+      const expected of [
+        `Would create replica folder ${Deno.realPathSync(work)}/rep.`,
+        "Would copy file a.txt.",
+        "Would create folder d.",
+        "Would copy file d/b.txt.",
+        "Would create symlink link.",
+        "Dry run finished: 5 actions would be taken, 0 failed; nothing was changed.",
+      ]
+    ) assert.ok(log.includes(expected), `missing "${expected}" in\n${log.join("\n")}`);
+    assert.deepEqual([...Deno.readDirSync(work)].map((e) => e.name).sort(), ["log.txt", "src"]);
+  });
+});
+
+Deno.test("--dry-run: on an existing replica, every kind of change is logged and none made", async () => {
+  await withWork(async (work) => {
+    write(`${work}/src/same.txt`, "same");
+    write(`${work}/src/changed.txt`, "new content");
+    write(`${work}/src/was-a-dir`, "now a file");
+    Deno.chmodSync(`${work}/src/same.txt`, 0o600);
+    await runOnce(work);
+    write(`${work}/rep/changed.txt`, "old");
+    write(`${work}/rep/extra/inside.txt`, "x");
+    Deno.removeSync(`${work}/rep/was-a-dir`);
+    write(`${work}/rep/was-a-dir/old.txt`, "x");
+    Deno.chmodSync(`${work}/rep/same.txt`, 0o644);
+    write(`${work}/rep/.mirror.tmp.0123456789abcdef`, "stale");
+    write(`${work}/rep/.mirror.index`, JSON.stringify({ version: 1, pairs: [] }));
+    const before = snapshot(`${work}/rep`);
+    const indexBefore = Deno.readTextFileSync(`${work}/rep/.mirror.index`);
+    const mark = logLines(`${work}/log.txt`).length;
+    const result = await runOnce(work, "--dry-run");
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(snapshot(`${work}/rep`), before);
+    assert.equal(Deno.readTextFileSync(`${work}/rep/.mirror.index`), indexBefore);
+    assert.ok(Deno.statSync(`${work}/rep/.mirror.tmp.0123456789abcdef`).isFile);
+    const log = messages(work).slice(mark);
+    for (
+      const expected of [
+        "Would update file changed.txt.",
+        "Would remove folder extra.",
+        "Would remove folder was-a-dir.",
+        "Would copy file was-a-dir.",
+        "Would update the attributes of file same.txt.",
+        "Would remove file .mirror.tmp.0123456789abcdef.",
+      ]
+    ) assert.ok(log.includes(expected), `missing "${expected}" in\n${log.join("\n")}`);
+    assert.ok(!log.some((line) => line.includes("has been")), log.join("\n"));
+  });
+});
+
+Deno.test("--exclude: gitignore-style patterns are neither copied nor deleted", async () => {
+  await withWork(async (work) => {
+    for (
+      const path of [
+        "keep.txt",
+        "a.tmp",
+        "deep/b.tmp",
+        "node_modules/pkg/index.js",
+        "web/node_modules/m.js",
+        "web/app.js",
+        "build/out.js",
+        "src/build/kept.js",
+        "node_modules.txt",
+      ]
+    ) write(`${work}/src/${path}`, path);
+    write(`${work}/rep/old.tmp`, "replica only, excluded: stays");
+    write(`${work}/rep/node_modules/stale.js`, "stays");
+    write(`${work}/rep/gone.txt`, "not excluded: removed");
+    const result = await runOnce(
+      work,
+      "--exclude",
+      "*.tmp",
+      "--exclude",
+      "node_modules/",
+      "--exclude",
+      "/build",
+    );
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual([...listTree(`${work}/rep`).keys()].sort(), [
+      "deep",
+      "keep.txt",
+      "node_modules",
+      "node_modules.txt",
+      "node_modules/stale.js",
+      "old.tmp",
+      "src",
+      "src/build",
+      "src/build/kept.js",
+      "web",
+      "web/app.js",
+    ]);
+  });
+});
+
+Deno.test("--help says excluded paths are not deleted, and --dry-run with --watch is refused", async () => {
+  await withWork(async (work) => {
+    const help = await runMirror(["--help"], work);
+    assert.match(
+      help.stdout.replace(/\s+/g, " "),
+      /neither copied nor deleted from the replica, as rsync does/,
+    );
+    const refused = await runMirror(["--dry-run", "--watch"], work);
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /--watch and --dry-run cannot be combined/);
+  });
+});
