@@ -10,6 +10,7 @@
  */
 import { realDisk } from "./lib/disk.ts";
 import { reason } from "./lib/error.ts";
+import { excludeMatcher } from "./lib/exclude.ts";
 import { realPathOf, refusal } from "./lib/guard.ts";
 import { closeLogging, logger, setupLogging } from "./lib/log.ts";
 import { Hints, runLoop } from "./lib/loop.ts";
@@ -25,6 +26,26 @@ const encoder = new TextEncoder();
 
 function printError(message: string): void {
   Deno.stderr.writeSync(encoder.encode(`folder-mirror: ${message}\n`));
+}
+
+/** `--verify`: print the differences and both tree digests; 0 if identical. */
+async function verify(options: Options): Promise<number> {
+  const { verifyTrees } = await import("./lib/verify.ts"); // loads node:crypto: only here
+  const result = await verifyTrees(
+    realPathOf(options.source),
+    realPathOf(options.replica),
+    excludeMatcher(options.exclude),
+  );
+  const lines = [
+    ...result.differences,
+    `source tree digest: ${result.sourceDigest}`,
+    `replica tree digest: ${result.replicaDigest}`,
+    result.differences.length === 0
+      ? "identical"
+      : `${result.differences.length} difference${result.differences.length === 1 ? "" : "s"}`,
+  ];
+  Deno.stdout.writeSync(encoder.encode(lines.map((line) => `${line}\n`).join("")));
+  return result.differences.length === 0 ? OK : PARTIAL;
 }
 
 async function main(args: string[]): Promise<number> {
@@ -46,6 +67,7 @@ async function main(args: string[]): Promise<number> {
     printError(refused);
     return USAGE;
   }
+  if (options.verify) return await verify(options);
   try {
     await setupLogging(options.logFile);
   } catch (error) {

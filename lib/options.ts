@@ -29,6 +29,8 @@ export interface Options {
   readonly watch: boolean;
   /** One cycle that only logs what it would do. Default `false`. */
   readonly dryRun: boolean;
+  /** Compare the trees completely, print differences and tree digests. Default `false`. */
+  readonly verify: boolean;
   /** gitignore-style patterns of paths neither copied nor deleted. Default none. */
   readonly exclude: readonly string[];
 }
@@ -89,6 +91,12 @@ function buildCommand(out: string[]): Command {
     .option(
       "--dry-run",
       "scan and plan one cycle, log every action as 'Would ...', change nothing, exit 0",
+      false,
+    )
+    .option(
+      "--verify",
+      "compare the trees completely (MD5 of every file, no index trusted), print each " +
+        "difference and both tree digests, change nothing; exit 0 if identical, 1 if not",
       false,
     )
     .option(
@@ -156,8 +164,12 @@ export function parseOptions(args: readonly string[]): ParseResult {
     maxDelete?: number;
     watch: boolean;
     dryRun: boolean;
+    verify: boolean;
     exclude: string[];
   }>();
+  if (flags.verify && (flags.watch || flags.dryRun)) {
+    throw new UsageError("--verify cannot be combined with --watch or --dry-run.");
+  }
   if (flags.watch && flags.once) throw new UsageError("--watch and --once cannot be combined.");
   if (flags.watch && flags.dryRun) {
     throw new UsageError("--watch and --dry-run cannot be combined (a dry run is one cycle).");
@@ -172,6 +184,7 @@ export function parseOptions(args: readonly string[]): ParseResult {
       once: flags.once,
       watch: flags.watch,
       dryRun: flags.dryRun,
+      verify: flags.verify,
       exclude: Object.freeze([...flags.exclude]),
       ...(flags.maxDelete === undefined ? {} : { maxDelete: flags.maxDelete }),
     }),

@@ -26,6 +26,7 @@ Deno.test("options: defaults are the original tool's", () => {
     once: false,
     watch: false,
     dryRun: false,
+    verify: false,
     exclude: [],
   });
   assert.ok(Object.isFrozen(result.options));

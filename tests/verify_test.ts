@@ -1,0 +1,86 @@
+/** --verify and the tree digest, against the real program and the README's recipe. */
+import assert from "node:assert/strict";
+import { runMirror, runOnce, succeeds, withWork } from "./helpers.ts";
+
+/** The README's Python recipe for the tree digest, run on `root`. */
+function recipeDigest(root: string): string {
+  const readme = Deno.readTextFileSync(new URL("../README.md", import.meta.url));
+  const code = readme.split("<!-- tree-digest-recipe -->")[1]!.split("```python\n")[1]!
+    .split("\n```")[0]!;
+  const output = new Deno.Command("python3", { args: ["-c", code, root] }).outputSync();
+  assert.ok(output.success, new TextDecoder().decode(output.stderr));
+  return new TextDecoder().decode(output.stdout).trim();
+}
+
+function verify(work: string) {
+  return runMirror(["--source", "src", "--replica", "rep", "--verify"], work);
+}
+
+function build(src: string): void {
+  Deno.mkdirSync(`${src}/docs/deep`, { recursive: true });
+  Deno.writeTextFileSync(`${src}/docs/a.txt`, "alpha");
+  Deno.writeTextFileSync(`${src}/docs/deep/b.txt`, "beta");
+  Deno.writeTextFileSync(`${src}/new\nline`, "odd name");
+  Deno.writeTextFileSync(`${src}/back\\slash`, "odd name too");
+  Deno.writeTextFileSync(`${src}/日本語`, "unicode");
+  Deno.chmodSync(`${src}/docs/a.txt`, 0o640);
+  Deno.mkdirSync(`${src}/empty`);
+  Deno.chmodSync(`${src}/empty`, 0o700);
+  Deno.symlinkSync("docs/a.txt", `${src}/link`);
+  Deno.symlinkSync("nowhere\nat all", `${src}/dangling`);
+}
+
+Deno.test({
+  name: "--verify: identical trees exit 0 with equal digests that the README's recipe reproduces",
+  ignore: !succeeds("python3", "--version"), // the recipe is Python
+  fn: async () => {
+    await withWork(async (work) => {
+      build(`${work}/src`);
+      assert.equal((await runOnce(work)).code, 0);
+      const result = await verify(work);
+      assert.equal(result.code, 0, result.stdout + result.stderr);
+      const lines = result.stdout.trim().split("\n");
+      assert.equal(lines.at(-1), "identical");
+      const digest = (side: string) =>
+        lines.find((line) => line.startsWith(`${side} tree digest: `))!.split(": ")[1];
+      assert.match(digest("source")!, /^[0-9a-f]{32}$/);
+      assert.equal(digest("source"), digest("replica"));
+      assert.equal(digest("source"), recipeDigest(`${work}/src`));
+      assert.equal(digest("replica"), recipeDigest(`${work}/rep`));
+    });
+  },
+});
+
+Deno.test("--verify: reports every difference, changes nothing, exits 1", async () => {
+  await withWork(async (work) => {
+    build(`${work}/src`);
+    await runOnce(work);
+    const rep = `${work}/rep`;
+    Deno.writeTextFileSync(`${rep}/docs/a.txt`, "ALPHA"); // same size
+    Deno.utimeSync(`${rep}/docs/a.txt`, 0, 0);
+    Deno.chmodSync(`${rep}/empty`, 0o755);
+    Deno.removeSync(`${rep}/docs/deep/b.txt`);
+    Deno.writeTextFileSync(`${rep}/extra.txt`, "extra");
+    Deno.removeSync(`${rep}/link`);
+    Deno.symlinkSync("elsewhere", `${rep}/link`);
+    const before = JSON.stringify([...Deno.readDirSync(rep)].map((e) => e.name).sort());
+    const result = await verify(work);
+    assert.equal(result.code, 1);
+    const lines = result.stdout.trim().split("\n");
+    for (
+      const expected of [
+        "content differs: file docs/a.txt",
+        "mtime differs: file docs/a.txt",
+        "only in source: file docs/deep/b.txt",
+        "mode differs: folder empty (0700 vs 0755)",
+        "only in replica: file extra.txt",
+        "link differs: symlink link (docs/a.txt vs elsewhere)",
+      ]
+    ) assert.ok(lines.includes(expected), `missing "${expected}" in\n${result.stdout}`);
+    assert.equal(lines.at(-1), "6 differences");
+    assert.equal(JSON.stringify([...Deno.readDirSync(rep)].map((e) => e.name).sort()), before);
+    const src = lines.find((l) => l.startsWith("source tree digest"));
+    const dst = lines.find((l) => l.startsWith("replica tree digest"));
+    assert.notEqual(src!.split(": ")[1], dst!.split(": ")[1]);
+  });
+});
