@@ -69,7 +69,7 @@ async function main(args: string[]): Promise<number> {
   }
   if (options.verify) return await verify(options);
   try {
-    await setupLogging(options.logFile);
+    await setupLogging(options.logFile, { format: options.logFormat, console: options.console });
   } catch (error) {
     printError(`--log-file: cannot open '${options.logFile}': ${reason(error as Error)}.`);
     return USAGE;

@@ -16,11 +16,13 @@
  * @module
  */
 import {
+  compareLogLevel,
   configure,
   dispose,
   getLogger,
   getTextFormatter,
   type Logger,
+  type LogLevel,
   type LogRecord,
   type Sink,
   type TextFormatter,
@@ -58,6 +60,57 @@ export const lineFormatter: TextFormatter = getTextFormatter({
   format: ({ timestamp, level, message }) => `${timestamp} [${level}]: ${message}`,
 });
 
+/** Options of {@link lineSink}. */
+export interface LineSinkOptions {
+  /** Format of the log file's lines. Default {@link lineFormatter}. */
+  readonly fileFormatter?: TextFormatter;
+  /** Format of the console's lines. Default {@link lineFormatter}. */
+  readonly consoleFormatter?: TextFormatter;
+  /** Lowest level written to the file. Default `"info"`. */
+  readonly fileLevel?: LogLevel;
+  /** Lowest level written to the console. Default `"info"`. */
+  readonly consoleLevel?: LogLevel;
+}
+
+const messageOnly = getTextFormatter({
+  timestamp: "none",
+  value: "bare",
+  format: ({ message }) => message,
+});
+
+/**
+ * A record as one JSON object on one line, for log shippers: `time` (ISO 8601,
+ * UTC), `level` (`INFO`, `WARNING`, `ERROR`, `DEBUG`), `message` (the same
+ * text as the text format), and `action`, `path`, `bytes` where the record
+ * has them.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { jsonFormatter } from "./log.ts";
+ * const line = jsonFormatter({
+ *   category: [], level: "info", timestamp: 0, rawMessage: "File {path} has been copied.",
+ *   message: ["File ", "a.txt", " has been copied."],
+ *   properties: { action: "copy", path: "a.txt", bytes: 3 },
+ * });
+ * assert.deepEqual(JSON.parse(line), {
+ *   time: "1970-01-01T00:00:00.000Z", level: "INFO", message: "File a.txt has been copied.",
+ *   action: "copy", path: "a.txt", bytes: 3,
+ * });
+ * ```
+ */
+export const jsonFormatter: TextFormatter = (record) => {
+  const { action, path, bytes } = record.properties;
+  return JSON.stringify({
+    time: new Date(record.timestamp).toISOString(),
+    level: record.level.toUpperCase(),
+    message: messageOnly(record).trimEnd(),
+    ...(action === undefined ? {} : { action }),
+    ...(path === undefined ? {} : { path }),
+    ...(bytes === undefined ? {} : { bytes }),
+  }) + "\n";
+};
+
 /** The log file: written with sync calls (a regular file never blocks for long). */
 export interface FileWriter {
   writeSync(bytes: Uint8Array): number;
@@ -83,8 +136,12 @@ export function lineSink(
   file: FileWriter,
   out: ConsoleWriter,
   err: ConsoleWriter,
-  formatter: TextFormatter = lineFormatter,
+  options: LineSinkOptions = {},
 ): Sink & AsyncDisposable {
+  const fileFormatter = options.fileFormatter ?? lineFormatter;
+  const consoleFormatter = options.consoleFormatter ?? lineFormatter;
+  const fileLevel = options.fileLevel ?? "info";
+  const consoleLevel = options.consoleLevel ?? "info";
   const encoder = new TextEncoder();
   let fileLines: string[] = [];
   let consoleLines: string[] = [];
@@ -115,15 +172,24 @@ export function lineSink(
     flushConsole();
   };
   const sink = (record: LogRecord) => {
-    const line = formatter(record);
-    const writer = record.level === "debug" || record.level === "info" ? out : err;
-    if (writer !== consoleWriter) {
-      flushConsole();
-      consoleWriter = writer;
+    const toFile = compareLogLevel(record.level, fileLevel) >= 0;
+    const toConsole = compareLogLevel(record.level, consoleLevel) >= 0;
+    if (!toFile && !toConsole) return;
+    const fileLine = toFile ? fileFormatter(record) : "";
+    if (toFile) fileLines.push(fileLine);
+    pending += fileLine.length;
+    if (toConsole) {
+      const writer = record.level === "debug" || record.level === "info" ? out : err;
+      if (writer !== consoleWriter) {
+        flushConsole();
+        consoleWriter = writer;
+      }
+      const line = toFile && consoleFormatter === fileFormatter
+        ? fileLine
+        : consoleFormatter(record);
+      consoleLines.push(line);
+      pending += line.length;
     }
-    fileLines.push(line);
-    consoleLines.push(line);
-    pending += line.length;
     if (pending >= FLUSH_BYTES) {
       flush();
     } else if (timer === undefined) {
@@ -139,6 +205,15 @@ export function lineSink(
   });
 }
 
+/** Options of {@link setupLogging}. */
+export interface LogOptions {
+  /** The log file's format. Default `"text"`. */
+  readonly format?: "text" | "json";
+  /** How much the console shows: WARNING and up, INFO and up, or DEBUG and up
+   * (the log file always gets INFO and up). Default `"normal"`. */
+  readonly console?: "quiet" | "normal" | "verbose";
+}
+
 /**
  * Route the program's logger to `logFile` (appended to, created if missing)
  * and the console. Call {@link closeLogging} before exiting so buffered lines
@@ -147,9 +222,17 @@ export function lineSink(
  * @throws {Deno.errors.NotFound | Deno.errors.PermissionDenied | Error} when the
  * log file cannot be opened for appending; nothing is configured then.
  */
-export async function setupLogging(logFile: string): Promise<void> {
+export async function setupLogging(logFile: string, options: LogOptions = {}): Promise<void> {
   const file = Deno.openSync(logFile, { append: true, create: true });
-  const sink = lineSink(file, Deno.stdout, Deno.stderr);
+  const consoleLevel = options.console === "quiet"
+    ? "warning"
+    : options.console === "verbose"
+    ? "debug"
+    : "info";
+  const sink = lineSink(file, Deno.stdout, Deno.stderr, {
+    fileFormatter: options.format === "json" ? jsonFormatter : lineFormatter,
+    consoleLevel,
+  });
   await configure({
     reset: true,
     sinks: {
@@ -161,7 +244,11 @@ export async function setupLogging(logFile: string): Promise<void> {
       }),
     },
     loggers: [
-      { category: CATEGORY, lowestLevel: "info", sinks: ["lines"] },
+      {
+        category: CATEGORY,
+        lowestLevel: consoleLevel === "debug" ? "debug" : "info",
+        sinks: ["lines"],
+      },
       { category: ["logtape", "meta"], lowestLevel: "error", sinks: ["lines"] },
     ],
   });

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { Command, CommanderError, InvalidArgumentError } from "npm:commander@^15.1.0";
+import { Command, CommanderError, InvalidArgumentError, Option } from "npm:commander@^15.1.0";
 import { VERSION } from "./version.ts";
 
 /** Validated settings of one run of the program. */
@@ -33,6 +33,10 @@ export interface Options {
   readonly verify: boolean;
   /** gitignore-style patterns of paths neither copied nor deleted. Default none. */
   readonly exclude: readonly string[];
+  /** The log file's format. Default `"text"`. */
+  readonly logFormat: "text" | "json";
+  /** How much the console shows. Default `"normal"`. */
+  readonly console: "quiet" | "normal" | "verbose";
 }
 
 /** What {@link parseOptions} returns: options to run with, or text to print and exit 0. */
@@ -81,6 +85,15 @@ function buildCommand(out: string[]): Command {
       "replica",
     )
     .option("--log-file <path>", "log file, appended to", nonEmptyPath, "log.txt")
+    .addOption(
+      new Option(
+        "--log-format <format>",
+        "log file format: one text line or one JSON object a record",
+      )
+        .choices(["text", "json"]).default("text"),
+    )
+    .option("--quiet", "console: warnings and errors only (the log file keeps everything)", false)
+    .option("--verbose", "console: also per-file DEBUG lines (unchanged files)", false)
     .option(
       "--time-interval <seconds>",
       "seconds between cycle starts (fractions allowed)",
@@ -166,7 +179,13 @@ export function parseOptions(args: readonly string[]): ParseResult {
     dryRun: boolean;
     verify: boolean;
     exclude: string[];
+    logFormat: "text" | "json";
+    quiet: boolean;
+    verbose: boolean;
   }>();
+  if (flags.quiet && flags.verbose) {
+    throw new UsageError("--quiet and --verbose cannot be combined.");
+  }
   if (flags.verify && (flags.watch || flags.dryRun)) {
     throw new UsageError("--verify cannot be combined with --watch or --dry-run.");
   }
@@ -185,6 +204,8 @@ export function parseOptions(args: readonly string[]): ParseResult {
       watch: flags.watch,
       dryRun: flags.dryRun,
       verify: flags.verify,
+      logFormat: flags.logFormat,
+      console: flags.quiet ? "quiet" : flags.verbose ? "verbose" : "normal",
       exclude: Object.freeze([...flags.exclude]),
       ...(flags.maxDelete === undefined ? {} : { maxDelete: flags.maxDelete }),
     }),

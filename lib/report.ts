@@ -13,7 +13,8 @@ import type { Action } from "./plan.ts";
 import { reason } from "./error.ts";
 import type { Problem } from "./scan.ts";
 
-const NOUN: Record<Kind, string> = {
+/** How log lines name each kind of entry. */
+export const NOUN: Readonly<Record<Kind, string>> = {
   file: "File",
   dir: "Folder",
   symlink: "Symlink",

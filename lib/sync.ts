@@ -15,6 +15,7 @@ import {
   count,
   emptyTally,
   eventful,
+  NOUN,
   reportOutcome,
   reportProblem,
   reportSummary,
@@ -228,6 +229,7 @@ export class Mirror {
       kind,
     }));
     const actions = [...staleTemps, ...changes];
+    if (this.#log.isEnabledFor("debug")) this.#reportUnchanged(source.tree, actions);
     await applyPlan(actions, this.#roots, {
       disk: this.#disk,
       dryRun: this.#options.dryRun ?? false,
@@ -288,6 +290,15 @@ export class Mirror {
       { action: "guard", count, limit },
     );
     return false;
+  }
+
+  /** DEBUG lines for every source entry this cycle leaves alone. */
+  #reportUnchanged(tree: Tree, actions: readonly Action[]): void {
+    const touched = new Set(actions.map((action) => action.path));
+    for (const [path, entry] of tree) {
+      if (entry.kind === "other" || touched.has(path)) continue;
+      this.#log.debug(`${NOUN[entry.kind]} {path} is unchanged.`, { action: "none", path });
+    }
   }
 
   /** FIFOs, sockets and devices are never opened or mirrored; say so once per path. */

@@ -136,3 +136,42 @@ Deno.test("--help says excluded paths are not deleted, and --dry-run with --watc
     assert.match(refused.stderr, /--watch and --dry-run cannot be combined/);
   });
 });
+
+Deno.test("--log-format json: one JSON object a line in the file; the console stays text", async () => {
+  await withWork(async (work) => {
+    write(`${work}/src/d/a.txt`, "abc");
+    const result = await runOnce(work, "--log-format", "json");
+    assert.equal(result.code, 0);
+    const records = logLines(`${work}/log.txt`).map((line) => JSON.parse(line));
+    assert.deepEqual(records.find((r) => r.action === "copy"), {
+      time: records.find((r) => r.action === "copy").time,
+      level: "INFO",
+      message: "File d/a.txt has been copied.",
+      action: "copy",
+      path: "d/a.txt",
+      bytes: 3,
+    });
+    for (const record of records) {
+      assert.match(record.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+      assert.ok(["INFO", "WARNING", "ERROR"].includes(record.level));
+    }
+    assert.match(result.stdout, /\[INFO\]: File d\/a\.txt has been copied\.\n/);
+  });
+});
+
+Deno.test("--quiet and --verbose change the console only; the log file keeps INFO and up", async () => {
+  await withWork(async (work) => {
+    write(`${work}/src/a.txt`, "a");
+    const quiet = await runOnce(work, "--quiet");
+    assert.equal(quiet.code, 0);
+    assert.equal(quiet.stdout, "");
+    assert.ok(messages(work).includes("File a.txt has been copied."));
+    write(`${work}/src/b.txt`, "b");
+    const verbose = await runOnce(work, "--verbose");
+    assert.match(verbose.stdout, /\[DEBUG\]: File a\.txt is unchanged\.\n/);
+    assert.match(verbose.stdout, /\[INFO\]: File b\.txt has been copied\.\n/);
+    assert.ok(!messages(work).some((line) => line.includes("unchanged")));
+    const both = await runOnce(work, "--quiet", "--verbose");
+    assert.equal(both.code, 2);
+  });
+});

@@ -5,7 +5,7 @@ import { findChangedFiles } from "../lib/compare.ts";
 import { Hasher } from "../lib/hash.ts";
 import { PairIndex } from "../lib/state.ts";
 import { Mirror } from "../lib/sync.ts";
-import { getLogger } from "npm:@logtape/logtape@^2.4.2";
+import { getLogger, type LogRecord } from "npm:@logtape/logtape@^2.4.2";
 import { type Disk, realDisk } from "../lib/disk.ts";
 import { formatTimestamp, lineFormatter, lineSink } from "../lib/log.ts";
 import { runLoop } from "../lib/loop.ts";
@@ -27,6 +27,8 @@ Deno.test("options: defaults are the original tool's", () => {
     watch: false,
     dryRun: false,
     verify: false,
+    logFormat: "text",
+    console: "normal",
     exclude: [],
   });
   assert.ok(Object.isFrozen(result.options));
@@ -321,7 +323,8 @@ Deno.test("log: the line sink writes every line once to the file and in order to
   const file = { writeSync: (b: Uint8Array) => (chunks.file.push(text(b)), b.length) };
   const out = { write: (b: Uint8Array) => Promise.resolve((chunks.out.push(text(b)), b.length)) };
   const err = { write: (b: Uint8Array) => Promise.resolve((chunks.err.push(text(b)), b.length)) };
-  const sink = lineSink(file, out, err, (record) => `${record.message.join("")}\n`);
+  const plain = (record: LogRecord) => `${record.message.join("")}\n`;
+  const sink = lineSink(file, out, err, { fileFormatter: plain, consoleFormatter: plain });
   const levels = ["info", "info", "error", "warning", "info"] as const;
   levels.forEach((level, i) =>
     sink({
@@ -346,7 +349,8 @@ Deno.test("log: a console that cannot be written to does not stop the file log",
     writeSync: (b: Uint8Array) => (lines.push(new TextDecoder().decode(b)), b.length),
   };
   const broken = { write: () => Promise.reject(new Deno.errors.BrokenPipe("gone")) };
-  const sink = lineSink(file, broken, broken, (record) => `${record.message.join("")}\n`);
+  const plain = (record: LogRecord) => `${record.message.join("")}\n`;
+  const sink = lineSink(file, broken, broken, { fileFormatter: plain, consoleFormatter: plain });
   sink({
     category: [],
     level: "info",
