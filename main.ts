@@ -106,6 +106,7 @@ async function main(args: string[]): Promise<number> {
     maxDelete: options.maxDelete,
     dryRun: options.dryRun,
     exclude: options.exclude,
+    progress: options.console !== "quiet",
   });
   let code = OK;
   if (options.dryRun) {

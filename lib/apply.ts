@@ -55,10 +55,13 @@ export interface ApplyOptions {
   readonly copyWorker?: boolean;
   /** Touch nothing: every action ends as `planned`. Default `false`. */
   readonly dryRun?: boolean;
+  /** Called as each file copy ends (done or not), with its size, even while
+   * its outcome is held back until its folder is in place. Default: nothing. */
+  readonly onCopyEnded?: (bytes: number) => void;
 }
 
 /** Small copies queued before they are shared with the worker. */
-const MAX_BATCH = 2048;
+const MAX_BATCH = 256;
 /** Fewer queued copies than this are not worth a trip to the worker. */
 const MIN_SHARED_BATCH = 64;
 
@@ -110,6 +113,7 @@ class Applier {
   readonly #roots: Roots;
   readonly #disk: Disk;
   readonly #onOutcome: (outcome: Outcome) => void;
+  readonly #onCopyEnded: (bytes: number) => void;
   readonly #parallel: number;
   readonly #failedDirs = new Set<string>();
   readonly #realDirs: RealDirs;
@@ -124,6 +128,7 @@ class Applier {
     this.#roots = roots;
     this.#disk = options.disk;
     this.#onOutcome = options.onOutcome ?? (() => {});
+    this.#onCopyEnded = options.onCopyEnded ?? (() => {});
     this.#parallel = options.parallelCopies ?? 4;
     this.#useWorker = options.copyWorker ?? false;
     this.#realDirs = new RealDirs(roots.replica, options.disk);
@@ -180,8 +185,12 @@ class Applier {
    * are in is finished.
    */
   #settle(copy: QueuedCopy, result: CopyResult): void {
-    if (result.status === "failed") this.#failed.push(copy);
-    else this.#record(toOutcome(copy.action, result), copy.staging);
+    if (result.status === "failed") {
+      this.#failed.push(copy);
+      return;
+    }
+    this.#onCopyEnded(copy.action.source.size);
+    this.#record(toOutcome(copy.action, result), copy.staging);
   }
 
   /** Retry, one at a time, the failed copies that belong to `staging`. */
@@ -190,7 +199,9 @@ class Applier {
     if (retry.length === 0) return;
     this.#failed = this.#failed.filter((copy) => copy.staging !== staging);
     for (const { action, job } of retry) {
-      this.#record(toOutcome(action, await copyFile(this.#disk, job)), staging);
+      const result = await copyFile(this.#disk, job);
+      this.#onCopyEnded(action.source.size);
+      this.#record(toOutcome(action, result), staging);
     }
   }
 

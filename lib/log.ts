@@ -70,6 +70,9 @@ export interface LineSinkOptions {
   readonly fileLevel?: LogLevel;
   /** Lowest level written to the console. Default `"info"`. */
   readonly consoleLevel?: LogLevel;
+  /** When it returns a function, console lines go there instead (a progress
+   * bar prints them above itself). Default: never. */
+  readonly tap?: () => ((line: string) => void) | undefined;
 }
 
 const messageOnly = getTextFormatter({
@@ -151,6 +154,12 @@ export function lineSink(
   let timer: ReturnType<typeof setTimeout> | undefined;
   const flushConsole = () => {
     if (consoleLines.length === 0) return;
+    const tap = options.tap?.();
+    if (tap) {
+      for (const line of consoleLines) tap(line);
+      consoleLines = [];
+      return;
+    }
     const bytes = encoder.encode(consoleLines.join(""));
     const writer = consoleWriter;
     consoleLines = [];
@@ -205,6 +214,17 @@ export function lineSink(
   });
 }
 
+let consoleTap: ((line: string) => void) | undefined;
+
+/**
+ * Send the console's log lines to `tap` from now on (undefined: back to
+ * stdout and stderr); lines still buffered go wherever is set when they are
+ * written out.
+ */
+export function setConsoleTap(tap: ((line: string) => void) | undefined): void {
+  consoleTap = tap;
+}
+
 /** Options of {@link setupLogging}. */
 export interface LogOptions {
   /** The log file's format. Default `"text"`. */
@@ -232,6 +252,7 @@ export async function setupLogging(logFile: string, options: LogOptions = {}): P
   const sink = lineSink(file, Deno.stdout, Deno.stderr, {
     fileFormatter: options.format === "json" ? jsonFormatter : lineFormatter,
     consoleLevel,
+    tap: () => consoleTap,
   });
   await configure({
     reset: true,

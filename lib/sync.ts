@@ -24,6 +24,7 @@ import {
 import { type Scan, scanTree } from "./scan.ts";
 import { hasAncestorIn, joinPath, parentOf, type Tree } from "./entry.ts";
 import { Hasher } from "./hash.ts";
+import { startProgress } from "./progress.ts";
 import { PairIndex } from "./state.ts";
 
 /** Settings of a {@link Mirror} beyond its roots. */
@@ -36,6 +37,9 @@ export interface MirrorOptions {
   readonly dryRun?: boolean;
   /** gitignore-style patterns of paths neither copied nor deleted. Default none. */
   readonly exclude?: readonly string[];
+  /** Show a progress bar on stderr when it is a terminal and there is a lot to
+   * copy. Default `false`. */
+  readonly progress?: boolean;
 }
 
 /**
@@ -80,6 +84,17 @@ function scanHinted(
     },
     replica,
   };
+}
+
+/** How many files the actions copy, and how many bytes. */
+function copyTotals(actions: readonly Action[]): [number, number] {
+  let files = 0, bytes = 0;
+  for (const action of actions) {
+    if (action.op !== "copy") continue;
+    files++;
+    bytes += action.source.size;
+  }
+  return [files, bytes];
 }
 
 function emptyScan(): Scan {
@@ -230,6 +245,9 @@ export class Mirror {
     }));
     const actions = [...staleTemps, ...changes];
     if (this.#log.isEnabledFor("debug")) this.#reportUnchanged(source.tree, actions);
+    const progress = this.#options.progress && !this.#options.dryRun
+      ? await startProgress(...copyTotals(actions))
+      : undefined;
     await applyPlan(actions, this.#roots, {
       disk: this.#disk,
       dryRun: this.#options.dryRun ?? false,
@@ -239,7 +257,8 @@ export class Mirror {
         reportOutcome(this.#log, outcome);
         count(tally, outcome);
       },
-    });
+      onCopyEnded: (bytes) => progress?.advance(bytes),
+    }).finally(() => progress?.stop());
     if (paths !== undefined || this.#options.dryRun) return; // saved by full, real cycles
     index.retain((path) => source.tree.get(path)?.kind === "file");
     try {

@@ -1,6 +1,6 @@
 /** The operator's flags: --dry-run and --exclude, against the real program. */
 import assert from "node:assert/strict";
-import { listTree, logLines, runMirror, runOnce, withWork } from "./helpers.ts";
+import { listTree, logLines, MAIN, runMirror, runOnce, succeeds, withWork } from "./helpers.ts";
 
 function write(path: string, text: string): void {
   Deno.mkdirSync(path.slice(0, path.lastIndexOf("/")), { recursive: true });
@@ -173,5 +173,63 @@ Deno.test("--quiet and --verbose change the console only; the log file keeps INF
     assert.ok(!messages(work).some((line) => line.includes("unchanged")));
     const both = await runOnce(work, "--quiet", "--verbose");
     assert.equal(both.code, 2);
+  });
+});
+
+/** Run the program under a pseudo-terminal (`script`), returning what the terminal got. */
+function runOnTerminal(work: string, env: Record<string, string> = {}): string {
+  const command = [Deno.execPath(), "run", "--allow-read", "--allow-write", "--no-prompt", MAIN]
+    .concat(["--source", "src", "--replica", "rep", "--once"])
+    .map((word) => `'${word}'`).join(" ");
+  const output = new Deno.Command("script", {
+    args: ["-qec", command, "/dev/null"],
+    cwd: work,
+    env,
+    stdout: "piped",
+    stderr: "piped",
+  }).outputSync();
+  assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+  return new TextDecoder().decode(output.stdout);
+}
+
+function bigTree(work: string): void {
+  const block = new Uint8Array(1_000_000);
+  for (let i = 0; i < 150; i++) {
+    block[0] = i;
+    Deno.mkdirSync(`${work}/src/d`, { recursive: true });
+    Deno.writeFileSync(`${work}/src/d/f${i}.bin`, block);
+  }
+}
+
+Deno.test({
+  name: "progress: a bar on a terminal for a big cycle, coloured unless NO_COLOR, then cleared",
+  ignore: !succeeds("script", "--version"), // needs script (util-linux) for a pseudo-terminal
+  fn: async () => {
+    await withWork((work) => {
+      bigTree(work);
+      const screen = runOnTerminal(work);
+      assert.match(screen, /\d+\/150 files \| [\d.]+ \w?B\/150\.0 MB \| /);
+      assert.ok(screen.includes("\x1b[36m"), "coloured on a terminal");
+      const lastBar = screen.lastIndexOf("/150 files");
+      assert.ok(
+        screen.indexOf("\x1b[2K", lastBar) > lastBar ||
+          screen.indexOf("\x1b[0J", lastBar) > lastBar,
+      );
+      assert.ok(!Deno.readTextFileSync(`${work}/log.txt`).includes("files |"), "never in the log");
+      Deno.removeSync(`${work}/rep`, { recursive: true });
+      const plain = runOnTerminal(work, { NO_COLOR: "1" });
+      assert.match(plain, /\/150 files/);
+      assert.ok(!plain.includes("\x1b[36m"), "no colour with NO_COLOR");
+    });
+  },
+});
+
+Deno.test("progress: never on a pipe", async () => {
+  await withWork(async (work) => {
+    bigTree(work);
+    const result = await runOnce(work);
+    assert.equal(result.code, 0);
+    assert.equal(result.stderr, "");
+    assert.doesNotMatch(result.stdout, /files \|/);
   });
 });
