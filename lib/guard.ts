@@ -32,6 +32,9 @@ export function realPathOf(path: string): string {
   try {
     return Deno.realPathSync(absolute);
   } catch (error) {
+    // Read access scoped to the folders themselves (--allow-read=SRC,REPLICA): a
+    // parent that may not be looked at is taken as spelled.
+    if (error instanceof Deno.errors.NotCapable) return absolute;
     if (!(error instanceof Deno.errors.NotFound) || dirname(absolute) === absolute) throw error;
     return `${realPathOf(dirname(absolute)).replace(/\/$/, "")}/${basename(absolute)}`;
   }

@@ -107,3 +107,32 @@ Deno.test({
     }
   },
 });
+
+Deno.test("runs with permissions scoped to the two folders and the log file", async () => {
+  await withWork(async (work) => {
+    for (let i = 0; i < 150; i++) write(`${work}/src/d/f${i}.txt`, `file ${i}`);
+    const run = (...extra: string[]) =>
+      new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "--allow-read=src,rep",
+          "--allow-write=rep,log.txt",
+          "--no-prompt",
+          `${ROOT}main.ts`,
+          "--source",
+          "src",
+          "--replica",
+          "rep",
+          ...extra,
+        ],
+        cwd: work,
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+    const mirrored = await run("--once");
+    assert.equal(mirrored.code, 0, new TextDecoder().decode(mirrored.stderr));
+    assertMirrored(`${work}/src`, `${work}/rep`);
+    const verified = await run("--verify");
+    assert.equal(verified.code, 0, new TextDecoder().decode(verified.stdout));
+  });
+});
