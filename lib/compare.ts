@@ -82,7 +82,10 @@ export async function findChangedFiles(
       index.record(path, src, dst, sourceMd5, observedAt);
     } else {
       changed.add(path);
-      index.forget(path);
+      // Keep what was learnt of the source side: the digest and the next
+      // comparison need not read it again.
+      if (sourceMd5 === undefined) index.forget(path);
+      else index.recordSource(path, src, sourceMd5, observedAt);
     }
     await pace();
   }

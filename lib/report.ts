@@ -116,6 +116,8 @@ export interface Tally {
   bytes: number;
   /** Actions a dry run would have taken. */
   planned: number;
+  /** The source's tree digest after a cycle that changed something. */
+  digest?: string;
 }
 
 /** An all-zero {@link Tally}. */
@@ -178,7 +180,7 @@ export function reportSummary(
   log.info(
     "Cycle finished: {copied} copied, {updated} updated, {removed} removed, " +
       "{created} folders created, {warnings} warnings, {failed} failed; " +
-      "{bytes} bytes in {seconds} s.",
+      `{bytes} bytes in {seconds} s${tally.digest ? "; source tree digest {digest}" : ""}.`,
     { action: "summary", ...tally, seconds },
   );
 }

@@ -14,11 +14,11 @@
 import type { Disk } from "./disk.ts";
 import { type Entry, INDEX_NAME, isSettled, joinPath, statKey, tempName } from "./entry.ts";
 
-/** A pair of files found identical. */
+/** A pair of files found identical (or a source file alone, read for the digest). */
 export interface Pair {
   /** {@link statKey} of the source file then. */
   readonly source: string;
-  /** {@link statKey} of the replica file then. */
+  /** {@link statKey} of the replica file then; `""` when only the source was read. */
   readonly replica: string;
   /** Their MD5. */
   readonly md5: string;
@@ -69,6 +69,17 @@ export class PairIndex {
     } else {
       this.forget(path);
     }
+  }
+
+  /**
+   * Record the MD5 of a source file read on its own (for the tree digest), so
+   * that comparing it later reads only the replica side. Kept only when the
+   * key is settled at `observedAt`, and never over a full pair for that key.
+   */
+  recordSource(path: string, source: Entry, md5: string, observedAt: number): void {
+    if (!isSettled(source, observedAt) || this.#pairs.get(path)?.source === statKey(source)) return;
+    this.#pairs.set(path, { source: statKey(source), replica: "", md5 });
+    this.#dirty = true;
   }
 
   /** Drop what is known about `path`. */

@@ -22,7 +22,7 @@ import {
   type Tally,
 } from "./report.ts";
 import { type Scan, scanTree } from "./scan.ts";
-import { hasAncestorIn, joinPath, parentOf, type Tree } from "./entry.ts";
+import { hasAncestorIn, joinPath, parentOf, statKey, type Tree } from "./entry.ts";
 import { Hasher } from "./hash.ts";
 import { startProgress } from "./progress.ts";
 import { PairIndex } from "./state.ts";
@@ -260,6 +260,9 @@ export class Mirror {
       onCopyEnded: (bytes) => progress?.advance(bytes),
     }).finally(() => progress?.stop());
     if (paths !== undefined || this.#options.dryRun) return; // saved by full, real cycles
+    if (tally.copied + tally.updated + tally.removed + tally.created > 0) {
+      tally.digest = await this.#sourceDigest(source, index);
+    }
     index.retain((path) => source.tree.get(path)?.kind === "file");
     try {
       index.save(replicaRoot, this.#disk);
@@ -309,6 +312,35 @@ export class Mirror {
       { action: "guard", count, limit },
     );
     return false;
+  }
+
+  /**
+   * The source's tree digest (see `verify.ts`): file MD5s come from the index
+   * where their keys still hold; the rest (files copied this cycle) are read
+   * once here and recorded in the index, so that the next comparison reads
+   * only their replica side.
+   */
+  async #sourceDigest(source: Scan, index: PairIndex): Promise<string> {
+    const { digestLine, treeDigest } = await import("./verify.ts");
+    const lines: string[] = [];
+    for (const [path, entry] of source.tree) {
+      if (entry.kind === "other") continue;
+      let md5: string | undefined;
+      if (entry.kind === "file") {
+        const pair = index.get(path);
+        md5 = pair?.source === statKey(entry) ? pair.md5 : undefined;
+        if (md5 === undefined) {
+          try {
+            md5 = await this.#hasher.md5(joinPath(this.#roots.source, path), entry.size);
+            index.recordSource(path, entry, md5, source.startedAt);
+          } catch {
+            md5 = "?"; // unreadable or gone: the digest says so
+          }
+        }
+      }
+      lines.push(digestLine(path, entry, md5));
+    }
+    return treeDigest(lines);
   }
 
   /** DEBUG lines for every source entry this cycle leaves alone. */

@@ -109,16 +109,18 @@ async function readSide(
       problems.push(`could not read ${side} ${path}: ${reason(error as Error)}`);
     }
   }
-  const lines = [...entries].map(([path, entry]) =>
-    `${entry.kind} ${octal(entry.mode)} ${escape(path)} ${
-      entry.kind === "file"
-        ? md5.get(path) ?? "?"
-        : entry.kind === "symlink"
-        ? escape(entry.target ?? "")
-        : "-"
-    }\n`
-  );
+  const lines = [...entries].map(([path, entry]) => digestLine(path, entry, md5.get(path)));
   return { entries, md5, problems, digest: treeDigest(lines) };
+}
+
+/** The tree-digest line of one entry (`md5`: the file's MD5, for files). */
+export function digestLine(path: string, entry: Entry, md5?: string): string {
+  const content = entry.kind === "file"
+    ? md5 ?? "?"
+    : entry.kind === "symlink"
+    ? escape(entry.target ?? "")
+    : "-";
+  return `${entry.kind} ${octal(entry.mode)} ${escape(path)} ${content}\n`;
 }
 
 /** MD5 of `lines` (each ending in `\n`) sorted by their UTF-8 bytes. */

@@ -84,3 +84,15 @@ Deno.test("--verify: reports every difference, changes nothing, exits 1", async 
     assert.notEqual(src!.split(": ")[1], dst!.split(": ")[1]);
   });
 });
+
+Deno.test("a cycle that changed something logs the source's tree digest, as --verify computes it", async () => {
+  await withWork(async (work) => {
+    build(`${work}/src`);
+    await runOnce(work);
+    const summary = Deno.readTextFileSync(`${work}/log.txt`).trim().split("\n").at(-1)!;
+    const logged = summary.match(/source tree digest ([0-9a-f]{32})\.$/)?.[1];
+    const verified = (await verify(work)).stdout.match(/source tree digest: ([0-9a-f]{32})/)?.[1];
+    assert.ok(logged !== undefined, summary);
+    assert.equal(logged, verified);
+  });
+});
