@@ -116,7 +116,8 @@ export interface Tally {
   bytes: number;
   /** Actions a dry run would have taken. */
   planned: number;
-  /** The source's tree digest after a cycle that changed something. */
+  /** The source's tree digest after a cycle that changed something, or
+   * `"not computed"` when that would have read too much. */
   digest?: string;
 }
 
@@ -180,7 +181,13 @@ export function reportSummary(
   log.info(
     "Cycle finished: {copied} copied, {updated} updated, {removed} removed, " +
       "{created} folders created, {warnings} warnings, {failed} failed; " +
-      `{bytes} bytes in {seconds} s${tally.digest ? "; source tree digest {digest}" : ""}.`,
+      `{bytes} bytes in {seconds} s${
+        tally.digest === undefined
+          ? ""
+          : tally.digest === "not computed"
+          ? "; source tree digest not computed (too much to read; --verify computes it)"
+          : "; source tree digest {digest}"
+      }.`,
     { action: "summary", ...tally, seconds },
   );
 }

@@ -96,3 +96,16 @@ Deno.test("a cycle that changed something logs the source's tree digest, as --ve
     assert.equal(logged, verified);
   });
 });
+
+Deno.test("a cycle that copied more than the digest's reading budget says the digest was not computed", async () => {
+  await withWork(async (work) => {
+    Deno.mkdirSync(`${work}/src/many`);
+    for (let i = 0; i <= 2000; i++) Deno.writeTextFileSync(`${work}/src/many/f${i}`, "x");
+    assert.equal((await runOnce(work)).code, 0);
+    const summary = Deno.readTextFileSync(`${work}/log.txt`).trim().split("\n").at(-1)!;
+    assert.match(
+      summary,
+      /; source tree digest not computed \(too much to read; --verify computes it\)\.$/,
+    );
+  });
+});
