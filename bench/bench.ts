@@ -119,21 +119,15 @@ function timed(program: string, args: string[]): Run {
   return { seconds, rssMiB: rss };
 }
 
+/** The program's command line, as users run it, on `source` -> `replica`. */
+function mirrorArgs(source: string, replica: string, ...extra: string[]): string[] {
+  const log = `${base}/bench.log`;
+  return ["run", "--allow-read", "--allow-write", "--no-prompt", MAIN]
+    .concat(["--source", source, "--replica", replica, "--log-file", log, ...extra]);
+}
+
 function mirror(source: string, replica: string): Run {
-  return timed(Deno.execPath(), [
-    "run",
-    "--allow-read",
-    "--allow-write",
-    "--no-prompt",
-    MAIN,
-    "--source",
-    source,
-    "--replica",
-    replica,
-    "--log-file",
-    `${base}/bench.log`,
-    "--once",
-  ]);
+  return timed(Deno.execPath(), mirrorArgs(source, replica, "--once"));
 }
 
 function rsync(source: string, replica: string): Run {
@@ -269,22 +263,7 @@ console.error("watch mode latency");
   const replica = freshPath("t-watch");
   mirror(small, replica);
   const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-read",
-      "--allow-write",
-      "--no-prompt",
-      MAIN,
-      "--source",
-      small,
-      "--replica",
-      replica,
-      "--log-file",
-      `${base}/bench.log`,
-      "--time-interval",
-      "600",
-      "--watch",
-    ],
+    args: mirrorArgs(small, replica, "--time-interval", "600", "--watch"),
     stdout: "null",
     stderr: "null",
   }).spawn();

@@ -125,10 +125,17 @@ export function digestLine(path: string, entry: Entry, md5?: string): string {
 
 /** MD5 of `lines` (each ending in `\n`) sorted by their UTF-8 bytes. */
 export function treeDigest(lines: readonly string[]): string {
-  const encoder = new TextEncoder();
-  const encoded = lines.map((line) => encoder.encode(line)).sort(compareBytes);
   const hash = createHash("md5");
-  for (const bytes of encoded) hash.update(bytes);
+  // UTF-16 order equals UTF-8 byte order unless a line holds a surrogate or a
+  // character from U+E000 up; only then compare bytes (slower).
+  if (lines.some((line) => /[\uD800-\uFFFF]/.test(line))) {
+    const encoder = new TextEncoder();
+    for (const bytes of lines.map((line) => encoder.encode(line)).sort(compareBytes)) {
+      hash.update(bytes);
+    }
+  } else {
+    for (const line of [...lines].sort()) hash.update(line);
+  }
   return hash.digest("hex");
 }
 
