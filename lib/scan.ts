@@ -12,9 +12,11 @@ import type { Exclude } from "./exclude.ts";
 import {
   type Entry,
   entryFromInfo,
+  hasAncestorIn,
   INDEX_NAME,
   joinPath,
   type Kind,
+  parentOf,
   TEMP_PREFIX,
   type Tree,
 } from "./entry.ts";
@@ -115,6 +117,50 @@ export function scanTree(root: string, options: ScanOptions = {}): Scan {
     for (let i = subfolders.length - 1; i >= 0; i--) pending.push({ path: subfolders[i]!, deep });
   }
   return { tree, problems, incomplete, temps, startedAt };
+}
+
+/**
+ * Scan both sides for a partial cycle: the folders holding `paths`, each path
+ * that is a folder (deeply: it may have just been created or moved in), and
+ * deeply any source folder found whose replica twin is missing.
+ */
+export function scanAround(
+  roots: { readonly source: string; readonly replica: string },
+  paths: ReadonlySet<string>,
+  exclude: Exclude | undefined,
+): { source: Scan; replica: Scan } {
+  const deep = new Set<string>();
+  const shallow = new Set<string>();
+  for (const path of paths) {
+    shallow.add(path === "" ? "" : parentOf(path));
+    try {
+      if (path !== "" && Deno.lstatSync(joinPath(roots.source, path)).isDirectory) deep.add(path);
+    } catch {
+      // gone: the scan of its folder tells
+    }
+  }
+  const folders = [
+    ...[...deep].filter((dir) => !hasAncestorIn(dir, deep)).map((path) => ({ path, deep: true })),
+    ...[...shallow].filter((dir) => !deep.has(dir) && !hasAncestorIn(dir, deep))
+      .map((path) => ({ path, deep: false })),
+  ];
+  const source = scanTree(roots.source, { folders, exclude });
+  const replica = scanTree(roots.replica, { folders, exclude });
+  const missing = [...source.tree].filter(([path, entry]) =>
+    entry.kind === "dir" && replica.tree.get(path)?.kind !== "dir" && !deep.has(path) &&
+    !hasAncestorIn(path, deep)
+  ).map(([path]) => ({ path, deep: true }));
+  if (missing.length === 0) return { source, replica };
+  const more = scanTree(roots.source, { folders: missing, exclude });
+  return {
+    source: {
+      ...source,
+      tree: new Map([...source.tree, ...more.tree]),
+      problems: [...source.problems, ...more.problems],
+      incomplete: new Set([...source.incomplete, ...more.incomplete]),
+    },
+    replica,
+  };
 }
 
 function byName(a: Deno.DirEntry, b: Deno.DirEntry): number {

@@ -21,8 +21,8 @@ import {
   reportSummary,
   type Tally,
 } from "./report.ts";
-import { type Scan, scanTree } from "./scan.ts";
-import { hasAncestorIn, joinPath, parentOf, statKey, type Tree } from "./entry.ts";
+import { type Scan, scanAround, scanTree } from "./scan.ts";
+import { joinPath, statKey, type Tree } from "./entry.ts";
 import { Hasher } from "./hash.ts";
 import { startProgress } from "./progress.ts";
 import { PairIndex } from "./state.ts";
@@ -47,50 +47,6 @@ export interface MirrorOptions {
   /** Show a progress bar on stderr when it is a terminal and there is a lot to
    * copy. Default `false`. */
   readonly progress?: boolean;
-}
-
-/**
- * Scan both sides for a partial cycle: the folders holding `paths`, each path
- * that is a folder (deeply: it may have just been created or moved in), and
- * deeply any source folder found whose replica twin is missing.
- */
-function scanHinted(
-  roots: Roots,
-  paths: ReadonlySet<string>,
-  exclude: Exclude | undefined,
-): { source: Scan; replica: Scan } {
-  const deep = new Set<string>();
-  const shallow = new Set<string>();
-  for (const path of paths) {
-    shallow.add(path === "" ? "" : parentOf(path));
-    try {
-      if (path !== "" && Deno.lstatSync(joinPath(roots.source, path)).isDirectory) deep.add(path);
-    } catch {
-      // gone: the scan of its folder tells
-    }
-  }
-  const folders = [
-    ...[...deep].filter((dir) => !hasAncestorIn(dir, deep)).map((path) => ({ path, deep: true })),
-    ...[...shallow].filter((dir) => !deep.has(dir) && !hasAncestorIn(dir, deep))
-      .map((path) => ({ path, deep: false })),
-  ];
-  const source = scanTree(roots.source, { folders, exclude });
-  const replica = scanTree(roots.replica, { folders, exclude });
-  const missing = [...source.tree].filter(([path, entry]) =>
-    entry.kind === "dir" && replica.tree.get(path)?.kind !== "dir" && !deep.has(path) &&
-    !hasAncestorIn(path, deep)
-  ).map(([path]) => ({ path, deep: true }));
-  if (missing.length === 0) return { source, replica };
-  const more = scanTree(roots.source, { folders: missing, exclude });
-  return {
-    source: {
-      ...source,
-      tree: new Map([...source.tree, ...more.tree]),
-      problems: [...source.problems, ...more.problems],
-      incomplete: new Set([...source.incomplete, ...more.incomplete]),
-    },
-    replica,
-  };
 }
 
 /** How many files the actions copy, and how many bytes. */
@@ -227,7 +183,7 @@ export class Mirror {
     const exclude = this.#exclude;
     const scanned = paths === undefined
       ? { source: scanTree(sourceRoot, { exclude }), replica: scanTree(replicaRoot, { exclude }) }
-      : scanHinted(this.#roots, paths, exclude);
+      : scanAround(this.#roots, paths, exclude);
     const source = scanned.source;
     const replica = replicaMissing ? emptyScan() : scanned.replica;
     for (const problem of source.problems) reportProblem(this.#log, "source", problem);
