@@ -87,7 +87,7 @@ export class Mirror {
     this.#exclude = excludeMatcher(options.exclude ?? []);
   }
 
-  /** Bytes of file content read for comparison since this mirror was made. */
+  /** Bytes of file content read (to compare, or for a digest) since this mirror was made. */
   get hashedBytes(): number {
     return this.#hasher.hashedBytes;
   }
