@@ -99,7 +99,7 @@ export const CAN_MOUNT: boolean = (() => {
   const dir = Deno.makeTempDirSync({ prefix: "mirror-mount-probe-" });
   try {
     const ok = succeeds("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", dir);
-    if (ok) succeeds("umount", dir);
+    if (ok) succeeds("umount", "--lazy", dir);
     if (!ok) console.error("tests needing tmpfs are ignored: 'mount -t tmpfs' failed (not root?)");
     return ok;
   } finally {
@@ -107,7 +107,11 @@ export const CAN_MOUNT: boolean = (() => {
   }
 })();
 
-/** Mount a tmpfs of `size` (e.g. "1m") on `dir`; the returned function unmounts it. */
+/**
+ * Mount a tmpfs of `size` (e.g. "1m") on `dir`; the returned function unmounts
+ * it, lazily (`umount --lazy`): the mount point shows the folder underneath at
+ * once even while a program is reading the tmpfs, like an unplugged disk.
+ */
 export function mountTmpfs(dir: string, size: string): () => void {
   Deno.mkdirSync(dir, { recursive: true });
   if (!succeeds("mount", "-t", "tmpfs", "-o", `size=${size}`, "tmpfs", dir)) {
@@ -115,7 +119,7 @@ export function mountTmpfs(dir: string, size: string): () => void {
   }
   let mounted = true;
   return () => {
-    if (mounted && succeeds("umount", dir)) mounted = false;
+    if (mounted && succeeds("umount", "--lazy", dir)) mounted = false;
   };
 }
 
