@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type Entry, entryFromInfo, joinPath, statKey } from "./entry.ts";
+import { type Entry, entryFromInfo, joinPath, keyOf, sameKey } from "./entry.ts";
 import { asError } from "./error.ts";
 import type { Hasher } from "./hash.ts";
 import { pacer } from "./pace.ts";
@@ -57,8 +57,8 @@ export async function findChangedFiles(
       continue;
     }
     const pair = index.get(path);
-    const sourceKnown = pair !== undefined && pair.source === statKey(src);
-    const replicaKnown = pair !== undefined && pair.replica === statKey(dst);
+    const sourceKnown = pair !== undefined && sameKey(pair.source, src);
+    const replicaKnown = pair !== undefined && sameKey(pair.replica, dst);
     if (sourceKnown && replicaKnown) continue;
     let sourceMd5: string | undefined;
     try {
@@ -99,5 +99,5 @@ async function hashStable(
   scanned: Entry,
 ): Promise<string | undefined> {
   const md5 = await hasher.md5(path, scanned.size);
-  return statKey(entryFromInfo(Deno.lstatSync(path))) === statKey(scanned) ? md5 : undefined;
+  return sameKey(keyOf(entryFromInfo(Deno.lstatSync(path))), scanned) ? md5 : undefined;
 }

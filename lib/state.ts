@@ -12,19 +12,28 @@
  * @module
  */
 import type { Disk } from "./disk.ts";
-import { type Entry, INDEX_NAME, isSettled, joinPath, statKey, tempName } from "./entry.ts";
+import {
+  type Entry,
+  INDEX_NAME,
+  isSettled,
+  joinPath,
+  keyOf,
+  sameKey,
+  type StatKey,
+  tempName,
+} from "./entry.ts";
 
 /** A pair of files found identical (or a source file alone, read for the digest). */
 export interface Pair {
-  /** {@link statKey} of the source file then. */
-  readonly source: string;
-  /** {@link statKey} of the replica file then; `""` when only the source was read. */
-  readonly replica: string;
+  /** The source file's stat key then. */
+  readonly source: StatKey;
+  /** The replica file's stat key then; undefined when only the source was read. */
+  readonly replica: StatKey | undefined;
   /** Their MD5. */
   readonly md5: string;
 }
 
-const VERSION = 1;
+const VERSION = 2;
 
 /** Path -> {@link Pair}, persisted in the replica root. */
 export class PairIndex {
@@ -38,7 +47,7 @@ export class PairIndex {
       const data = JSON.parse(Deno.readTextFileSync(joinPath(replicaRoot, INDEX_NAME)));
       if (data?.version !== VERSION || !Array.isArray(data.pairs)) return index;
       for (const [path, source, replica, md5] of data.pairs) {
-        index.#pairs.set(path, { source, replica, md5 });
+        index.#pairs.set(path, { source, replica: replica ?? undefined, md5 });
       }
     } catch {
       // Missing or damaged: start empty, every pair is hashed once.
@@ -61,10 +70,11 @@ export class PairIndex {
    */
   record(path: string, source: Entry, replica: Entry, md5: string, observedAt: number): void {
     if (isSettled(source, observedAt) && isSettled(replica, observedAt)) {
-      const pair = { source: statKey(source), replica: statKey(replica), md5 };
       const old = this.#pairs.get(path);
-      if (old?.source === pair.source && old.replica === pair.replica && old.md5 === md5) return;
-      this.#pairs.set(path, pair);
+      if (sameKey(old?.source, source) && sameKey(old?.replica, replica) && old?.md5 === md5) {
+        return;
+      }
+      this.#pairs.set(path, { source: keyOf(source), replica: keyOf(replica), md5 });
       this.#dirty = true;
     } else {
       this.forget(path);
@@ -77,8 +87,8 @@ export class PairIndex {
    * key is settled at `observedAt`, and never over a full pair for that key.
    */
   recordSource(path: string, source: Entry, md5: string, observedAt: number): void {
-    if (!isSettled(source, observedAt) || this.#pairs.get(path)?.source === statKey(source)) return;
-    this.#pairs.set(path, { source: statKey(source), replica: "", md5 });
+    if (!isSettled(source, observedAt) || sameKey(this.#pairs.get(path)?.source, source)) return;
+    this.#pairs.set(path, { source: keyOf(source), replica: undefined, md5 });
     this.#dirty = true;
   }
 
@@ -95,7 +105,10 @@ export class PairIndex {
   /** Write the index into `replicaRoot` if it changed since it was loaded or saved. */
   save(replicaRoot: string, disk: Disk): void {
     if (!this.#dirty) return;
-    const pairs = Array.from(this.#pairs, ([path, p]) => [path, p.source, p.replica, p.md5]);
+    const pairs = Array.from(
+      this.#pairs,
+      ([path, p]) => [path, p.source, p.replica ?? null, p.md5],
+    );
     const temp = joinPath(replicaRoot, tempName());
     try {
       disk.writeTextFile(temp, JSON.stringify({ version: VERSION, pairs }));

@@ -22,7 +22,7 @@ import {
   type Tally,
 } from "./report.ts";
 import { type Scan, scanAround, scanTree } from "./scan.ts";
-import { joinPath, statKey, type Tree } from "./entry.ts";
+import { joinPath, sameKey, type Tree } from "./entry.ts";
 import { Hasher } from "./hash.ts";
 import { startProgress } from "./progress.ts";
 import { PairIndex } from "./state.ts";
@@ -291,7 +291,7 @@ export class Mirror {
     for (const [path, entry] of source.tree) {
       if (entry.kind !== "file") continue;
       const pair = index.get(path);
-      if (pair?.source === statKey(entry)) {
+      if (pair !== undefined && sameKey(pair.source, entry)) {
         known.set(path, pair.md5);
       } else {
         unknownBytes += entry.size;
