@@ -14,7 +14,9 @@
  *
  * @module
  */
-import { hasAncestorIn, joinPath, parentOf, statKey, tempName } from "./entry.ts";
+import { hasAncestorIn, joinPath, parentOf, type Roots, statKey, tempName } from "./entry.ts";
+
+export type { Roots };
 import { copyFile, type CopyJob, type CopyResult, removeQuietly } from "./copy.ts";
 import { BIG_FILE, type Disk } from "./disk.ts";
 import { asError } from "./error.ts";
@@ -31,12 +33,6 @@ export type Outcome =
   | { readonly status: "failed"; readonly action: Action; readonly error: Error }
   /** Not attempted: a dry run. */
   | { readonly status: "planned"; readonly action: Action };
-
-/** Where to read and write. */
-export interface Roots {
-  readonly source: string;
-  readonly replica: string;
-}
 
 /** Options of {@link applyPlan}. */
 export interface ApplyOptions {

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type Entry, entryFromInfo, joinPath, keyOf, sameKey } from "./entry.ts";
+import { type Entry, entryFromInfo, joinPath, keyOf, type Roots, sameKey } from "./entry.ts";
 import { asError } from "./error.ts";
 import type { Hasher } from "./hash.ts";
 import { pacer } from "./pace.ts";
@@ -39,7 +39,7 @@ export interface Comparison {
  * ```
  */
 export async function findChangedFiles(
-  roots: { readonly source: string; readonly replica: string },
+  roots: Roots,
   source: Scan,
   replica: Scan,
   index: PairIndex,

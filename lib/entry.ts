@@ -23,6 +23,12 @@ export interface Entry {
   readonly target?: string;
 }
 
+/** The two trees a mirror works on (absolute paths). */
+export interface Roots {
+  readonly source: string;
+  readonly replica: string;
+}
+
 /** Path (relative to the root) -> entry. */
 export type Tree = ReadonlyMap<string, Entry>;
 

@@ -17,6 +17,7 @@ import {
   joinPath,
   type Kind,
   parentOf,
+  type Roots,
   TEMP_PREFIX,
   type Tree,
 } from "./entry.ts";
@@ -125,7 +126,7 @@ export function scanTree(root: string, options: ScanOptions = {}): Scan {
  * deeply any source folder found whose replica twin is missing.
  */
 export function scanAround(
-  roots: { readonly source: string; readonly replica: string },
+  roots: Roots,
   paths: ReadonlySet<string>,
   exclude: Exclude | undefined,
 ): { source: Scan; replica: Scan } {

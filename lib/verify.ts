@@ -16,6 +16,7 @@
 import { createHash } from "node:crypto";
 import { type Entry, joinPath } from "./entry.ts";
 import { reason } from "./error.ts";
+import { NOUN } from "./report.ts";
 import type { Exclude } from "./exclude.ts";
 import { Hasher } from "./hash.ts";
 import { comparePaths } from "./plan.ts";
@@ -36,7 +37,7 @@ interface Side {
   readonly digest: string;
 }
 
-const NOUN = { file: "file", dir: "folder", symlink: "symlink", other: "special file" } as const;
+const noun = (kind: Entry["kind"]) => NOUN[kind].toLowerCase();
 
 /**
  * Compare `source` and `replica` completely, reading every file.
@@ -66,12 +67,12 @@ export async function verifyTrees(
   const paths = [...new Set([...from.entries.keys(), ...to.entries.keys()])].sort(comparePaths);
   for (const path of paths) {
     const a = from.entries.get(path), b = to.entries.get(path);
-    if (b === undefined) differences.push(`only in source: ${NOUN[a!.kind]} ${path}`);
-    else if (a === undefined) differences.push(`only in replica: ${NOUN[b.kind]} ${path}`);
+    if (b === undefined) differences.push(`only in source: ${noun(a!.kind)} ${path}`);
+    else if (a === undefined) differences.push(`only in replica: ${noun(b.kind)} ${path}`);
     else if (a.kind !== b.kind) {
-      differences.push(`type differs: ${path} (${NOUN[a.kind]} vs ${NOUN[b.kind]})`);
+      differences.push(`type differs: ${path} (${noun(a.kind)} vs ${noun(b.kind)})`);
     } else {
-      const what = `${NOUN[a.kind]} ${path}`;
+      const what = `${noun(a.kind)} ${path}`;
       if (a.kind === "file" && from.md5.get(path) !== to.md5.get(path)) {
         differences.push(`content differs: ${what}`);
       }
