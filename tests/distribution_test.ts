@@ -1,13 +1,8 @@
 /** Running the program the ways users get it: from a URL, and as a compiled binary. */
 import assert from "node:assert/strict";
-import { assertMirrored, withWork } from "./helpers.ts";
+import { assertMirrored, withWork, writeFile } from "./helpers.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
-
-function write(path: string, text: string): void {
-  Deno.mkdirSync(path.slice(0, path.lastIndexOf("/")), { recursive: true });
-  Deno.writeTextFileSync(path, text);
-}
 
 /** Serve the project read-only on 127.0.0.1, `.ts` as application/typescript. */
 function serveProject(): Deno.HttpServer<Deno.NetAddr> {
@@ -28,8 +23,8 @@ Deno.test("runs from a URL with only --allow-read and --allow-write", async () =
   const server = serveProject();
   try {
     await withWork(async (work) => {
-      for (let i = 0; i < 200; i++) write(`${work}/src/many/f${i}.txt`, `file ${i}`); // the copy worker too
-      write(`${work}/src/a.txt`, "a");
+      for (let i = 0; i < 200; i++) writeFile(`${work}/src/many/f${i}.txt`, `file ${i}`); // the copy worker too
+      writeFile(`${work}/src/a.txt`, "a");
       // A new port each run: Deno caches remote modules by URL.
       const url = `http://127.0.0.1:${server.addr.port}/main.ts`;
       const output = await new Deno.Command(Deno.execPath(), {
@@ -92,7 +87,7 @@ Deno.test({
   fn: async () => {
     try {
       await withWork(async (work) => {
-        for (let i = 0; i < 200; i++) write(`${work}/src/many/f${i}.txt`, `file ${i}`);
+        for (let i = 0; i < 200; i++) writeFile(`${work}/src/many/f${i}.txt`, `file ${i}`);
         const output = await new Deno.Command(`${binaryDir}/folder-mirror`, {
           args: ["--source", "src", "--replica", "rep", "--once"],
           cwd: work,
@@ -110,7 +105,7 @@ Deno.test({
 
 Deno.test("runs with permissions scoped to the two folders and the log file", async () => {
   await withWork(async (work) => {
-    for (let i = 0; i < 150; i++) write(`${work}/src/d/f${i}.txt`, `file ${i}`);
+    for (let i = 0; i < 150; i++) writeFile(`${work}/src/d/f${i}.txt`, `file ${i}`);
     const run = (...extra: string[]) =>
       new Deno.Command(Deno.execPath(), {
         args: [

@@ -302,6 +302,23 @@ export function logLines(file: string): string[] {
   return Deno.readTextFileSync(file).split("\n").filter((line) => line !== "");
 }
 
+/** Write `text` to `path` (creating missing folders), then set `mode` and, if given, the mtime. */
+export function writeFile(path: string, text: string, mode = 0o644, mtimeMs?: number): void {
+  Deno.mkdirSync(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+  Deno.writeTextFileSync(path, text);
+  Deno.chmodSync(path, mode);
+  if (mtimeMs !== undefined) Deno.utimeSync(path, new Date(mtimeMs), new Date(mtimeMs));
+}
+
+/** Every object under `root` with its content, as one string: to prove nothing changed. */
+export function snapshot(root: string): string {
+  try {
+    return JSON.stringify([...listTree(root)].sort(([a], [b]) => (a < b ? -1 : 1)));
+  } catch {
+    return "missing";
+  }
+}
+
 /** Write `text` to `path`, then put its mtime back to what it was (same-size edit). */
 export function editKeepingMtime(path: string, text: string): void {
   const before = Deno.statSync(path);

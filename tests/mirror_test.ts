@@ -8,15 +8,10 @@ import {
   runOnce,
   WITHOUT_ROOT_OVERRIDES,
   withWork,
+  writeFile,
 } from "./helpers.ts";
 
 const LINE = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} \[(INFO|WARNING|ERROR)\]: \S.*$/;
-
-function write(path: string, text: string, mode = 0o644, mtimeMs?: number): void {
-  Deno.writeTextFileSync(path, text);
-  Deno.chmodSync(path, mode);
-  if (mtimeMs !== undefined) Deno.utimeSync(path, new Date(mtimeMs), new Date(mtimeMs));
-}
 
 /** Messages (the text after `]: `) of a log, start line excluded. */
 function messages(lines: string[]): string[] {
@@ -30,10 +25,10 @@ Deno.test("mirror: first cycle copies files, folders, modes, mtimes and symlinks
     Deno.mkdirSync(`${src}/docs/deep`, { recursive: true });
     Deno.mkdirSync(`${src}/empty`);
     Deno.mkdirSync(`${src}/locked`);
-    write(`${src}/a.txt`, "hello", 0o640, 1_500_000_000_123);
-    write(`${src}/run.sh`, "#!/bin/sh\n", 0o755);
-    write(`${src}/docs/deep/b.bin`, "x".repeat(3 * 1024 * 1024 + 7));
-    write(`${src}/locked/inside.txt`, "in a read-only folder");
+    writeFile(`${src}/a.txt`, "hello", 0o640, 1_500_000_000_123);
+    writeFile(`${src}/run.sh`, "#!/bin/sh\n", 0o755);
+    writeFile(`${src}/docs/deep/b.bin`, "x".repeat(3 * 1024 * 1024 + 7));
+    writeFile(`${src}/locked/inside.txt`, "in a read-only folder");
     Deno.chmodSync(`${src}/locked`, 0o555);
     Deno.chmodSync(`${src}/docs`, 0o750);
     Deno.symlinkSync("../a.txt", `${src}/docs/link`);
@@ -63,7 +58,7 @@ Deno.test("mirror: first cycle copies files, folders, modes, mtimes and symlinks
 
 Deno.test("mirror: log lines have the original format, same text in the file and on the console", async () => {
   await withWork(async (work) => {
-    write(`${work}/src/a.txt`, "a");
+    writeFile(`${work}/src/a.txt`, "a");
     const before = Date.now();
     const result = await runOnce(work);
     const lines = logLines(`${work}/log.txt`);
@@ -77,15 +72,13 @@ Deno.test("mirror: log lines have the original format, same text in the file and
     )!.map(Number);
     const stamped = new Date(y!, mo! - 1, d!, h!, mi!, s!, ms!).getTime();
     assert.ok(stamped >= before - 1000 && stamped <= Date.now(), `${lines[0]} vs ${before}`);
-    assert.ok(
-      lines.includes(lines.find((l) => l.endsWith("[INFO]: File a.txt has been copied."))!),
-    );
+    assert.ok(lines.some((l) => l.endsWith("[INFO]: File a.txt has been copied.")));
   });
 });
 
 Deno.test("mirror: an unchanged second cycle logs no action", async () => {
   await withWork(async (work) => {
-    write(`${work}/src/a.txt`, "a");
+    writeFile(`${work}/src/a.txt`, "a");
     Deno.mkdirSync(`${work}/src/d`);
     await runOnce(work);
     const first = logLines(`${work}/log.txt`).length;
@@ -99,11 +92,11 @@ Deno.test("mirror: an unchanged second cycle logs no action", async () => {
 Deno.test("mirror: updates changed files, including same-size edits with the mtime restored", async () => {
   await withWork(async (work) => {
     const src = `${work}/src`, rep = `${work}/rep`;
-    write(`${src}/grow.txt`, "short");
-    write(`${src}/same.txt`, "aaaa");
-    write(`${src}/tampered.txt`, "bbbb");
+    writeFile(`${src}/grow.txt`, "short");
+    writeFile(`${src}/same.txt`, "aaaa");
+    writeFile(`${src}/tampered.txt`, "bbbb");
     await runOnce(work);
-    write(`${src}/grow.txt`, "much longer now");
+    writeFile(`${src}/grow.txt`, "much longer now");
     editKeepingMtime(`${src}/same.txt`, "AAAA");
     editKeepingMtime(`${rep}/tampered.txt`, "XXXX");
     const mark = logLines(`${work}/log.txt`).length;
@@ -121,8 +114,8 @@ Deno.test("mirror: updates changed files, including same-size edits with the mti
 Deno.test("mirror: mode or mtime differences alone update the attributes", async () => {
   await withWork(async (work) => {
     const src = `${work}/src`, rep = `${work}/rep`;
-    write(`${src}/m.txt`, "m");
-    write(`${src}/t.txt`, "t");
+    writeFile(`${src}/m.txt`, "m");
+    writeFile(`${src}/t.txt`, "t");
     Deno.mkdirSync(`${src}/d`);
     await runOnce(work);
     Deno.chmodSync(`${src}/m.txt`, 0o600);
@@ -142,10 +135,10 @@ Deno.test("mirror: mode or mtime differences alone update the attributes", async
 Deno.test("mirror: entries only in the replica are removed, recursively", async () => {
   await withWork(async (work) => {
     const rep = `${work}/rep`;
-    write(`${work}/src/keep.txt`, "k");
+    writeFile(`${work}/src/keep.txt`, "k");
     Deno.mkdirSync(`${rep}/old/deeper`, { recursive: true });
-    write(`${rep}/old/deeper/x.txt`, "x");
-    write(`${rep}/stray.txt`, "s");
+    writeFile(`${rep}/old/deeper/x.txt`, "x");
+    writeFile(`${rep}/stray.txt`, "s");
     Deno.symlinkSync("keep.txt", `${rep}/stray-link`);
     Deno.mkdirSync(`${rep}/empty-extra`);
     const result = await runOnce(work);
@@ -168,10 +161,10 @@ Deno.test("mirror: every type change replaces the replica entry", async () => {
   await withWork(async (work) => {
     const src = `${work}/src`, rep = `${work}/rep`;
     const make = {
-      file: (p: string) => write(p, "file"),
+      file: (p: string) => writeFile(p, "file"),
       dir: (p: string) => {
         Deno.mkdirSync(p);
-        write(`${p}/child`, "c");
+        writeFile(`${p}/child`, "c");
       },
       symlink: (p: string) => Deno.symlinkSync("target", p),
     };
@@ -206,12 +199,12 @@ Deno.test("mirror: awkward names, 255-byte names and 60 nested levels", async ()
       "é".repeat(127) + "x", // 255 bytes in UTF-8
       ".hidden",
     ];
-    for (const name of names) write(`${src}/${name}`, `content of ${name}`);
+    for (const name of names) writeFile(`${src}/${name}`, `content of ${name}`);
     Deno.mkdirSync(`${src}/${"y".repeat(255)}`);
     let deep = src;
     for (let level = 0; level < 60; level++) deep += `/level${level}`;
     Deno.mkdirSync(deep, { recursive: true });
-    write(`${deep}/bottom.txt`, "deep");
+    writeFile(`${deep}/bottom.txt`, "deep");
 
     const result = await runOnce(work);
     assert.equal(result.code, 0, result.stderr);
@@ -227,9 +220,9 @@ Deno.test("mirror: awkward names, 255-byte names and 60 nested levels", async ()
 
 Deno.test("mirror: leaves no temp file and removes stale ones", async () => {
   await withWork(async (work) => {
-    write(`${work}/src/a.txt`, "a");
+    writeFile(`${work}/src/a.txt`, "a");
     Deno.mkdirSync(`${work}/rep/sub`, { recursive: true });
-    write(`${work}/rep/sub/.mirror.tmp.0123456789abcdef`, "half a file");
+    writeFile(`${work}/rep/sub/.mirror.tmp.0123456789abcdef`, "half a file");
     const result = await runOnce(work);
     assert.equal(result.code, 0);
     assertMirrored(`${work}/src`, `${work}/rep`);
@@ -238,7 +231,7 @@ Deno.test("mirror: leaves no temp file and removes stale ones", async () => {
 
 Deno.test("mirror: the replica folder is created with its parents", async () => {
   await withWork(async (work) => {
-    write(`${work}/src/a.txt`, "a");
+    writeFile(`${work}/src/a.txt`, "a");
     const result = await runOnce(work, "--replica", "deep/er/rep");
     assert.equal(result.code, 0, result.stderr);
     assertMirrored(`${work}/src`, `${work}/deep/er/rep`);
@@ -250,8 +243,8 @@ Deno.test({
   ignore: WITHOUT_ROOT_OVERRIDES === undefined, // needs setpriv (util-linux) to drop root's override
   fn: async () => {
     await withWork(async (work) => {
-      write(`${work}/src/ok.txt`, "fine");
-      write(`${work}/src/secret.txt`, "no access", 0o000);
+      writeFile(`${work}/src/ok.txt`, "fine");
+      writeFile(`${work}/src/secret.txt`, "no access", 0o000);
       const result = await runMirror(
         ["--source", "src", "--replica", "rep", "--log-file", "log.txt", "--once"],
         work,

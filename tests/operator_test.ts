@@ -1,20 +1,16 @@
 /** The operator's flags: --dry-run and --exclude, against the real program. */
 import assert from "node:assert/strict";
-import { listTree, logLines, MAIN, runMirror, runOnce, succeeds, withWork } from "./helpers.ts";
-
-function write(path: string, text: string): void {
-  Deno.mkdirSync(path.slice(0, path.lastIndexOf("/")), { recursive: true });
-  Deno.writeTextFileSync(path, text);
-}
-
-/** Every path under `root` with its content or kind: to prove nothing changed. */
-function snapshot(root: string): string {
-  try {
-    return JSON.stringify([...listTree(root)].sort(([a], [b]) => (a < b ? -1 : 1)));
-  } catch {
-    return "missing";
-  }
-}
+import {
+  listTree,
+  logLines,
+  MAIN,
+  runMirror,
+  runOnce,
+  snapshot,
+  succeeds,
+  withWork,
+  writeFile,
+} from "./helpers.ts";
 
 function messages(work: string): string[] {
   return logLines(`${work}/log.txt`).map((line) => line.slice(line.indexOf("]: ") + 3));
@@ -22,8 +18,8 @@ function messages(work: string): string[] {
 
 Deno.test("--dry-run: logs what it would do, creates nothing (not even the replica), exits 0", async () => {
   await withWork(async (work) => {
-    write(`${work}/src/a.txt`, "a");
-    write(`${work}/src/d/b.txt`, "b");
+    writeFile(`${work}/src/a.txt`, "a");
+    writeFile(`${work}/src/d/b.txt`, "b");
     Deno.symlinkSync("a.txt", `${work}/src/link`);
     const result = await runOnce(work, "--dry-run");
     assert.equal(result.code, 0, result.stderr);
@@ -45,18 +41,18 @@ Deno.test("--dry-run: logs what it would do, creates nothing (not even the repli
 
 Deno.test("--dry-run: on an existing replica, every kind of change is logged and none made", async () => {
   await withWork(async (work) => {
-    write(`${work}/src/same.txt`, "same");
-    write(`${work}/src/changed.txt`, "new content");
-    write(`${work}/src/was-a-dir`, "now a file");
+    writeFile(`${work}/src/same.txt`, "same");
+    writeFile(`${work}/src/changed.txt`, "new content");
+    writeFile(`${work}/src/was-a-dir`, "now a file");
     Deno.chmodSync(`${work}/src/same.txt`, 0o600);
     await runOnce(work);
-    write(`${work}/rep/changed.txt`, "old");
-    write(`${work}/rep/extra/inside.txt`, "x");
+    writeFile(`${work}/rep/changed.txt`, "old");
+    writeFile(`${work}/rep/extra/inside.txt`, "x");
     Deno.removeSync(`${work}/rep/was-a-dir`);
-    write(`${work}/rep/was-a-dir/old.txt`, "x");
+    writeFile(`${work}/rep/was-a-dir/old.txt`, "x");
     Deno.chmodSync(`${work}/rep/same.txt`, 0o644);
-    write(`${work}/rep/.mirror.tmp.0123456789abcdef`, "stale");
-    write(`${work}/rep/.mirror.index`, JSON.stringify({ version: 1, pairs: [] }));
+    writeFile(`${work}/rep/.mirror.tmp.0123456789abcdef`, "stale");
+    writeFile(`${work}/rep/.mirror.index`, JSON.stringify({ version: 1, pairs: [] }));
     const before = snapshot(`${work}/rep`);
     const indexBefore = Deno.readTextFileSync(`${work}/rep/.mirror.index`);
     const mark = logLines(`${work}/log.txt`).length;
@@ -94,10 +90,10 @@ Deno.test("--exclude: gitignore-style patterns are neither copied nor deleted", 
         "src/build/kept.js",
         "node_modules.txt",
       ]
-    ) write(`${work}/src/${path}`, path);
-    write(`${work}/rep/old.tmp`, "replica only, excluded: stays");
-    write(`${work}/rep/node_modules/stale.js`, "stays");
-    write(`${work}/rep/gone.txt`, "not excluded: removed");
+    ) writeFile(`${work}/src/${path}`, path);
+    writeFile(`${work}/rep/old.tmp`, "replica only, excluded: stays");
+    writeFile(`${work}/rep/node_modules/stale.js`, "stays");
+    writeFile(`${work}/rep/gone.txt`, "not excluded: removed");
     const result = await runOnce(
       work,
       "--exclude",
@@ -139,7 +135,7 @@ Deno.test("--help says excluded paths are not deleted, and --dry-run with --watc
 
 Deno.test("--log-format json: one JSON object a line in the file; the console stays text", async () => {
   await withWork(async (work) => {
-    write(`${work}/src/d/a.txt`, "abc");
+    writeFile(`${work}/src/d/a.txt`, "abc");
     const result = await runOnce(work, "--log-format", "json");
     assert.equal(result.code, 0);
     const records = logLines(`${work}/log.txt`).map((line) => JSON.parse(line));
@@ -161,12 +157,12 @@ Deno.test("--log-format json: one JSON object a line in the file; the console st
 
 Deno.test("--quiet and --verbose change the console only; the log file keeps INFO and up", async () => {
   await withWork(async (work) => {
-    write(`${work}/src/a.txt`, "a");
+    writeFile(`${work}/src/a.txt`, "a");
     const quiet = await runOnce(work, "--quiet");
     assert.equal(quiet.code, 0);
     assert.equal(quiet.stdout, "");
     assert.ok(messages(work).includes("File a.txt has been copied."));
-    write(`${work}/src/b.txt`, "b");
+    writeFile(`${work}/src/b.txt`, "b");
     const verbose = await runOnce(work, "--verbose");
     assert.match(verbose.stdout, /\[DEBUG\]: File a\.txt is unchanged\.\n/);
     assert.match(verbose.stdout, /\[INFO\]: File b\.txt has been copied\.\n/);

@@ -13,20 +13,13 @@ import {
   mountTmpfs,
   runMirror,
   runOnce,
+  snapshot,
   startLoop,
   waitFor,
   WITHOUT_ROOT_OVERRIDES,
   withWork,
+  writeFile,
 } from "./helpers.ts";
-
-function write(path: string, text: string): void {
-  Deno.writeTextFileSync(path, text);
-}
-
-/** Every name under `work`, with file contents: to prove nothing changed. */
-function snapshot(root: string): string {
-  return JSON.stringify([...listTree(root)].sort(([a], [b]) => (a < b ? -1 : 1)));
-}
 
 const refusals: [string, (work: string) => string[], RegExp][] = [
   [
@@ -73,7 +66,7 @@ const refusals: [string, (work: string) => string[], RegExp][] = [
     /--source: cannot use 'nope'/,
   ],
   ["a source that is a file", (work) => {
-    write(`${work}/file`, "f");
+    writeFile(`${work}/file`, "f");
     return ["--source", "file", "--replica", "rep"];
   }, /--source: 'file' is not a folder/],
   [
@@ -86,7 +79,7 @@ const refusals: [string, (work: string) => string[], RegExp][] = [
 for (const [name, setup, message] of refusals) {
   Deno.test(`refuses ${name}: exit 2, one line, nothing changed`, async () => {
     await withWork(async (work) => {
-      write(`${work}/src/a.txt`, "a");
+      writeFile(`${work}/src/a.txt`, "a");
       const args = setup(work);
       const before = snapshot(work);
       const result = await runMirror([...args, "--once"], work);
@@ -100,14 +93,14 @@ for (const [name, setup, message] of refusals) {
 
 Deno.test("a source that disappears during the loop: ERROR, nothing done, recovery when it returns", async () => {
   await withWork(async (work) => {
-    write(`${work}/src/a.txt`, "a");
+    writeFile(`${work}/src/a.txt`, "a");
     const loop = startLoop(work, "0.2");
     try {
       await waitFor("first cycle", mirrored(work));
       Deno.renameSync(`${work}/src`, `${work}/away`);
       await waitFor("the error", logHas(work, /\[ERROR\]: Source folder .* nothing was done\.$/));
       assert.equal(Deno.readTextFileSync(`${work}/rep/a.txt`), "a");
-      write(`${work}/away/b.txt`, "b");
+      writeFile(`${work}/away/b.txt`, "b");
       Deno.renameSync(`${work}/away`, `${work}/src`);
       await waitFor("recovery", mirrored(work));
       assert.ok(listTree(`${work}/rep`).has("b.txt"));
@@ -123,11 +116,11 @@ Deno.test({
   fn: async () => {
     await withWork(async (work) => {
       Deno.mkdirSync(`${work}/src/closed`);
-      write(`${work}/src/closed/inside.txt`, "i");
-      write(`${work}/src/open.txt`, "o");
+      writeFile(`${work}/src/closed/inside.txt`, "i");
+      writeFile(`${work}/src/open.txt`, "o");
       await runOnce(work);
       Deno.chmodSync(`${work}/src/closed`, 0o000);
-      write(`${work}/src/new.txt`, "n");
+      writeFile(`${work}/src/new.txt`, "n");
       const result = await runMirror(
         ["--source", "src", "--replica", "rep", "--log-file", "log.txt", "--once"],
         work,
@@ -151,7 +144,7 @@ Deno.test({
       const unmount = mountTmpfs(`${work}/src`, "4m");
       try {
         Deno.mkdirSync(`${work}/src/docs`);
-        write(`${work}/src/docs/a.txt`, "precious");
+        writeFile(`${work}/src/docs/a.txt`, "precious");
         const loop = startLoop(work, "0.2");
         try {
           await waitFor("first cycle", mirrored(work));
@@ -181,9 +174,9 @@ Deno.test({
 Deno.test("--max-delete: a cycle over the limit deletes nothing but still copies", async () => {
   await withWork(async (work) => {
     Deno.mkdirSync(`${work}/rep/old`, { recursive: true });
-    for (const name of ["x", "y", "z"]) write(`${work}/rep/old/${name}`, name); // 4 entries
-    write(`${work}/rep/stale.txt`, "s"); // 5
-    write(`${work}/src/new.txt`, "n");
+    for (const name of ["x", "y", "z"]) writeFile(`${work}/rep/old/${name}`, name); // 4 entries
+    writeFile(`${work}/rep/stale.txt`, "s"); // 5
+    writeFile(`${work}/src/new.txt`, "n");
     const over = await runOnce(work, "--max-delete", "4");
     assert.equal(over.code, 1);
     assert.ok(
@@ -203,13 +196,13 @@ Deno.test("--max-delete: a cycle over the limit deletes nothing but still copies
 Deno.test("a replica symlink to an outside folder is replaced, and the outside folder is untouched", async () => {
   await withWork(async (work) => {
     Deno.mkdirSync(`${work}/outside/nested`, { recursive: true });
-    write(`${work}/outside/shared.txt`, "outside!"); // same size as the source's file
-    write(`${work}/outside/only-outside.txt`, "keep me");
-    write(`${work}/outside/nested/n.txt`, "n");
-    write(`${work}/outside/target.txt`, "outside file");
+    writeFile(`${work}/outside/shared.txt`, "outside!"); // same size as the source's file
+    writeFile(`${work}/outside/only-outside.txt`, "keep me");
+    writeFile(`${work}/outside/nested/n.txt`, "n");
+    writeFile(`${work}/outside/target.txt`, "outside file");
     Deno.mkdirSync(`${work}/src/dir`);
-    write(`${work}/src/dir/shared.txt`, "source!!");
-    write(`${work}/src/file.txt`, "source file!");
+    writeFile(`${work}/src/dir/shared.txt`, "source!!");
+    writeFile(`${work}/src/file.txt`, "source file!");
     Deno.mkdirSync(`${work}/rep`);
     Deno.symlinkSync(`${work}/outside`, `${work}/rep/dir`);
     Deno.symlinkSync(`${work}/outside/target.txt`, `${work}/rep/file.txt`);
@@ -224,7 +217,7 @@ Deno.test("a replica symlink to an outside folder is replaced, and the outside f
 
 Deno.test("FIFOs, sockets and devices in the source are skipped with one WARNING, never opened", async () => {
   await withWork(async (work) => {
-    write(`${work}/src/a.txt`, "a");
+    writeFile(`${work}/src/a.txt`, "a");
     assert.ok(new Deno.Command("mkfifo", { args: [`${work}/src/pipe`] }).outputSync().success);
     // A bound Unix socket stays in the folder after python exits.
     const bind = `import socket; socket.socket(socket.AF_UNIX).bind("${work}/src/sock")`;
@@ -257,7 +250,7 @@ Deno.test({
     await withWork(async (work) => {
       const unmount = mountTmpfs(`${work}/rep`, "1m");
       try {
-        for (const name of ["a", "b", "c"]) write(`${work}/src/${name}.txt`, name);
+        for (const name of ["a", "b", "c"]) writeFile(`${work}/src/${name}.txt`, name);
         Deno.writeFileSync(`${work}/src/big.bin`, new Uint8Array(2 * 1024 * 1024).fill(7));
         const full = await runOnce(work);
         assert.equal(full.code, 1);
@@ -313,7 +306,7 @@ Deno.test("kill -9 in the middle of a big copy: old or new file, never a partial
     }
     file.close();
     Deno.mkdirSync(`${work}/rep`);
-    write(`${work}/rep/big.bin`, "the old version");
+    writeFile(`${work}/rep/big.bin`, "the old version");
     const loop = startLoop(work, "10");
     await waitFor(
       "a temp file",
