@@ -5,7 +5,7 @@ import { findChangedFiles } from "../lib/compare.ts";
 import { Hasher } from "../lib/hash.ts";
 import { PairIndex } from "../lib/state.ts";
 import { Mirror } from "../lib/sync.ts";
-import { getLogger, type LogRecord } from "npm:@logtape/logtape@^2.4.2";
+import { configure, getLogger, type LogRecord, reset } from "npm:@logtape/logtape@^2.4.2";
 import { type Disk, realDisk } from "../lib/disk.ts";
 import { formatTimestamp, lineFormatter, lineSink } from "../lib/log.ts";
 import { runLoop } from "../lib/loop.ts";
@@ -410,4 +410,44 @@ Deno.test("apply: the copy worker mirrors many small files like the main thread 
     assert.equal(outcomes.filter((o) => o.status === "done").length, actions.length);
     assertMirrored(`${work}/src`, `${work}/rep`);
   });
+});
+
+Deno.test("sync: a file that vanishes before its copy is one WARNING, not a failure", async () => {
+  const records: LogRecord[] = [];
+  await configure({
+    reset: true,
+    sinks: { collect: (record: LogRecord) => void records.push(record) },
+    loggers: [
+      { category: ["test"], lowestLevel: "info", sinks: ["collect"] },
+      { category: ["logtape", "meta"], lowestLevel: "error", sinks: [] },
+    ],
+  });
+  try {
+    await withWork(async (work) => {
+      Deno.writeTextFileSync(`${work}/src/gone.txt`, "soon gone");
+      Deno.writeTextFileSync(`${work}/src/kept.txt`, "kept");
+      const vanishing: Disk = {
+        ...realDisk,
+        copyFile: (from, to, size) => {
+          if (from.endsWith("/gone.txt")) Deno.removeSync(from); // deleted between scan and copy
+          return realDisk.copyFile(from, to, size);
+        },
+      };
+      const mirror = new Mirror(
+        { source: `${work}/src`, replica: `${work}/rep` },
+        vanishing,
+        getLogger(["test"]),
+      );
+      const tally = await mirror.cycle();
+      assert.equal(tally.failed, 0);
+      assert.equal(tally.warnings, 1);
+      const warnings = records.filter((r) => r.level === "warning");
+      assert.equal(warnings.length, 1);
+      assert.equal(warnings[0]!.properties.path, "gone.txt");
+      assert.ok(!records.some((r) => r.level === "error"));
+      assert.deepEqual([...listTree(`${work}/rep`).keys()], ["kept.txt"]);
+    });
+  } finally {
+    await reset();
+  }
 });

@@ -3,6 +3,7 @@ import {
   assertMirrored,
   editKeepingMtime,
   listTree,
+  logLines,
   mirrored,
   runOnce,
   startLoop,
@@ -50,6 +51,21 @@ Deno.test("watch: changes are mirrored within moments, between full cycles", asy
       assert.equal((await loop.stop()).code, 0);
     }
     assertMirrored(src, rep);
+    // The watcher's partial cycles log the same lines as full cycles.
+    const messages = logLines(`${work}/log.txt`).map((line) => line.split("]: ")[1]);
+    for (
+      const expected of [
+        "File new.txt has been copied.",
+        "File old.txt has been updated.",
+        "File same.txt has been updated.",
+        "File new.txt has been removed.",
+        "Folder a/b/c has been created.",
+        "Folder moved/inner has been created.",
+        "Folder a has been removed.",
+        "Symlink link has been created.",
+      ]
+    ) assert.ok(messages.includes(expected), `missing "${expected}"`);
+    assert.ok(messages.some((m) => m?.startsWith("Cycle finished: ")));
   });
 });
 
