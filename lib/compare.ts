@@ -56,14 +56,13 @@ export async function findChangedFiles(
       index.forget(path);
       continue;
     }
-    const pair = index.get(path);
-    const sourceKnown = pair !== undefined && sameKey(pair.source, src);
-    const replicaKnown = pair !== undefined && sameKey(pair.replica, dst);
+    const sourceKnown = index.knows(path, "source", src);
+    const replicaKnown = index.knows(path, "replica", dst);
     if (sourceKnown && replicaKnown) continue;
     let sourceMd5: string | undefined;
     try {
       sourceMd5 = sourceKnown
-        ? pair.md5
+        ? index.md5(path)
         : await hashStable(hasher, joinPath(roots.source, path), src);
     } catch (error) {
       // A file that vanished meanwhile is the next scan's business.
@@ -73,7 +72,7 @@ export async function findChangedFiles(
     let replicaMd5: string | undefined;
     try {
       replicaMd5 = replicaKnown
-        ? pair.md5
+        ? index.md5(path)
         : await hashStable(hasher, joinPath(roots.replica, path), dst);
     } catch {
       // An unreadable replica file is simply replaced.

@@ -32,8 +32,8 @@ export interface Disk {
   symlink(target: string, path: string): void;
   /** Metadata of `path` itself (symlinks not followed). */
   lstat(path: string): Deno.FileInfo;
-  /** Create or replace a file holding `text`. */
-  writeTextFile(path: string, text: string): void;
+  /** Create or replace a file holding `data`. */
+  writeFile(path: string, data: Uint8Array): void;
 }
 
 /** The real disk, through Deno's own calls. */
@@ -47,5 +47,5 @@ export const realDisk: Disk = {
   mkdir: (path, recursive) => Deno.mkdirSync(path, { recursive }),
   symlink: (target, path) => Deno.symlinkSync(target, path),
   lstat: (path) => Deno.lstatSync(path),
-  writeTextFile: (path, text) => Deno.writeTextFileSync(path, text),
+  writeFile: (path, data) => Deno.writeFileSync(path, data),
 };

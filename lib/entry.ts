@@ -29,8 +29,17 @@ export interface Roots {
   readonly replica: string;
 }
 
-/** Path (relative to the root) -> entry. */
-export type Tree = ReadonlyMap<string, Entry>;
+/**
+ * Path (relative to the root) -> entry, in the scan's order. A `Map` is one;
+ * scans make a `PackedTree` (see `tree.ts`), which holds a million entries in
+ * a fraction of the memory.
+ */
+export interface Tree {
+  readonly size: number;
+  get(path: string): Entry | undefined;
+  keys(): Iterable<string>;
+  [Symbol.iterator](): Iterator<[string, Entry]>;
+}
 
 /**
  * Names starting with this are the program's own temp files. The scanner skips

@@ -8,6 +8,7 @@
  * @module
  */
 import { asError } from "./error.ts";
+import { PackedTree } from "./tree.ts";
 import type { Exclude } from "./exclude.ts";
 import {
   type Entry,
@@ -75,7 +76,7 @@ export interface ScanOptions {
  */
 export function scanTree(root: string, options: ScanOptions = {}): Scan {
   const startedAt = Date.now();
-  const tree = new Map<string, Entry>();
+  const tree = new PackedTree();
   const problems: Problem[] = [];
   const incomplete = new Set<string>();
   const temps: { path: string; kind: Kind }[] = [];
@@ -156,12 +157,20 @@ export function scanAround(
   return {
     source: {
       ...source,
-      tree: new Map([...source.tree, ...more.tree]),
+      tree: merged(source.tree, more.tree),
       problems: [...source.problems, ...more.problems],
       incomplete: new Set([...source.incomplete, ...more.incomplete]),
     },
     replica,
   };
+}
+
+/** `a`'s entries, then those of `b` (its entries win for paths in both). */
+function merged(a: Tree, b: Tree): PackedTree {
+  const tree = new PackedTree();
+  for (const [path, entry] of a) tree.set(path, entry);
+  for (const [path, entry] of b) tree.set(path, entry);
+  return tree;
 }
 
 function byName(a: Deno.DirEntry, b: Deno.DirEntry): number {

@@ -22,10 +22,11 @@ import {
   type Tally,
 } from "./report.ts";
 import { type Scan, scanAround, scanTree } from "./scan.ts";
-import { joinPath, sameKey, type Tree } from "./entry.ts";
+import { joinPath, type Tree } from "./entry.ts";
 import { Hasher } from "./hash.ts";
 import { startProgress } from "./progress.ts";
 import { PairIndex } from "./state.ts";
+import { PackedTree } from "./tree.ts";
 
 /**
  * The most a cycle reads only to put the source's tree digest in its summary;
@@ -61,7 +62,13 @@ function copyTotals(actions: readonly Action[]): [number, number] {
 }
 
 function emptyScan(): Scan {
-  return { tree: new Map(), problems: [], incomplete: new Set(), temps: [], startedAt: Date.now() };
+  return {
+    tree: new PackedTree(),
+    problems: [],
+    incomplete: new Set(),
+    temps: [],
+    startedAt: Date.now(),
+  };
 }
 
 /** Keeps one replica in step with one source, cycle after cycle. */
@@ -290,9 +297,9 @@ export class Mirror {
     let unknownBytes = 0, unknownFiles = 0;
     for (const [path, entry] of source.tree) {
       if (entry.kind !== "file") continue;
-      const pair = index.get(path);
-      if (pair !== undefined && sameKey(pair.source, entry)) {
-        known.set(path, pair.md5);
+      const md5 = index.knows(path, "source", entry) ? index.md5(path) : undefined;
+      if (md5 !== undefined) {
+        known.set(path, md5);
       } else {
         unknownBytes += entry.size;
         unknownFiles++;

@@ -12,6 +12,8 @@ import { runLoop } from "../lib/loop.ts";
 import { parseOptions, UsageError } from "../lib/options.ts";
 import { plan } from "../lib/plan.ts";
 import { scanTree } from "../lib/scan.ts";
+import { PackedTree } from "../lib/tree.ts";
+import { type Entry, statKey } from "../lib/entry.ts";
 import { assertMirrored, listTree, withWork } from "./helpers.ts";
 
 Deno.test("options: defaults are the original tool's", () => {
@@ -305,6 +307,135 @@ Deno.test("sync: an unchanged run reads no file content; one changed file is the
     await new Promise((resolve) => setTimeout(resolve, 1100));
     assert.equal(await run(), 4096, "only the changed source file is read");
     assert.deepEqual(Deno.readFileSync(`${work}/rep/f0`), Deno.readFileSync(f0));
+  });
+});
+
+Deno.test("tree: a packed tree reads back what was set, in order, also after crossing to a worker", () => {
+  const entry = fc.oneof(
+    fc.record({
+      kind: fc.constantFrom("file" as const, "dir" as const, "other" as const),
+      size: fc.nat(),
+      mtimeMs: fc.integer({ min: 0, max: 2 ** 42 }),
+      ctimeMs: fc.integer({ min: 0, max: 2 ** 42 }),
+      ino: fc.integer({ min: 0, max: 2 ** 52 }),
+      mode: fc.integer({ min: 0, max: 0o7777 }),
+    }),
+    fc.record({
+      kind: fc.constant("symlink" as const),
+      size: fc.nat(),
+      mtimeMs: fc.nat(),
+      ctimeMs: fc.nat(),
+      ino: fc.nat(),
+      mode: fc.constant(0o777),
+      target: fc.string(),
+    }),
+  ).map((entry): Entry => ({ ...entry })); // plain objects, as scans make
+  const path = fc.string({ unit: "binary", minLength: 1, maxLength: 8 })
+    .filter((p) => !p.includes("\0"));
+  fc.assert(
+    fc.property(fc.array(fc.tuple(path, entry), { maxLength: 200 }), (sets) => {
+      const model = new Map<string, Entry>(), tree = new PackedTree();
+      for (const [path, entry] of sets) {
+        model.set(path, entry);
+        tree.set(path, entry);
+      }
+      for (const copy of [tree, PackedTree.from(structuredClone(tree.parts()))]) {
+        assert.equal(copy.size, model.size);
+        assert.deepEqual([...copy], [...model]);
+        assert.deepEqual([...copy.keys()], [...model.keys()]);
+        for (const [path, entry] of model) assert.deepEqual(copy.get(path), entry);
+      }
+      const grown = PackedTree.from(tree.parts()).set(
+        "\u{1F600}new",
+        sets[0]?.[1] ?? {
+          kind: "dir",
+          size: 0,
+          mtimeMs: 0,
+          ctimeMs: 0,
+          ino: 1,
+          mode: 0o755,
+        },
+      );
+      assert.equal(grown.size, model.size + (model.has("\u{1F600}new") ? 0 : 1));
+    }),
+    { numRuns: 200 },
+  );
+});
+
+Deno.test("index: any mix of records and forgets survives a save and a load", async () => {
+  await withWork((work) => {
+    const entry = fc.record({
+      kind: fc.constant("file" as const),
+      size: fc.nat(),
+      mtimeMs: fc.integer({ min: 0, max: 2 ** 42 }),
+      ctimeMs: fc.integer({ min: 0, max: 2 ** 32 }).map((s) => s * 1000),
+      ino: fc.integer({ min: 0, max: 2 ** 52 }),
+      mode: fc.constant(0o644),
+    });
+    const path = fc.string({ unit: "binary", minLength: 1, maxLength: 12 })
+      .filter((p) => !p.includes("\0"));
+    const md5 = fc.uint8Array({ minLength: 16, maxLength: 16 })
+      .map((b) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join(""));
+    const op = fc.oneof(
+      fc.record({ op: fc.constant("pair" as const), path, source: entry, replica: entry, md5 }),
+      fc.record({ op: fc.constant("source" as const), path, source: entry, md5 }),
+      fc.record({ op: fc.constant("racy" as const), path, source: entry, replica: entry, md5 }),
+      fc.record({ op: fc.constant("forget" as const), path }),
+    );
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 60 }), (ops) => {
+        type Known = { source: Entry; replica: Entry | undefined; md5: string };
+        const model = new Map<string, Known>();
+        const index = new PairIndex();
+        const settled = Number.MAX_SAFE_INTEGER;
+        for (const o of ops) {
+          if (o.op === "pair") {
+            index.record(o.path, o.source, o.replica, o.md5, settled);
+            model.set(o.path, { source: o.source, replica: o.replica, md5: o.md5 });
+          } else if (o.op === "source") {
+            index.recordSource(o.path, o.source, o.md5, settled);
+            const old = model.get(o.path);
+            if (old === undefined || statKey(old.source) !== statKey(o.source)) {
+              model.set(o.path, { source: o.source, replica: undefined, md5: o.md5 });
+            }
+          } else if (o.op === "racy") {
+            index.record(o.path, o.source, o.replica, o.md5, o.source.ctimeMs); // not settled
+            model.delete(o.path);
+          } else {
+            index.forget(o.path);
+            model.delete(o.path);
+          }
+        }
+        const dir = Deno.makeTempDirSync({ dir: work });
+        index.save(dir, realDisk);
+        for (const copy of [index, PairIndex.load(dir)]) {
+          assert.equal(copy.size, model.size);
+          for (const [path, known] of model) {
+            assert.equal(copy.md5(path), known.md5);
+            assert.ok(copy.knows(path, "source", known.source));
+            const replica = known.replica ?? { ...known.source, size: known.source.size + 1 };
+            assert.equal(copy.knows(path, "replica", replica), known.replica !== undefined);
+          }
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
+
+Deno.test("index: a truncated index file is ignored", async () => {
+  await withWork((work) => {
+    const index = new PairIndex(), now = Number.MAX_SAFE_INTEGER;
+    const entry: Entry = { kind: "file", size: 3, mtimeMs: 1, ctimeMs: 0, ino: 7, mode: 0o644 };
+    index.record("a", entry, entry, "0123456789abcdef0123456789abcdef", now);
+    index.record("b/c", entry, entry, "00000000000000000000000000000000", now);
+    index.save(work, realDisk);
+    const bytes = Deno.readFileSync(`${work}/.mirror.index`);
+    assert.equal(PairIndex.load(work).size, 2);
+    for (const length of [0, 10, 30, bytes.length - 1]) {
+      Deno.writeFileSync(`${work}/.mirror.index`, bytes.subarray(0, length));
+      assert.equal(PairIndex.load(work).size, 0, `cut to ${length} bytes`);
+    }
   });
 });
 

@@ -1,0 +1,125 @@
+/**
+ * {@link PackedTree}: a scanned tree kept in flat arrays instead of one object
+ * per entry.
+ *
+ * A million small objects that live through a whole cycle make V8 grow its
+ * heap far beyond what they hold (measured: two 100,000-entry trees as objects
+ * took 152 MiB of RSS, as flat arrays 72 MiB). Here each path maps to a slot
+ * of six numbers; {@link Entry} objects are made on demand, die young and cost
+ * almost nothing.
+ *
+ * @module
+ */
+import type { Entry, Kind, Tree } from "./entry.ts";
+
+const KINDS: readonly Kind[] = ["file", "dir", "symlink", "other"];
+const CODE: Readonly<Record<Kind, number>> = { file: 0, dir: 1, symlink: 2, other: 3 };
+/** Numbers a slot holds: kind, size, mtime, ctime, inode, mode. */
+const FIELDS = 6;
+
+/** The parts of a {@link PackedTree}, as they cross to and from a worker. */
+export interface PackedParts {
+  /** Every path followed by a NUL, in the tree's order. */
+  readonly paths: string;
+  /** {@link FIELDS} numbers per path, in the same order. */
+  readonly numbers: Float64Array<ArrayBuffer>;
+  /** Slot -> link text, for symlinks. */
+  readonly targets: readonly (readonly [number, string])[];
+}
+
+/**
+ * Path -> {@link Entry}, in insertion order, ~100 bytes an entry with its path.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { PackedTree } from "./tree.ts";
+ * const tree = new PackedTree();
+ * tree.set("a", { kind: "file", size: 1, mtimeMs: 2, ctimeMs: 3000, ino: 4, mode: 0o644 });
+ * assert.equal(tree.get("a")?.size, 1);
+ * assert.deepEqual([...tree.keys()], ["a"]);
+ * ```
+ */
+export class PackedTree implements Tree {
+  readonly #slots = new Map<string, number>();
+  #numbers: Float64Array<ArrayBuffer> = new Float64Array(FIELDS * 64);
+  readonly #targets = new Map<number, string>();
+
+  /** A tree rebuilt from {@link PackedTree.parts}. */
+  static from(parts: PackedParts): PackedTree {
+    const tree = new PackedTree();
+    const paths = parts.paths.split("\0");
+    for (let slot = 0; slot < paths.length - 1; slot++) tree.#slots.set(paths[slot]!, slot);
+    tree.#numbers = parts.numbers;
+    for (const [slot, target] of parts.targets) tree.#targets.set(slot, target);
+    return tree;
+  }
+
+  /** This tree as transferable parts (`numbers` may be transferred, not copied). */
+  parts(): PackedParts {
+    return {
+      paths: [...this.#slots.keys(), ""].join("\0"),
+      numbers: this.#numbers.subarray(0, this.#slots.size * FIELDS),
+      targets: [...this.#targets],
+    };
+  }
+
+  get size(): number {
+    return this.#slots.size;
+  }
+
+  has(path: string): boolean {
+    return this.#slots.has(path);
+  }
+
+  get(path: string): Entry | undefined {
+    const slot = this.#slots.get(path);
+    return slot === undefined ? undefined : this.#entry(slot);
+  }
+
+  /** Add `path` at the end (or replace its entry where it is). */
+  set(path: string, entry: Entry): this {
+    let slot = this.#slots.get(path);
+    if (slot === undefined) {
+      slot = this.#slots.size;
+      if ((slot + 1) * FIELDS > this.#numbers.length) {
+        const grown = new Float64Array(Math.max(FIELDS * 64, 2 * this.#numbers.length));
+        grown.set(this.#numbers);
+        this.#numbers = grown;
+      }
+      this.#slots.set(path, slot);
+    }
+    const at = slot * FIELDS, numbers = this.#numbers;
+    numbers[at] = CODE[entry.kind];
+    numbers[at + 1] = entry.size;
+    numbers[at + 2] = entry.mtimeMs;
+    numbers[at + 3] = entry.ctimeMs;
+    numbers[at + 4] = entry.ino;
+    numbers[at + 5] = entry.mode;
+    if (entry.target === undefined) this.#targets.delete(slot);
+    else this.#targets.set(slot, entry.target);
+    return this;
+  }
+
+  keys(): IterableIterator<string> {
+    return this.#slots.keys();
+  }
+
+  *[Symbol.iterator](): IterableIterator<[string, Entry]> {
+    for (const [path, slot] of this.#slots) yield [path, this.#entry(slot)];
+  }
+
+  #entry(slot: number): Entry {
+    const at = slot * FIELDS, numbers = this.#numbers;
+    const entry = {
+      kind: KINDS[numbers[at]!]!,
+      size: numbers[at + 1]!,
+      mtimeMs: numbers[at + 2]!,
+      ctimeMs: numbers[at + 3]!,
+      ino: numbers[at + 4]!,
+      mode: numbers[at + 5]!,
+    };
+    const target = this.#targets.get(slot);
+    return target === undefined ? entry : { ...entry, target };
+  }
+}
