@@ -17,16 +17,6 @@ const CODE: Readonly<Record<Kind, number>> = { file: 0, dir: 1, symlink: 2, othe
 /** Numbers a slot holds: kind, size, mtime, ctime, inode, mode. */
 const FIELDS = 6;
 
-/** The parts of a {@link PackedTree}, as they cross to and from a worker. */
-export interface PackedParts {
-  /** Every path followed by a NUL, in the tree's order. */
-  readonly paths: string;
-  /** {@link FIELDS} numbers per path, in the same order. */
-  readonly numbers: Float64Array<ArrayBuffer>;
-  /** Slot -> link text, for symlinks. */
-  readonly targets: readonly (readonly [number, string])[];
-}
-
 /**
  * Path -> {@link Entry}, in insertion order, ~100 bytes an entry with its path.
  *
@@ -42,27 +32,8 @@ export interface PackedParts {
  */
 export class PackedTree implements Tree {
   readonly #slots = new Map<string, number>();
-  #numbers: Float64Array<ArrayBuffer> = new Float64Array(FIELDS * 64);
+  #numbers = new Float64Array(FIELDS * 64);
   readonly #targets = new Map<number, string>();
-
-  /** A tree rebuilt from {@link PackedTree.parts}. */
-  static from(parts: PackedParts): PackedTree {
-    const tree = new PackedTree();
-    const paths = parts.paths.split("\0");
-    for (let slot = 0; slot < paths.length - 1; slot++) tree.#slots.set(paths[slot]!, slot);
-    tree.#numbers = parts.numbers;
-    for (const [slot, target] of parts.targets) tree.#targets.set(slot, target);
-    return tree;
-  }
-
-  /** This tree as transferable parts (`numbers` may be transferred, not copied). */
-  parts(): PackedParts {
-    return {
-      paths: [...this.#slots.keys(), ""].join("\0"),
-      numbers: this.#numbers.subarray(0, this.#slots.size * FIELDS),
-      targets: [...this.#targets],
-    };
-  }
 
   get size(): number {
     return this.#slots.size;
@@ -83,7 +54,7 @@ export class PackedTree implements Tree {
     if (slot === undefined) {
       slot = this.#slots.size;
       if ((slot + 1) * FIELDS > this.#numbers.length) {
-        const grown = new Float64Array(Math.max(FIELDS * 64, 2 * this.#numbers.length));
+        const grown = new Float64Array(2 * this.#numbers.length);
         grown.set(this.#numbers);
         this.#numbers = grown;
       }

@@ -310,7 +310,7 @@ Deno.test("sync: an unchanged run reads no file content; one changed file is the
   });
 });
 
-Deno.test("tree: a packed tree reads back what was set, in order, also after crossing to a worker", () => {
+Deno.test("tree: a packed tree reads back what was set, in order", () => {
   const entry = fc.oneof(
     fc.record({
       kind: fc.constantFrom("file" as const, "dir" as const, "other" as const),
@@ -330,8 +330,10 @@ Deno.test("tree: a packed tree reads back what was set, in order, also after cro
       target: fc.string(),
     }),
   ).map((entry): Entry => ({ ...entry })); // plain objects, as scans make
-  const path = fc.string({ unit: "binary", minLength: 1, maxLength: 8 })
-    .filter((p) => !p.includes("\0"));
+  const path = fc.oneof(
+    fc.constantFrom("a", "a/b", "é x", "\n"), // often replaced
+    fc.string({ unit: "binary", minLength: 1, maxLength: 8 }).filter((p) => !p.includes("\0")),
+  );
   fc.assert(
     fc.property(fc.array(fc.tuple(path, entry), { maxLength: 200 }), (sets) => {
       const model = new Map<string, Entry>(), tree = new PackedTree();
@@ -339,24 +341,10 @@ Deno.test("tree: a packed tree reads back what was set, in order, also after cro
         model.set(path, entry);
         tree.set(path, entry);
       }
-      for (const copy of [tree, PackedTree.from(structuredClone(tree.parts()))]) {
-        assert.equal(copy.size, model.size);
-        assert.deepEqual([...copy], [...model]);
-        assert.deepEqual([...copy.keys()], [...model.keys()]);
-        for (const [path, entry] of model) assert.deepEqual(copy.get(path), entry);
-      }
-      const grown = PackedTree.from(tree.parts()).set(
-        "\u{1F600}new",
-        sets[0]?.[1] ?? {
-          kind: "dir",
-          size: 0,
-          mtimeMs: 0,
-          ctimeMs: 0,
-          ino: 1,
-          mode: 0o755,
-        },
-      );
-      assert.equal(grown.size, model.size + (model.has("\u{1F600}new") ? 0 : 1));
+      assert.equal(tree.size, model.size);
+      assert.deepEqual([...tree], [...model]);
+      assert.deepEqual([...tree.keys()], [...model.keys()]);
+      for (const [path, entry] of model) assert.deepEqual(tree.get(path), entry);
     }),
     { numRuns: 200 },
   );
