@@ -46,8 +46,9 @@ export interface ApplyOptions {
   readonly onOutcome?: (outcome: Outcome) => void;
   /** Big-file copies running at once. Default 4. */
   readonly parallelCopies?: number;
-  /** Share the copying of many small files with a worker thread (real disk
-   * only: the worker does not use `disk`). Default `false`. */
+  /** Share the copying of many small files (at least {@link MIN_WORKER_COPIES})
+   * with a worker thread (real disk only: the worker does not use `disk`).
+   * Default `false`. */
   readonly copyWorker?: boolean;
   /** Touch nothing: every action ends as `planned`. Default `false`. */
   readonly dryRun?: boolean;
@@ -60,6 +61,12 @@ export interface ApplyOptions {
 const MAX_BATCH = 256;
 /** Fewer queued copies than this are not worth a trip to the worker. */
 const MIN_SHARED_BATCH = 64;
+/**
+ * A plan with fewer small copies than this does not start the worker: starting
+ * one costs ~20 ms of CPU, more than it saves on a few hundred files
+ * (measured: 200 copies took 59 ms with it, 42 ms without).
+ */
+export const MIN_WORKER_COPIES = 1000;
 
 /**
  * Apply `actions` in order. Actions under a folder that could not be created
@@ -76,7 +83,10 @@ export async function applyPlan(
     planned.forEach((outcome) => options.onOutcome?.(outcome));
     return planned;
   }
-  const applier = new Applier(roots, options);
+  const smallCopies =
+    actions.filter((action) => action.op === "copy" && action.source.size < BIG_FILE).length;
+  const copyWorker = (options.copyWorker ?? false) && smallCopies >= MIN_WORKER_COPIES;
+  const applier = new Applier(roots, { ...options, copyWorker });
   const pace = pacer();
   for (const action of actions) {
     if (options.signal?.aborted) break;

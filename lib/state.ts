@@ -92,9 +92,13 @@ export class PairIndex {
   md5(path: string): string | undefined {
     const slot = this.#slots.get(path);
     if (slot === undefined) return undefined;
-    let hex = "";
-    for (let i = slot * MD5_BYTES; i < (slot + 1) * MD5_BYTES; i++) hex += HEX[this.#md5s[i]!];
-    return hex;
+    const codes = HEX_CODES;
+    for (let i = 0; i < MD5_BYTES; i++) {
+      const byte = this.#md5s[slot * MD5_BYTES + i]!;
+      codes[2 * i] = HEX_DIGITS[byte >> 4]!;
+      codes[2 * i + 1] = HEX_DIGITS[byte & 15]!;
+    }
+    return String.fromCharCode(...codes);
   }
 
   /**
@@ -206,4 +210,5 @@ export class PairIndex {
   }
 }
 
-const HEX = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, "0"));
+const HEX_DIGITS = Array.from("0123456789abcdef", (digit) => digit.charCodeAt(0));
+const HEX_CODES = new Array<number>(2 * MD5_BYTES).fill(0);

@@ -293,27 +293,22 @@ export class Mirror {
    * (MD5 runs at ~450 MB/s, far slower than a kernel copy).
    */
   async #sourceDigest(source: Scan, index: PairIndex): Promise<string | undefined> {
-    const known = new Map<string, string>();
     let unknownBytes = 0, unknownFiles = 0;
     for (const [path, entry] of source.tree) {
-      if (entry.kind !== "file") continue;
-      const md5 = index.knows(path, "source", entry) ? index.md5(path) : undefined;
-      if (md5 !== undefined) {
-        known.set(path, md5);
-      } else {
-        unknownBytes += entry.size;
-        unknownFiles++;
-      }
+      if (entry.kind !== "file" || index.knows(path, "source", entry)) continue;
+      unknownBytes += entry.size;
+      unknownFiles++;
     }
     if (unknownBytes > DIGEST_BUDGET.bytes || unknownFiles > DIGEST_BUDGET.files) return undefined;
     const { digestLine, treeDigest } = await import("./verify.ts");
     const lines: string[] = [];
     for (const [path, entry] of source.tree) {
       if (entry.kind === "other") continue;
-      let md5 = known.get(path);
-      if (entry.kind === "file" && md5 === undefined) {
+      let md5: string | undefined;
+      if (entry.kind === "file") {
+        md5 = index.knows(path, "source", entry) ? index.md5(path) : undefined;
         try {
-          md5 = await this.#hasher.md5(joinPath(this.#roots.source, path), entry.size);
+          md5 ??= await this.#hasher.md5(joinPath(this.#roots.source, path), entry.size);
           index.recordSource(path, entry, md5, source.startedAt);
         } catch {
           md5 = "?"; // unreadable or gone: the digest says so

@@ -135,7 +135,10 @@ export function treeDigest(lines: readonly string[]): string {
       hash.update(bytes);
     }
   } else {
-    for (const line of [...lines].sort()) hash.update(line);
+    // One update per few thousand lines: each call into node:crypto costs
+    // more than hashing a line.
+    const sorted = [...lines].sort();
+    for (let i = 0; i < sorted.length; i += 4096) hash.update(sorted.slice(i, i + 4096).join(""));
   }
   return hash.digest("hex");
 }
@@ -147,9 +150,12 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
 }
 
 function escape(text: string): string {
+  if (!text.includes("\\") && !text.includes("\n")) return text;
   return text.replaceAll("\\", "\\\\").replaceAll("\n", "\\n");
 }
 
+const OCTAL = Array.from({ length: 0o10000 }, (_, mode) => mode.toString(8).padStart(4, "0"));
+
 function octal(mode: number): string {
-  return mode.toString(8).padStart(4, "0");
+  return OCTAL[mode] ?? mode.toString(8).padStart(4, "0");
 }

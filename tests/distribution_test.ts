@@ -1,5 +1,6 @@
 /** Running the program the ways users get it: from a URL, and as a compiled binary. */
 import assert from "node:assert/strict";
+import { MIN_WORKER_COPIES } from "../lib/apply.ts";
 import { assertMirrored, withWork, writeFile } from "./helpers.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -23,7 +24,8 @@ Deno.test("runs from a URL with only --allow-read and --allow-write", async () =
   const server = serveProject();
   try {
     await withWork(async (work) => {
-      for (let i = 0; i < 200; i++) writeFile(`${work}/src/many/f${i}.txt`, `file ${i}`); // the copy worker too
+      // Enough files for the copy worker, which must load from the URL too.
+      for (let i = 0; i < MIN_WORKER_COPIES; i++) writeFile(`${work}/src/many/f${i}.txt`, `${i}`);
       writeFile(`${work}/src/a.txt`, "a");
       // A new port each run: Deno caches remote modules by URL.
       const url = `http://127.0.0.1:${server.addr.port}/main.ts`;

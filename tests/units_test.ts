@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import fc from "npm:fast-check@^4.11.0";
-import { applyPlan, type Outcome } from "../lib/apply.ts";
+import { applyPlan, MIN_WORKER_COPIES, type Outcome } from "../lib/apply.ts";
 import { findChangedFiles } from "../lib/compare.ts";
 import { Hasher } from "../lib/hash.ts";
 import { PairIndex } from "../lib/state.ts";
@@ -13,6 +13,7 @@ import { parseOptions, UsageError } from "../lib/options.ts";
 import { plan } from "../lib/plan.ts";
 import { scanTree } from "../lib/scan.ts";
 import { PackedTree } from "../lib/tree.ts";
+import { treeDigest } from "../lib/verify.ts";
 import { type Entry, statKey } from "../lib/entry.ts";
 import { assertMirrored, listTree, withWork } from "./helpers.ts";
 
@@ -517,11 +518,12 @@ Deno.test("apply: the copy worker mirrors many small files like the main thread 
   await withWork(async (work) => {
     for (let d = 0; d < 3; d++) {
       Deno.mkdirSync(`${work}/src/d${d}`);
-      for (let f = 0; f < 150; f++) Deno.writeTextFileSync(`${work}/src/d${d}/f${f}`, `${d}:${f}`);
+      for (let f = 0; f < 300; f++) Deno.writeTextFileSync(`${work}/src/d${d}/f${f}`, `${d}:${f}`);
     }
-    for (let f = 0; f < 150; f++) Deno.writeTextFileSync(`${work}/src/top${f}`, `top ${f}`);
+    for (let f = 0; f < 300; f++) Deno.writeTextFileSync(`${work}/src/top${f}`, `top ${f}`);
     Deno.mkdirSync(`${work}/rep`);
     const actions = plan(scanTree(`${work}/src`).tree, new Map(), { changed: new Set() });
+    assert.ok(actions.filter((action) => action.op === "copy").length >= MIN_WORKER_COPIES);
     const outcomes = await applyPlan(actions, { source: `${work}/src`, replica: `${work}/rep` }, {
       disk: realDisk,
       copyWorker: true,
@@ -569,4 +571,12 @@ Deno.test("sync: a file that vanishes before its copy is one WARNING, not a fail
   } finally {
     await reset();
   }
+});
+
+Deno.test("verify: the tree digest of many lines is the MD5 of all of them, sorted", async () => {
+  const { createHash } = await import("node:crypto");
+  const lines = Array.from({ length: 10_000 }, (_, i) => `file 0644 d${i % 7}/f${i * 7919} x\n`);
+  const expected = createHash("md5").update([...lines].sort().join("")).digest("hex");
+  assert.equal(treeDigest(lines), expected);
+  assert.equal(treeDigest([...lines].reverse()), expected, "order of the input does not matter");
 });
