@@ -34,7 +34,7 @@ async function verify(options: Options): Promise<number> {
   const result = await verifyTrees(
     realPathOf(options.source),
     realPathOf(options.replica),
-    excludeMatcher(options.exclude),
+    await excludeMatcher(options.exclude),
   );
   const lines = [
     ...result.differences,

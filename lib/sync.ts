@@ -84,7 +84,8 @@ export class Mirror {
   /** Device and inode of the source root, as first seen. */
   #sourceId: string | undefined;
 
-  readonly #exclude: Exclude | undefined;
+  /** Loaded with the first cycle. */
+  readonly #exclude: Promise<Exclude | undefined>;
 
   constructor(roots: Roots, disk: Disk, log: Logger, options: MirrorOptions = {}) {
     this.#roots = roots;
@@ -92,6 +93,7 @@ export class Mirror {
     this.#log = log;
     this.#options = options;
     this.#exclude = excludeMatcher(options.exclude ?? []);
+    this.#exclude.catch(() => {}); // a failure to load surfaces where a cycle awaits it
   }
 
   /** Bytes of file content read (to compare, or for a digest) since this mirror was made. */
@@ -187,7 +189,7 @@ export class Mirror {
     signal?: AbortSignal,
   ): Promise<void> {
     const { source: sourceRoot, replica: replicaRoot } = this.#roots;
-    const exclude = this.#exclude;
+    const exclude = await this.#exclude;
     const scanned = paths === undefined
       ? { source: scanTree(sourceRoot, { exclude }), replica: scanTree(replicaRoot, { exclude }) }
       : scanAround(this.#roots, paths, exclude);
