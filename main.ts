@@ -15,9 +15,9 @@ import { realPathOf, refusal } from "./lib/guard.ts";
 import { closeLogging, logger, setupLogging } from "./lib/log.ts";
 import { Hints, runLoop } from "./lib/loop.ts";
 import { type Options, parseOptions, UsageError } from "./lib/options.ts";
-import { Mirror } from "./lib/sync.ts";
+import { Mirror, OWN_WRITE_MS } from "./lib/sync.ts";
 import { VERSION } from "./lib/version.ts";
-import { watchTree } from "./lib/watch.ts";
+import { type Watch, watchTree } from "./lib/watch.ts";
 
 /** Exit codes. */
 const OK = 0, PARTIAL = 1, USAGE = 2;
@@ -107,6 +107,7 @@ async function main(args: string[]): Promise<number> {
     dryRun: options.dryRun,
     exclude: options.exclude,
     progress: options.console !== "quiet",
+    watchingReplica: options.watch,
   });
   let code = OK;
   if (options.dryRun) {
@@ -115,14 +116,44 @@ async function main(args: string[]): Promise<number> {
     code = (await mirror.cycle(stop.signal)).failed > 0 ? PARTIAL : OK;
   } else {
     const hints = new Hints();
-    const watch = options.watch ? watchTree(roots.source, (paths) => hints.add(paths)) : undefined;
+    const watches = new Map<string, Watch>();
+    // Events in the source are looked at at once; in the replica too (someone
+    // else's edits are reverted within moments), except where the mirror has
+    // just written: there, a second later. A root that cannot be watched yet (a
+    // replica the first cycle creates) is tried again after each full cycle.
+    const replicaEvents = (paths: ReadonlySet<string>) => {
+      const { foreign, own } = mirror.splitReplicaEvents(paths);
+      hints.addLater(own, OWN_WRITE_MS);
+      return foreign;
+    };
+    const watchRoots = () => {
+      const filters = [
+        [roots.source, (paths: ReadonlySet<string>) => paths],
+        [roots.replica, replicaEvents],
+      ] as const;
+      for (const [root, filter] of filters) {
+        if (watches.has(root)) continue;
+        try {
+          const onGone = () => watches.delete(root); // watched again once it is back
+          watches.set(root, watchTree(root, (paths) => hints.add(filter(paths)), { onGone }));
+        } catch {
+          // missing or unreadable: the cycles say so; try again after the next one
+        }
+      }
+    };
+    if (options.watch) watchRoots();
     await runLoop(
-      (signal) => mirror.cycle(signal),
+      async (signal) => {
+        await mirror.cycle(signal);
+        if (options.watch) watchRoots();
+      },
       options.intervalSeconds * 1000,
       stop.signal,
-      watch ? { hints, cycle: (paths, signal) => mirror.partialCycle(paths, signal) } : undefined,
+      options.watch
+        ? { hints, cycle: (paths, signal) => mirror.partialCycle(paths, signal) }
+        : undefined,
     );
-    watch?.close();
+    for (const watch of watches.values()) watch.close();
   }
   if (stop.signal.aborted) log.info("Mirror stopped by {signal}.", { signal: stop.signal.reason });
   for (const [name, listener] of listeners) Deno.removeSignalListener(name, listener);

@@ -14,6 +14,9 @@ export interface WatchOptions {
   readonly quietMs?: number;
   /** Longest wait after the first event of a batch. Default 50 ms. */
   readonly maxDelayMs?: number;
+  /** Called once if the root itself is removed: the watch then ends (a folder
+   * made again under that name is not watched). Default: nothing. */
+  readonly onGone?: () => void;
 }
 
 /** A running watch; `close()` stops it. */
@@ -57,8 +60,21 @@ export function watchTree(
     if (paths.size > 0) onBatch(paths);
   };
   const prefix = root.endsWith("/") ? root : `${root}/`;
+  const close = () => {
+    if (timer !== undefined) clearTimeout(timer);
+    try {
+      watcher.close();
+    } catch {
+      // already closed
+    }
+  };
   (async () => {
     for await (const event of watcher) {
+      if (event.kind === "remove" && event.paths.includes(root)) {
+        close();
+        options.onGone?.();
+        return;
+      }
       for (const path of event.paths) {
         const relative = path === root
           ? ""
@@ -77,19 +93,11 @@ export function watchTree(
   })().catch(() => {
     // The watcher was closed, or the root vanished: the periodic cycle carries on.
   });
-  return {
-    close() {
-      if (timer !== undefined) clearTimeout(timer);
-      try {
-        watcher.close();
-      } catch {
-        // already closed
-      }
-    },
-  };
+  return { close };
 }
 
+/** The index, a temp file, or anything in a temp folder (a new folder being filled). */
 function isOwnFile(relative: string): boolean {
-  const name = relative.slice(relative.lastIndexOf("/") + 1);
-  return name.startsWith(TEMP_PREFIX) || relative === INDEX_NAME;
+  return relative === INDEX_NAME || relative.startsWith(TEMP_PREFIX) ||
+    relative.includes(`/${TEMP_PREFIX}`);
 }

@@ -1,4 +1,8 @@
 import assert from "node:assert/strict";
+import { getLogger } from "npm:@logtape/logtape@^2.4.2";
+import { realDisk } from "../lib/disk.ts";
+import { Mirror, OWN_WRITE_MS } from "../lib/sync.ts";
+import { watchTree } from "../lib/watch.ts";
 import {
   assertMirrored,
   editKeepingMtime,
@@ -9,6 +13,7 @@ import {
   startLoop,
   waitFor,
   withWork,
+  writeFile,
 } from "./helpers.ts";
 
 // With a 60 s interval, only the watcher can mirror a change within seconds.
@@ -93,5 +98,110 @@ Deno.test("watch: --watch with --once is refused", async () => {
     const result = await runOnce(work, "--watch");
     assert.equal(result.code, 2);
     assert.match(result.stderr, /--watch and --once cannot be combined/);
+  });
+});
+
+Deno.test("watch: edits made in the replica are reverted within moments", async () => {
+  await withWork(async (work) => {
+    const src = `${work}/src`, rep = `${work}/rep`;
+    Deno.writeTextFileSync(`${src}/keep.txt`, "original");
+    Deno.writeTextFileSync(`${src}/gone.txt`, "deleted in the replica");
+    Deno.mkdirSync(`${src}/dir`);
+    Deno.writeTextFileSync(`${src}/dir/inner.txt`, "inner");
+    const loop = startLoop(work, "60", "--watch");
+    try {
+      await waitFor("first cycle", mirrored(work));
+      // Each step but the first comes right after the mirror's own writes: those
+      // paths are looked at again a second later.
+      const steps: [string, () => void][] = [
+        ["a same-size edit, mtime restored", () => editKeepingMtime(`${rep}/keep.txt`, "ORIGINAL")],
+        ["a deleted file", () => Deno.removeSync(`${rep}/gone.txt`)],
+        ["a stray file", () => Deno.writeTextFileSync(`${rep}/stray.txt`, "stray")],
+        ["a stray folder", () => {
+          Deno.mkdirSync(`${rep}/stray/deeper`, { recursive: true });
+          Deno.writeTextFileSync(`${rep}/stray/deeper/x`, "x");
+        }],
+        ["a deleted folder", () => Deno.removeSync(`${rep}/dir`, { recursive: true })],
+        ["a changed mode", () => Deno.chmodSync(`${rep}/keep.txt`, 0o600)],
+      ];
+      for (const [what, change] of steps) {
+        change();
+        await waitFor(what, mirrored(work), SOON);
+      }
+    } finally {
+      assert.equal((await loop.stop()).code, 0);
+    }
+    assertMirrored(src, rep);
+  });
+});
+
+Deno.test("watch: events of the mirror's own writes in the replica are told from others'", async () => {
+  await withWork(async (work) => {
+    const src = `${work}/src`, rep = `${work}/rep`;
+    for (let i = 0; i < 20; i++) writeFile(`${src}/d${i % 3}/f${i}`, `file ${i}`);
+    writeFile(`${src}/big`, "x".repeat(2 << 20)); // copied in the background
+    Deno.mkdirSync(rep);
+    writeFile(`${rep}/extra/old`, "removed by the cycle");
+    const roots = { source: src, replica: rep };
+    const mirror = new Mirror(roots, realDisk, getLogger(["test"]), { watchingReplica: true });
+    const foreign = new Set<string>(), own = new Set<string>();
+    const watch = watchTree(rep, (paths) => {
+      const split = mirror.splitReplicaEvents(paths);
+      split.foreign.forEach((path) => foreign.add(path));
+      split.own.forEach((path) => own.add(path));
+    });
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.equal((await mirror.cycle()).failed, 0);
+      assertMirrored(src, rep);
+      await new Promise((resolve) => setTimeout(resolve, 300)); // every event has arrived
+      assert.deepEqual([...foreign], [], "the cycle's own writes are not someone else's");
+      for (const path of ["big", "d0", "extra"]) assert.ok(own.has(path), path);
+      Deno.writeTextFileSync(`${rep}/someone-else`, "!");
+      await waitFor("someone else's write", () => foreign.has("someone-else"));
+      await new Promise((resolve) => setTimeout(resolve, OWN_WRITE_MS));
+      Deno.writeTextFileSync(`${rep}/d0/f0`, "edited later");
+      await waitFor("a later edit of a file the cycle wrote", () => foreign.has("d0/f0"));
+    } finally {
+      watch.close();
+    }
+  });
+});
+
+Deno.test("watch: a watched root that is removed ends its watch and says so", async () => {
+  await withWork(async (work) => {
+    const root = `${work}/src`;
+    const gone = Promise.withResolvers<void>();
+    const watch = watchTree(root, () => {}, { onGone: gone.resolve });
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      Deno.removeSync(root, { recursive: true });
+      await gone.promise;
+    } finally {
+      watch.close();
+    }
+  });
+});
+
+Deno.test("watch: a source folder removed and made again is watched again", async () => {
+  await withWork(async (work) => {
+    writeFile(`${work}/src/first.txt`, "first");
+    const loop = startLoop(work, "1", "--watch");
+    try {
+      await waitFor("first cycle", mirrored(work));
+      Deno.renameSync(`${work}/src`, `${work}/away`);
+      await waitFor(
+        "a cycle without it",
+        () => logLines(`${work}/log.txt`).some((line) => line.includes("[ERROR]: Source folder")),
+      );
+      Deno.renameSync(`${work}/away`, `${work}/src`);
+      writeFile(`${work}/src/second.txt`, "second");
+      await waitFor("the next full cycle", mirrored(work), SOON);
+      await new Promise((resolve) => setTimeout(resolve, 100)); // a watch again
+      writeFile(`${work}/src/third.txt`, "third");
+      await waitFor("the watcher", mirrored(work), 300);
+    } finally {
+      assert.equal((await loop.stop()).code, 0);
+    }
   });
 });
