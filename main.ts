@@ -17,7 +17,7 @@ import { Hints, runLoop } from "./lib/loop.ts";
 import { type Options, parseOptions, UsageError } from "./lib/options.ts";
 import { Mirror, OWN_WRITE_MS } from "./lib/sync.ts";
 import { VERSION } from "./lib/version.ts";
-import { type Watch, watchTree } from "./lib/watch.ts";
+import { RootWatches } from "./lib/watch.ts";
 
 /** Exit codes. */
 const OK = 0, PARTIAL = 1, USAGE = 2;
@@ -116,36 +116,33 @@ async function main(args: string[]): Promise<number> {
     code = (await mirror.cycle(stop.signal)).failed > 0 ? PARTIAL : OK;
   } else {
     const hints = new Hints();
-    const watches = new Map<string, Watch>();
     // Events in the source are looked at at once; in the replica too (someone
     // else's edits are reverted within moments), except where the mirror has
-    // just written: there, a second later. A root that cannot be watched yet (a
-    // replica the first cycle creates) is tried again after each full cycle.
+    // just written: there, a second later.
     const replicaEvents = (paths: ReadonlySet<string>) => {
       const { foreign, own } = mirror.splitReplicaEvents(paths);
+      hints.add(foreign);
       hints.addLater(own, OWN_WRITE_MS);
-      return foreign;
     };
-    const watchRoots = () => {
-      const filters = [
-        [roots.source, (paths: ReadonlySet<string>) => paths],
-        [roots.replica, replicaEvents],
-      ] as const;
-      for (const [root, filter] of filters) {
-        if (watches.has(root)) continue;
-        try {
-          const onGone = () => watches.delete(root); // watched again once it is back
-          watches.set(root, watchTree(root, (paths) => hints.add(filter(paths)), { onGone }));
-        } catch {
-          // missing or unreadable: the cycles say so; try again after the next one
-        }
-      }
-    };
-    if (options.watch) watchRoots();
+    const watches = new RootWatches(
+      options.watch
+        ? [
+          { root: roots.source, onBatch: (paths) => hints.add(paths) },
+          { root: roots.replica, onBatch: replicaEvents },
+        ]
+        : [],
+      (root, error) =>
+        log.warn(
+          "Cannot watch {path} for changes ({reason}); the full cycle every {interval} s " +
+            "still mirrors it.",
+          { action: "watch", path: root, reason: reason(error), interval: options.intervalSeconds },
+        ),
+    );
+    watches.ensure();
     await runLoop(
       async (signal) => {
         await mirror.cycle(signal);
-        if (options.watch) watchRoots();
+        watches.ensure();
       },
       options.intervalSeconds * 1000,
       stop.signal,
@@ -153,7 +150,7 @@ async function main(args: string[]): Promise<number> {
         ? { hints, cycle: (paths, signal) => mirror.partialCycle(paths, signal) }
         : undefined,
     );
-    for (const watch of watches.values()) watch.close();
+    watches.close();
   }
   if (stop.signal.aborted) log.info("Mirror stopped by {signal}.", { signal: stop.signal.reason });
   for (const [name, listener] of listeners) Deno.removeSignalListener(name, listener);

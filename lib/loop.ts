@@ -19,7 +19,9 @@ export class Hints {
 
   /** Add paths (relative to the root) to look at soon. */
   add(paths: Iterable<string>): void {
+    const before = this.#paths.size;
     for (const path of paths) this.#paths.add(path);
+    if (this.#paths.size === before) return;
     const wake = this.#wake;
     this.#wake = undefined;
     wake?.();

@@ -101,3 +101,59 @@ function isOwnFile(relative: string): boolean {
   return relative === INDEX_NAME || relative.startsWith(TEMP_PREFIX) ||
     relative.includes(`/${TEMP_PREFIX}`);
 }
+
+/** One root to watch and where its batches go. */
+export interface WatchTarget {
+  readonly root: string;
+  readonly onBatch: (paths: ReadonlySet<string>) => void;
+}
+
+/**
+ * Watches over several roots that may not all be watchable yet (a replica the
+ * first cycle creates, a disk not mounted yet). {@link RootWatches.ensure}
+ * watches every root not watched yet — call it after each full cycle; a root
+ * that is removed is watched again by the next call that finds it back. A
+ * failure other than a missing folder (the system's limit on watches) is
+ * reported once per root: the full cycles still mirror that tree.
+ */
+export class RootWatches {
+  readonly #targets: readonly WatchTarget[];
+  readonly #onFailure: (root: string, error: Error) => void;
+  readonly #watch: typeof watchTree;
+  readonly #watches = new Map<string, Watch>();
+  readonly #reported = new Set<string>();
+
+  constructor(
+    targets: readonly WatchTarget[],
+    onFailure: (root: string, error: Error) => void,
+    watch: typeof watchTree = watchTree,
+  ) {
+    this.#targets = targets;
+    this.#onFailure = onFailure;
+    this.#watch = watch;
+  }
+
+  /** Roots watched now. */
+  get watched(): string[] {
+    return [...this.#watches.keys()];
+  }
+
+  ensure(): void {
+    for (const { root, onBatch } of this.#targets) {
+      if (this.#watches.has(root)) continue;
+      try {
+        const onGone = () => this.#watches.delete(root);
+        this.#watches.set(root, this.#watch(root, onBatch, { onGone }));
+      } catch (error) {
+        if (error instanceof Deno.errors.NotFound || this.#reported.has(root)) continue;
+        this.#reported.add(root);
+        this.#onFailure(root, error instanceof Error ? error : new Error(String(error)));
+      }
+    }
+  }
+
+  close(): void {
+    for (const watch of this.#watches.values()) watch.close();
+    this.#watches.clear();
+  }
+}

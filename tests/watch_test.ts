@@ -2,11 +2,12 @@ import assert from "node:assert/strict";
 import { getLogger } from "npm:@logtape/logtape@^2.4.2";
 import { realDisk } from "../lib/disk.ts";
 import { Mirror, OWN_WRITE_MS } from "../lib/sync.ts";
-import { watchTree } from "../lib/watch.ts";
+import { RootWatches, watchTree } from "../lib/watch.ts";
 import {
   assertMirrored,
   editKeepingMtime,
   listTree,
+  logHas,
   logLines,
   mirrored,
   runOnce,
@@ -110,9 +111,11 @@ Deno.test("watch: edits made in the replica are reverted within moments", async 
     Deno.writeTextFileSync(`${src}/dir/inner.txt`, "inner");
     const loop = startLoop(work, "60", "--watch");
     try {
-      await waitFor("first cycle", mirrored(work));
-      // Each step but the first comes right after the mirror's own writes: those
-      // paths are looked at again a second later.
+      // The replica is watched from the end of the cycle that created it.
+      await waitFor("first cycle", logHas(work, /Cycle finished/));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      // Each step comes right after the mirror's own writes: those paths are
+      // looked at again a second later.
       const steps: [string, () => void][] = [
         ["a same-size edit, mtime restored", () => editKeepingMtime(`${rep}/keep.txt`, "ORIGINAL")],
         ["a deleted file", () => Deno.removeSync(`${rep}/gone.txt`)],
@@ -190,10 +193,7 @@ Deno.test("watch: a source folder removed and made again is watched again", asyn
     try {
       await waitFor("first cycle", mirrored(work));
       Deno.renameSync(`${work}/src`, `${work}/away`);
-      await waitFor(
-        "a cycle without it",
-        () => logLines(`${work}/log.txt`).some((line) => line.includes("[ERROR]: Source folder")),
-      );
+      await waitFor("a cycle without it", logHas(work, /\[ERROR\]: Source folder/));
       Deno.renameSync(`${work}/away`, `${work}/src`);
       writeFile(`${work}/src/second.txt`, "second");
       await waitFor("the next full cycle", mirrored(work), SOON);
@@ -204,4 +204,39 @@ Deno.test("watch: a source folder removed and made again is watched again", asyn
       assert.equal((await loop.stop()).code, 0);
     }
   });
+});
+
+Deno.test("watch: roots that cannot be watched are tried again; a lasting failure is reported once", () => {
+  const failures: string[] = [];
+  let limitReached = true, sourceMissing = true;
+  const gone = new Map<string, () => void>();
+  const fakeWatch: typeof watchTree = (root, _onBatch, options) => {
+    if (root === "/source" && sourceMissing) throw new Deno.errors.NotFound("no such folder");
+    if (root === "/replica" && limitReached) throw new Error("OS file watch limit reached");
+    gone.set(root, options?.onGone ?? (() => {}));
+    return { close: () => {} };
+  };
+  const watches = new RootWatches(
+    [{ root: "/source", onBatch: () => {} }, { root: "/replica", onBatch: () => {} }],
+    (root, error) => failures.push(`${root}: ${error.message}`),
+    fakeWatch,
+  );
+  watches.ensure();
+  watches.ensure();
+  assert.deepEqual(watches.watched, []);
+  assert.deepEqual(
+    failures,
+    ["/replica: OS file watch limit reached"],
+    "once, not for a missing root",
+  );
+  sourceMissing = false;
+  limitReached = false;
+  watches.ensure();
+  assert.deepEqual(watches.watched.sort(), ["/replica", "/source"]);
+  gone.get("/source")!(); // the folder was removed
+  assert.deepEqual(watches.watched, ["/replica"]);
+  watches.ensure();
+  assert.deepEqual(watches.watched.sort(), ["/replica", "/source"]);
+  watches.close();
+  assert.deepEqual(watches.watched, []);
 });
