@@ -15,9 +15,9 @@ import { realPathOf, refusal } from "./lib/guard.ts";
 import { closeLogging, logger, setupLogging } from "./lib/log.ts";
 import { Hints, runLoop } from "./lib/loop.ts";
 import { type Options, parseOptions, UsageError } from "./lib/options.ts";
-import { Mirror, OWN_WRITE_MS } from "./lib/sync.ts";
+import { Mirror } from "./lib/sync.ts";
 import { VERSION } from "./lib/version.ts";
-import { RootWatches } from "./lib/watch.ts";
+import { OWN_WRITE_MS, RootWatches } from "./lib/watch.ts";
 
 /** Exit codes. */
 const OK = 0, PARTIAL = 1, USAGE = 2;

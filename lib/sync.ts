@@ -22,11 +22,12 @@ import {
   type Tally,
 } from "./report.ts";
 import { type Scan, scanAround, scanTree } from "./scan.ts";
-import { joinPath, parentOf, type Tree } from "./entry.ts";
+import { joinPath, type Tree } from "./entry.ts";
 import { Hasher } from "./hash.ts";
 import { startProgress } from "./progress.ts";
 import { PairIndex } from "./state.ts";
 import { PackedTree } from "./tree.ts";
+import { OWN_WRITE_MS, OwnWrites } from "./watch.ts";
 
 /**
  * The most a cycle reads only to put the source's tree digest in its summary;
@@ -53,9 +54,6 @@ export interface MirrorOptions {
    * Default `false`. */
   readonly watchingReplica?: boolean;
 }
-
-/** How long after a cycle the events of its writes still count as its own. */
-export const OWN_WRITE_MS = 1000;
 
 /** How many files the actions copy, and how many bytes. */
 function copyTotals(actions: readonly Action[]): [number, number] {
@@ -88,9 +86,7 @@ export class Mirror {
   /** Loaded from the replica at the first cycle that reaches it. */
   #index: PairIndex | undefined;
   readonly #warnedSpecial = new Set<string>();
-  /** Replica paths written by a cycle -> until when (performance.now()) events
-   * there are its own; Infinity while the cycle runs. */
-  readonly #ownWrites = new Map<string, number>();
+  readonly #ownWrites = new OwnWrites();
   /** Device and inode of the source root, as first seen. */
   #sourceId: string | undefined;
 
@@ -227,7 +223,8 @@ export class Mirror {
     }));
     const actions = [...staleTemps, ...changes];
     const remember = (this.#options.watchingReplica ?? false) && !this.#options.dryRun;
-    if (remember) this.#rememberWrites(actions, Infinity);
+    const written = actions.map((action) => action.path);
+    if (remember) this.#ownWrites.mark(written, Infinity); // until the cycle ends
     if (this.#log.isEnabledFor("debug")) this.#reportUnchanged(source.tree, actions);
     const progress = this.#options.progress && !this.#options.dryRun
       ? await startProgress(...copyTotals(actions))
@@ -244,7 +241,7 @@ export class Mirror {
       onCopyEnded: (bytes) => progress?.advance(bytes),
     }).finally(() => {
       progress?.stop();
-      if (remember) this.#rememberWrites(actions, performance.now() + OWN_WRITE_MS);
+      if (remember) this.#ownWrites.mark(written, performance.now() + OWN_WRITE_MS);
     });
     if (paths !== undefined || this.#options.dryRun) return; // saved by full, real cycles
     if (tally.copied + tally.updated + tally.removed + tally.created > 0) {
@@ -265,32 +262,11 @@ export class Mirror {
   }
 
   /**
-   * Sort paths a replica watcher reported (relative to the root): `foreign`
-   * ones, and `own` ones, which this mirror writes or just wrote — its own
-   * writes and everything below a folder it wrote or removed, while a cycle
-   * runs and for {@link OWN_WRITE_MS} after. Own paths are worth a look only
-   * later, when someone else's edit made right after the mirror's own write
-   * can be told from that write.
+   * Sort paths a replica watcher reported into those someone else changed and
+   * those this mirror is writing or just wrote (see {@link OwnWrites}).
    */
   splitReplicaEvents(paths: Iterable<string>): { foreign: string[]; own: string[] } {
-    const now = performance.now();
-    const written = (path: string) => (this.#ownWrites.get(path) ?? -Infinity) >= now;
-    const foreign: string[] = [], own: string[] = [];
-    for (const path of paths) {
-      let mine = written(path);
-      for (let dir = path; !mine && dir.includes("/");) {
-        dir = parentOf(dir);
-        mine = written(dir);
-      }
-      (mine ? own : foreign).push(path);
-    }
-    return { foreign, own };
-  }
-
-  #rememberWrites(actions: readonly Action[], until: number): void {
-    const now = performance.now();
-    for (const [path, time] of this.#ownWrites) if (time < now) this.#ownWrites.delete(path);
-    for (const action of actions) this.#ownWrites.set(action.path, until);
+    return this.#ownWrites.split(paths);
   }
 
   /**

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { INDEX_NAME, TEMP_PREFIX } from "./entry.ts";
+import { INDEX_NAME, parentOf, TEMP_PREFIX } from "./entry.ts";
 
 /** Options of {@link watchTree}. */
 export interface WatchOptions {
@@ -155,5 +155,50 @@ export class RootWatches {
   close(): void {
     for (const watch of this.#watches.values()) watch.close();
     this.#watches.clear();
+  }
+}
+
+/** How long after a cycle the events of its writes still count as its own. */
+export const OWN_WRITE_MS = 1000;
+
+/**
+ * Replica paths the mirror is writing or has just written. Their events are
+ * its own, and so is every event below a folder it wrote or removed; someone
+ * else's edit there can be told from the mirror's write only once the window
+ * is over, so such paths are worth a look only then.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { OwnWrites } from "./watch.ts";
+ * const own = new OwnWrites();
+ * own.mark(["docs"], 1000);
+ * assert.deepEqual(own.split(["docs/a.txt", "b.txt"], 500), { foreign: ["b.txt"], own: ["docs/a.txt"] });
+ * assert.deepEqual(own.split(["docs/a.txt"], 1001), { foreign: ["docs/a.txt"], own: [] });
+ * ```
+ */
+export class OwnWrites {
+  /** Path -> until when (performance.now() ms) events there are the mirror's. */
+  readonly #until = new Map<string, number>();
+
+  /** The mirror writes `paths`, and their events are its own until `until`. */
+  mark(paths: readonly string[], until: number, now = performance.now()): void {
+    for (const [path, time] of this.#until) if (time < now) this.#until.delete(path);
+    for (const path of paths) this.#until.set(path, until);
+  }
+
+  /** Event paths the mirror did not cause, and those it did (at `now`). */
+  split(paths: Iterable<string>, now = performance.now()): { foreign: string[]; own: string[] } {
+    const written = (path: string) => (this.#until.get(path) ?? -Infinity) >= now;
+    const foreign: string[] = [], own: string[] = [];
+    for (const path of paths) {
+      let mine = written(path);
+      for (let dir = path; !mine && dir.includes("/");) {
+        dir = parentOf(dir);
+        mine = written(dir);
+      }
+      (mine ? own : foreign).push(path);
+    }
+    return { foreign, own };
   }
 }

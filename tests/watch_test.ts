@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { getLogger } from "npm:@logtape/logtape@^2.4.2";
 import { realDisk } from "../lib/disk.ts";
-import { Mirror, OWN_WRITE_MS } from "../lib/sync.ts";
-import { RootWatches, watchTree } from "../lib/watch.ts";
+import { Mirror } from "../lib/sync.ts";
+import { OWN_WRITE_MS, RootWatches, watchTree } from "../lib/watch.ts";
 import {
   assertMirrored,
   editKeepingMtime,
