@@ -1,7 +1,9 @@
 /**
  * Benchmark: folder-mirror against `rsync -a --delete` on the same data, in
  * the same run, alternating, several rounds. Prints medians, the median of
- * the pairwise ratios (tool / rsync) and the tool's peak RSS.
+ * the pairwise ratios (tool / rsync) and the tool's peak RSS. One row is not
+ * the tool: the floor, a bare Deno walk of both trees (`floor.ts`), the least
+ * any Deno mirror's unchanged cycle costs here.
  *
  * Needs: rsync and GNU time (`apt-get install rsync time`).
  *
@@ -230,6 +232,14 @@ mirror(small, toolReplica);
 console.error("unchanged cycle");
 compare(`unchanged cycle, ${SIZES.small} files`, "<= 1.0 x", () => ({
   tool: () => mirror(small, toolReplica),
+  rsync: () => rsync(small, rsyncReplica),
+}));
+
+console.error("floor: a bare Deno walk of both trees");
+const FLOOR = new URL("./floor.ts", import.meta.url).pathname;
+compare(`floor: bare Deno walk of both ${SIZES.small}-file trees (no mirror)`, "", () => ({
+  tool: () =>
+    timed(Deno.execPath(), ["run", "--allow-read", "--no-prompt", FLOOR, small, toolReplica]),
   rsync: () => rsync(small, rsyncReplica),
 }));
 

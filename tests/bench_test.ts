@@ -24,8 +24,10 @@ Deno.test({
     }).output();
     const stdout = new TextDecoder().decode(output.stdout);
     assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
-    const rows = stdout.split("\n").filter((line) => /^\| (initial|unchanged|1%|watch)/.test(line));
-    assert.equal(rows.length, 6, stdout);
+    const rows = stdout.split("\n").filter((line) =>
+      /^\| (initial|unchanged|floor|1%|watch)/.test(line)
+    );
+    assert.equal(rows.length, 7, stdout);
     for (const row of rows.filter((r) => !r.startsWith("| watch"))) {
       assert.match(row, /\d+\.\d+ x \|/);
     }
