@@ -51,7 +51,7 @@ async function verify(options: Options): Promise<number> {
 async function main(args: string[]): Promise<number> {
   let options: Options;
   try {
-    const parsed = parseOptions(args);
+    const parsed = await parseOptions(args);
     if (parsed.kind === "exit") {
       Deno.stdout.writeSync(encoder.encode(parsed.text));
       return OK;

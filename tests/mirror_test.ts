@@ -232,7 +232,8 @@ Deno.test("mirror: leaves no temp file and removes stale ones", async () => {
 Deno.test("mirror: the replica folder is created with its parents", async () => {
   await withWork(async (work) => {
     writeFile(`${work}/src/a.txt`, "a");
-    const result = await runOnce(work, "--replica", "deep/er/rep");
+    const args = ["--source", "src", "--replica", "deep/er/rep", "--log-file", "log.txt", "--once"];
+    const result = await runMirror(args, work);
     assert.equal(result.code, 0, result.stderr);
     assertMirrored(`${work}/src`, `${work}/deep/er/rep`);
   });

@@ -17,8 +17,8 @@ import { treeDigest } from "../lib/verify.ts";
 import { type Entry, statKey } from "../lib/entry.ts";
 import { assertMirrored, listTree, withWork } from "./helpers.ts";
 
-Deno.test("options: defaults are the original tool's", () => {
-  const result = parseOptions([]);
+Deno.test("options: defaults are the original tool's", async () => {
+  const result = await parseOptions([]);
   assert.equal(result.kind, "run");
   if (result.kind !== "run") return;
   assert.deepEqual(result.options, {
@@ -37,11 +37,15 @@ Deno.test("options: defaults are the original tool's", () => {
   assert.ok(Object.isFrozen(result.options));
 });
 
-Deno.test("options: fractional intervals are accepted, non-positive ones refused", () => {
-  const parsed = parseOptions(["--time-interval", "0.25"]);
+Deno.test("options: fractional intervals are accepted, non-positive ones refused", async () => {
+  const parsed = await parseOptions(["--time-interval", "0.25"]);
   assert.equal(parsed.kind === "run" && parsed.options.intervalSeconds, 0.25);
   for (const bad of ["0", "-3", "NaN", "Infinity", "1e400", "ten", " "]) {
-    assert.throws(() => parseOptions(["--time-interval", bad]), UsageError, bad);
+    await assert.rejects(
+      parseOptions(["--time-interval", bad]),
+      (error) => error instanceof UsageError && error.message.includes(`"${bad}"`),
+      bad,
+    );
   }
 });
 
