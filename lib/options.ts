@@ -10,7 +10,6 @@
  * @module
  */
 import {
-  ArgumentParseError,
   ArgumentScannerError,
   buildApplication,
   buildCommand,
