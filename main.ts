@@ -118,11 +118,14 @@ async function main(args: string[]): Promise<number> {
     const hints = new Hints();
     // Events in the source are looked at at once; in the replica too (someone
     // else's edits are reverted within moments), except where the mirror has
-    // just written: there, a second later.
+    // just written: there, a second later, and only if the path is no longer
+    // as the mirror left it.
     const replicaEvents = (paths: ReadonlySet<string>) => {
       const { foreign, own } = mirror.splitReplicaEvents(paths);
       hints.add(foreign);
-      hints.addLater(own, OWN_WRITE_MS);
+      if (own.length === 0) return;
+      const later = () => hints.add(mirror.changedSinceWritten(own));
+      Deno.unrefTimer(setTimeout(later, OWN_WRITE_MS));
     };
     const watches = new RootWatches(
       options.watch

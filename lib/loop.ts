@@ -27,13 +27,6 @@ export class Hints {
     wake?.();
   }
 
-  /** Add paths to look at once `delayMs` have passed (a timer that does not
-   * keep the program alive). */
-  addLater(paths: readonly string[], delayMs: number): void {
-    if (paths.length === 0) return;
-    Deno.unrefTimer(setTimeout(() => this.add(paths), delayMs));
-  }
-
   /** Return the waiting paths and start a new batch. */
   take(): ReadonlySet<string> {
     const paths = this.#paths;

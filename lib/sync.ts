@@ -22,12 +22,12 @@ import {
   type Tally,
 } from "./report.ts";
 import { type Scan, scanAround, scanTree } from "./scan.ts";
-import { joinPath, type Tree } from "./entry.ts";
+import { entryFromInfo, joinPath, statKey, type Tree } from "./entry.ts";
 import { Hasher } from "./hash.ts";
 import { startProgress } from "./progress.ts";
 import { PairIndex } from "./state.ts";
 import { PackedTree } from "./tree.ts";
-import { OWN_WRITE_MS, OwnWrites } from "./watch.ts";
+import { OwnWrites } from "./watch.ts";
 
 /**
  * The most a cycle reads only to put the source's tree digest in its summary;
@@ -224,7 +224,7 @@ export class Mirror {
     const actions = [...staleTemps, ...changes];
     const remember = (this.#options.watchingReplica ?? false) && !this.#options.dryRun;
     const written = actions.map((action) => action.path);
-    if (remember) this.#ownWrites.mark(written, Infinity); // until the cycle ends
+    if (remember) this.#ownWrites.writing(written);
     if (this.#log.isEnabledFor("debug")) this.#reportUnchanged(source.tree, actions);
     const progress = this.#options.progress && !this.#options.dryRun
       ? await startProgress(...copyTotals(actions))
@@ -241,7 +241,7 @@ export class Mirror {
       onCopyEnded: (bytes) => progress?.advance(bytes),
     }).finally(() => {
       progress?.stop();
-      if (remember) this.#ownWrites.mark(written, performance.now() + OWN_WRITE_MS);
+      if (remember) this.#ownWrites.written(written, (path) => this.#replicaState(path));
     });
     if (paths !== undefined || this.#options.dryRun) return; // saved by full, real cycles
     if (tally.copied + tally.updated + tally.removed + tally.created > 0) {
@@ -267,6 +267,25 @@ export class Mirror {
    */
   splitReplicaEvents(paths: Iterable<string>): { foreign: string[]; own: string[] } {
     return this.#ownWrites.split(paths);
+  }
+
+  /**
+   * Of `paths`, events of this mirror's own writes looked at once their window
+   * is over, those that are no longer as the mirror left them (someone else's
+   * edit right after the mirror's write).
+   */
+  changedSinceWritten(paths: Iterable<string>): string[] {
+    return this.#ownWrites.changed(paths, (path) => this.#replicaState(path));
+  }
+
+  /** A replica path's stat key and mode, or "absent". */
+  #replicaState(path: string): string {
+    try {
+      const info = Deno.lstatSync(joinPath(this.#roots.replica, path));
+      return `${statKey(entryFromInfo(info))}:${info.mode}`;
+    } catch {
+      return "absent";
+    }
   }
 
   /**

@@ -162,43 +162,81 @@ export class RootWatches {
 export const OWN_WRITE_MS = 1000;
 
 /**
- * Replica paths the mirror is writing or has just written. Their events are
- * its own, and so is every event below a folder it wrote or removed; someone
- * else's edit there can be told from the mirror's write only once the window
- * is over, so such paths are worth a look only then.
+ * Replica paths the mirror is writing or has just written, and how it left
+ * them. Their events are its own, and so is every event below a folder it
+ * wrote or removed. Such an event is worth a look only if, once the window is
+ * over, the path is no longer as the mirror left it: someone else's edit.
+ *
+ * The state compared is the caller's (the program uses the stat key and the
+ * mode): an edit in the same second as the mirror's own write that keeps the
+ * size and restores the mtime is not seen here; the next full cycle, which
+ * reads both sides of a freshly copied file, catches it.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { OwnWrites } from "./watch.ts";
  * const own = new OwnWrites();
- * own.mark(["docs"], 1000);
+ * const state = new Map([["docs", "v1"]]);
+ * own.written(["docs"], (path) => state.get(path) ?? "absent", 0);
  * assert.deepEqual(own.split(["docs/a.txt", "b.txt"], 500), { foreign: ["b.txt"], own: ["docs/a.txt"] });
  * assert.deepEqual(own.split(["docs/a.txt"], 1001), { foreign: ["docs/a.txt"], own: [] });
+ * assert.deepEqual(own.changed(["docs/a.txt"], (path) => state.get(path) ?? "absent"), []);
+ * state.set("docs", "v2"); // someone else's edit
+ * assert.deepEqual(own.changed(["docs/a.txt"], (path) => state.get(path) ?? "absent"), ["docs/a.txt"]);
  * ```
  */
 export class OwnWrites {
-  /** Path -> until when (performance.now() ms) events there are the mirror's. */
-  readonly #until = new Map<string, number>();
+  /** Path -> until when (performance.now() ms) its events are the mirror's
+   * (Infinity while it writes), and its state as the mirror left it. */
+  readonly #written = new Map<string, { until: number; left?: string }>();
 
-  /** The mirror writes `paths`, and their events are its own until `until`. */
-  mark(paths: readonly string[], until: number, now = performance.now()): void {
-    for (const [path, time] of this.#until) if (time < now) this.#until.delete(path);
-    for (const path of paths) this.#until.set(path, until);
+  /** The mirror is about to write `paths`: their events are its own until {@link written}. */
+  writing(paths: readonly string[]): void {
+    for (const path of paths) this.#written.set(path, { until: Infinity });
+  }
+
+  /** The mirror has written `paths`, which `state` describes now; their events
+   * stay its own for {@link OWN_WRITE_MS}. */
+  written(
+    paths: readonly string[],
+    state: (path: string) => string,
+    now = performance.now(),
+  ): void {
+    // Kept a window longer than they count as own, for changed() to compare.
+    for (const [path, { until }] of this.#written) {
+      if (until + OWN_WRITE_MS < now) this.#written.delete(path);
+    }
+    for (const path of paths) {
+      this.#written.set(path, { until: now + OWN_WRITE_MS, left: state(path) });
+    }
   }
 
   /** Event paths the mirror did not cause, and those it did (at `now`). */
   split(paths: Iterable<string>, now = performance.now()): { foreign: string[]; own: string[] } {
-    const written = (path: string) => (this.#until.get(path) ?? -Infinity) >= now;
     const foreign: string[] = [], own: string[] = [];
     for (const path of paths) {
-      let mine = written(path);
-      for (let dir = path; !mine && dir.includes("/");) {
-        dir = parentOf(dir);
-        mine = written(dir);
-      }
-      (mine ? own : foreign).push(path);
+      const record = this.#nearest(path);
+      ((record?.[1].until ?? -Infinity) >= now ? own : foreign).push(path);
     }
     return { foreign, own };
+  }
+
+  /** Of `paths` (own events), those no longer as the mirror left them, judged
+   * by the nearest written path at or above each; unknown ones count as changed. */
+  changed(paths: Iterable<string>, state: (path: string) => string): string[] {
+    return [...paths].filter((path) => {
+      const record = this.#nearest(path);
+      return record?.[1].left === undefined || state(record[0]) !== record[1].left;
+    });
+  }
+
+  /** The record of `path` or of the closest folder above it. */
+  #nearest(path: string): [string, { until: number; left?: string }] | undefined {
+    for (let at = path;; at = parentOf(at)) {
+      const record = this.#written.get(at);
+      if (record !== undefined) return [at, record];
+      if (!at.includes("/")) return undefined;
+    }
   }
 }

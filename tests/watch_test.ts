@@ -113,9 +113,11 @@ Deno.test("watch: edits made in the replica are reverted within moments", async 
     try {
       // The replica is watched from the end of the cycle that created it.
       await waitFor("first cycle", logHas(work, /Cycle finished/));
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      // Each step comes right after the mirror's own writes: those paths are
-      // looked at again a second later.
+      // The first step waits out the first cycle's own-write window: a same-size
+      // edit with the mtime restored, right after the mirror's own write, is
+      // left to the next full cycle. The later steps come right after the
+      // mirror's writes of the step before, so their own-write checks run too.
+      await new Promise((resolve) => setTimeout(resolve, OWN_WRITE_MS + 200));
       const steps: [string, () => void][] = [
         ["a same-size edit, mtime restored", () => editKeepingMtime(`${rep}/keep.txt`, "ORIGINAL")],
         ["a deleted file", () => Deno.removeSync(`${rep}/gone.txt`)],
@@ -160,11 +162,21 @@ Deno.test("watch: events of the mirror's own writes in the replica are told from
       await new Promise((resolve) => setTimeout(resolve, 300)); // every event has arrived
       assert.deepEqual([...foreign], [], "the cycle's own writes are not someone else's");
       for (const path of ["big", "d0", "extra"]) assert.ok(own.has(path), path);
+      const ownPaths = [...own, "d0/f0", "d1/f1"];
+      assert.deepEqual(mirror.changedSinceWritten(ownPaths), [], "all as the mirror left them");
+      Deno.writeTextFileSync(`${rep}/d0/f0`, "edited right after the mirror");
+      Deno.writeTextFileSync(`${rep}/d0/new`, "added right after the mirror");
+      assert.deepEqual(mirror.changedSinceWritten(["d0/f0", "d0/new", "d1/f1"]), [
+        "d0/f0",
+        "d0/new",
+      ]);
+      Deno.mkdirSync(`${rep}/extra`); // the folder the cycle removed is back
+      assert.deepEqual(mirror.changedSinceWritten(["extra/old"]), ["extra/old"]);
       Deno.writeTextFileSync(`${rep}/someone-else`, "!");
       await waitFor("someone else's write", () => foreign.has("someone-else"));
       await new Promise((resolve) => setTimeout(resolve, OWN_WRITE_MS));
-      Deno.writeTextFileSync(`${rep}/d0/f0`, "edited later");
-      await waitFor("a later edit of a file the cycle wrote", () => foreign.has("d0/f0"));
+      Deno.writeTextFileSync(`${rep}/d1/f1`, "edited later");
+      await waitFor("a later edit of a file the cycle wrote", () => foreign.has("d1/f1"));
     } finally {
       watch.close();
     }
