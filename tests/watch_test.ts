@@ -20,6 +20,14 @@ import {
 // With a 60 s interval, only the watcher can mirror a change within seconds.
 const SOON = 3_000;
 
+/** Make each change in turn; after each, the replica must mirror the source within {@link SOON}. */
+async function mirroredAfterEach(work: string, steps: [string, () => void][]): Promise<void> {
+  for (const [what, change] of steps) {
+    change();
+    await waitFor(what, mirrored(work), SOON);
+  }
+}
+
 Deno.test("watch: changes are mirrored within moments, between full cycles", async () => {
   await withWork(async (work) => {
     const src = `${work}/src`, rep = `${work}/rep`;
@@ -49,10 +57,7 @@ Deno.test("watch: changes are mirrored within moments, between full cycles", asy
         }],
         ["a symlink", () => Deno.symlinkSync("moved", `${src}/link`)],
       ];
-      for (const [what, change] of steps) {
-        change();
-        await waitFor(what, mirrored(work), SOON);
-      }
+      await mirroredAfterEach(work, steps);
     } finally {
       assert.equal((await loop.stop()).code, 0);
     }
@@ -129,10 +134,7 @@ Deno.test("watch: edits made in the replica are reverted within moments", async 
         ["a deleted folder", () => Deno.removeSync(`${rep}/dir`, { recursive: true })],
         ["a changed mode", () => Deno.chmodSync(`${rep}/keep.txt`, 0o600)],
       ];
-      for (const [what, change] of steps) {
-        change();
-        await waitFor(what, mirrored(work), SOON);
-      }
+      await mirroredAfterEach(work, steps);
     } finally {
       assert.equal((await loop.stop()).code, 0);
     }
