@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type Entry, entryFromInfo, joinPath, keyOf, type Roots, sameKey } from "./entry.ts";
+import { type Entry, entryFromInfo, joinPath, type Roots, statKey } from "./entry.ts";
 import { asError } from "./error.ts";
 import type { Hasher } from "./hash.ts";
 import { pacer } from "./pace.ts";
@@ -98,5 +98,5 @@ async function hashStable(
   scanned: Entry,
 ): Promise<string | undefined> {
   const md5 = await hasher.md5(path, scanned.size);
-  return sameKey(keyOf(entryFromInfo(Deno.lstatSync(path))), scanned) ? md5 : undefined;
+  return statKey(entryFromInfo(Deno.lstatSync(path))) === statKey(scanned) ? md5 : undefined;
 }

@@ -89,20 +89,6 @@ export function statKey(entry: Entry): string {
   return `${entry.size}:${entry.mtimeMs}:${entry.ctimeMs}:${entry.ino}`;
 }
 
-/** {@link statKey} as numbers: size, mtime, ctime, inode. */
-export type StatKey = readonly [number, number, number, number];
-
-/** The {@link StatKey} of an entry. */
-export function keyOf(entry: Entry): StatKey {
-  return [entry.size, entry.mtimeMs, entry.ctimeMs, entry.ino];
-}
-
-/** Whether `entry` still has `key` (false when `key` is undefined). */
-export function sameKey(key: StatKey | undefined, entry: Entry): boolean {
-  return key !== undefined && key[0] === entry.size && key[1] === entry.mtimeMs &&
-    key[2] === entry.ctimeMs && key[3] === entry.ino;
-}
-
 /**
  * Whether a key observed at `observedAtMs` can be trusted later. The ctime has
  * one-second resolution, so a write in the same second as the observation

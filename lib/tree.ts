@@ -39,10 +39,6 @@ export class PackedTree implements Tree {
     return this.#slots.size;
   }
 
-  has(path: string): boolean {
-    return this.#slots.has(path);
-  }
-
   get(path: string): Entry | undefined {
     const slot = this.#slots.get(path);
     return slot === undefined ? undefined : this.#entry(slot);
