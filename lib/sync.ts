@@ -222,8 +222,9 @@ export class Mirror {
       kind,
     }));
     const actions = [...staleTemps, ...changes];
+    // What this cycle writes, remembered only for a replica watcher.
     const remember = (this.#options.watchingReplica ?? false) && !this.#options.dryRun;
-    const written = actions.map((action) => action.path);
+    const written = remember ? actions.map((action) => action.path) : [];
     if (remember) this.#ownWrites.writing(written);
     if (this.#log.isEnabledFor("debug")) this.#reportUnchanged(source.tree, actions);
     const progress = this.#options.progress && !this.#options.dryRun
