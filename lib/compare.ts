@@ -18,6 +18,9 @@ export interface Comparison {
   readonly changed: ReadonlySet<string>;
   /** Source files that could not be read; their replica twin is left as it is. */
   readonly problems: readonly Problem[];
+  /** The MD5 of each source file read this cycle (the index may not keep
+   * it: a key too new to trust), for the same cycle's tree digest. */
+  readonly sourceMd5s: ReadonlyMap<string, string>;
 }
 
 /**
@@ -47,6 +50,7 @@ export async function findChangedFiles(
 ): Promise<Comparison> {
   const changed = new Set<string>();
   const problems: Problem[] = [];
+  const sourceMd5s = new Map<string, string>();
   const observedAt = Math.min(source.startedAt, replica.startedAt);
   const pace = pacer();
   for (const [path, src] of source.tree) {
@@ -69,6 +73,7 @@ export async function findChangedFiles(
       if (!(error instanceof Deno.errors.NotFound)) problems.push({ path, error: asError(error) });
       continue;
     }
+    if (sourceMd5 !== undefined) sourceMd5s.set(path, sourceMd5);
     let replicaMd5: string | undefined;
     try {
       replicaMd5 = replicaKnown
@@ -88,7 +93,7 @@ export async function findChangedFiles(
     }
     await pace();
   }
-  return { changed, problems };
+  return { changed, problems, sourceMd5s };
 }
 
 /** MD5 of the file, or undefined (matching nothing) if it changed while being read. */

@@ -22,7 +22,7 @@ import {
   type Tally,
 } from "./report.ts";
 import { type Scan, scanAround, scanTree } from "./scan.ts";
-import { entryFromInfo, joinPath, statKey, type Tree } from "./entry.ts";
+import { type Entry, entryFromInfo, joinPath, statKey, type Tree } from "./entry.ts";
 import { Hasher } from "./hash.ts";
 import { startProgress } from "./progress.ts";
 import { PairIndex } from "./state.ts";
@@ -246,7 +246,8 @@ export class Mirror {
     });
     if (paths !== undefined || this.#options.dryRun) return; // saved by full, real cycles
     if (tally.copied + tally.updated + tally.removed + tally.created > 0) {
-      tally.digest = await this.#sourceDigest(source, index) ?? "not computed";
+      tally.digest = await this.#sourceDigest(source, index, comparison.sourceMd5s) ??
+        "not computed";
     }
     index.retain((path) => source.tree.get(path)?.kind === "file");
     try {
@@ -328,16 +329,21 @@ export class Mirror {
 
   /**
    * The source's tree digest (see `verify.ts`): file MD5s come from the index
-   * where their keys still hold; the rest (files copied this cycle) are read
-   * here and recorded in the index, so that the next comparison reads only
-   * their replica side. Reading is bounded ({@link DIGEST_BUDGET}): a cycle
+   * where their keys still hold, or from this cycle's comparison; the rest
+   * (files copied this cycle) are read here and recorded in the index, so
+   * that the next comparison reads only their replica side. Reading is bounded ({@link DIGEST_BUDGET}): a cycle
    * that copied more returns undefined rather than multiply its own cost
    * (MD5 runs at ~450 MB/s, far slower than a kernel copy).
    */
-  async #sourceDigest(source: Scan, index: PairIndex): Promise<string | undefined> {
+  async #sourceDigest(
+    source: Scan,
+    index: PairIndex,
+    readThisCycle: ReadonlyMap<string, string>,
+  ): Promise<string | undefined> {
+    const inIndex = (path: string, entry: Entry) => index.knows(path, "source", entry);
     let unknownBytes = 0, unknownFiles = 0;
     for (const [path, entry] of source.tree) {
-      if (entry.kind !== "file" || index.knows(path, "source", entry)) continue;
+      if (entry.kind !== "file" || inIndex(path, entry) || readThisCycle.has(path)) continue;
       unknownBytes += entry.size;
       unknownFiles++;
     }
@@ -348,7 +354,7 @@ export class Mirror {
       if (entry.kind === "other") continue;
       let md5: string | undefined;
       if (entry.kind === "file") {
-        md5 = index.knows(path, "source", entry) ? index.md5(path) : undefined;
+        md5 = inIndex(path, entry) ? index.md5(path) : readThisCycle.get(path);
         try {
           md5 ??= await this.#hasher.md5(joinPath(this.#roots.source, path), entry.size);
           index.recordSource(path, entry, md5, source.startedAt);
