@@ -27,7 +27,7 @@ Deno.test({
     const rows = stdout.split("\n").filter((line) =>
       /^\| (initial|unchanged|floor|1%|watch)/.test(line)
     );
-    assert.equal(rows.length, 7, stdout);
+    assert.equal(rows.length, 8, stdout);
     for (const row of rows.filter((r) => !r.startsWith("| watch"))) {
       assert.match(row, /\d+\.\d+ x \|/);
     }
