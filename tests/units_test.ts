@@ -37,6 +37,37 @@ Deno.test("options: defaults are the original tool's", async () => {
   assert.ok(Object.isFrozen(result.options));
 });
 
+Deno.test("options: --flag=value and --flag value both work; --exclude repeats", async () => {
+  const parsed = await parseOptions([
+    "--source=a",
+    "--replica",
+    "b",
+    "--time-interval=2.5",
+    "--exclude=*.tmp",
+    "--exclude",
+    "build/",
+    "--max-delete=0",
+    "--log-format=json",
+    "--quiet",
+  ]);
+  assert.equal(parsed.kind, "run");
+  if (parsed.kind !== "run") return;
+  const { source, replica, intervalSeconds, exclude, maxDelete, logFormat, console } =
+    parsed.options;
+  assert.deepEqual(
+    { source, replica, intervalSeconds, exclude, maxDelete, logFormat, console },
+    {
+      source: "a",
+      replica: "b",
+      intervalSeconds: 2.5,
+      exclude: ["*.tmp", "build/"],
+      maxDelete: 0,
+      logFormat: "json",
+      console: "quiet",
+    },
+  );
+});
+
 Deno.test("options: fractional intervals are accepted, non-positive ones refused", async () => {
   const parsed = await parseOptions(["--time-interval", "0.25"]);
   assert.equal(parsed.kind === "run" && parsed.options.intervalSeconds, 0.25);
