@@ -331,9 +331,10 @@ export class Mirror {
    * The source's tree digest (see `verify.ts`): file MD5s come from the index
    * where their keys still hold, or from this cycle's comparison; the rest
    * (files copied this cycle) are read here and recorded in the index, so
-   * that the next comparison reads only their replica side. Reading is bounded ({@link DIGEST_BUDGET}): a cycle
-   * that copied more returns undefined rather than multiply its own cost
-   * (MD5 runs at ~450 MB/s, far slower than a kernel copy).
+   * that the next comparison reads only their replica side. Reading is
+   * bounded ({@link DIGEST_BUDGET}): a cycle that copied more returns
+   * undefined rather than multiply its own cost (MD5 runs at ~450 MB/s, far
+   * slower than a kernel copy).
    */
   async #sourceDigest(
     source: Scan,

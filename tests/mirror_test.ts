@@ -19,6 +19,18 @@ function messages(lines: string[]): string[] {
     .filter((message) => !message.startsWith("Mirror started"));
 }
 
+/**
+ * Run `--once` again on `work`, check it succeeded and mirrored, and return
+ * the actions it logged (its messages without the start and summary lines), sorted.
+ */
+async function actionsOfAnotherRun(work: string): Promise<string[]> {
+  const mark = logLines(`${work}/log.txt`).length;
+  const result = await runOnce(work);
+  assert.equal(result.code, 0, result.stderr);
+  assertMirrored(`${work}/src`, `${work}/rep`);
+  return messages(logLines(`${work}/log.txt`).slice(mark)).slice(0, -1).sort();
+}
+
 Deno.test("mirror: first cycle copies files, folders, modes, mtimes and symlinks", async () => {
   await withWork(async (work) => {
     const src = `${work}/src`;
@@ -99,11 +111,7 @@ Deno.test("mirror: updates changed files, including same-size edits with the mti
     writeFile(`${src}/grow.txt`, "much longer now");
     editKeepingMtime(`${src}/same.txt`, "AAAA");
     editKeepingMtime(`${rep}/tampered.txt`, "XXXX");
-    const mark = logLines(`${work}/log.txt`).length;
-    const result = await runOnce(work);
-    assert.equal(result.code, 0, result.stderr);
-    assertMirrored(src, rep);
-    assert.deepEqual(messages(logLines(`${work}/log.txt`).slice(mark)).slice(0, -1).sort(), [
+    assert.deepEqual(await actionsOfAnotherRun(work), [
       "File grow.txt has been updated.",
       "File same.txt has been updated.",
       "File tampered.txt has been updated.",
@@ -121,10 +129,7 @@ Deno.test("mirror: mode or mtime differences alone update the attributes", async
     Deno.chmodSync(`${src}/m.txt`, 0o600);
     Deno.utimeSync(`${rep}/t.txt`, new Date(1_000_000), new Date(1_000_000));
     Deno.chmodSync(`${src}/d`, 0o711);
-    const mark = logLines(`${work}/log.txt`).length;
-    await runOnce(work);
-    assertMirrored(src, rep);
-    assert.deepEqual(messages(logLines(`${work}/log.txt`).slice(mark)).slice(0, -1).sort(), [
+    assert.deepEqual(await actionsOfAnotherRun(work), [
       "Attributes of file m.txt have been updated.",
       "Attributes of file t.txt have been updated.",
       "Permissions of folder d have been updated.",

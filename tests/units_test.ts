@@ -17,6 +17,11 @@ import { treeDigest } from "../lib/verify.ts";
 import { type Entry, statKey } from "../lib/entry.ts";
 import { assertMirrored, listTree, withWork } from "./helpers.ts";
 
+/** A Mirror of `work/src` into `work/rep` whose log goes nowhere. */
+function mirrorIn(work: string, disk: Disk = realDisk): Mirror {
+  return new Mirror({ source: `${work}/src`, replica: `${work}/rep` }, disk, getLogger(["test"]));
+}
+
 Deno.test("options: defaults are the original tool's", async () => {
   const result = await parseOptions([]);
   assert.equal(result.kind, "run");
@@ -318,14 +323,13 @@ Deno.test("apply: nothing is written through a replica folder that became a syml
 
 Deno.test("sync: an unchanged run reads no file content; one changed file is the only one read", async () => {
   await withWork(async (work) => {
-    const roots = { source: `${work}/src`, replica: `${work}/rep` };
     const sizes = [4096, 1000, 3 * 1024 * 1024]; // the last one is read asynchronously
     sizes.forEach((size, i) =>
       Deno.writeFileSync(`${work}/src/f${i}`, new Uint8Array(size).fill(i + 1))
     );
     // Each Mirror is a fresh run (as with --once): only the index in the replica carries over.
     const run = async () => {
-      const mirror = new Mirror(roots, realDisk, getLogger(["test"]));
+      const mirror = mirrorIn(work);
       await mirror.cycle();
       return mirror.hashedBytes;
     };
@@ -391,11 +395,7 @@ Deno.test("sync: the tree digest reuses what the comparison read; nothing is rea
     Deno.mkdirSync(`${work}/rep`);
     Deno.writeFileSync(`${work}/src/f`, new Uint8Array(4096).fill(1));
     Deno.writeFileSync(`${work}/rep/f`, new Uint8Array(4096).fill(2)); // same size, other bytes
-    const mirror = new Mirror(
-      { source: `${work}/src`, replica: `${work}/rep` },
-      realDisk,
-      getLogger(["test"]),
-    );
+    const mirror = mirrorIn(work);
     const tally = await mirror.cycle();
     assert.equal(tally.updated, 1);
     assert.match(tally.digest ?? "", /^[0-9a-f]{32}$/);
@@ -608,11 +608,7 @@ Deno.test("sync: a file that vanishes before its copy is one WARNING, not a fail
           return realDisk.copyFile(from, to, size);
         },
       };
-      const mirror = new Mirror(
-        { source: `${work}/src`, replica: `${work}/rep` },
-        vanishing,
-        getLogger(["test"]),
-      );
+      const mirror = mirrorIn(work, vanishing);
       const tally = await mirror.cycle();
       assert.equal(tally.failed, 0);
       assert.equal(tally.warnings, 1);
