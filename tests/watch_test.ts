@@ -203,17 +203,19 @@ Deno.test("watch: a watched root that is removed ends its watch and says so", as
 Deno.test("watch: a source folder removed and made again is watched again", async () => {
   await withWork(async (work) => {
     writeFile(`${work}/src/first.txt`, "first");
-    const loop = startLoop(work, "1", "--watch");
+    // Full cycles 3 s apart: one finds the source back and watches it again; a
+    // change made just after it is mirrored long before the next one could.
+    const loop = startLoop(work, "3", "--watch");
     try {
       await waitFor("first cycle", mirrored(work));
       Deno.renameSync(`${work}/src`, `${work}/away`);
       await waitFor("a cycle without it", logHas(work, /\[ERROR\]: Source folder/));
       Deno.renameSync(`${work}/away`, `${work}/src`);
       writeFile(`${work}/src/second.txt`, "second");
-      await waitFor("the next full cycle", mirrored(work), SOON);
-      await new Promise((resolve) => setTimeout(resolve, 100)); // a watch again
+      await waitFor("the next full cycle", mirrored(work));
+      await new Promise((resolve) => setTimeout(resolve, 300)); // its end, and the new watch
       writeFile(`${work}/src/third.txt`, "third");
-      await waitFor("the watcher", mirrored(work), 300);
+      await waitFor("the watcher", mirrored(work), 1_000);
     } finally {
       assert.equal((await loop.stop()).code, 0);
     }
