@@ -50,6 +50,10 @@ export interface ApplyOptions {
    * with a worker thread (real disk only: the worker does not use `disk`).
    * Default `false`. */
   readonly copyWorker?: boolean;
+  /** Called once if the copy worker cannot start or stops working (say, its
+   * module cannot be loaded); its copies, and all later ones, are then made on
+   * the main thread. Default: nothing. */
+  readonly onWorkerFailure?: (error: Error) => void;
   /** Touch nothing: every action ends as `planned`. Default `false`. */
   readonly dryRun?: boolean;
   /** Called as each file copy ends (done or not), with its size, even while
@@ -124,7 +128,8 @@ class Applier {
   readonly #failedDirs = new Set<string>();
   readonly #realDirs: RealDirs;
   readonly #running = new Set<Promise<void>>();
-  readonly #useWorker: boolean;
+  readonly #onWorkerFailure: (error: Error) => void;
+  #useWorker: boolean;
   #queued: QueuedCopy[] = [];
   #failed: QueuedCopy[] = [];
   #worker: CopyWorker | undefined;
@@ -137,6 +142,7 @@ class Applier {
     this.#onCopyEnded = options.onCopyEnded ?? (() => {});
     this.#parallel = options.parallelCopies ?? 4;
     this.#useWorker = options.copyWorker ?? false;
+    this.#onWorkerFailure = options.onWorkerFailure ?? (() => {});
     this.#realDirs = new RealDirs(roots.replica, options.disk);
   }
 
@@ -281,13 +287,18 @@ class Applier {
     const jobs = batch.map((item) => item.job);
     const half = batch.length >= MIN_SHARED_BATCH ? batch.length >> 1 : batch.length;
     const sent = half < batch.length ? this.#copier().copy(jobs.slice(half)) : undefined;
-    const results = jobs.slice(0, half).map((job) => copyFile(this.#disk, job) as CopyResult);
-    results.push(
-      ...(sent
-        ? await sent.catch(() => undefined) ?? localCopies(this.#disk, jobs.slice(half))
-        : []),
-    );
+    const results = localCopies(this.#disk, jobs.slice(0, half));
+    if (sent) {
+      results.push(...await sent.catch((error) => this.#workerFailed(error, jobs.slice(half))));
+    }
     batch.forEach((copy, i) => this.#settle(copy, results[i]!));
+  }
+
+  /** Stop sharing copies with the worker; make its batch here instead. */
+  #workerFailed(error: unknown, jobs: readonly CopyJob[]): CopyResult[] {
+    this.#useWorker = false;
+    this.#onWorkerFailure(asError(error));
+    return localCopies(this.#disk, jobs);
   }
 
   #copier(): CopyWorker {
@@ -402,30 +413,36 @@ function localCopies(disk: Disk, jobs: readonly CopyJob[]): CopyResult[] {
   return jobs.map((job) => copyFile(disk, job) as CopyResult);
 }
 
-/** The copy worker (`copy_worker.ts`), started on first use. If it cannot be
- * started or fails (an environment without workers), copies stay on the main thread. */
+/**
+ * The copy worker (`copy_worker.ts`), started on first use. A worker that
+ * failed once (its module could not be loaded, or it threw) is terminated and
+ * rejects every later batch at once: it would never answer again.
+ */
 class CopyWorker {
-  readonly #worker: Worker | undefined;
+  #worker: Worker | undefined;
+  #failure: Error | undefined;
 
   constructor() {
     try {
       this.#worker = new Worker(new URL("./copy_worker.ts", import.meta.url).href, {
         type: "module",
       });
-    } catch {
-      this.#worker = undefined;
+    } catch (error) {
+      this.#failure = asError(error);
     }
   }
 
   /** Copy `jobs` in the worker; rejects if the worker cannot do it. */
   copy(jobs: readonly CopyJob[]): Promise<CopyResult[]> {
     const worker = this.#worker;
-    if (worker === undefined) return Promise.reject(new Error("no copy worker"));
+    if (worker === undefined) return Promise.reject(this.#failure ?? new Error("closed"));
     return new Promise((resolve, reject) => {
       worker.onmessage = (event) => resolve(event.data);
       worker.onerror = (event) => {
         event.preventDefault();
-        reject(new Error(event.message));
+        this.#failure = new Error(event.message);
+        this.close();
+        reject(this.#failure);
       };
       worker.postMessage(jobs);
     });
@@ -433,6 +450,7 @@ class CopyWorker {
 
   close(): void {
     this.#worker?.terminate();
+    this.#worker = undefined;
   }
 }
 

@@ -89,6 +89,8 @@ export class Mirror {
   readonly #ownWrites = new OwnWrites();
   /** Device and inode of the source root, as first seen. */
   #sourceId: string | undefined;
+  /** The copy worker failed once: later cycles copy on the main thread. */
+  #workerFailed = false;
 
   /** Loaded with the first cycle. */
   readonly #exclude: Promise<Exclude | undefined>;
@@ -233,7 +235,14 @@ export class Mirror {
     await applyPlan(actions, this.#roots, {
       disk: this.#disk,
       dryRun: this.#options.dryRun ?? false,
-      copyWorker: this.#disk === realDisk,
+      copyWorker: this.#disk === realDisk && !this.#workerFailed,
+      onWorkerFailure: (error) => {
+        this.#workerFailed = true;
+        this.#log.warn(
+          "The copy worker stopped ({reason}); files are copied without it from now on.",
+          { action: "worker", reason: reason(error) },
+        );
+      },
       signal,
       onOutcome: (outcome) => {
         reportOutcome(this.#log, outcome);

@@ -1,55 +1,138 @@
 /** Running the program the ways users get it: from a URL, and as a compiled binary. */
 import assert from "node:assert/strict";
 import { MIN_WORKER_COPIES } from "../lib/apply.ts";
-import { assertMirrored, withWork, writeFile } from "./helpers.ts";
+import { assertMirrored, logHas, logLines, waitFor, withWork, writeFile } from "./helpers.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
-/** Serve the project read-only on 127.0.0.1, `.ts` as application/typescript. */
-function serveProject(): Deno.HttpServer<Deno.NetAddr> {
-  return Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
-    const path = decodeURIComponent(new URL(request.url).pathname);
-    if (path.includes("..")) return new Response("no", { status: 403 });
-    try {
-      const body = await Deno.readFile(`${ROOT}${path}`);
-      const type = path.endsWith(".ts") ? "application/typescript" : "application/octet-stream";
-      return new Response(body, { headers: { "content-type": type } });
-    } catch {
-      return new Response("not found", { status: 404 });
-    }
+/** The project served read-only on 127.0.0.1, `.ts` as application/typescript. */
+interface ProjectServer {
+  readonly url: string;
+  /** Paths asked for, in order. */
+  readonly requested: string[];
+  shutdown(): Promise<void>;
+}
+
+/** Serve the project; paths in `refused` get a 404, as if the server had lost them. */
+function serveProject(refused: readonly string[] = []): ProjectServer {
+  const requested: string[] = [];
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    async (request) => {
+      const path = decodeURIComponent(new URL(request.url).pathname);
+      requested.push(path);
+      if (path.includes("..")) return new Response("no", { status: 403 });
+      try {
+        if (refused.includes(path)) throw new Deno.errors.NotFound(path);
+        const body = await Deno.readFile(`${ROOT}${path}`);
+        const type = path.endsWith(".ts") ? "application/typescript" : "application/octet-stream";
+        return new Response(body, { headers: { "content-type": type } });
+      } catch {
+        return new Response("not found", { status: 404 });
+      }
+    },
+  );
+  // A new port each run: Deno caches remote modules by URL.
+  const url = `http://127.0.0.1:${server.addr.port}/main.ts`;
+  return { url, requested, shutdown: () => server.shutdown() };
+}
+
+/** The program from `server`, mirroring `work/src` into `work/rep` with `args`. */
+function fromUrl(work: string, server: ProjectServer, ...args: string[]): Deno.Command {
+  return new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-read",
+      "--allow-write",
+      "--no-prompt",
+      server.url,
+      "--source",
+      "src",
+      "--replica",
+      "rep",
+      ...args,
+    ],
+    cwd: work,
+    stdout: "piped",
+    stderr: "piped",
   });
 }
+
+/** Enough files in `work/src/folder` for the copy worker, in several batches;
+ * made aside and moved in at once, so that one cycle sees them all. */
+function manyFiles(work: string, folder: string): void {
+  for (let i = 0; i < MIN_WORKER_COPIES; i++) writeFile(`${work}/aside/f${i}.txt`, `${i}`);
+  Deno.renameSync(`${work}/aside`, `${work}/src/${folder}`);
+}
+
+/** Mirror `work/src` into `work/rep` once, running main.ts from `server`. */
+async function runFromUrl(work: string, server: ProjectServer) {
+  manyFiles(work, "many");
+  writeFile(`${work}/src/a.txt`, "a");
+  const output = await fromUrl(work, server, "--once").output();
+  const stderr = new TextDecoder().decode(output.stderr).replace(/.*Download.*\n/g, "");
+  return { code: output.code, stderr };
+}
+
+const warningsIn = (work: string) =>
+  logLines(`${work}/log.txt`).filter((line) => line.includes("[WARNING]"));
 
 Deno.test("runs from a URL with only --allow-read and --allow-write", async () => {
   const server = serveProject();
   try {
     await withWork(async (work) => {
-      // Enough files for the copy worker, which must load from the URL too.
-      for (let i = 0; i < MIN_WORKER_COPIES; i++) writeFile(`${work}/src/many/f${i}.txt`, `${i}`);
-      writeFile(`${work}/src/a.txt`, "a");
-      // A new port each run: Deno caches remote modules by URL.
-      const url = `http://127.0.0.1:${server.addr.port}/main.ts`;
-      const output = await new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "--allow-read",
-          "--allow-write",
-          "--no-prompt",
-          url,
-          "--source",
-          "src",
-          "--replica",
-          "rep",
-          "--once",
-        ],
-        cwd: work,
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      const stderr = new TextDecoder().decode(output.stderr);
-      assert.equal(output.code, 0, stderr);
-      assert.doesNotMatch(stderr.replace(/.*Download.*\n/g, ""), /error|warning/i);
+      const { code, stderr } = await runFromUrl(work, server);
+      assert.equal(code, 0, stderr);
+      assert.doesNotMatch(stderr, /error|warning/i);
       assertMirrored(`${work}/src`, `${work}/rep`);
+      assert.ok(server.requested.includes("/lib/copy_worker.ts"), "the worker loaded from the URL");
+    });
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("from a URL whose copy worker cannot be loaded: one WARNING, every file copied", async () => {
+  const server = serveProject(["/lib/copy_worker.ts"]);
+  try {
+    await withWork(async (work) => {
+      const { code, stderr } = await runFromUrl(work, server);
+      assert.equal(code, 0, stderr);
+      assertMirrored(`${work}/src`, `${work}/rep`);
+      const warnings = warningsIn(work);
+      assert.equal(warnings.length, 1, warnings.join("\n"));
+      assert.match(
+        warnings[0]!,
+        /\[WARNING\]: The copy worker stopped \(.+\); files are copied without it from now on\.$/,
+      );
+    });
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("a copy worker that failed is not started again by later cycles", async () => {
+  const server = serveProject(["/lib/copy_worker.ts"]);
+  try {
+    await withWork(async (work) => {
+      manyFiles(work, "first");
+      const child = fromUrl(work, server, "--time-interval", "0.3").spawn();
+      const finished = child.output();
+      try {
+        await waitFor("the first cycle", logHas(work, /Cycle finished: 1000 copied/));
+        manyFiles(work, "second");
+        await waitFor(
+          "the second cycle",
+          () =>
+            logLines(`${work}/log.txt`).filter((l) => l.includes("Cycle finished: 1000 copied"))
+              .length === 2,
+        );
+      } finally {
+        child.kill("SIGINT");
+        assert.equal((await finished).code, 0);
+      }
+      assertMirrored(`${work}/src`, `${work}/rep`);
+      assert.equal(warningsIn(work).length, 1, warningsIn(work).join("\n"));
     });
   } finally {
     await server.shutdown();
