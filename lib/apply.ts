@@ -285,7 +285,8 @@ class Applier {
     if (batch.length === 0) return;
     this.#queued = [];
     const jobs = batch.map((item) => item.job);
-    const half = batch.length >= MIN_SHARED_BATCH ? batch.length >> 1 : batch.length;
+    const shared = this.#useWorker && batch.length >= MIN_SHARED_BATCH;
+    const half = shared ? batch.length >> 1 : batch.length;
     const sent = half < batch.length ? this.#copier().copy(jobs.slice(half)) : undefined;
     const results = localCopies(this.#disk, jobs.slice(0, half));
     if (sent) {
