@@ -13,13 +13,19 @@ interface ProjectServer {
   shutdown(): Promise<void>;
 }
 
-/** Serve the project; paths in `refused` get a 404, as if the server had lost them. */
-function serveProject(refused: readonly string[] = []): ProjectServer {
+/**
+ * Serve the project; paths in `refused` get a 404, as if the server had lost
+ * them. Deno caches remote modules by URL, and a port is soon given out again:
+ * every server puts the project under a path of its own, so nothing comes
+ * from the cache.
+ */
+function serveProject(refused: readonly string[]): ProjectServer {
   const requested: string[] = [];
+  const prefix = `/${crypto.randomUUID()}`;
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen: () => {} },
     async (request) => {
-      const path = decodeURIComponent(new URL(request.url).pathname);
+      const path = decodeURIComponent(new URL(request.url).pathname).replace(prefix, "");
       requested.push(path);
       if (path.includes("..")) return new Response("no", { status: 403 });
       try {
@@ -32,9 +38,21 @@ function serveProject(refused: readonly string[] = []): ProjectServer {
       }
     },
   );
-  // A new port each run: Deno caches remote modules by URL.
-  const url = `http://127.0.0.1:${server.addr.port}/main.ts`;
+  const url = `http://127.0.0.1:${server.addr.port}${prefix}/main.ts`;
   return { url, requested, shutdown: () => server.shutdown() };
+}
+
+/** Run `body` on a fresh work folder with the project served (see {@link serveProject}). */
+async function withServedProject(
+  refused: readonly string[],
+  body: (work: string, server: ProjectServer) => Promise<void>,
+): Promise<void> {
+  const server = serveProject(refused);
+  try {
+    await withWork((work) => body(work, server));
+  } finally {
+    await server.shutdown();
+  }
 }
 
 /** The program from `server`, mirroring `work/src` into `work/rep` with `args`. */
@@ -78,65 +96,49 @@ const warningsIn = (work: string) =>
   logLines(`${work}/log.txt`).filter((line) => line.includes("[WARNING]"));
 
 Deno.test("runs from a URL with only --allow-read and --allow-write", async () => {
-  const server = serveProject();
-  try {
-    await withWork(async (work) => {
-      const { code, stderr } = await runFromUrl(work, server);
-      assert.equal(code, 0, stderr);
-      assert.doesNotMatch(stderr, /error|warning/i);
-      assertMirrored(`${work}/src`, `${work}/rep`);
-      assert.ok(server.requested.includes("/lib/copy_worker.ts"), "the worker loaded from the URL");
-    });
-  } finally {
-    await server.shutdown();
-  }
+  await withServedProject([], async (work, server) => {
+    const { code, stderr } = await runFromUrl(work, server);
+    assert.equal(code, 0, stderr);
+    assert.doesNotMatch(stderr, /error|warning/i);
+    assertMirrored(`${work}/src`, `${work}/rep`);
+    assert.ok(server.requested.includes("/lib/copy_worker.ts"), "the worker loaded from the URL");
+  });
 });
 
 Deno.test("from a URL whose copy worker cannot be loaded: one WARNING, every file copied", async () => {
-  const server = serveProject(["/lib/copy_worker.ts"]);
-  try {
-    await withWork(async (work) => {
-      const { code, stderr } = await runFromUrl(work, server);
-      assert.equal(code, 0, stderr);
-      assertMirrored(`${work}/src`, `${work}/rep`);
-      const warnings = warningsIn(work);
-      assert.equal(warnings.length, 1, warnings.join("\n"));
-      assert.match(
-        warnings[0]!,
-        /\[WARNING\]: The copy worker stopped \(.+\); files are copied without it from now on\.$/,
-      );
-    });
-  } finally {
-    await server.shutdown();
-  }
+  await withServedProject(["/lib/copy_worker.ts"], async (work, server) => {
+    const { code, stderr } = await runFromUrl(work, server);
+    assert.equal(code, 0, stderr);
+    assertMirrored(`${work}/src`, `${work}/rep`);
+    const warnings = warningsIn(work);
+    assert.equal(warnings.length, 1, warnings.join("\n"));
+    assert.match(
+      warnings[0]!,
+      /\[WARNING\]: The copy worker stopped \(.+\); files are copied without it from now on\.$/,
+    );
+  });
 });
 
 Deno.test("a copy worker that failed is not started again by later cycles", async () => {
-  const server = serveProject(["/lib/copy_worker.ts"]);
-  try {
-    await withWork(async (work) => {
-      manyFiles(work, "first");
-      const child = fromUrl(work, server, "--time-interval", "0.3").spawn();
-      const finished = child.output();
-      try {
-        await waitFor("the first cycle", logHas(work, /Cycle finished: 1000 copied/));
-        manyFiles(work, "second");
-        await waitFor(
-          "the second cycle",
-          () =>
-            logLines(`${work}/log.txt`).filter((l) => l.includes("Cycle finished: 1000 copied"))
-              .length === 2,
-        );
-      } finally {
-        child.kill("SIGINT");
-        assert.equal((await finished).code, 0);
-      }
-      assertMirrored(`${work}/src`, `${work}/rep`);
-      assert.equal(warningsIn(work).length, 1, warningsIn(work).join("\n"));
-    });
-  } finally {
-    await server.shutdown();
-  }
+  await withServedProject(["/lib/copy_worker.ts"], async (work, server) => {
+    manyFiles(work, "first");
+    const child = fromUrl(work, server, "--time-interval", "0.3").spawn();
+    const finished = child.output();
+    try {
+      const summary = `Cycle finished: ${MIN_WORKER_COPIES} copied`;
+      await waitFor("the first cycle", logHas(work, new RegExp(summary)));
+      manyFiles(work, "second");
+      await waitFor(
+        "the second cycle",
+        () => logLines(`${work}/log.txt`).filter((line) => line.includes(summary)).length === 2,
+      );
+    } finally {
+      child.kill("SIGINT");
+      assert.equal((await finished).code, 0);
+    }
+    assertMirrored(`${work}/src`, `${work}/rep`);
+    assert.equal(warningsIn(work).length, 1, warningsIn(work).join("\n"));
+  });
 });
 
 /** Try `deno compile` (it downloads a runtime); undefined when that worked, else why not. */

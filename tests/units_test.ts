@@ -151,23 +151,29 @@ Deno.test("loop: an abort during the wait ends the loop at once", async () => {
   assert.ok(performance.now() - started < 5_000);
 });
 
+/**
+ * Compare `work/src` with `work/rep` again and again with one index and one
+ * hasher, as if both scans had started at `observedAt()`.
+ */
+function comparer(work: string, observedAt: () => number) {
+  const index = new PairIndex(), state = new Hasher();
+  const scan = (root: string) => ({ ...scanTree(root), startedAt: observedAt() });
+  const compare = () =>
+    findChangedFiles(
+      { source: `${work}/src`, replica: `${work}/rep` },
+      scan(`${work}/src`),
+      scan(`${work}/rep`),
+      index,
+      state,
+    );
+  return { compare, state };
+}
+
 Deno.test("hash: an unchanged pair is not read again once its keys have settled", async () => {
   await withWork(async (work) => {
     Deno.mkdirSync(`${work}/rep`);
     for (const side of ["src", "rep"]) Deno.writeTextFileSync(`${work}/${side}/f`, "same bytes");
-    const index = new PairIndex(), state = new Hasher();
-    const later = (scan: ReturnType<typeof scanTree>) => ({
-      ...scan,
-      startedAt: Date.now() + 2_000,
-    });
-    const compare = () =>
-      findChangedFiles(
-        { source: `${work}/src`, replica: `${work}/rep` },
-        later(scanTree(`${work}/src`)),
-        later(scanTree(`${work}/rep`)),
-        index,
-        state,
-      );
+    const { compare, state } = comparer(work, () => Date.now() + 2_000);
     assert.equal((await compare()).changed.size, 0);
     assert.equal(state.hashedBytes, 20);
     assert.equal((await compare()).changed.size, 0);
@@ -184,20 +190,9 @@ Deno.test("hash: keys observed in the second of their ctime are not trusted (rac
   await withWork(async (work) => {
     Deno.mkdirSync(`${work}/rep`);
     for (const side of ["src", "rep"]) Deno.writeTextFileSync(`${work}/${side}/f`, "same");
-    const index = new PairIndex(), state = new Hasher();
     // Observed within the second of the files' ctime, whenever the test runs.
-    const sameSecond = (scan: ReturnType<typeof scanTree>) => ({
-      ...scan,
-      startedAt: Deno.statSync(`${work}/src/f`).ctime!.getTime() + 500,
-    });
-    const compare = () =>
-      findChangedFiles(
-        { source: `${work}/src`, replica: `${work}/rep` },
-        sameSecond(scanTree(`${work}/src`)),
-        sameSecond(scanTree(`${work}/rep`)),
-        index,
-        state,
-      );
+    const ctimeSecond = Deno.statSync(`${work}/src/f`).ctime!.getTime();
+    const { compare, state } = comparer(work, () => ctimeSecond + 500);
     await compare();
     await compare();
     assert.equal(state.hashedBytes, 16, "a fresh file is hashed again until it settles");
