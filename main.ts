@@ -12,10 +12,13 @@ import { realDisk } from "./lib/disk.ts";
 import { reason } from "./lib/error.ts";
 import { excludeMatcher } from "./lib/exclude.ts";
 import { realPathOf, refusal } from "./lib/guard.ts";
+import { LockedError, lockFolder } from "./lib/lock.ts";
 import { closeLogging, logger, setupLogging } from "./lib/log.ts";
 import { Hints, runLoop } from "./lib/loop.ts";
 import { type Options, parseOptions, UsageError } from "./lib/options.ts";
+import { MirrorState, runningMirrorOf, StateFileError } from "./lib/state.ts";
 import { Mirror } from "./lib/sync.ts";
+import type { Roots } from "./lib/entry.ts";
 import { VERSION } from "./lib/version.ts";
 import { OWN_WRITE_MS, RootWatches } from "./lib/watch.ts";
 
@@ -48,6 +51,77 @@ async function verify(options: Options): Promise<number> {
   return result.differences.length === 0 ? OK : PARTIAL;
 }
 
+/** What a run holds on to: the replica's lock and its state. */
+interface Claim {
+  /** Held open (and locked) for the whole run; undefined in a dry run. */
+  readonly replicaLock: Deno.FsFile | undefined;
+  readonly state: MirrorState;
+  /** Why the state file's content was set aside, if it was. */
+  readonly warning: string | undefined;
+  /** The replica folder did not exist and was made. */
+  readonly createdReplica: boolean;
+}
+
+/**
+ * One writer per replica: lock its root folder (made first if missing) and
+ * open the state file, locked too. A dry run writes neither, so it takes no
+ * lock and only reads the state. Returns a one-line refusal on failure.
+ */
+async function claim(options: Options, roots: Roots): Promise<Claim | string> {
+  const lock = (): Deno.FsFile => lockFolder(roots.replica);
+  const busy = async (error: unknown) => {
+    if (!(error instanceof LockedError)) {
+      return `--replica: cannot lock '${options.replica}': ${reason(error as Error)}.`;
+    }
+    // Who it is can be told when it is the same command run twice (same state file).
+    const pid = await runningMirrorOf(options.stateFile, roots.replica);
+    return `--replica: '${options.replica}' is being written by another running mirror${
+      pid === undefined ? "" : ` (pid ${pid})`
+    }.`;
+  };
+  const exists = (() => {
+    try {
+      Deno.lstatSync(roots.replica);
+      return true;
+    } catch {
+      return false;
+    }
+  })();
+  let replicaLock: Deno.FsFile | undefined;
+  if (!options.dryRun && exists) {
+    try {
+      replicaLock = lock();
+    } catch (error) {
+      return await busy(error);
+    }
+  }
+  let opened: { state: MirrorState; warning?: string };
+  try {
+    opened = await MirrorState.open(options.stateFile, roots, { readOnly: options.dryRun });
+  } catch (error) {
+    replicaLock?.close();
+    if (!(error instanceof StateFileError)) throw error;
+    return `--state-file: ${error.message}.`;
+  }
+  if (!options.dryRun && !exists) {
+    try {
+      Deno.mkdirSync(roots.replica, { recursive: true });
+      replicaLock = lock();
+    } catch (error) {
+      opened.state.close();
+      return error instanceof LockedError
+        ? await busy(error)
+        : `--replica: cannot create '${options.replica}': ${reason(error as Error)}.`;
+    }
+  }
+  return {
+    replicaLock,
+    state: opened.state,
+    warning: opened.warning,
+    createdReplica: !options.dryRun && !exists,
+  };
+}
+
 async function main(args: string[]): Promise<number> {
   let options: Options;
   try {
@@ -68,6 +142,13 @@ async function main(args: string[]): Promise<number> {
     return USAGE;
   }
   if (options.verify) return await verify(options);
+  const roots = { source: realPathOf(options.source), replica: realPathOf(options.replica) };
+  const claimed = await claim(options, roots);
+  if (typeof claimed === "string") {
+    printError(claimed);
+    return USAGE;
+  }
+  const { state, replicaLock } = claimed;
   try {
     await setupLogging(options.logFile, { format: options.logFormat, console: options.console });
   } catch (error) {
@@ -101,14 +182,26 @@ async function main(args: string[]): Promise<number> {
         : "",
     },
   );
-  const roots = { source: realPathOf(options.source), replica: realPathOf(options.replica) };
+  if (claimed.createdReplica) {
+    log.info("Replica folder {path} has been created.", { action: "mkdir", path: options.replica });
+  }
+  if (claimed.warning !== undefined) {
+    log.warn(
+      "The state file {path} was set aside: {why}; this run starts afresh (it reads every " +
+        "file it compares once).",
+      { action: "state", path: options.stateFile, why: claimed.warning },
+    );
+  }
   const mirror = new Mirror(roots, realDisk, log, {
     maxDelete: options.maxDelete,
     dryRun: options.dryRun,
     exclude: options.exclude,
     progress: options.console !== "quiet",
     watchingReplica: options.watch,
+    state,
   });
+  // This run's id is recorded before its first temp file is made.
+  if (!options.dryRun) await mirror.saveState();
   let code = OK;
   if (options.dryRun) {
     await mirror.cycle(stop.signal); // changes nothing: exit 0 whatever it found
@@ -131,7 +224,11 @@ async function main(args: string[]): Promise<number> {
       options.watch
         ? [
           { root: roots.source, onBatch: (paths) => hints.add(paths) },
-          { root: roots.replica, onBatch: replicaEvents },
+          {
+            root: roots.replica,
+            onBatch: replicaEvents,
+            ignore: (path) => state.temps.holds(path),
+          },
         ]
         : [],
       (root, error) =>
@@ -157,6 +254,8 @@ async function main(args: string[]): Promise<number> {
   }
   if (stop.signal.aborted) log.info("Mirror stopped by {signal}.", { signal: stop.signal.reason });
   for (const [name, listener] of listeners) Deno.removeSignalListener(name, listener);
+  state.close();
+  replicaLock?.close();
   await closeLogging();
   return code;
 }

@@ -122,9 +122,10 @@ function timed(program: string, args: string[]): Run {
   return { seconds, rssMiB: rss };
 }
 
-/** The program's command line, as users run it, on `source` -> `replica`. */
+/** The program's command line, as users run it, on `source` -> `replica`
+ * (a log file, and so a state file, of each replica's own, beside it). */
 function mirrorArgs(source: string, replica: string, ...extra: string[]): string[] {
-  const log = `${base}/bench.log`;
+  const log = `${replica}.log`;
   return ["run", "--allow-read", "--allow-write", "--no-prompt", MAIN]
     .concat(["--source", source, "--replica", replica, "--log-file", log, ...extra]);
 }
@@ -226,13 +227,17 @@ await compare(
   },
 );
 
+console.error("first cycle after an initial mirror");
+await compare(`first cycle after an initial mirror, ${SIZES.small} files`, "<= 1.0 x", () => {
+  const t = freshPath("t-after"), r = freshPath("r-after");
+  mirror(small, t);
+  rsync(small, r);
+  return { tool: () => mirror(small, t), rsync: () => rsync(small, r) };
+});
+
 const toolReplica = freshPath("t-sync"), rsyncReplica = freshPath("r-sync");
 mirror(small, toolReplica);
 rsync(small, rsyncReplica);
-const settle = mirror(small, toolReplica); // the first run after a copy re-hashes once
-console.error(`  (settling run after the initial copy: ${settle.seconds.toFixed(3)} s)`);
-await new Promise((resolve) => setTimeout(resolve, 1100));
-mirror(small, toolReplica);
 
 console.error("unchanged cycle");
 await compare(`unchanged cycle, ${SIZES.small} files`, "<= 1.0 x", () => ({
@@ -250,15 +255,17 @@ await compare(`floor: bare Deno walk of both ${SIZES.small}-file trees (no mirro
 
 console.error("unchanged cycle, continuous mode");
 {
-  // The default mode: one process, cycle after cycle, so start-up and the
-  // index load are paid once. Timed in this process, on a Mirror made as
-  // main.ts makes it (its log goes nowhere); peak RSS is not measured here.
+  // The default mode: one process, cycle after cycle, so start-up and
+  // loading the state are paid once. Timed in this process, on a Mirror made
+  // as main.ts makes it (its log goes nowhere); peak RSS is not measured here.
   const { Mirror } = await import("../lib/sync.ts");
+  const { MirrorState } = await import("../lib/state.ts");
   const { realDisk } = await import("../lib/disk.ts");
   const { getLogger } = await import("npm:@logtape/logtape@^2.4.2");
   const roots = { source: Deno.realPathSync(small), replica: Deno.realPathSync(toolReplica) };
-  const mirror = new Mirror(roots, realDisk, getLogger(["bench"]));
-  await mirror.cycle(); // a run's first cycle loads the index
+  const { state } = await MirrorState.open(`${toolReplica}.log.state`, roots);
+  const mirror = new Mirror(roots, realDisk, getLogger(["bench"]), { state });
+  await mirror.cycle();
   await compare(
     `unchanged cycle, continuous mode (each cycle after the first), ${SIZES.small} files`,
     "",
@@ -272,6 +279,7 @@ console.error("unchanged cycle, continuous mode");
     }),
   );
   rows.at(-1)!.rss = "";
+  state.close();
 }
 
 console.error("1% changed");
@@ -287,11 +295,10 @@ await compare(`1% changed, ${SIZES.small} files`, "<= 1.0 x", () => {
 console.error("unchanged cycle, many files (RSS)");
 const huge = `${base}/huge-src`;
 buildTree(huge, SIZES.huge, SIZES.hugeDirs, 256);
+await new Promise((resolve) => setTimeout(resolve, 1100)); // settled: copies are recorded
 const hugeTool = freshPath("t-huge"), hugeRsync = freshPath("r-huge");
 mirror(huge, hugeTool);
 rsync(huge, hugeRsync);
-await new Promise((resolve) => setTimeout(resolve, 1100));
-mirror(huge, hugeTool);
 await compare(`unchanged cycle, ${SIZES.huge} files`, "RSS <= 150 MiB", () => ({
   tool: () => mirror(huge, hugeTool),
   rsync: () => rsync(huge, hugeRsync),

@@ -14,7 +14,17 @@
  *
  * @module
  */
-import { hasAncestorIn, joinPath, parentOf, type Roots, statKey, tempName } from "./entry.ts";
+import {
+  entryFromInfo,
+  hasAncestorIn,
+  joinPath,
+  keyOf,
+  parentOf,
+  type Roots,
+  type StatKey,
+  statKey,
+} from "./entry.ts";
+import { newRunId, TempNames } from "./temp_names.ts";
 
 export type { Roots };
 import { copyFile, type CopyJob, type CopyResult, removeQuietly } from "./copy.ts";
@@ -25,8 +35,14 @@ import type { Action } from "./plan.ts";
 
 /** How one action ended. */
 export type Outcome =
-  /** Done; `bytes` of file content copied. */
-  | { readonly status: "done"; readonly action: Action; readonly bytes: number }
+  /** Done; `bytes` of file content copied. For a file copied or touched,
+   * `replicaKey` is the replica file's stat key as the mirror left it. */
+  | {
+    readonly status: "done";
+    readonly action: Action;
+    readonly bytes: number;
+    readonly replicaKey?: StatKey;
+  }
   /** Not done, for a reason that the next cycle resolves (the source moved on). */
   | { readonly status: "skipped"; readonly action: Action; readonly reason: string }
   /** Failed. */
@@ -54,6 +70,8 @@ export interface ApplyOptions {
    * module cannot be loaded); its copies, and all later ones, are then made on
    * the main thread. Default: nothing. */
   readonly onWorkerFailure?: (error: Error) => void;
+  /** Names for temp files and folders. Default: names of a new random run id. */
+  readonly temps?: TempNames;
   /** Touch nothing: every action ends as `planned`. Default `false`. */
   readonly dryRun?: boolean;
   /** Called as each file copy ends (done or not), with its size, even while
@@ -129,6 +147,7 @@ class Applier {
   readonly #realDirs: RealDirs;
   readonly #running = new Set<Promise<void>>();
   readonly #onWorkerFailure: (error: Error) => void;
+  readonly #temps: TempNames;
   #useWorker: boolean;
   #queued: QueuedCopy[] = [];
   #failed: QueuedCopy[] = [];
@@ -143,6 +162,7 @@ class Applier {
     this.#parallel = options.parallelCopies ?? 4;
     this.#useWorker = options.copyWorker ?? false;
     this.#onWorkerFailure = options.onWorkerFailure ?? (() => {});
+    this.#temps = options.temps ?? new TempNames(newRunId());
     this.#realDirs = new RealDirs(roots.replica, options.disk);
   }
 
@@ -174,8 +194,8 @@ class Applier {
         }
         return;
       }
-      this.#applySimple(action, target, staging);
-      this.#record(done(action), this.#staging);
+      const replicaKey = this.#applySimple(action, target, staging);
+      this.#record(done(action, 0, replicaKey), this.#staging);
     } catch (error) {
       if (action.op === "mkdir") this.#failedDirs.add(action.path);
       this.#record({ status: "failed", action, error: asError(error) }, staging);
@@ -217,7 +237,12 @@ class Applier {
     }
   }
 
-  #applySimple(action: Exclude<Action, { op: "copy" }>, target: string, staging?: Staging) {
+  /** Carry out one action other than a copy; for a touch, returns the file's new key. */
+  #applySimple(
+    action: Exclude<Action, { op: "copy" }>,
+    target: string,
+    staging?: Staging,
+  ): StatKey | undefined {
     const disk = this.#disk;
     switch (action.op) {
       case "remove":
@@ -233,7 +258,7 @@ class Applier {
           disk.mkdir(target, false);
           disk.chmod(target, action.mode);
         } else {
-          const temp = siblingTemp(target);
+          const temp = this.#siblingTemp(target);
           disk.mkdir(temp, false);
           disk.chmod(temp, action.mode);
           this.#staging = { path: action.path, temp, outcomes: [] };
@@ -248,12 +273,12 @@ class Applier {
         expectKind(disk, target, "file", "the replica entry");
         disk.chmod(target, action.source.mode);
         disk.utime(target, new Date(), new Date(action.source.mtimeMs));
-        return;
+        return keyOf(entryFromInfo(disk.lstat(target)));
       case "symlink":
         if (staging) {
           disk.symlink(action.target, target);
         } else {
-          const temp = siblingTemp(target);
+          const temp = this.#siblingTemp(target);
           try {
             disk.symlink(action.target, temp);
             disk.rename(temp, target);
@@ -271,7 +296,7 @@ class Applier {
   #copyJob(action: Extract<Action, { op: "copy" }>, target: string, direct: boolean): CopyJob {
     return {
       from: joinPath(this.#roots.source, action.path),
-      dest: direct ? target : siblingTemp(target),
+      dest: direct ? target : this.#siblingTemp(target),
       ...(direct ? {} : { target }),
       size: action.source.size,
       mtimeMs: action.source.mtimeMs,
@@ -300,6 +325,11 @@ class Applier {
     this.#useWorker = false;
     this.#onWorkerFailure(asError(error));
     return localCopies(this.#disk, jobs);
+  }
+
+  /** A temp name in the same folder as `path` (absolute). */
+  #siblingTemp(path: string): string {
+    return `${path.slice(0, path.lastIndexOf("/") + 1)}${this.#temps.next()}`;
   }
 
   #copier(): CopyWorker {
@@ -391,14 +421,16 @@ function expectKind(disk: Disk, path: string, kind: "file" | "dir", what: string
   }
 }
 
-function done(action: Action, bytes = 0): Outcome {
-  return { status: "done", action, bytes };
+function done(action: Action, bytes = 0, replicaKey?: StatKey): Outcome {
+  return replicaKey === undefined
+    ? { status: "done", action, bytes }
+    : { status: "done", action, bytes, replicaKey };
 }
 
 function toOutcome(action: Extract<Action, { op: "copy" }>, result: CopyResult): Outcome {
   switch (result.status) {
     case "done":
-      return done(action, action.source.size);
+      return done(action, action.source.size, result.key);
     case "skipped":
       return { status: "skipped", action, reason: result.reason };
     case "failed":
@@ -453,11 +485,6 @@ class CopyWorker {
     this.#worker?.terminate();
     this.#worker = undefined;
   }
-}
-
-/** A temp name in the same folder as `path` (absolute). */
-function siblingTemp(path: string): string {
-  return `${path.slice(0, path.lastIndexOf("/") + 1)}${tempName()}`;
 }
 
 function isBelow(path: string, dir: string): boolean {

@@ -1,7 +1,8 @@
 /**
  * Decide which files present on both sides with the same size differ in
  * content, by MD5. A pair whose stat keys both match the {@link PairIndex} is
- * not read at all; when one side changed, only that side is read.
+ * not read at all; when one side changed, only that side is read (both, for
+ * a pair the mirror wrote itself and whose MD5 was never read).
  *
  * @module
  */
@@ -10,7 +11,7 @@ import { asError } from "./error.ts";
 import type { Hasher } from "./hash.ts";
 import { pacer } from "./pace.ts";
 import type { Problem, Scan } from "./scan.ts";
-import type { PairIndex } from "./state.ts";
+import type { PairIndex } from "./pair_index.ts";
 
 /** Result of {@link findChangedFiles}. */
 export interface Comparison {
@@ -32,7 +33,7 @@ export interface Comparison {
  * import { findChangedFiles } from "./compare.ts";
  * import { Hasher } from "./hash.ts";
  * import { scanTree } from "./scan.ts";
- * import { PairIndex } from "./state.ts";
+ * import { PairIndex } from "./pair_index.ts";
  * const a = Deno.makeTempDirSync(), b = Deno.makeTempDirSync();
  * Deno.writeTextFileSync(`${a}/f`, "one");
  * Deno.writeTextFileSync(`${b}/f`, "two");
@@ -63,10 +64,11 @@ export async function findChangedFiles(
     const sourceKnown = index.knows(path, "source", src);
     const replicaKnown = index.knows(path, "replica", dst);
     if (sourceKnown && replicaKnown) continue;
+    const knownMd5 = sourceKnown || replicaKnown ? index.md5(path) : undefined;
     let sourceMd5: string | undefined;
     try {
-      sourceMd5 = sourceKnown
-        ? index.md5(path)
+      sourceMd5 = sourceKnown && knownMd5 !== undefined
+        ? knownMd5
         : await hashStable(hasher, joinPath(roots.source, path), src);
     } catch (error) {
       // A file that vanished meanwhile is the next scan's business.
@@ -76,8 +78,8 @@ export async function findChangedFiles(
     if (sourceMd5 !== undefined) sourceMd5s.set(path, sourceMd5);
     let replicaMd5: string | undefined;
     try {
-      replicaMd5 = replicaKnown
-        ? index.md5(path)
+      replicaMd5 = replicaKnown && knownMd5 !== undefined
+        ? knownMd5
         : await hashStable(hasher, joinPath(roots.replica, path), dst);
     } catch {
       // An unreadable replica file is simply replaced.

@@ -5,7 +5,7 @@
  * @module
  */
 import type { Disk } from "./disk.ts";
-import { entryFromInfo, statKey } from "./entry.ts";
+import { entryFromInfo, keyOf, type StatKey, statKey } from "./entry.ts";
 
 /** One file to copy. */
 export interface CopyJob {
@@ -24,7 +24,8 @@ export interface CopyJob {
 
 /** How a copy ended. */
 export type CopyResult =
-  | { readonly status: "done" }
+  /** Copied; `key` is the stat key of the file written, at its final name. */
+  | { readonly status: "done"; readonly key: StatKey }
   | { readonly status: "skipped"; readonly reason: string }
   | { readonly status: "failed"; readonly name: string; readonly message: string };
 
@@ -41,7 +42,7 @@ export function copyFile(disk: Disk, job: CopyJob): CopyResult | Promise<CopyRes
       return { status: "skipped", reason: "it changed while being copied" };
     }
     if (job.target !== undefined) disk.rename(job.dest, job.target);
-    return { status: "done" };
+    return { status: "done", key: keyOf(entryFromInfo(disk.lstat(job.target ?? job.dest))) };
   };
   const fail = (error: unknown): CopyResult => {
     removeQuietly(disk, job.dest);

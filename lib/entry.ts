@@ -41,25 +41,6 @@ export interface Tree {
   [Symbol.iterator](): Iterator<[string, Entry]>;
 }
 
-/**
- * Names starting with this are the program's own temp files. The scanner skips
- * them; stale ones found in the replica are removed. The name has a fixed
- * length, so a temp file fits wherever the longest allowed name fits.
- */
-export const TEMP_PREFIX = ".mirror.tmp.";
-
-/**
- * The program's index of known-identical file pairs, kept in the replica root
- * (see `state.ts`). The scanners skip this name at the root of both trees.
- */
-export const INDEX_NAME = ".mirror.index";
-
-/** A random temp file name, {@link TEMP_PREFIX} plus 16 hex digits. */
-export function tempName(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(8));
-  return TEMP_PREFIX + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 /** Convert `Deno.lstat` output to an {@link Entry}. */
 export function entryFromInfo(info: Deno.FileInfo, target?: string): Entry {
   const kind: Kind = info.isFile
@@ -87,6 +68,14 @@ export function entryFromInfo(info: Deno.FileInfo, target?: string): Entry {
  */
 export function statKey(entry: Entry): string {
   return `${entry.size}:${entry.mtimeMs}:${entry.ctimeMs}:${entry.ino}`;
+}
+
+/** The four numbers of a stat key: size, mtime, ctime, inode. */
+export type StatKey = readonly [number, number, number, number];
+
+/** An entry's {@link StatKey}. */
+export function keyOf(entry: Entry): StatKey {
+  return [entry.size, entry.mtimeMs, entry.ctimeMs, entry.ino];
 }
 
 /**

@@ -13,6 +13,7 @@ export interface Paths {
   readonly source: string;
   readonly replica: string;
   readonly logFile: string;
+  readonly stateFile: string;
 }
 
 /**
@@ -55,13 +56,13 @@ export function isWithin(inner: string, outer: string): boolean {
  * import { refusal } from "./guard.ts";
  * const dir = Deno.makeTempDirSync();
  * assert.match(
- *   refusal({ source: dir, replica: `${dir}/copy`, logFile: "log.txt" }) ?? "",
+ *   refusal({ source: dir, replica: `${dir}/copy`, logFile: "log.txt", stateFile: "log.txt.state" }) ?? "",
  *   /inside/,
  * );
  * ```
  */
 export function refusal(paths: Paths): string | undefined {
-  const { source, replica, logFile } = paths;
+  const { source, replica, logFile, stateFile } = paths;
   try {
     if (!Deno.statSync(source).isDirectory) return `--source: '${source}' is not a folder.`;
   } catch (error) {
@@ -76,12 +77,13 @@ export function refusal(paths: Paths): string | undefined {
       return `--replica: cannot use '${replica}': ${reason(asError(error))}.`;
     }
   }
-  let real: { source: string; replica: string; logFile: string };
+  let real: Paths;
   try {
     real = {
       source: realPathOf(source),
       replica: realPathOf(replica),
       logFile: realPathOf(logFile),
+      stateFile: realPathOf(stateFile),
     };
   } catch (error) {
     return `cannot resolve the paths: ${reason(asError(error))}.`;
@@ -100,6 +102,24 @@ export function refusal(paths: Paths): string | undefined {
   }
   if (isWithin(real.logFile, real.source)) {
     return `--log-file: '${logFile}' is inside the source folder, where it would be mirrored.`;
+  }
+  if (isWithin(real.stateFile, real.replica)) {
+    return `--state-file: '${stateFile}' is inside the replica folder, where it would be deleted.`;
+  }
+  if (isWithin(real.stateFile, real.source)) {
+    return `--state-file: '${stateFile}' is inside the source folder, where it would be mirrored.`;
+  }
+  if (real.stateFile === real.logFile) return `--state-file: '${stateFile}' is the log file.`;
+  for (const [flag, file] of [["--log-file", logFile], ["--state-file", stateFile]] as const) {
+    try {
+      if (!Deno.statSync(dirname(resolve(file))).isDirectory) throw new Error("not a folder");
+    } catch (error) {
+      // Read access scoped to the files themselves: opening them will tell.
+      if (error instanceof Deno.errors.NotCapable) continue;
+      return `${flag}: cannot open '${file}': its folder is not usable (${
+        reason(asError(error))
+      }).`;
+    }
   }
   return undefined;
 }

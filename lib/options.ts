@@ -27,6 +27,9 @@ export interface Options {
   readonly replica: string;
   /** Log file, appended to. Default `"log.txt"`. */
   readonly logFile: string;
+  /** What the program remembers between runs. Default: the log file's path
+   * with `.state` appended. */
+  readonly stateFile: string;
   /** Seconds between the starts of two cycles. Default `10`. */
   readonly intervalSeconds: number;
   /** Run one cycle and exit. Default `false`. */
@@ -81,6 +84,7 @@ interface Flags {
   readonly source: string;
   readonly replica: string;
   readonly logFile: string;
+  readonly stateFile?: string;
   readonly logFormat: "text" | "json";
   readonly quiet?: boolean;
   readonly verbose?: boolean;
@@ -116,6 +120,13 @@ function buildApp(received: (flags: Flags) => void) {
         source: path("folder to mirror", "source"),
         replica: path("folder kept identical to the source (made if missing)", "replica"),
         logFile: path("log file, appended to", "log.txt"),
+        stateFile: {
+          kind: "parsed",
+          parse: nonEmptyPath,
+          brief: "what is remembered between runs (default: the log file's path + .state)",
+          optional: true,
+          placeholder: "path",
+        },
         logFormat: {
           kind: "enum",
           values: ["text", "json"],
@@ -224,6 +235,7 @@ export async function parseOptions(args: readonly string[]): Promise<ParseResult
       source: flags.source,
       replica: flags.replica,
       logFile: flags.logFile,
+      stateFile: flags.stateFile ?? `${flags.logFile}.state`,
       intervalSeconds: flags.timeInterval,
       once: flags.once ?? false,
       watch: flags.watch ?? false,

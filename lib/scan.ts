@@ -14,12 +14,10 @@ import {
   type Entry,
   entryFromInfo,
   hasAncestorIn,
-  INDEX_NAME,
   joinPath,
   type Kind,
   parentOf,
   type Roots,
-  TEMP_PREFIX,
   type Tree,
 } from "./entry.ts";
 
@@ -56,6 +54,9 @@ export interface ScanOptions {
   /** Paths to leave out as if they did not exist (nor anything below an excluded
    * folder). Default: none. */
   readonly exclude?: Exclude;
+  /** Which names are the program's own temp files and folders: they go to
+   * {@link Scan.temps}, not into the tree. Default: none (every name is an entry). */
+  readonly isTemp?: (name: string) => boolean;
 }
 
 /**
@@ -82,6 +83,7 @@ export function scanTree(root: string, options: ScanOptions = {}): Scan {
   const temps: { path: string; kind: Kind }[] = [];
   const partial = options.folders !== undefined;
   const exclude = options.exclude;
+  const isTemp = options.isTemp;
   const pending = [...(options.folders ?? [{ path: "", deep: true }])].reverse();
   for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
     const { path: dir, deep } = next;
@@ -100,11 +102,10 @@ export function scanTree(root: string, options: ScanOptions = {}): Scan {
     const subfolders: string[] = [];
     for (const { name, isDirectory } of items) {
       const path = prefix + name;
-      if (name.startsWith(TEMP_PREFIX)) {
+      if (isTemp?.(name)) {
         temps.push({ path, kind: isDirectory ? "dir" : "file" });
         continue;
       }
-      if (dir === "" && name === INDEX_NAME) continue;
       if (exclude?.(path, isDirectory)) continue;
       const entry = examine(root, path, problems);
       if (entry === "gone") continue;
@@ -130,6 +131,7 @@ export function scanAround(
   roots: Roots,
   paths: ReadonlySet<string>,
   exclude: Exclude | undefined,
+  isTemp?: (name: string) => boolean,
 ): { source: Scan; replica: Scan } {
   const deep = new Set<string>();
   const shallow = new Set<string>();
@@ -147,7 +149,7 @@ export function scanAround(
       .map((path) => ({ path, deep: false })),
   ];
   const source = scanTree(roots.source, { folders, exclude });
-  const replica = scanTree(roots.replica, { folders, exclude });
+  const replica = scanTree(roots.replica, { folders, exclude, isTemp });
   const missing = [...source.tree].filter(([path, entry]) =>
     entry.kind === "dir" && replica.tree.get(path)?.kind !== "dir" && !deep.has(path) &&
     !hasAncestorIn(path, deep)

@@ -1,214 +1,290 @@
 /**
- * What the program remembers between cycles, and between runs, about file
- * contents: for each file pair last found identical, the stat keys of both
- * sides at that moment and their MD5. While both keys are unchanged, the pair
- * is trusted without reading a byte; when one side changed, the other side's
- * MD5 is known without reading it.
+ * Everything the program remembers between cycles and between runs, kept in
+ * one state file outside both trees (by default the log file's path with
+ * `.state` appended), never in the replica:
  *
- * The index is kept in the replica root as `.mirror.index` (written under a
- * temp name and renamed), the only place the program may write besides the
- * log file. A missing, damaged or foreign index just means hashing once more.
+ * - the {@link PairIndex} of known-identical file pairs;
+ * - the source root's identity (device, inode) and whether it held entries,
+ *   for the unmount guard;
+ * - the ids of runs whose temp files may still be in the replica: a temp file
+ *   is recognised by its run id, never by its name alone, so a source entry of
+ *   any name is mirrored;
+ * - the real paths of the source and replica it belongs to.
  *
- * Memory matters at a million files, so a pair is not an object: each path
- * maps to a slot in two flat arrays (eight numbers of keys, sixteen bytes of
- * MD5), ~150 bytes a pair with its path. The file is the same arrays, written
- * as they are.
+ * The file is crash-safe (`state_file.ts`) and locked for the run, so two
+ * instances never share one. A state of another pair, a damaged one, or one
+ * of another format is set aside (not used, replaced at the next save) with
+ * a warning: the run starts fresh and hashes again; it never trusts it.
  *
  * @module
  */
-import type { Disk } from "./disk.ts";
-import { type Entry, INDEX_NAME, isSettled, joinPath, tempName } from "./entry.ts";
+import { asError, reason } from "./error.ts";
+import { PairIndex } from "./pair_index.ts";
+import { fileStore, StateFile } from "./state_file.ts";
+import { newRunId, runIdOf, TempNames } from "./temp_names.ts";
 
 /**
- * File layout: MAGIC (16 bytes), the pair count (uint32), 4 bytes of padding,
- * then count × 8 float64 keys (source size, mtime, ctime, inode; the same for
- * the replica, NaN when only the source was read), count × 16 bytes of MD5,
- * and the paths in UTF-8, each ended by a NUL (which no path contains).
- * Numbers are in the machine's byte order; the magic's last line tells which.
+ * Earlier runs' ids kept at most (a run killed before it could sweep adds
+ * one); temp files of older ones are removed as ordinary extra entries.
  */
-const MAGIC = new TextEncoder().encode(
-  new Uint8Array(new Float64Array([1]).buffer)[7] === 0x3f
-    ? "mirror-index-3L\n"
-    : "mirror-index-3B\n",
-);
-const HEADER = MAGIC.length + 8;
-const KEYS = 8;
-const MD5_BYTES = 16;
+const MAX_EARLIER_RUNS = 100;
+/** Bumped when the content's format changes; another format is set aside. */
+const FORMAT = 1;
+const LITTLE_ENDIAN = new Uint8Array(new Float64Array([1]).buffer)[7] === 0x3f;
 
-/** Which side's stat key {@link PairIndex.knows} checks. */
-export type Side = "source" | "replica";
+/** The source root as last seen by a cycle that read it in full. */
+export interface SourceRoot {
+  /** `dev:ino` of the source root folder. */
+  readonly id: string;
+  /** Whether it held any entries then. */
+  readonly heldEntries: boolean;
+}
 
-/** Path -> stat keys of both sides and their MD5, persisted in the replica root. */
-export class PairIndex {
-  /** Path -> slot in {@link #keys} and {@link #md5s}. */
-  readonly #slots = new Map<string, number>();
-  #keys = new Float64Array(0);
-  #md5s = new Uint8Array(0);
-  /** Slots handed out so far; forgotten ones wait in {@link #free}. */
-  #used = 0;
-  readonly #free: number[] = [];
-  #dirty = false;
+/** The real paths a state belongs to. */
+export interface StatePair {
+  readonly source: string;
+  readonly replica: string;
+}
 
-  /** The index stored in `replicaRoot`, or an empty one. */
-  static load(replicaRoot: string): PairIndex {
-    const index = new PairIndex();
-    try {
-      index.#read(Deno.readFileSync(joinPath(replicaRoot, INDEX_NAME)));
-    } catch {
-      // Missing, damaged or from another version: start empty; pairs are hashed once.
-      return new PairIndex();
-    }
-    return index;
+/** The state file cannot be used at all (the run must not start). */
+export class StateFileError extends Error {
+  override name = "StateFileError";
+}
+
+/** What a mirror remembers; see the module documentation. */
+export class MirrorState {
+  /** Known-identical file pairs. */
+  index: PairIndex;
+  /** This run's id, carried by its temp names. */
+  readonly runId: string;
+  /** This run's temp names. */
+  readonly temps: TempNames;
+  readonly #pair: StatePair;
+  #sourceRoot: SourceRoot | undefined;
+  /** Ids of earlier runs that may have left temp files. */
+  #earlierRuns: Set<string>;
+  #changed = true;
+  /** The file holds an index (a new or set-aside file holds none yet). */
+  #written = false;
+  readonly #file: StateFile | undefined;
+  readonly #handle: Deno.FsFile | undefined;
+
+  private constructor(pair: StatePair, file?: StateFile, handle?: Deno.FsFile) {
+    this.#pair = pair;
+    this.#file = file;
+    this.#handle = handle;
+    this.index = new PairIndex();
+    this.#earlierRuns = new Set();
+    this.runId = newRunId();
+    this.temps = new TempNames(this.runId);
   }
 
-  #read(bytes: Uint8Array): void {
-    if (!MAGIC.every((byte, i) => bytes[i] === byte)) throw new Error("not an index");
-    const count = new DataView(bytes.buffer, bytes.byteOffset).getUint32(MAGIC.length, true);
-    const md5At = HEADER + count * KEYS * 8, pathsAt = md5At + count * MD5_BYTES;
-    if (bytes.length < pathsAt) throw new Error("truncated");
-    const paths = new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(pathsAt))
-      .split("\0");
-    if (paths.length !== count + 1 || paths[count] !== "") throw new Error("damaged");
-    this.#keys = new Float64Array(bytes.slice(HEADER, md5At).buffer);
-    this.#md5s = bytes.slice(md5At, pathsAt);
-    for (let slot = 0; slot < count; slot++) this.#slots.set(paths[slot]!, slot);
-    this.#used = count;
-  }
-
-  get size(): number {
-    return this.#slots.size;
-  }
-
-  /** Whether `entry` still has the stat key recorded for `side` of the pair at `path`. */
-  knows(path: string, side: Side, entry: Entry): boolean {
-    const slot = this.#slots.get(path);
-    if (slot === undefined) return false;
-    const at = slot * KEYS + (side === "source" ? 0 : 4), keys = this.#keys;
-    return keys[at] === entry.size && keys[at + 1] === entry.mtimeMs &&
-      keys[at + 2] === entry.ctimeMs && keys[at + 3] === entry.ino;
-  }
-
-  /** The MD5 (hex) recorded at `path`, if any. */
-  md5(path: string): string | undefined {
-    const slot = this.#slots.get(path);
-    if (slot === undefined) return undefined;
-    const codes = HEX_CODES;
-    for (let i = 0; i < MD5_BYTES; i++) {
-      const byte = this.#md5s[slot * MD5_BYTES + i]!;
-      codes[2 * i] = HEX_DIGITS[byte >> 4]!;
-      codes[2 * i + 1] = HEX_DIGITS[byte & 15]!;
-    }
-    return String.fromCharCode(...codes);
+  /** A state kept in memory only (a library user's choice, or tests). */
+  static inMemory(pair: StatePair): MirrorState {
+    return new MirrorState(pair);
   }
 
   /**
-   * Record that `source` and `replica` hold the same bytes with MD5 `md5`.
-   * Kept only when both keys are settled at `observedAt` (see `isSettled`).
+   * Open the state file at `path` for the pair `pair`: locked and writable,
+   * or read-only for a run that writes nothing (`readOnly`, a dry run). What
+   * it holds is loaded; `warning` says why it was set aside, if it was.
+   *
+   * @throws {StateFileError} when the file is in use by another running
+   * mirror, is not a state file at all (it is never overwritten), or cannot
+   * be opened; the message is one line, naming the path.
    */
-  record(path: string, source: Entry, replica: Entry, md5: string, observedAt: number): void {
-    if (!isSettled(source, observedAt) || !isSettled(replica, observedAt)) {
-      this.forget(path);
-    } else if (
-      !this.knows(path, "source", source) || !this.knows(path, "replica", replica) ||
-      this.md5(path) !== md5
-    ) {
-      this.#set(path, source, replica, md5);
-    }
-  }
-
-  /**
-   * Record the MD5 of a source file read on its own (for the tree digest), so
-   * that comparing it later reads only the replica side. Kept only when the
-   * key is settled at `observedAt`, and never over a full pair for that key.
-   */
-  recordSource(path: string, source: Entry, md5: string, observedAt: number): void {
-    if (!isSettled(source, observedAt) || this.knows(path, "source", source)) return;
-    this.#set(path, source, undefined, md5);
-  }
-
-  #set(path: string, source: Entry, replica: Entry | undefined, md5: string): void {
-    let slot = this.#slots.get(path);
-    if (slot === undefined) {
-      slot = this.#free.pop() ?? this.#grow();
-      this.#slots.set(path, slot);
-    }
-    const at = slot * KEYS;
-    this.#keys.set([source.size, source.mtimeMs, source.ctimeMs, source.ino], at);
-    if (replica === undefined) this.#keys.fill(NaN, at + 4, at + 8);
-    else this.#keys.set([replica.size, replica.mtimeMs, replica.ctimeMs, replica.ino], at + 4);
-    for (let i = 0; i < MD5_BYTES; i++) {
-      this.#md5s[slot * MD5_BYTES + i] = parseInt(md5.slice(2 * i, 2 * i + 2), 16);
-    }
-    this.#dirty = true;
-  }
-
-  /** A new slot at the end, doubling the arrays when full. */
-  #grow(): number {
-    if (this.#used * KEYS === this.#keys.length) {
-      const capacity = Math.max(1024, 2 * this.#used);
-      const keys = new Float64Array(capacity * KEYS), md5s = new Uint8Array(capacity * MD5_BYTES);
-      keys.set(this.#keys);
-      md5s.set(this.#md5s);
-      this.#keys = keys;
-      this.#md5s = md5s;
-    }
-    return this.#used++;
-  }
-
-  /** Drop what is known about `path`. */
-  forget(path: string): void {
-    const slot = this.#slots.get(path);
-    if (slot === undefined) return;
-    this.#slots.delete(path);
-    this.#free.push(slot);
-    this.#dirty = true;
-  }
-
-  /** Drop every path for which `keep` is false. */
-  retain(keep: (path: string) => boolean): void {
-    for (const path of this.#slots.keys()) if (!keep(path)) this.forget(path);
-  }
-
-  /** Write the index into `replicaRoot` if it changed since it was loaded or saved. */
-  save(replicaRoot: string, disk: Disk): void {
-    if (!this.#dirty) return;
-    const temp = joinPath(replicaRoot, tempName());
+  static async open(
+    path: string,
+    pair: StatePair,
+    options: { readonly readOnly?: boolean } = {},
+  ): Promise<{ state: MirrorState; warning?: string }> {
+    let handle: Deno.FsFile;
     try {
-      disk.writeFile(temp, this.#bytes());
-      disk.rename(temp, joinPath(replicaRoot, INDEX_NAME));
-      this.#dirty = false;
+      handle = options.readOnly
+        ? Deno.openSync(path, { read: true })
+        : Deno.openSync(path, { read: true, write: true, create: true });
     } catch (error) {
-      try {
-        disk.remove(temp, false);
-      } catch {
-        // never written
+      if (options.readOnly && error instanceof Deno.errors.NotFound) {
+        return { state: new MirrorState(pair) };
       }
+      throw new StateFileError(`cannot open '${path}': ${reason(asError(error))}`);
+    }
+    try {
+      if (!handle.statSync().isFile) throw new StateFileError(`'${path}' is not a file`);
+      const file = new StateFile(fileStore(handle));
+      if (!options.readOnly && !handle.tryLockSync(true)) {
+        const pid = await runningPid(file);
+        throw new StateFileError(
+          `'${path}' is in use by another running mirror${
+            pid === undefined ? "" : ` (pid ${pid})`
+          }`,
+        );
+      }
+      const state = new MirrorState(pair, file, options.readOnly ? undefined : handle);
+      const found = await file.read();
+      if (found.kind === "foreign") {
+        throw new StateFileError(
+          `'${path}' is not a folder-mirror state file; it is left as it is ` +
+            "(give another --state-file, or remove it)",
+        );
+      }
+      let warning: string | undefined;
+      if (found.kind === "damaged") warning = `it is damaged (${found.why})`;
+      else if (found.kind === "blob") warning = state.#load(found.note, found.blob);
+      if (options.readOnly) handle.close();
+      return warning === undefined ? { state } : { state, warning };
+    } catch (error) {
+      handle.close();
       throw error;
     }
   }
 
-  /** The file's bytes: live slots only, in path order of the map. */
-  #bytes(): Uint8Array {
-    const count = this.#slots.size;
-    const paths = new TextEncoder().encode([...this.#slots.keys(), ""].join("\0"));
-    const md5At = HEADER + count * KEYS * 8, pathsAt = md5At + count * MD5_BYTES;
-    const bytes = new Uint8Array(pathsAt + paths.length);
-    bytes.set(MAGIC);
-    new DataView(bytes.buffer).setUint32(MAGIC.length, count, true);
-    const keys = new Float64Array(bytes.buffer, HEADER, count * KEYS);
-    let i = 0;
-    for (const slot of this.#slots.values()) {
-      keys.set(this.#keys.subarray(slot * KEYS, (slot + 1) * KEYS), i * KEYS);
-      bytes.set(
-        this.#md5s.subarray(slot * MD5_BYTES, (slot + 1) * MD5_BYTES),
-        md5At + i * MD5_BYTES,
-      );
-      i++;
+  /** Load what the file held; returns why it was set aside, or undefined when it was used. */
+  #load(note: Uint8Array, blob: Uint8Array): string | undefined {
+    let header: Record<string, unknown>;
+    try {
+      header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(note));
+    } catch {
+      return "it is damaged (unreadable header)";
     }
-    bytes.set(paths, pathsAt);
-    return bytes;
+    if (header.format !== FORMAT || header.littleEndian !== LITTLE_ENDIAN) {
+      return `it has another format (${String(header.format)}, not ${FORMAT})`;
+    }
+    if (header.source !== this.#pair.source || header.replica !== this.#pair.replica) {
+      return `it belongs to another pair of folders (${String(header.source)} -> ` +
+        `${String(header.replica)})`;
+    }
+    try {
+      const root = header.sourceRoot as SourceRoot | null;
+      const runs = header.runs as unknown[];
+      if (!Array.isArray(runs)) throw new Error("no run ids");
+      this.index = PairIndex.fromBytes(blob);
+      this.#sourceRoot = root === null
+        ? undefined
+        : { id: String(root.id), heldEntries: Boolean(root.heldEntries) };
+      this.#earlierRuns = new Set(runs.map(String));
+    } catch (error) {
+      this.index = new PairIndex();
+      return `it is damaged (${reason(asError(error))})`;
+    }
+    this.#changed = false;
+    this.#written = true;
+    return undefined;
+  }
+
+  /** The source root as last seen by a full cycle, if any. */
+  get sourceRoot(): SourceRoot | undefined {
+    return this.#sourceRoot;
+  }
+
+  set sourceRoot(root: SourceRoot) {
+    if (root.id === this.#sourceRoot?.id && root.heldEntries === this.#sourceRoot.heldEntries) {
+      return;
+    }
+    this.#sourceRoot = root;
+    this.#changed = true;
+  }
+
+  /** Whether `name` (a replica entry's name) is a temp file of this run or an earlier one. */
+  isTemp(name: string): boolean {
+    if (this.temps.isOwn(name)) return true;
+    const id = runIdOf(name);
+    return id !== undefined && this.#earlierRuns.has(id);
+  }
+
+  /**
+   * A full scan of the whole replica found temp files only of the runs in
+   * `remaining` (they are being removed): earlier runs with none left are
+   * forgotten.
+   */
+  tempsSwept(remaining: Iterable<string>): void {
+    const names = new Set<string>();
+    for (const name of remaining) {
+      const id = runIdOf(name);
+      if (id !== undefined && this.#earlierRuns.has(id)) names.add(id);
+    }
+    if (names.size === this.#earlierRuns.size) return;
+    this.#earlierRuns = names;
+    this.#changed = true;
+  }
+
+  /** Whether {@link save} has anything to write. */
+  get unsaved(): boolean {
+    return this.#changed || this.index.dirty;
+  }
+
+  /**
+   * Write the state if it changed since it was loaded or saved (a state in
+   * memory only: nothing to do). When only the small part changed (a run id,
+   * the source root), only a meta page is written, not the index. A failure
+   * leaves the previous state on disk.
+   *
+   * @throws {Error} when it cannot be written (a full disk).
+   */
+  async save(): Promise<void> {
+    if (this.#file === undefined || this.#handle === undefined || !this.unsaved) return;
+    const note = new TextEncoder().encode(JSON.stringify({
+      format: FORMAT,
+      littleEndian: LITTLE_ENDIAN,
+      source: this.#pair.source,
+      replica: this.#pair.replica,
+      sourceRoot: this.#sourceRoot ?? null,
+      // Who holds the file now, for a second instance's refusal.
+      pid: Deno.pid,
+      // This run's id first: it is recorded before its first temp file is made.
+      runs: [this.runId, ...[...this.#earlierRuns].slice(-MAX_EARLIER_RUNS)],
+    }));
+    const dirty = this.index.dirty || !this.#written;
+    await this.#file.write(note, dirty ? this.index.toBytes() : undefined);
+    this.#written = true;
+    this.#changed = false;
+    this.index.saved();
+  }
+
+  /** Release the lock and the file. */
+  close(): void {
+    try {
+      this.#handle?.close();
+    } catch {
+      // already closed
+    }
   }
 }
 
-const HEX_DIGITS = Array.from("0123456789abcdef", (digit) => digit.charCodeAt(0));
-const HEX_CODES = new Array<number>(2 * MD5_BYTES).fill(0);
+/** The process id a state file's note names (its writer records it at start). */
+async function runningPid(file: StateFile): Promise<number | undefined> {
+  try {
+    const found = await file.read();
+    if (found.kind !== "blob") return undefined;
+    const pid = JSON.parse(new TextDecoder().decode(found.note)).pid;
+    return typeof pid === "number" ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The process id of the running mirror that holds the state file at `path`
+ * for a pair with this `replica`, if one does: the best a second instance can
+ * say about who writes a replica it finds locked.
+ */
+export async function runningMirrorOf(path: string, replica: string): Promise<number | undefined> {
+  let handle: Deno.FsFile;
+  try {
+    handle = Deno.openSync(path, { read: true });
+  } catch {
+    return undefined;
+  }
+  try {
+    if (handle.tryLockSync(false)) return undefined; // nobody holds it
+    const file = new StateFile(fileStore(handle));
+    const found = await file.read();
+    if (found.kind !== "blob") return undefined;
+    const note = JSON.parse(new TextDecoder().decode(found.note));
+    return note.replica === replica && typeof note.pid === "number" ? note.pid : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    handle.close();
+  }
+}

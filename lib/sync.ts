@@ -5,7 +5,7 @@
  * @module
  */
 import type { Logger } from "npm:@logtape/logtape@^2.4.2";
-import { applyPlan, type Roots } from "./apply.ts";
+import { applyPlan, type Outcome, type Roots } from "./apply.ts";
 import { findChangedFiles } from "./compare.ts";
 import { type Disk, realDisk } from "./disk.ts";
 import { asError, reason } from "./error.ts";
@@ -24,8 +24,9 @@ import {
 import { type Scan, scanAround, scanTree } from "./scan.ts";
 import { type Entry, entryFromInfo, joinPath, statKey, type Tree } from "./entry.ts";
 import { Hasher } from "./hash.ts";
+import type { PairIndex } from "./pair_index.ts";
 import { startProgress } from "./progress.ts";
-import { PairIndex } from "./state.ts";
+import { MirrorState } from "./state.ts";
 import { PackedTree } from "./tree.ts";
 import { OwnWrites } from "./watch.ts";
 
@@ -42,7 +43,7 @@ export interface MirrorOptions {
    * Default: no limit. */
   readonly maxDelete?: number;
   /** Scan, compare and plan, log what would be done, change nothing (not even
-   * create the replica folder or save the index). Default `false`. */
+   * create the replica folder or save the state). Default `false`. */
   readonly dryRun?: boolean;
   /** gitignore-style patterns of paths neither copied nor deleted. Default none. */
   readonly exclude?: readonly string[];
@@ -53,6 +54,9 @@ export interface MirrorOptions {
    * {@link Mirror.splitReplicaEvents} can tell its own events from others'.
    * Default `false`. */
   readonly watchingReplica?: boolean;
+  /** What the mirror remembers between cycles and runs (see `state.ts`); it
+   * is saved after each full cycle. Default: a state in memory only. */
+  readonly state?: MirrorState;
 }
 
 /** How many files the actions copy, and how many bytes. */
@@ -83,12 +87,9 @@ export class Mirror {
   readonly #log: Logger;
   readonly #options: MirrorOptions;
   readonly #hasher = new Hasher();
-  /** Loaded from the replica at the first cycle that reaches it. */
-  #index: PairIndex | undefined;
+  readonly #state: MirrorState;
   readonly #warnedSpecial = new Set<string>();
   readonly #ownWrites = new OwnWrites();
-  /** Device and inode of the source root, as first seen. */
-  #sourceId: string | undefined;
   /** The copy worker failed once: later cycles copy on the main thread. */
   #workerFailed = false;
 
@@ -100,6 +101,7 @@ export class Mirror {
     this.#disk = disk;
     this.#log = log;
     this.#options = options;
+    this.#state = options.state ?? MirrorState.inMemory(roots);
     this.#exclude = excludeMatcher(options.exclude ?? []);
     this.#exclude.catch(() => {}); // a failure to load surfaces where a cycle awaits it
   }
@@ -198,9 +200,15 @@ export class Mirror {
   ): Promise<void> {
     const { source: sourceRoot, replica: replicaRoot } = this.#roots;
     const exclude = await this.#exclude;
-    const scanned = paths === undefined
-      ? { source: scanTree(sourceRoot, { exclude }), replica: scanTree(replicaRoot, { exclude }) }
-      : scanAround(this.#roots, paths, exclude);
+    const state = this.#state;
+    const isTemp = (name: string) => state.isTemp(name);
+    const full = paths === undefined;
+    const scanned = full
+      ? {
+        source: scanTree(sourceRoot, { exclude }),
+        replica: scanTree(replicaRoot, { exclude, isTemp }),
+      }
+      : scanAround(this.#roots, paths, exclude, isTemp);
     const source = scanned.source;
     const replica = replicaMissing ? emptyScan() : scanned.replica;
     for (const problem of source.problems) reportProblem(this.#log, "source", problem);
@@ -208,14 +216,14 @@ export class Mirror {
     tally.failed += source.problems.length + replica.problems.length;
     this.#warnAboutSpecialFiles(source.tree);
 
-    const index = this.#index ??= PairIndex.load(replicaRoot);
+    const index = state.index;
     const comparison = await findChangedFiles(this.#roots, source, replica, index, this.#hasher);
     for (const problem of comparison.problems) reportProblem(this.#log, "source", problem);
     tally.failed += comparison.problems.length;
 
     const inputs = { changed: comparison.changed, incomplete: source.incomplete };
     let changes = plan(source.tree, replica.tree, inputs);
-    if (!this.#deletionsAllowed(tally, sourceId, source.tree, replica.tree, changes)) {
+    if (!this.#deletionsAllowed(tally, sourceId, source.tree, replica.tree, changes, full)) {
       changes = plan(source.tree, replica.tree, { ...inputs, deletions: false });
     }
     const staleTemps: Action[] = replica.temps.map(({ path, kind }) => ({
@@ -223,6 +231,7 @@ export class Mirror {
       path,
       kind,
     }));
+    const tempsLeft: string[] = [];
     const actions = [...staleTemps, ...changes];
     // What this cycle writes, remembered only for a replica watcher.
     const remember = (this.#options.watchingReplica ?? false) && !this.#options.dryRun;
@@ -235,6 +244,7 @@ export class Mirror {
     await applyPlan(actions, this.#roots, {
       disk: this.#disk,
       dryRun: this.#options.dryRun ?? false,
+      temps: state.temps,
       copyWorker: this.#disk === realDisk && !this.#workerFailed,
       onWorkerFailure: (error) => {
         this.#workerFailed = true;
@@ -245,6 +255,10 @@ export class Mirror {
       },
       signal,
       onOutcome: (outcome) => {
+        if (outcome.status === "done") learnFromWrite(index, outcome, source.startedAt);
+        else if (outcome.action.op === "remove" && isTemp(baseName(outcome.action.path))) {
+          tempsLeft.push(baseName(outcome.action.path));
+        }
         reportOutcome(this.#log, outcome);
         count(tally, outcome);
       },
@@ -253,21 +267,27 @@ export class Mirror {
       progress?.stop();
       if (remember) this.#ownWrites.written(written, (path) => this.#replicaState(path));
     });
-    if (paths !== undefined || this.#options.dryRun) return; // saved by full, real cycles
+    if (!full || this.#options.dryRun) return; // saved by full, real cycles
     if (tally.copied + tally.updated + tally.removed + tally.created > 0) {
       tally.digest = await this.#sourceDigest(source, index, comparison.sourceMd5s) ??
         "not computed";
     }
     index.retain((path) => source.tree.get(path)?.kind === "file");
+    if (replica.problems.length === 0 && !signal?.aborted) state.tempsSwept(tempsLeft);
+    await this.saveState();
+  }
+
+  /**
+   * Write the state file if anything in it changed; a failure (a full disk)
+   * is one WARNING and leaves the previous state in place.
+   */
+  async saveState(): Promise<void> {
     try {
-      index.save(replicaRoot, this.#disk);
+      await this.#state.save();
     } catch (error) {
       this.#log.warn(
-        "Could not save the index of identical files ({reason}); the next run hashes more.",
-        {
-          action: "index",
-          reason: reason(asError(error)),
-        },
+        "Could not save the state file ({reason}); the next run may read more files.",
+        { action: "state", reason: reason(asError(error)) },
       );
     }
   }
@@ -277,7 +297,10 @@ export class Mirror {
    * those this mirror is writing or just wrote (see {@link OwnWrites}).
    */
   splitReplicaEvents(paths: Iterable<string>): { foreign: string[]; own: string[] } {
-    return this.#ownWrites.split(paths);
+    const split = this.#ownWrites.split(paths);
+    // Someone else wrote there: compare the content, whatever its stat key says.
+    for (const path of split.foreign) this.#state.index.distrustReplica(path);
+    return split;
   }
 
   /**
@@ -300,9 +323,12 @@ export class Mirror {
   }
 
   /**
-   * The deletion guards. An empty source that is no longer the folder first
-   * seen (an unmounted disk shows the empty mount point) deletes nothing, and
-   * neither does a plan that deletes more than `--max-delete` entries.
+   * The deletion guards. An empty source that is no longer the folder last
+   * seen (an unmounted disk shows the empty mount point) deletes nothing, in
+   * this run or a later one (the state remembers the source root), and
+   * neither does a plan that deletes more than `--max-delete` entries. A
+   * partial cycle leaves deletions to the next full cycle when the source
+   * root changed.
    */
   #deletionsAllowed(
     tally: Tally,
@@ -310,9 +336,12 @@ export class Mirror {
     source: Tree,
     replica: Tree,
     changes: readonly Action[],
+    full: boolean,
   ): boolean {
-    if (this.#sourceId !== undefined && this.#sourceId !== sourceId && source.size === 0) {
-      if (replica.size > 0) {
+    const recorded = this.#state.sourceRoot;
+    if (recorded !== undefined && recorded.id !== sourceId) {
+      if (!full) return false;
+      if (recorded.heldEntries && source.size === 0 && replica.size > 0) {
         tally.failed++;
         this.#log.error(
           "Source folder {path} is empty and is no longer the folder it was (its device or " +
@@ -322,7 +351,7 @@ export class Mirror {
         return false;
       }
     }
-    this.#sourceId = sourceId;
+    if (full) this.#state.sourceRoot = { id: sourceId, heldEntries: source.size > 0 };
     const limit = this.#options.maxDelete;
     if (limit === undefined) return true;
     const count = deletedEntries(changes, replica);
@@ -350,7 +379,8 @@ export class Mirror {
     index: PairIndex,
     readThisCycle: ReadonlyMap<string, string>,
   ): Promise<string | undefined> {
-    const inIndex = (path: string, entry: Entry) => index.knows(path, "source", entry);
+    const inIndex = (path: string, entry: Entry) =>
+      index.knows(path, "source", entry) && index.md5(path) !== undefined;
     let unknownBytes = 0, unknownFiles = 0;
     for (const [path, entry] of source.tree) {
       if (entry.kind !== "file" || inIndex(path, entry) || readThisCycle.has(path)) continue;
@@ -397,4 +427,19 @@ export class Mirror {
       });
     }
   }
+}
+
+/**
+ * The mirror's own writes are known: a file it copied needs no reading next
+ * cycle (on either side), and one whose attributes it set keeps its pair.
+ */
+function learnFromWrite(index: PairIndex, outcome: Outcome, observedAt: number): void {
+  if (outcome.status !== "done" || outcome.replicaKey === undefined) return;
+  const { action, replicaKey } = outcome;
+  if (action.op === "copy") index.recordCopy(action.path, action.source, replicaKey, observedAt);
+  else if (action.op === "touch") index.updateReplica(action.path, replicaKey);
+}
+
+function baseName(path: string): string {
+  return path.slice(path.lastIndexOf("/") + 1);
 }

@@ -8,8 +8,9 @@
  * `dir` or `symlink`; MODE the permission bits as four octal digits; PATH the
  * path relative to the root with `\` written `\\` and a newline `\n`; CONTENT
  * the file's MD5 in hex, the symlink's target (escaped the same way), or `-`
- * for a folder. The program's own `.mirror.index` and temp files, excluded
- * paths, FIFOs, sockets and devices are left out.
+ * for a folder. Excluded paths, FIFOs, sockets and devices are left out;
+ * every other entry counts, whatever its name (the replica holds nothing of
+ * the program's own but, during a cycle, its temp files).
  *
  * @module
  */

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { INDEX_NAME, parentOf, TEMP_PREFIX } from "./entry.ts";
+import { parentOf } from "./entry.ts";
 
 /** Options of {@link watchTree}. */
 export interface WatchOptions {
@@ -17,6 +17,9 @@ export interface WatchOptions {
   /** Called once if the root itself is removed: the watch then ends (a folder
    * made again under that name is not watched). Default: nothing. */
   readonly onGone?: () => void;
+  /** Relative paths whose events are left out (the program's own temp
+   * files). Default: none. */
+  readonly ignore?: (path: string) => boolean;
 }
 
 /** A running watch; `close()` stops it. */
@@ -26,8 +29,8 @@ export interface Watch {
 
 /**
  * Watch `root` recursively and call `onBatch` with the relative paths (`/`
- * separated; `""` for the root itself) that events named. The program's own
- * temp and index files are left out.
+ * separated; `""` for the root itself) that events named, but those
+ * `options.ignore` leaves out.
  *
  * @example
  * ```ts
@@ -49,6 +52,7 @@ export function watchTree(
 ): Watch {
   const quietMs = options.quietMs ?? 10;
   const maxDelayMs = options.maxDelayMs ?? 50;
+  const ignore = options.ignore;
   const watcher = Deno.watchFs(root, { recursive: true });
   let batch = new Set<string>();
   let firstAt = 0;
@@ -81,7 +85,7 @@ export function watchTree(
           : path.startsWith(prefix)
           ? path.slice(prefix.length)
           : undefined;
-        if (relative === undefined || isOwnFile(relative)) continue;
+        if (relative === undefined || ignore?.(relative)) continue;
         if (batch.size === 0) firstAt = performance.now();
         batch.add(relative);
       }
@@ -96,16 +100,12 @@ export function watchTree(
   return { close };
 }
 
-/** The index, a temp file, or anything in a temp folder (a new folder being filled). */
-function isOwnFile(relative: string): boolean {
-  return relative === INDEX_NAME || relative.startsWith(TEMP_PREFIX) ||
-    relative.includes(`/${TEMP_PREFIX}`);
-}
-
 /** One root to watch and where its batches go. */
 export interface WatchTarget {
   readonly root: string;
   readonly onBatch: (paths: ReadonlySet<string>) => void;
+  /** Relative paths whose events are left out. Default: none. */
+  readonly ignore?: (path: string) => boolean;
 }
 
 /**
@@ -139,11 +139,11 @@ export class RootWatches {
   }
 
   ensure(): void {
-    for (const { root, onBatch } of this.#targets) {
+    for (const { root, onBatch, ignore } of this.#targets) {
       if (this.#watches.has(root)) continue;
       try {
         const onGone = () => this.#watches.delete(root);
-        this.#watches.set(root, this.#watch(root, onBatch, { onGone }));
+        this.#watches.set(root, this.#watch(root, onBatch, { onGone, ignore }));
       } catch (error) {
         if (error instanceof Deno.errors.NotFound || this.#reported.has(root)) continue;
         this.#reported.add(root);

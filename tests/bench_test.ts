@@ -25,9 +25,9 @@ Deno.test({
     const stdout = new TextDecoder().decode(output.stdout);
     assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
     const rows = stdout.split("\n").filter((line) =>
-      /^\| (initial|unchanged|floor|1%|watch)/.test(line)
+      /^\| (initial|first|unchanged|floor|1%|watch)/.test(line)
     );
-    assert.equal(rows.length, 8, stdout);
+    assert.equal(rows.length, 9, stdout);
     for (const row of rows.filter((r) => !r.startsWith("| watch"))) {
       assert.match(row, /\d+\.\d+ x \|/);
     }

@@ -190,15 +190,15 @@ Deno.test({
   },
 });
 
-Deno.test("runs with permissions scoped to the two folders and the log file", async () => {
+Deno.test("runs with permissions scoped to the two folders, the log file and the state file", async () => {
   await withWork(async (work) => {
     for (let i = 0; i < 150; i++) writeFile(`${work}/src/d/f${i}.txt`, `file ${i}`);
     const run = (...extra: string[]) =>
       new Deno.Command(Deno.execPath(), {
         args: [
           "run",
-          "--allow-read=src,rep",
-          "--allow-write=rep,log.txt",
+          "--allow-read=src,rep,log.txt.state",
+          "--allow-write=rep,log.txt,log.txt.state",
           "--no-prompt",
           `${ROOT}main.ts`,
           "--source",

@@ -229,16 +229,11 @@ export interface Item {
   target?: string;
 }
 
-/**
- * Every object under `root` (not following symlinks), keyed by relative path;
- * the program's index file at the root (`.mirror.index`, its own bookkeeping)
- * is left out.
- */
+/** Every object under `root` (not following symlinks), keyed by relative path. */
 export function listTree(root: string): Map<string, Item> {
   const items = new Map<string, Item>();
   const walk = (dir: string) => {
     for (const child of Deno.readDirSync(dir === "" ? root : `${root}/${dir}`)) {
-      if (dir === "" && child.name === ".mirror.index") continue;
       const path = dir === "" ? child.name : `${dir}/${child.name}`;
       const abs = `${root}/${path}`;
       const info = Deno.lstatSync(abs);

@@ -3,7 +3,8 @@ import fc from "npm:fast-check@^4.11.0";
 import { applyPlan, MIN_WORKER_COPIES, type Outcome } from "../lib/apply.ts";
 import { findChangedFiles } from "../lib/compare.ts";
 import { Hasher } from "../lib/hash.ts";
-import { PairIndex } from "../lib/state.ts";
+import { PairIndex } from "../lib/pair_index.ts";
+import { MirrorState } from "../lib/state.ts";
 import { Mirror } from "../lib/sync.ts";
 import { configure, getLogger, type LogRecord, reset } from "npm:@logtape/logtape@^2.4.2";
 import { type Disk, realDisk } from "../lib/disk.ts";
@@ -14,12 +15,13 @@ import { plan } from "../lib/plan.ts";
 import { scanTree } from "../lib/scan.ts";
 import { PackedTree } from "../lib/tree.ts";
 import { treeDigest } from "../lib/verify.ts";
-import { type Entry, statKey } from "../lib/entry.ts";
+import type { Entry } from "../lib/entry.ts";
 import { assertMirrored, listTree, withWork } from "./helpers.ts";
 
-/** A Mirror of `work/src` into `work/rep` whose log goes nowhere. */
-function mirrorIn(work: string, disk: Disk = realDisk): Mirror {
-  return new Mirror({ source: `${work}/src`, replica: `${work}/rep` }, disk, getLogger(["test"]));
+/** A Mirror of `work/src` into `work/rep` whose log goes nowhere (state: `state`, or in memory). */
+function mirrorIn(work: string, disk: Disk = realDisk, state?: MirrorState): Mirror {
+  const roots = { source: `${work}/src`, replica: `${work}/rep` };
+  return new Mirror(roots, disk, getLogger(["test"]), state ? { state } : {});
 }
 
 Deno.test("options: defaults are the original tool's", async () => {
@@ -30,6 +32,7 @@ Deno.test("options: defaults are the original tool's", async () => {
     source: "source",
     replica: "replica",
     logFile: "log.txt",
+    stateFile: "log.txt.state",
     intervalSeconds: 10,
     once: false,
     watch: false,
@@ -332,21 +335,31 @@ Deno.test("sync: an unchanged run reads no file content; one changed file is the
     sizes.forEach((size, i) =>
       Deno.writeFileSync(`${work}/src/f${i}`, new Uint8Array(size).fill(i + 1))
     );
-    // Each Mirror is a fresh run (as with --once): only the index in the replica carries over.
+    // Each Mirror is a fresh run (as with --once): only the state file carries over.
     const run = async () => {
-      const mirror = mirrorIn(work);
-      await mirror.cycle();
-      return mirror.hashedBytes;
+      const roots = { source: `${work}/src`, replica: `${work}/rep` };
+      const { state } = await MirrorState.open(`${work}/state`, roots);
+      try {
+        const mirror = mirrorIn(work, realDisk, state);
+        await mirror.cycle();
+        return mirror.hashedBytes;
+      } finally {
+        state.close();
+      }
     };
     const total = sizes.reduce((a, b) => a + b);
     const settle = () => new Promise((resolve) => setTimeout(resolve, 1100)); // ctimes: seconds
-    // Settled sources, so the MD5s the digest reads are kept whenever the test runs.
+    // Settled sources, so the copies are recorded whenever the test runs.
     await settle();
     assert.equal(await run(), total, "copying reads the source once, for the tree digest");
-    await settle(); // the copies' new ctimes
-    assert.equal(await run(), total, "the first check of the copies reads only the replica");
+    assert.equal(await run(), 0, "the mirror's own copies are not read again");
+    await settle();
     assert.equal(await run(), 0, "an unchanged run reads nothing");
-    assert.ok(Deno.statSync(`${work}/rep/.mirror.index`).isFile);
+    assert.deepEqual([...Deno.readDirSync(`${work}/rep`)].map((e) => e.name).sort(), [
+      "f0",
+      "f1",
+      "f2",
+    ]);
     const f0 = `${work}/src/f0`;
     const before = Deno.statSync(f0);
     Deno.writeFileSync(f0, new Uint8Array(4096).fill(9));
@@ -409,93 +422,6 @@ Deno.test("sync: the tree digest reuses what the comparison read; nothing is rea
     // Both sides once to compare; the digest takes the source's MD5 from that,
     // though the file is too new for the index to keep it.
     assert.equal(mirror.hashedBytes, 2 * 4096);
-  });
-});
-
-Deno.test("index: any mix of records and forgets survives a save and a load", async () => {
-  await withWork((work) => {
-    const entry = fc.record({
-      kind: fc.constant("file" as const),
-      size: fc.nat(),
-      mtimeMs: fc.integer({ min: 0, max: 2 ** 42 }),
-      ctimeMs: fc.integer({ min: 0, max: 2 ** 32 }).map((s) => s * 1000),
-      ino: fc.integer({ min: 0, max: 2 ** 52 }),
-      mode: fc.constant(0o644),
-    });
-    const path = fc.string({ unit: "binary", minLength: 1, maxLength: 12 })
-      .filter((p) => !p.includes("\0"));
-    const md5 = fc.uint8Array({ minLength: 16, maxLength: 16 })
-      .map((b) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join(""));
-    const op = fc.oneof(
-      fc.record({ op: fc.constant("pair" as const), path, source: entry, replica: entry, md5 }),
-      fc.record({ op: fc.constant("source" as const), path, source: entry, md5 }),
-      fc.record({ op: fc.constant("racy" as const), path, source: entry, replica: entry, md5 }),
-      fc.record({ op: fc.constant("forget" as const), path }),
-    );
-    fc.assert(
-      fc.property(fc.array(op, { maxLength: 60 }), (ops) => {
-        type Known = { source: Entry; replica: Entry | undefined; md5: string };
-        const model = new Map<string, Known>();
-        const index = new PairIndex();
-        const settled = Number.MAX_SAFE_INTEGER;
-        for (const o of ops) {
-          if (o.op === "pair") {
-            index.record(o.path, o.source, o.replica, o.md5, settled);
-            model.set(o.path, { source: o.source, replica: o.replica, md5: o.md5 });
-          } else if (o.op === "source") {
-            index.recordSource(o.path, o.source, o.md5, settled);
-            const old = model.get(o.path);
-            if (old === undefined || statKey(old.source) !== statKey(o.source)) {
-              model.set(o.path, { source: o.source, replica: undefined, md5: o.md5 });
-            }
-          } else if (o.op === "racy") {
-            index.record(o.path, o.source, o.replica, o.md5, o.source.ctimeMs); // not settled
-            model.delete(o.path);
-          } else {
-            index.forget(o.path);
-            model.delete(o.path);
-          }
-        }
-        const dir = Deno.makeTempDirSync({ dir: work });
-        index.save(dir, realDisk);
-        for (const copy of [index, PairIndex.load(dir)]) {
-          assert.equal(copy.size, model.size);
-          for (const [path, known] of model) {
-            assert.equal(copy.md5(path), known.md5);
-            assert.ok(copy.knows(path, "source", known.source));
-            const replica = known.replica ?? { ...known.source, size: known.source.size + 1 };
-            assert.equal(copy.knows(path, "replica", replica), known.replica !== undefined);
-          }
-        }
-      }),
-      { numRuns: 200 },
-    );
-  });
-});
-
-Deno.test("index: a truncated index file is ignored", async () => {
-  await withWork((work) => {
-    const index = new PairIndex(), now = Number.MAX_SAFE_INTEGER;
-    const entry: Entry = { kind: "file", size: 3, mtimeMs: 1, ctimeMs: 0, ino: 7, mode: 0o644 };
-    index.record("a", entry, entry, "0123456789abcdef0123456789abcdef", now);
-    index.record("b/c", entry, entry, "00000000000000000000000000000000", now);
-    index.save(work, realDisk);
-    const bytes = Deno.readFileSync(`${work}/.mirror.index`);
-    assert.equal(PairIndex.load(work).size, 2);
-    for (const length of [0, 10, 30, bytes.length - 1]) {
-      Deno.writeFileSync(`${work}/.mirror.index`, bytes.subarray(0, length));
-      assert.equal(PairIndex.load(work).size, 0, `cut to ${length} bytes`);
-    }
-  });
-});
-
-Deno.test("index: a damaged index file is ignored", async () => {
-  await withWork((work) => {
-    Deno.mkdirSync(`${work}/rep`);
-    Deno.writeTextFileSync(`${work}/rep/.mirror.index`, "{not json");
-    assert.equal(PairIndex.load(`${work}/rep`).size, 0);
-    Deno.writeTextFileSync(`${work}/rep/.mirror.index`, JSON.stringify({ version: 99, pairs: [] }));
-    assert.equal(PairIndex.load(`${work}/rep`).size, 0);
   });
 });
 
