@@ -12,13 +12,11 @@ import { realDisk } from "./lib/disk.ts";
 import { reason } from "./lib/error.ts";
 import { excludeMatcher } from "./lib/exclude.ts";
 import { realPathOf, refusal } from "./lib/guard.ts";
-import { LockedError, lockFolder } from "./lib/lock.ts";
 import { closeLogging, logger, setupLogging } from "./lib/log.ts";
 import { Hints, runLoop } from "./lib/loop.ts";
 import { type Options, parseOptions, UsageError } from "./lib/options.ts";
-import { MirrorState, runningMirrorOf, StateFileError } from "./lib/state.ts";
+import { Claim } from "./lib/claim.ts";
 import { Mirror } from "./lib/sync.ts";
-import type { Roots } from "./lib/entry.ts";
 import { VERSION } from "./lib/version.ts";
 import { OWN_WRITE_MS, RootWatches } from "./lib/watch.ts";
 
@@ -51,77 +49,6 @@ async function verify(options: Options): Promise<number> {
   return result.differences.length === 0 ? OK : PARTIAL;
 }
 
-/** What a run holds on to: the replica's lock and its state. */
-interface Claim {
-  /** Held open (and locked) for the whole run; undefined in a dry run. */
-  readonly replicaLock: Deno.FsFile | undefined;
-  readonly state: MirrorState;
-  /** Why the state file's content was set aside, if it was. */
-  readonly warning: string | undefined;
-  /** The replica folder did not exist and was made. */
-  readonly createdReplica: boolean;
-}
-
-/**
- * One writer per replica: lock its root folder (made first if missing) and
- * open the state file, locked too. A dry run writes neither, so it takes no
- * lock and only reads the state. Returns a one-line refusal on failure.
- */
-async function claim(options: Options, roots: Roots): Promise<Claim | string> {
-  const lock = (): Deno.FsFile => lockFolder(roots.replica);
-  const busy = async (error: unknown) => {
-    if (!(error instanceof LockedError)) {
-      return `--replica: cannot lock '${options.replica}': ${reason(error as Error)}.`;
-    }
-    // Who it is can be told when it is the same command run twice (same state file).
-    const pid = await runningMirrorOf(options.stateFile, roots.replica);
-    return `--replica: '${options.replica}' is being written by another running mirror${
-      pid === undefined ? "" : ` (pid ${pid})`
-    }.`;
-  };
-  const exists = (() => {
-    try {
-      Deno.lstatSync(roots.replica);
-      return true;
-    } catch {
-      return false;
-    }
-  })();
-  let replicaLock: Deno.FsFile | undefined;
-  if (!options.dryRun && exists) {
-    try {
-      replicaLock = lock();
-    } catch (error) {
-      return await busy(error);
-    }
-  }
-  let opened: { state: MirrorState; warning?: string };
-  try {
-    opened = await MirrorState.open(options.stateFile, roots, { readOnly: options.dryRun });
-  } catch (error) {
-    replicaLock?.close();
-    if (!(error instanceof StateFileError)) throw error;
-    return `--state-file: ${error.message}.`;
-  }
-  if (!options.dryRun && !exists) {
-    try {
-      Deno.mkdirSync(roots.replica, { recursive: true });
-      replicaLock = lock();
-    } catch (error) {
-      opened.state.close();
-      return error instanceof LockedError
-        ? await busy(error)
-        : `--replica: cannot create '${options.replica}': ${reason(error as Error)}.`;
-    }
-  }
-  return {
-    replicaLock,
-    state: opened.state,
-    warning: opened.warning,
-    createdReplica: !options.dryRun && !exists,
-  };
-}
-
 async function main(args: string[]): Promise<number> {
   let options: Options;
   try {
@@ -143,19 +70,33 @@ async function main(args: string[]): Promise<number> {
   }
   if (options.verify) return await verify(options);
   const roots = { source: realPathOf(options.source), replica: realPathOf(options.replica) };
-  const claimed = await claim(options, roots);
+  const claimed = await Claim.claim(
+    { replica: options.replica, stateFile: options.stateFile, roots },
+    options.dryRun,
+  );
   if (typeof claimed === "string") {
     printError(claimed);
     return USAGE;
   }
-  const { state, replicaLock } = claimed;
   try {
     await setupLogging(options.logFile, { format: options.logFormat, console: options.console });
   } catch (error) {
+    claimed.release();
     printError(`--log-file: cannot open '${options.logFile}': ${reason(error as Error)}.`);
     return USAGE;
   }
+  const incomplete = await claimed.complete();
+  if (incomplete !== undefined) {
+    claimed.release();
+    await closeLogging();
+    printError(incomplete);
+    return USAGE;
+  }
+  const state = claimed.state;
 
+  // This run's id (and process id) is recorded before its first temp file is made.
+  let unrecorded: Error | undefined;
+  if (!options.dryRun) await state.save().catch((error) => unrecorded = error);
   const log = logger();
   const stop = new AbortController();
   const onSignal = (name: Deno.Signal) => () => stop.abort(name);
@@ -185,6 +126,20 @@ async function main(args: string[]): Promise<number> {
   if (claimed.createdReplica) {
     log.info("Replica folder {path} has been created.", { action: "mkdir", path: options.replica });
   }
+  if (unrecorded !== undefined) {
+    log.warn(
+      "Could not record this run in the state file ({reason}); temp files it leaves if it is " +
+        "killed will be removed later as ordinary entries.",
+      { action: "state", reason: reason(unrecorded) },
+    );
+  }
+  if (claimed.lockWarning !== undefined) {
+    log.warn(
+      "Cannot lock the replica folder {path} ({reason}); only the state file is locked, so " +
+        "another mirror with another state file could write it too.",
+      { action: "lock", path: options.replica, reason: claimed.lockWarning },
+    );
+  }
   if (claimed.warning !== undefined) {
     log.warn(
       "The state file {path} was set aside: {why}; this run starts afresh (it reads every " +
@@ -199,9 +154,12 @@ async function main(args: string[]): Promise<number> {
     progress: options.console !== "quiet",
     watchingReplica: options.watch,
     state,
+    onReplicaCreated: async () => {
+      const lost = await claimed.relock();
+      if (lost !== undefined) log.error("{message}", { action: "lock", message: lost });
+    },
   });
-  // This run's id is recorded before its first temp file is made.
-  if (!options.dryRun) await mirror.saveState();
+
   let code = OK;
   if (options.dryRun) {
     await mirror.cycle(stop.signal); // changes nothing: exit 0 whatever it found
@@ -213,8 +171,8 @@ async function main(args: string[]): Promise<number> {
     // else's edits are reverted within moments), except where the mirror has
     // just written: there, a second later, and only if the path is no longer
     // as the mirror left it.
-    const replicaEvents = (paths: ReadonlySet<string>) => {
-      const { foreign, own } = mirror.splitReplicaEvents(paths);
+    const replicaEvents = (paths: ReadonlySet<string>, written: ReadonlySet<string>) => {
+      const { foreign, own } = mirror.splitReplicaEvents(paths, written);
       hints.add(foreign);
       if (own.length === 0) return;
       const later = () => hints.add(mirror.changedSinceWritten(own));
@@ -254,8 +212,7 @@ async function main(args: string[]): Promise<number> {
   }
   if (stop.signal.aborted) log.info("Mirror stopped by {signal}.", { signal: stop.signal.reason });
   for (const [name, listener] of listeners) Deno.removeSignalListener(name, listener);
-  state.close();
-  replicaLock?.close();
+  claimed.release();
   await closeLogging();
   return code;
 }

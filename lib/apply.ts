@@ -269,11 +269,15 @@ class Applier {
         expectKind(disk, target, "dir", "the replica entry");
         disk.chmod(target, action.mode);
         return;
-      case "touch":
+      case "touch": {
         expectKind(disk, target, "file", "the replica entry");
+        // The content was compared as scanned: a file changed since then
+        // keeps its attributes set, but its new key is not vouched for.
+        const scanned = statKey(action.replica) === statKey(entryFromInfo(disk.lstat(target)));
         disk.chmod(target, action.source.mode);
         disk.utime(target, new Date(), new Date(action.source.mtimeMs));
-        return keyOf(entryFromInfo(disk.lstat(target)));
+        return scanned ? keyOf(entryFromInfo(disk.lstat(target))) : undefined;
+      }
       case "symlink":
         if (staging) {
           disk.symlink(action.target, target);

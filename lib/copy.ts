@@ -24,8 +24,9 @@ export interface CopyJob {
 
 /** How a copy ended. */
 export type CopyResult =
-  /** Copied; `key` is the stat key of the file written, at its final name. */
-  | { readonly status: "done"; readonly key: StatKey }
+  /** Copied; `key` is the stat key of the file written, at its final name
+   * (absent when it was found changed by someone else right after). */
+  | { readonly status: "done"; readonly key?: StatKey }
   | { readonly status: "skipped"; readonly reason: string }
   | { readonly status: "failed"; readonly name: string; readonly message: string };
 
@@ -42,7 +43,10 @@ export function copyFile(disk: Disk, job: CopyJob): CopyResult | Promise<CopyRes
       return { status: "skipped", reason: "it changed while being copied" };
     }
     if (job.target !== undefined) disk.rename(job.dest, job.target);
-    return { status: "done", key: keyOf(entryFromInfo(disk.lstat(job.target ?? job.dest))) };
+    const written = entryFromInfo(disk.lstat(job.target ?? job.dest));
+    // Someone else's write between the rename and this lstat: not vouched for.
+    const intact = written.size === job.size && written.mtimeMs === job.mtimeMs;
+    return intact ? { status: "done", key: keyOf(written) } : { status: "done" };
   };
   const fail = (error: unknown): CopyResult => {
     removeQuietly(disk, job.dest);

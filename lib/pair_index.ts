@@ -99,6 +99,11 @@ export class PairIndex {
     this.#dirty = false;
   }
 
+  /** The content must be saved again (a save failed). */
+  touched(): void {
+    this.#dirty = true;
+  }
+
   /** Whether `entry` still has the stat key recorded for `side` of the pair at `path`. */
   knows(path: string, side: Side, entry: Entry): boolean {
     const slot = this.#slots.get(path);

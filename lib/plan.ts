@@ -29,8 +29,14 @@ export type Action =
     readonly target: string;
     readonly update: boolean;
   }
-  /** Same content; set the file's permission bits and mtime to the source's. */
-  | { readonly op: "touch"; readonly path: string; readonly source: Entry }
+  /** Same content; set the file's permission bits and mtime to the source's
+   * (`replica`: the replica file as scanned). */
+  | {
+    readonly op: "touch";
+    readonly path: string;
+    readonly source: Entry;
+    readonly replica: Entry;
+  }
   /** Set a folder's permission bits. */
   | { readonly op: "chmod"; readonly path: string; readonly mode: number };
 
@@ -101,7 +107,7 @@ export function plan(source: Tree, replica: Tree, options: PlanOptions): Action[
         ) {
           writes.push({ op: "copy", path, source: src, update: present !== undefined });
         } else if (present.mode !== src.mode || present.mtimeMs !== src.mtimeMs) {
-          writes.push({ op: "touch", path, source: src });
+          writes.push({ op: "touch", path, source: src, replica: present });
         }
         break;
       case "symlink":

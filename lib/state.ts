@@ -152,7 +152,7 @@ export class MirrorState {
     }
     if (header.source !== this.#pair.source || header.replica !== this.#pair.replica) {
       return `it belongs to another pair of folders (${String(header.source)} -> ` +
-        `${String(header.replica)})`;
+        `${String(header.replica)}; give each pair its own --state-file or --log-file)`;
     }
     try {
       const root = header.sourceRoot as SourceRoot | null;
@@ -167,7 +167,8 @@ export class MirrorState {
       this.index = new PairIndex();
       return `it is damaged (${reason(asError(error))})`;
     }
-    this.#changed = false;
+    // #changed stays true: this run's id and process id are new, and are
+    // recorded (a meta page, not the index) before its first temp file.
     this.#written = true;
     return undefined;
   }
@@ -232,13 +233,22 @@ export class MirrorState {
       // Who holds the file now, for a second instance's refusal.
       pid: Deno.pid,
       // This run's id first: it is recorded before its first temp file is made.
-      runs: [this.runId, ...[...this.#earlierRuns].slice(-MAX_EARLIER_RUNS)],
+      runs: [this.runId, ...[...this.#earlierRuns].slice(0, MAX_EARLIER_RUNS)],
     }));
     const dirty = this.index.dirty || !this.#written;
-    await this.#file.write(note, dirty ? this.index.toBytes() : undefined);
-    this.#written = true;
+    const blob = dirty ? this.index.toBytes() : undefined;
+    // Marked clean before the write: a change made while it is under way
+    // (a watcher's callback) marks it dirty again and is not lost.
     this.#changed = false;
     this.index.saved();
+    try {
+      await this.#file.write(note, blob);
+    } catch (error) {
+      this.#changed = true;
+      if (dirty) this.index.touched();
+      throw error;
+    }
+    this.#written = true;
   }
 
   /** Release the lock and the file. */

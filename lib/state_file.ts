@@ -103,6 +103,8 @@ export class StateFile {
   readonly #store: Store;
   /** The meta page in charge, once read or written. */
   #current: Meta | undefined;
+  /** A write failed part-way: what is in charge must be read again. */
+  #stale = false;
 
   constructor(store: Store) {
     this.#store = store;
@@ -111,10 +113,13 @@ export class StateFile {
   /** The newest committed blob, or why there is none. */
   async read(): Promise<ReadResult> {
     this.#current = undefined;
+    this.#stale = false;
+    if (this.#store.size() === 0) return { kind: "empty" };
     const header = this.#store.read(0, DATA_START);
-    if (isBlank(header)) return { kind: "empty" };
+    // Ours once any page bears the mark (a torn page may have lost it; the
+    // other one has it). The first write puts a marked page 0 on disk first.
     const pages = [header.subarray(0, PAGE), header.subarray(PAGE)];
-    if (pages.some((page) => !isBlank(page) && !startsLikeOurs(page))) return { kind: "foreign" };
+    if (!pages.some((page) => page.length > 0 && startsLikeOurs(page))) return { kind: "foreign" };
     const metas: Meta[] = [];
     let why = "no valid meta page";
     for (const slot of [0, 1]) {
@@ -124,12 +129,17 @@ export class StateFile {
         if (parsed !== "blank") why = parsed;
       } else metas.push(parsed);
     }
-    metas.sort((a, b) => b.generation - a.generation);
-    for (const meta of metas) {
+    // The newest meta page with a valid checksum is in charge: a crash can
+    // leave a torn meta page (its checksum fails, the other one wins), but
+    // never a valid one whose blob is broken, since the blob is synced
+    // before its meta page is written. A broken blob there is damage.
+    const meta = metas.sort((a, b) => b.generation - a.generation)[0];
+    if (meta !== undefined) {
       const blob = this.#store.read(meta.offset, meta.length);
       if (blob.length === meta.length && equal(await sha256(blob), meta.blobSum)) {
         this.#current = meta;
-        return { kind: "blob", blob, note: meta.note };
+        // Generation 0 is the mark a new file gets before its first commit.
+        return meta.generation === 0 ? { kind: "empty" } : { kind: "blob", blob, note: meta.note };
       }
       why = blob.length < meta.length ? "truncated" : "checksum mismatch";
     }
@@ -147,18 +157,50 @@ export class StateFile {
    */
   async write(note: Uint8Array, blob?: Uint8Array): Promise<void> {
     if (note.length > MAX_NOTE) throw new RangeError(`a note of ${note.length} bytes`);
+    if (this.#stale) await this.read();
+    try {
+      if (this.#current === undefined) {
+        // A new or damaged file: first a marked, empty generation 0 in page 0.
+        const empty = new Uint8Array(0);
+        await this.#commit(empty, 0, {
+          offset: DATA_START,
+          length: 0,
+          blobSum: await sha256(empty),
+        });
+      }
+      const current = this.#current!;
+      if (blob === undefined && current.generation === 0) throw new RangeError("no blob to keep");
+      const place = blob === undefined ? current : {
+        offset: placeAfter(current, blob.length),
+        length: blob.length,
+        blobSum: await sha256(blob),
+      };
+      if (blob !== undefined) {
+        this.#store.write(place.offset, blob);
+        this.#store.sync();
+      }
+      await this.#commit(note, current.generation + 1, place);
+      // The blob before the new one is garbage now: a file that ends past the
+      // new blob is cut (a crash before this costs only space).
+      const end = place.offset + place.length;
+      if (place.offset < current.offset && this.#store.size() > end) this.#store.truncate(end);
+    } catch (error) {
+      this.#stale = true;
+      throw error;
+    }
+  }
+
+  /** Write and sync the meta page of `generation` in the slot not in charge. */
+  async #commit(
+    note: Uint8Array,
+    generation: number,
+    place: { offset: number; length: number; blobSum: Uint8Array },
+  ): Promise<void> {
     const current = this.#current;
-    if (blob === undefined && current === undefined) throw new RangeError("no blob to keep");
-    const place = blob === undefined ? current! : {
-      offset: placeAfter(current, blob.length),
-      length: blob.length,
-      blobSum: await sha256(blob),
-    };
+    const slot = current === undefined ? 0 : 1 - current.slot;
     const page = new Uint8Array(META_BYTES + note.length);
     page.set(MAGIC);
     const view = new DataView(page.buffer);
-    const generation = (current?.generation ?? 0) + 1;
-    const slot = current === undefined ? 0 : 1 - current.slot;
     view.setUint32(AT_VERSION, LAYOUT_VERSION, true);
     view.setUint32(AT_NOTE_LENGTH, note.length, true);
     view.setFloat64(AT_GENERATION, generation, true);
@@ -167,25 +209,15 @@ export class StateFile {
     page.set(place.blobSum, AT_BLOB_SUM);
     page.set(note, META_BYTES);
     page.set(await metaSum(page), AT_META_SUM);
-    if (blob !== undefined) {
-      this.#store.write(place.offset, blob);
-      this.#store.sync();
-    }
     this.#store.write(slot * PAGE, page);
     this.#store.sync();
     this.#current = { slot, generation, ...place, note: note.slice() };
-    // The blob before the new one is garbage now: a file that ends past the
-    // new blob is cut (a crash before this costs only space).
-    const end = place.offset + place.length;
-    if (current !== undefined && place.offset < current.offset && this.#store.size() > end) {
-      this.#store.truncate(end);
-    }
   }
 }
 
 /** Where a blob of `length` bytes goes, never over `current`'s blob. */
-function placeAfter(current: Meta | undefined, length: number): number {
-  if (current === undefined) return DATA_START;
+function placeAfter(current: Meta, length: number): number {
+  if (current.length === 0) return DATA_START;
   if (DATA_START + length <= current.offset) return DATA_START;
   return Math.ceil((current.offset + current.length) / ALIGN) * ALIGN;
 }

@@ -57,6 +57,9 @@ export interface MirrorOptions {
   /** What the mirror remembers between cycles and runs (see `state.ts`); it
    * is saved after each full cycle. Default: a state in memory only. */
   readonly state?: MirrorState;
+  /** Called when a cycle has made the replica folder again (it had been
+   * removed), before it writes into it. Default: nothing. */
+  readonly onReplicaCreated?: () => void | Promise<void>;
 }
 
 /** How many files the actions copy, and how many bytes. */
@@ -132,6 +135,7 @@ export class Mirror {
     const started = performance.now();
     const tally = emptyTally();
     const roots = this.#checkRoots(tally);
+    if (roots?.created) await this.#options.onReplicaCreated?.();
     if (roots !== undefined) await this.#sync(tally, roots, paths, signal);
     const dryRun = this.#options.dryRun ?? false;
     if (dryRun || eventful(tally)) {
@@ -146,7 +150,9 @@ export class Mirror {
    * replica is missing (in a dry run, which creates nothing), or undefined
    * when the cycle cannot run.
    */
-  #checkRoots(tally: Tally): { sourceId: string; replicaMissing: boolean } | undefined {
+  #checkRoots(
+    tally: Tally,
+  ): { sourceId: string; replicaMissing: boolean; created?: boolean } | undefined {
     const { source, replica } = this.#roots;
     let sourceId: string;
     try {
@@ -172,6 +178,7 @@ export class Mirror {
         return this.#rootFailed(tally, "Replica", replica, error);
       }
       this.#log.info("Replica folder {path} has been created.", { action: "mkdir", path: replica });
+      return { sourceId, replicaMissing: false, created: true };
     }
     return { sourceId, replicaMissing: false };
   }
@@ -294,13 +301,20 @@ export class Mirror {
 
   /**
    * Sort paths a replica watcher reported into those someone else changed and
-   * those this mirror is writing or just wrote (see {@link OwnWrites}).
+   * those this mirror is writing or just wrote (see {@link OwnWrites}). A
+   * path whose content was `written` in place is someone else's whenever it
+   * is reported: the mirror writes contents under temp names only.
    */
-  splitReplicaEvents(paths: Iterable<string>): { foreign: string[]; own: string[] } {
+  splitReplicaEvents(
+    paths: Iterable<string>,
+    written: ReadonlySet<string> = new Set(),
+  ): { foreign: string[]; own: string[] } {
     const split = this.#ownWrites.split(paths);
+    const foreign = [...split.foreign, ...split.own.filter((path) => written.has(path))];
+    const own = split.own.filter((path) => !written.has(path));
     // Someone else wrote there: compare the content, whatever its stat key says.
-    for (const path of split.foreign) this.#state.index.distrustReplica(path);
-    return split;
+    for (const path of foreign) this.#state.index.distrustReplica(path);
+    return { foreign, own };
   }
 
   /**
@@ -434,10 +448,14 @@ export class Mirror {
  * cycle (on either side), and one whose attributes it set keeps its pair.
  */
 function learnFromWrite(index: PairIndex, outcome: Outcome, observedAt: number): void {
-  if (outcome.status !== "done" || outcome.replicaKey === undefined) return;
+  if (outcome.status !== "done") return;
   const { action, replicaKey } = outcome;
-  if (action.op === "copy") index.recordCopy(action.path, action.source, replicaKey, observedAt);
-  else if (action.op === "touch") index.updateReplica(action.path, replicaKey);
+  if (action.op !== "copy" && action.op !== "touch") return;
+  // No key: the replica file was found changed by someone else meanwhile.
+  if (replicaKey === undefined) index.distrustReplica(action.path);
+  else if (action.op === "copy") {
+    index.recordCopy(action.path, action.source, replicaKey, observedAt);
+  } else index.updateReplica(action.path, replicaKey);
 }
 
 function baseName(path: string): string {

@@ -30,7 +30,10 @@ export interface Watch {
 /**
  * Watch `root` recursively and call `onBatch` with the relative paths (`/`
  * separated; `""` for the root itself) that events named, but those
- * `options.ignore` leaves out.
+ * `options.ignore` leaves out, and, second, those of them whose content was
+ * written in place (a file closed after writing; inotify's `IN_CLOSE_WRITE`,
+ * which Deno reports as an "access" event). Renaming a file into place or
+ * changing its attributes does not count as written in place.
  *
  * @example
  * ```ts
@@ -47,7 +50,7 @@ export interface Watch {
  */
 export function watchTree(
   root: string,
-  onBatch: (paths: ReadonlySet<string>) => void,
+  onBatch: (paths: ReadonlySet<string>, written: ReadonlySet<string>) => void,
   options: WatchOptions = {},
 ): Watch {
   const quietMs = options.quietMs ?? 10;
@@ -55,13 +58,15 @@ export function watchTree(
   const ignore = options.ignore;
   const watcher = Deno.watchFs(root, { recursive: true });
   let batch = new Set<string>();
+  let written = new Set<string>();
   let firstAt = 0;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const handOver = () => {
     timer = undefined;
-    const paths = batch;
+    const paths = batch, inPlace = written;
     batch = new Set();
-    if (paths.size > 0) onBatch(paths);
+    written = new Set();
+    if (paths.size > 0) onBatch(paths, inPlace);
   };
   const prefix = root.endsWith("/") ? root : `${root}/`;
   const close = () => {
@@ -88,6 +93,7 @@ export function watchTree(
         if (relative === undefined || ignore?.(relative)) continue;
         if (batch.size === 0) firstAt = performance.now();
         batch.add(relative);
+        if (event.kind === "access") written.add(relative);
       }
       if (batch.size === 0) continue;
       if (timer !== undefined) clearTimeout(timer);
@@ -103,7 +109,7 @@ export function watchTree(
 /** One root to watch and where its batches go. */
 export interface WatchTarget {
   readonly root: string;
-  readonly onBatch: (paths: ReadonlySet<string>) => void;
+  readonly onBatch: (paths: ReadonlySet<string>, written: ReadonlySet<string>) => void;
   /** Relative paths whose events are left out. Default: none. */
   readonly ignore?: (path: string) => boolean;
 }

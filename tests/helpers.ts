@@ -314,6 +314,17 @@ export function snapshot(root: string): string {
   }
 }
 
+/**
+ * Wait until the second of `path`'s ctime is over. A replica file's key is
+ * trusted from the mirror's own write of it on, so a same-size edit with the
+ * mtime restored within that second goes unseen (the documented gap): tests
+ * of such edits make them in a later second.
+ */
+export async function afterCtimeSecond(path: string): Promise<void> {
+  const ctime = Deno.statSync(path).ctime!.getTime();
+  await new Promise((resolve) => setTimeout(resolve, Math.max(0, ctime + 1000 - Date.now() + 5)));
+}
+
 /** Write `text` to `path`, then put its mtime back to what it was (same-size edit). */
 export function editKeepingMtime(path: string, text: string): void {
   const before = Deno.statSync(path);

@@ -229,9 +229,13 @@ Deno.test("state: a second instance on the same replica or state file exits 2; t
     writeFile(`${work}/src/a.txt`, "a");
     Deno.mkdirSync(`${work}/other`);
     writeFile(`${work}/other/b.txt`, "b");
+    assert.equal((await runOnce(work)).code, 0); // the state file exists before the first starts
     const first = startLoop(work, "0.2");
     try {
-      await waitFor("first cycle", mirrored(work));
+      // Its start line is logged once it holds the replica and the state file.
+      const started = () =>
+        logLines(`${work}/log.txt`).filter((line) => line.includes("Mirror started")).length;
+      await waitFor("the first to start", () => started() === 2);
       const cases: [string[], RegExp][] = [
         [ // the same command twice (a cron job that overlaps): the other process is named
           ["--source", "src", "--replica", "rep", "--log-file", "log.txt"],

@@ -563,3 +563,27 @@ Deno.test("verify: the tree digest of many lines is the MD5 of all of them, sort
   assert.equal(treeDigest(lines), expected);
   assert.equal(treeDigest([...lines].reverse()), expected, "order of the input does not matter");
 });
+
+Deno.test("apply: a touch vouches for the replica's new key only if it is the file compared", async () => {
+  await withWork(async (work) => {
+    Deno.writeTextFileSync(`${work}/src/f`, "same");
+    Deno.mkdirSync(`${work}/rep`);
+    Deno.writeTextFileSync(`${work}/rep/f`, "same");
+    Deno.utimeSync(`${work}/rep/f`, 0, 0); // attributes differ, content the same
+    const roots = { source: `${work}/src`, replica: `${work}/rep` };
+    const touchOf = () => {
+      const actions = plan(scanTree(roots.source).tree, scanTree(roots.replica).tree, {
+        changed: new Set(),
+      });
+      assert.deepEqual(actions.map((a) => a.op), ["touch"]);
+      return actions;
+    };
+    const [untouched] = await applyPlan(touchOf(), roots, { disk: realDisk });
+    assert.ok(untouched?.status === "done" && untouched.replicaKey !== undefined);
+    Deno.utimeSync(`${work}/rep/f`, 0, 0);
+    const actions = touchOf();
+    Deno.writeTextFileSync(`${work}/rep/f`, "SAME"); // someone else, after the comparison
+    const [raced] = await applyPlan(actions, roots, { disk: realDisk });
+    assert.ok(raced?.status === "done" && raced.replicaKey === undefined);
+  });
+});

@@ -297,3 +297,34 @@ Deno.test("watch: someone else's write event on a replica file forces a content 
     assert.equal(Deno.readTextFileSync(`${rep}/f`), "source bytes");
   });
 });
+
+Deno.test("watch: an in-place write right after the mirror's own write is someone else's", async () => {
+  await withWork(async (work) => {
+    const src = `${work}/src`, rep = `${work}/rep`;
+    writeFile(`${src}/f`, "source bytes");
+    await new Promise((resolve) => setTimeout(resolve, 1100)); // a settled source: its copy is recorded
+    const roots = { source: src, replica: rep };
+    const state = MirrorState.inMemory(roots);
+    const mirror = new Mirror(roots, realDisk, getLogger(["test"]), {
+      watchingReplica: true,
+      state,
+    });
+    Deno.mkdirSync(rep);
+    const foreign = new Set<string>();
+    const watch = watchTree(rep, (paths, written) => {
+      for (const path of mirror.splitReplicaEvents(paths, written).foreign) foreign.add(path);
+    }, { ignore: (path) => state.temps.holds(path) });
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      await mirror.cycle();
+      await new Promise((resolve) => setTimeout(resolve, 100)); // the cycle's own events
+      assert.deepEqual([...foreign], [], "the mirror's own copy is its own");
+      editKeepingMtime(`${rep}/f`, "edited bytes"); // inside the mirror's one-second window
+      await waitFor("the edit reported as someone else's", () => foreign.has("f"));
+      await mirror.partialCycle(new Set(foreign));
+      assert.equal(Deno.readTextFileSync(`${rep}/f`), "source bytes");
+    } finally {
+      watch.close();
+    }
+  });
+});

@@ -1,0 +1,163 @@
+/**
+ * What a run takes hold of before it writes: the replica (an advisory lock on
+ * its root folder, so one writer per replica) and the state file (locked
+ * too). A dry run writes neither, so it takes no lock and only reads the
+ * state.
+ *
+ * In two steps, so that a refusal touches nothing: {@link claim} locks what
+ * exists already and refuses when another running mirror holds it; then, once
+ * the log is open, {@link Claim.complete} makes what is missing (the state
+ * file, the replica folder) and locks it.
+ *
+ * @module
+ */
+import { asError, reason } from "./error.ts";
+import { LockedError, lockFolder } from "./lock.ts";
+import { MirrorState, runningMirrorOf, StateFileError, type StatePair } from "./state.ts";
+
+/** The paths a claim is about: as the user gave them (for messages) and real. */
+export interface ClaimPaths {
+  /** `--replica` as given. */
+  readonly replica: string;
+  /** `--state-file` as given. */
+  readonly stateFile: string;
+  /** Real paths of the pair. */
+  readonly roots: StatePair;
+}
+
+/** Refusal messages are one line naming the flag. */
+export type Refusal = string;
+
+function exists(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A run's hold on its replica and state; see the module documentation. */
+export class Claim {
+  readonly #paths: ClaimPaths;
+  readonly #dryRun: boolean;
+  #replicaLock: Deno.FsFile | undefined;
+  #state: MirrorState | undefined;
+  /** Why the state file's content was set aside, if it was. */
+  warning: string | undefined;
+  /** The replica folder did not exist and was made. */
+  createdReplica = false;
+  /** The replica folder could not be locked (a file system without `flock`):
+   * only the state file is. */
+  lockWarning: string | undefined;
+
+  private constructor(paths: ClaimPaths, dryRun: boolean) {
+    this.#paths = paths;
+    this.#dryRun = dryRun;
+  }
+
+  /**
+   * First step: lock the replica and open the state file where they exist.
+   * Returns a refusal when another running mirror holds either, or when the
+   * state file cannot be used.
+   */
+  static async claim(paths: ClaimPaths, dryRun: boolean): Promise<Claim | Refusal> {
+    const claim = new Claim(paths, dryRun);
+    if (dryRun) {
+      const refused = await claim.#openState(true);
+      return refused ?? claim;
+    }
+    if (exists(paths.roots.replica)) {
+      const refused = await claim.#lockReplica();
+      if (refused !== undefined) return refused;
+    }
+    if (exists(paths.stateFile)) {
+      const refused = await claim.#openState(false);
+      if (refused !== undefined) {
+        claim.release();
+        return refused;
+      }
+    }
+    return claim;
+  }
+
+  /** Second step: make and lock the state file and the replica folder where missing. */
+  async complete(): Promise<Refusal | undefined> {
+    if (this.#dryRun) return undefined;
+    if (this.#state === undefined) {
+      const refused = await this.#openState(false);
+      if (refused !== undefined) return refused;
+    }
+    if (this.#replicaLock === undefined && this.lockWarning === undefined) {
+      try {
+        Deno.mkdirSync(this.#paths.roots.replica, { recursive: true });
+        this.createdReplica = true;
+      } catch (error) {
+        if (!(error instanceof Deno.errors.AlreadyExists)) {
+          return `--replica: cannot create '${this.#paths.replica}': ${reason(asError(error))}.`;
+        }
+      }
+      return await this.#lockReplica();
+    }
+    return undefined;
+  }
+
+  /** The state (after {@link complete}, or at once in a dry run). */
+  get state(): MirrorState {
+    if (this.#state === undefined) throw new Error("the claim is not complete");
+    return this.#state;
+  }
+
+  /**
+   * The replica folder was made again during the run (it had been removed):
+   * lock the new one. Returns an error message when another mirror got it.
+   */
+  async relock(): Promise<Refusal | undefined> {
+    if (this.#dryRun || this.lockWarning !== undefined) return undefined;
+    this.#replicaLock?.close();
+    this.#replicaLock = undefined;
+    return await this.#lockReplica();
+  }
+
+  /** Release every lock and close the state file. */
+  release(): void {
+    this.#state?.close();
+    this.#replicaLock?.close();
+    this.#replicaLock = undefined;
+  }
+
+  async #lockReplica(): Promise<Refusal | undefined> {
+    try {
+      this.#replicaLock = lockFolder(this.#paths.roots.replica);
+      return undefined;
+    } catch (error) {
+      if (error instanceof LockedError) {
+        // Who it is can be told when it shares the state file (the same command twice).
+        const pid = await runningMirrorOf(this.#paths.stateFile, this.#paths.roots.replica);
+        return `--replica: '${this.#paths.replica}' is being written by another running mirror${
+          pid === undefined ? "" : ` (pid ${pid})`
+        }.`;
+      }
+      if (error instanceof Deno.errors.NotFound) return undefined; // made later
+      if (
+        error instanceof Deno.errors.PermissionDenied || error instanceof Deno.errors.NotCapable
+      ) {
+        return `--replica: cannot open '${this.#paths.replica}': ${reason(error)}.`;
+      }
+      this.lockWarning = reason(asError(error));
+      return undefined;
+    }
+  }
+
+  async #openState(readOnly: boolean): Promise<Refusal | undefined> {
+    try {
+      const opened = await MirrorState.open(this.#paths.stateFile, this.#paths.roots, { readOnly });
+      this.#state = opened.state;
+      this.warning = opened.warning;
+      return undefined;
+    } catch (error) {
+      if (!(error instanceof StateFileError)) throw error;
+      return `--state-file: ${error.message}.`;
+    }
+  }
+}
