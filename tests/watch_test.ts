@@ -262,17 +262,23 @@ Deno.test("watch: roots that cannot be watched are tried again; a lasting failur
   assert.deepEqual(watches.watched, []);
 });
 
+/**
+ * A Mirror of `work/src` (one settled file, `f`, whose copy is recorded) into
+ * `work/rep`, told that the replica is watched.
+ */
+async function watchingMirrorOfOneFile(work: string) {
+  const src = `${work}/src`, rep = `${work}/rep`;
+  writeFile(`${src}/f`, "source bytes");
+  await new Promise((resolve) => setTimeout(resolve, 1100)); // settled: its copy is recorded
+  const roots = { source: src, replica: rep };
+  const state = MirrorState.inMemory(roots);
+  const mirror = new Mirror(roots, realDisk, getLogger(["test"]), { watchingReplica: true, state });
+  return { rep, state, mirror };
+}
+
 Deno.test("watch: someone else's write event on a replica file forces a content comparison", async () => {
   await withWork(async (work) => {
-    const src = `${work}/src`, rep = `${work}/rep`;
-    writeFile(`${src}/f`, "source bytes");
-    await new Promise((resolve) => setTimeout(resolve, 1100)); // a settled source: its copy is recorded
-    const roots = { source: src, replica: rep };
-    const state = MirrorState.inMemory(roots);
-    const mirror = new Mirror(roots, realDisk, getLogger(["test"]), {
-      watchingReplica: true,
-      state,
-    });
+    const { rep, state, mirror } = await watchingMirrorOfOneFile(work);
     // An edit in the second of the mirror's own write, same size, mtime put back:
     // the stat key does not change (Deno's ctime has whole seconds).
     let kept = false;
@@ -300,15 +306,7 @@ Deno.test("watch: someone else's write event on a replica file forces a content 
 
 Deno.test("watch: an in-place write right after the mirror's own write is someone else's", async () => {
   await withWork(async (work) => {
-    const src = `${work}/src`, rep = `${work}/rep`;
-    writeFile(`${src}/f`, "source bytes");
-    await new Promise((resolve) => setTimeout(resolve, 1100)); // a settled source: its copy is recorded
-    const roots = { source: src, replica: rep };
-    const state = MirrorState.inMemory(roots);
-    const mirror = new Mirror(roots, realDisk, getLogger(["test"]), {
-      watchingReplica: true,
-      state,
-    });
+    const { rep, state, mirror } = await watchingMirrorOfOneFile(work);
     Deno.mkdirSync(rep);
     const foreign = new Set<string>();
     const watch = watchTree(rep, (paths, written) => {
