@@ -168,6 +168,15 @@ class Applier {
 
   async apply(action: Action): Promise<void> {
     if (hasAncestorIn(action.path, this.#failedDirs)) return;
+    if (action.op === "keep") { // nothing to do on the disk; reported
+      this.#record(
+        action.blocks === undefined
+          ? done(action)
+          : { status: "skipped", action, reason: "it holds excluded entries" },
+        undefined,
+      );
+      return;
+    }
     if (this.#staging && !isBelow(action.path, this.#staging.path)) await this.#closeStaging();
     if (action.op === "chmod") { // folder modes come after all writes
       await this.#drain();
@@ -239,7 +248,7 @@ class Applier {
 
   /** Carry out one action other than a copy; for a touch, returns the file's new key. */
   #applySimple(
-    action: Exclude<Action, { op: "copy" }>,
+    action: Exclude<Action, { op: "copy" | "keep" }>,
     target: string,
     staging?: Staging,
   ): StatKey | undefined {

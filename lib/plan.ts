@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { type Entry, hasAncestorIn, type Kind, type Tree } from "./entry.ts";
+import { type Entry, hasAncestorIn, type Kind, parentOf, type Tree } from "./entry.ts";
 
 /** One step of a plan. Paths are relative to the roots. */
 export type Action =
@@ -38,7 +38,11 @@ export type Action =
     readonly replica: Entry;
   }
   /** Set a folder's permission bits. */
-  | { readonly op: "chmod"; readonly path: string; readonly mode: number };
+  | { readonly op: "chmod"; readonly path: string; readonly mode: number }
+  /** Not an action on the disk: the replica folder is kept, though the source
+   * lacks it (or has another kind of entry there, `blocks`), because it holds
+   * excluded entries; its other contents are removed. */
+  | { readonly op: "keep"; readonly path: string; readonly blocks?: Kind };
 
 /** Inputs beyond the two trees. */
 export interface PlanOptions {
@@ -51,6 +55,10 @@ export interface PlanOptions {
    * and a path whose type differs is left alone (with everything below it).
    * Default `true`. */
   readonly deletions?: boolean;
+  /** Replica folders that hold excluded entries, at any depth (they are in
+   * neither tree): such a folder is never removed; its other contents are.
+   * Default: none. */
+  readonly holdsExcluded?: ReadonlySet<string>;
 }
 
 /**
@@ -69,17 +77,36 @@ export interface PlanOptions {
 export function plan(source: Tree, replica: Tree, options: PlanOptions): Action[] {
   const incomplete = options.incomplete ?? new Set<string>();
   const deletions = options.deletions ?? true;
+  const holdsExcluded = options.holdsExcluded ?? new Set<string>();
   const removals: Action[] = [];
   const removedDirs = new Set<string>();
+  const kept: { path: string; blocks?: Kind }[] = [];
   for (const path of deletions ? sortedKeys(replica) : []) {
     const dst = replica.get(path)!;
     const src = source.get(path);
     if (src?.kind === dst.kind) continue;
     if (hasAncestorIn(path, removedDirs)) continue;
     if (src === undefined && hasAncestorIn(path, incomplete)) continue;
+    if (dst.kind === "dir" && holdsExcluded.has(path)) {
+      // Never removed with what it holds: its other entries are removed one by one.
+      kept.push(src === undefined ? { path } : { path, blocks: src.kind });
+      continue;
+    }
     removals.push({ op: "remove", path, kind: dst.kind });
     if (dst.kind === "dir") removedDirs.add(path);
   }
+  // Say so when it matters: something in it was removed, or the source's entry cannot be made.
+  const emptied = new Set<string>();
+  for (const { path } of removals) {
+    for (let dir = parentOf(path); dir !== ""; dir = parentOf(dir)) emptied.add(dir);
+  }
+  const keeps: Action[] = kept.filter(({ path, blocks }) =>
+    blocks !== undefined || emptied.has(path)
+  )
+    .map(({ path, blocks }) =>
+      blocks === undefined ? { op: "keep", path } : { op: "keep", path, blocks }
+    );
+  const conflicts = new Set(kept.filter((k) => k.blocks !== undefined).map((k) => k.path));
 
   const writes: Action[] = [];
   const modes: Action[] = [];
@@ -88,7 +115,9 @@ export function plan(source: Tree, replica: Tree, options: PlanOptions): Action[
     const src = source.get(path)!;
     const dst = replica.get(path);
     if (
-      !deletions && ((dst !== undefined && dst.kind !== src.kind) || hasAncestorIn(path, blocked))
+      (!deletions &&
+        ((dst !== undefined && dst.kind !== src.kind) || hasAncestorIn(path, blocked))) ||
+      conflicts.has(path) || hasAncestorIn(path, conflicts)
     ) {
       blocked.add(path);
       continue;
@@ -124,7 +153,7 @@ export function plan(source: Tree, replica: Tree, options: PlanOptions): Action[
         break; // FIFOs, sockets and devices are not mirrored.
     }
   }
-  return [...removals, ...writes, ...modes];
+  return [...removals, ...keeps, ...writes, ...modes];
 }
 
 /**

@@ -35,6 +35,8 @@ function doneMessage(action: Action): string {
       return "Attributes of file {path} have been updated.";
     case "chmod":
       return "Permissions of folder {path} have been updated.";
+    case "keep":
+      return "Folder {path} was kept: it holds excluded entries (its other contents were removed).";
   }
 }
 
@@ -52,6 +54,8 @@ function plannedMessage(action: Action): string {
       return "Would update the attributes of file {path}.";
     case "chmod":
       return "Would update the permissions of folder {path}.";
+    case "keep":
+      return "Would keep folder {path}: it holds excluded entries.";
   }
 }
 
@@ -69,6 +73,8 @@ function failedMessage(action: Action): string {
       return "Could not set the attributes of file {path}: {reason}.";
     case "chmod":
       return "Could not set the permissions of folder {path}: {reason}.";
+    case "keep":
+      return "Could not keep folder {path}: {reason}.";
   }
 }
 
@@ -81,10 +87,18 @@ export function reportOutcome(log: Logger, outcome: Outcome): void {
       log.info(doneMessage(action), { ...base, bytes: outcome.bytes });
       break;
     case "skipped":
-      log.warn("File {path} was not copied: {reason}; the next cycle retries.", {
-        ...base,
-        reason: outcome.reason,
-      });
+      if (action.op === "keep") {
+        log.warn(
+          `Folder {path} was kept: it holds excluded entries, so the source's ` +
+            `${NOUN[action.blocks ?? "file"].toLowerCase()} {path} is not mirrored.`,
+          base,
+        );
+      } else {
+        log.warn("File {path} was not copied: {reason}; the next cycle retries.", {
+          ...base,
+          reason: outcome.reason,
+        });
+      }
       break;
     case "failed":
       log.error(failedMessage(action), { ...base, reason: reason(outcome.error) });
@@ -151,6 +165,7 @@ export function count(tally: Tally, outcome: Outcome): void {
   }
   tally.bytes += outcome.bytes;
   const { action } = outcome;
+  if (action.op === "keep") return;
   if (action.op === "remove") tally.removed++;
   else if (action.op === "mkdir") tally.created++;
   else if ((action.op === "copy" || action.op === "symlink") && !action.update) tally.copied++;

@@ -39,6 +39,8 @@ export interface Scan {
   readonly incomplete: ReadonlySet<string>;
   /** The program's own temp files and folders found (left by an interrupted run). */
   readonly temps: readonly { readonly path: string; readonly kind: Kind }[];
+  /** Folders (`""` is the root) that hold an excluded entry, at any depth. */
+  readonly holdsExcluded: ReadonlySet<string>;
   /** Wall-clock time just before the walk started, epoch ms. */
   readonly startedAt: number;
 }
@@ -81,6 +83,7 @@ export function scanTree(root: string, options: ScanOptions = {}): Scan {
   const problems: Problem[] = [];
   const incomplete = new Set<string>();
   const temps: { path: string; kind: Kind }[] = [];
+  const holdsExcluded = new Set<string>();
   const partial = options.folders !== undefined;
   const exclude = options.exclude;
   const isTemp = options.isTemp;
@@ -106,7 +109,13 @@ export function scanTree(root: string, options: ScanOptions = {}): Scan {
         temps.push({ path, kind: isDirectory ? "dir" : "file" });
         continue;
       }
-      if (exclude?.(path, isDirectory)) continue;
+      if (exclude?.(path, isDirectory)) {
+        for (let at = dir; !holdsExcluded.has(at); at = parentOf(at)) {
+          holdsExcluded.add(at);
+          if (at === "") break;
+        }
+        continue;
+      }
       const entry = examine(root, path, problems);
       if (entry === "gone") continue;
       if (entry === undefined) {
@@ -119,7 +128,7 @@ export function scanTree(root: string, options: ScanOptions = {}): Scan {
     // Depth first, siblings in order: each folder is followed by its subtree.
     for (let i = subfolders.length - 1; i >= 0; i--) pending.push({ path: subfolders[i]!, deep });
   }
-  return { tree, problems, incomplete, temps, startedAt };
+  return { tree, problems, incomplete, temps, holdsExcluded, startedAt };
 }
 
 /**
@@ -150,29 +159,38 @@ export function scanAround(
   ];
   const source = scanTree(roots.source, { folders, exclude });
   const replica = scanTree(roots.replica, { folders, exclude, isTemp });
-  const missing = [...source.tree].filter(([path, entry]) =>
-    entry.kind === "dir" && replica.tree.get(path)?.kind !== "dir" && !deep.has(path) &&
-    !hasAncestorIn(path, deep)
-  ).map(([path]) => ({ path, deep: true }));
-  if (missing.length === 0) return { source, replica };
-  const more = scanTree(roots.source, { folders: missing, exclude });
+  // A folder only one side has as a folder was listed, not looked into: in
+  // the source it is copied whole, in the replica removed whole (unless it
+  // holds excluded entries), so look into it.
+  const onlyIn = (one: Scan, other: Scan) =>
+    [...one.tree].filter(([path, entry]) =>
+      entry.kind === "dir" && other.tree.get(path)?.kind !== "dir" && !deep.has(path) &&
+      !hasAncestorIn(path, deep)
+    ).map(([path]) => ({ path, deep: true }));
+  const sourceOnly = onlyIn(source, replica), replicaOnly = onlyIn(replica, source);
   return {
-    source: {
-      ...source,
-      tree: merged(source.tree, more.tree),
-      problems: [...source.problems, ...more.problems],
-      incomplete: new Set([...source.incomplete, ...more.incomplete]),
-    },
-    replica,
+    source: sourceOnly.length === 0
+      ? source
+      : joined(source, scanTree(roots.source, { folders: sourceOnly, exclude })),
+    replica: replicaOnly.length === 0
+      ? replica
+      : joined(replica, scanTree(roots.replica, { folders: replicaOnly, exclude, isTemp })),
   };
 }
 
-/** `a`'s entries, then those of `b` (its entries win for paths in both). */
-function merged(a: Tree, b: Tree): PackedTree {
+/** One scan of what `a` and `b` found (`b`'s entries win for paths in both). */
+function joined(a: Scan, b: Scan): Scan {
   const tree = new PackedTree();
-  for (const [path, entry] of a) tree.set(path, entry);
-  for (const [path, entry] of b) tree.set(path, entry);
-  return tree;
+  for (const [path, entry] of a.tree) tree.set(path, entry);
+  for (const [path, entry] of b.tree) tree.set(path, entry);
+  return {
+    tree,
+    problems: [...a.problems, ...b.problems],
+    incomplete: new Set([...a.incomplete, ...b.incomplete]),
+    temps: [...a.temps, ...b.temps],
+    holdsExcluded: new Set([...a.holdsExcluded, ...b.holdsExcluded]),
+    startedAt: Math.min(a.startedAt, b.startedAt),
+  };
 }
 
 function byName(a: Deno.DirEntry, b: Deno.DirEntry): number {

@@ -79,6 +79,7 @@ function emptyScan(): Scan {
     problems: [],
     incomplete: new Set(),
     temps: [],
+    holdsExcluded: new Set(),
     startedAt: Date.now(),
   };
 }
@@ -228,7 +229,11 @@ export class Mirror {
     for (const problem of comparison.problems) reportProblem(this.#log, "source", problem);
     tally.failed += comparison.problems.length;
 
-    const inputs = { changed: comparison.changed, incomplete: source.incomplete };
+    const inputs = {
+      changed: comparison.changed,
+      incomplete: source.incomplete,
+      holdsExcluded: replica.holdsExcluded,
+    };
     let changes = plan(source.tree, replica.tree, inputs);
     if (!this.#deletionsAllowed(tally, sourceId, source.tree, replica.tree, changes, full)) {
       changes = plan(source.tree, replica.tree, { ...inputs, deletions: false });

@@ -2,12 +2,15 @@
 import assert from "node:assert/strict";
 import {
   listTree,
+  logHas,
   logLines,
   MAIN,
   runMirror,
   runOnce,
   snapshot,
+  startLoop,
   succeeds,
+  waitFor,
   withWork,
   writeFile,
 } from "./helpers.ts";
@@ -117,6 +120,63 @@ Deno.test("--exclude: gitignore-style patterns are neither copied nor deleted", 
       "web",
       "web/app.js",
     ]);
+  });
+});
+
+Deno.test("--exclude: a folder removed from the source keeps its excluded entries in the replica", async () => {
+  await withWork(async (work) => {
+    writeFile(`${work}/src/d/a`, "a");
+    writeFile(`${work}/src/d/sub/b`, "b");
+    writeFile(`${work}/src/e/c`, "c");
+    writeFile(`${work}/rep/d/x.tmp`, "excluded: stays");
+    writeFile(`${work}/rep/d/sub/deeper/y.tmp`, "excluded: stays");
+    writeFile(`${work}/rep/e/z.tmp`, "excluded: stays");
+    const exclude = ["--exclude", "*.tmp"];
+    assert.equal((await runOnce(work, ...exclude)).code, 0);
+    Deno.removeSync(`${work}/src/d`, { recursive: true });
+    Deno.removeSync(`${work}/src/e`, { recursive: true });
+    writeFile(`${work}/src/e`, "now a file"); // where the replica keeps a folder
+    const result = await runOnce(work, ...exclude);
+    assert.deepEqual([...listTree(`${work}/rep`).keys()].sort(), [
+      "d",
+      "d/sub",
+      "d/sub/deeper",
+      "d/sub/deeper/y.tmp",
+      "d/x.tmp",
+      "e",
+      "e/z.tmp",
+    ]);
+    const lines = messages(work).slice(-7);
+    assert.ok(lines.includes("File d/a has been removed."), lines.join("\n"));
+    assert.ok(lines.includes("File d/sub/b has been removed."), lines.join("\n"));
+    assert.ok(lines.includes(
+      "Folder d was kept: it holds excluded entries (its other contents were removed).",
+    ));
+    assert.ok(lines.includes(
+      "Folder e was kept: it holds excluded entries, so the source's file e is not mirrored.",
+    ));
+    assert.equal(lines.filter((line) => line.includes("was kept")).length, 3, lines.join("\n"));
+    assert.equal(result.code, 0, "a kept folder is not a failure");
+    // Nothing more to remove: the next cycle says nothing about d.
+    const again = await runOnce(work, ...exclude);
+    assert.doesNotMatch(again.stdout, /Folder d /);
+  });
+});
+
+Deno.test("--exclude --watch: a folder removed from the source keeps its excluded entries", async () => {
+  await withWork(async (work) => {
+    writeFile(`${work}/src/d/a`, "a");
+    writeFile(`${work}/rep/d/x.tmp`, "excluded: stays");
+    const loop = startLoop(work, "60", "--watch", "--exclude", "*.tmp");
+    try {
+      await waitFor("first cycle", logHas(work, /Cycle finished/));
+      Deno.removeSync(`${work}/src/d`, { recursive: true });
+      await waitFor("the partial cycle", logHas(work, "File d/a has been removed."));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.deepEqual([...listTree(`${work}/rep`).keys()].sort(), ["d", "d/x.tmp"]);
+    } finally {
+      assert.equal((await loop.stop()).code, 0);
+    }
   });
 });
 

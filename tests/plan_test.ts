@@ -116,6 +116,9 @@ function applyToModel(actions: readonly Action[], source: World, replica: World)
         tree.set(action.path, { ...existing!, mode: action.mode });
         sealed.add(action.path);
         break;
+      case "keep":
+        assert.equal(existing?.kind, "dir", `keep ${action.path}`);
+        break;
     }
   }
   return { tree, content };
@@ -211,4 +214,35 @@ Deno.test("plan: a type change is a removal followed by a creation", () => {
       `${before.kind} -> ${after.kind}`,
     );
   }
+});
+
+Deno.test("plan: a replica folder holding excluded entries is kept; all else matches the source", () => {
+  fc.assert(
+    fc.property(worldArb(), worldArb(), fc.nat(), (source, replica, pick) => {
+      // Some replica folders hold excluded entries (which no tree shows), and so do their ancestors.
+      const dirs = [...replica.tree].filter(([, e]) => e.kind === "dir").map(([p]) => p);
+      const holdsExcluded = new Set<string>();
+      for (const [i, dir] of dirs.entries()) {
+        if ((pick >> (i % 30)) & 1) {
+          for (let at = dir; at !== ""; at = parentOf(at)) holdsExcluded.add(at);
+        }
+      }
+      const actions = plan(source.tree, replica.tree, {
+        changed: changedBetween(source, replica),
+        holdsExcluded,
+      });
+      const result = applyToModel(actions, source, replica);
+      for (const dir of holdsExcluded) assert.equal(result.tree.get(dir)?.kind, "dir", dir);
+      const conflicts = actions.filter((a) => a.op === "keep" && a.blocks !== undefined)
+        .map((a) => a.path);
+      const blocked = (path: string) =>
+        conflicts.some((c) => path === c || path.startsWith(`${c}/`));
+      const want = visible(source).filter(([path]) => !blocked(path));
+      const have = visible(result).filter(([path]) =>
+        !(holdsExcluded.has(path) && source.tree.get(path)?.kind !== "dir")
+      );
+      assert.deepEqual(have, want);
+    }),
+    { numRuns: 500 },
+  );
 });
