@@ -12,7 +12,7 @@ import { realDisk } from "./lib/disk.ts";
 import { reason } from "./lib/error.ts";
 import { excludeMatcher } from "./lib/exclude.ts";
 import { realPathOf, refusal } from "./lib/guard.ts";
-import { closeLogging, logger, setupLogging } from "./lib/log.ts";
+import { closeLogging, type LogFile, logger, setupLogging } from "./lib/log.ts";
 import { Hints, runLoop } from "./lib/loop.ts";
 import { type Options, parseOptions, UsageError } from "./lib/options.ts";
 import { Claim } from "./lib/claim.ts";
@@ -78,8 +78,12 @@ async function main(args: string[]): Promise<number> {
     printError(claimed);
     return USAGE;
   }
+  let logFile: LogFile;
   try {
-    await setupLogging(options.logFile, { format: options.logFormat, console: options.console });
+    logFile = await setupLogging(options.logFile, {
+      format: options.logFormat,
+      console: options.console,
+    });
   } catch (error) {
     claimed.release();
     printError(`--log-file: cannot open '${options.logFile}': ${reason(error as Error)}.`);
@@ -100,11 +104,16 @@ async function main(args: string[]): Promise<number> {
   const log = logger();
   const stop = new AbortController();
   const onSignal = (name: Deno.Signal) => () => stop.abort(name);
-  const listeners = (["SIGINT", "SIGTERM"] as const).map((name) => {
-    const listener = onSignal(name);
-    Deno.addSignalListener(name, listener);
-    return [name, listener] as const;
-  });
+  const listeners: [Deno.Signal, () => void][] = [
+    ["SIGINT", onSignal("SIGINT")],
+    ["SIGTERM", onSignal("SIGTERM")],
+    // SIGHUP: open the log file's path again (logrotate's postrotate), go on.
+    ["SIGHUP", () => {
+      logFile.reopen();
+      log.info("Log file {path} reopened (SIGHUP).", { action: "log", path: options.logFile });
+    }],
+  ];
+  for (const [name, listener] of listeners) Deno.addSignalListener(name, listener);
   log.info(
     "Mirror started (version {version}): source {source}, replica {replica}, " +
       "log file {logFile}, every {interval} s{mode}.",

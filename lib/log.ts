@@ -27,6 +27,7 @@ import {
   type Sink,
   type TextFormatter,
 } from "npm:@logtape/logtape@^2.4.2";
+import { asError, reason } from "./error.ts";
 
 const CATEGORY = ["folder-mirror"];
 
@@ -73,6 +74,10 @@ export interface LineSinkOptions {
   /** When it returns a function, console lines go there instead (a progress
    * bar prints them above itself). Default: never. */
   readonly tap?: () => ((line: string) => void) | undefined;
+  /** Called when writing the file starts failing (with the error) and when it
+   * works again (undefined). Meanwhile the console still gets every line and
+   * the file's lines are dropped. Default: nothing. */
+  readonly onFileError?: (error: Error | undefined) => void;
 }
 
 const messageOnly = getTextFormatter({
@@ -140,7 +145,7 @@ export function lineSink(
   out: ConsoleWriter,
   err: ConsoleWriter,
   options: LineSinkOptions = {},
-): Sink & AsyncDisposable {
+): Sink & AsyncDisposable & { flush(): void } {
   const fileFormatter = options.fileFormatter ?? lineFormatter;
   const consoleFormatter = options.consoleFormatter ?? lineFormatter;
   const fileLevel = options.fileLevel ?? "info";
@@ -152,6 +157,26 @@ export function lineSink(
   let consoleDone: Promise<void> = Promise.resolve();
   let pending = 0;
   let timer: ReturnType<typeof setTimeout> | undefined;
+  /** The file cannot be written now; `cut`: it ends in the middle of a line. */
+  let failing = false, cut = false;
+  const writeFile = (text: string) => {
+    const bytes = encoder.encode(cut ? `\n${text}` : text);
+    let at = 0;
+    try {
+      while (at < bytes.length) at += file.writeSync(bytes.subarray(at));
+    } catch (error) {
+      // A full disk, say: mirroring goes on; the console has every line.
+      if (at > 0) cut = bytes[at - 1] !== 10;
+      if (!failing) {
+        options.onFileError?.(error instanceof Error ? error : new Error(String(error)));
+      }
+      failing = true;
+      return;
+    }
+    cut = false;
+    if (failing) options.onFileError?.(undefined);
+    failing = false;
+  };
   const flushConsole = () => {
     if (consoleLines.length === 0) return;
     const tap = options.tap?.();
@@ -174,9 +199,9 @@ export function lineSink(
     timer = undefined;
     pending = 0;
     if (fileLines.length > 0) {
-      const bytes = encoder.encode(fileLines.join(""));
+      const text = fileLines.join("");
       fileLines = [];
-      for (let at = 0; at < bytes.length;) at += file.writeSync(bytes.subarray(at));
+      writeFile(text);
     }
     flushConsole();
   };
@@ -207,6 +232,7 @@ export function lineSink(
     }
   };
   return Object.assign(sink, {
+    flush,
     [Symbol.asyncDispose]: async () => {
       flush();
       await consoleDone;
@@ -234,16 +260,37 @@ export interface LogOptions {
   readonly console?: "quiet" | "normal" | "verbose";
 }
 
+/** The log file in use. */
+export interface LogFile {
+  /**
+   * Open the log file's path again (after logrotate moved the file away):
+   * later lines go to the file now at that path. If it cannot be opened, the
+   * old file is kept and stderr says why.
+   */
+  reopen(): void;
+}
+
 /**
  * Route the program's logger to `logFile` (appended to, created if missing)
  * and the console. Call {@link closeLogging} before exiting so buffered lines
- * are written.
+ * are written. A log file that cannot be written (a full disk) never stops the
+ * program: one line on stderr says so, the console keeps every line, and
+ * writing resumes when it can (another line says so).
  *
  * @throws {Deno.errors.NotFound | Deno.errors.PermissionDenied | Error} when the
  * log file cannot be opened for appending; nothing is configured then.
  */
-export async function setupLogging(logFile: string, options: LogOptions = {}): Promise<void> {
-  const file = Deno.openSync(logFile, { append: true, create: true });
+export async function setupLogging(logFile: string, options: LogOptions = {}): Promise<LogFile> {
+  const open = () => Deno.openSync(logFile, { append: true, create: true });
+  let current = open();
+  const notice = (text: string) => {
+    try {
+      Deno.stderr.writeSync(new TextEncoder().encode(`folder-mirror: ${text}\n`));
+    } catch {
+      // no stderr either
+    }
+  };
+  const file: FileWriter = { writeSync: (bytes) => current.writeSync(bytes) };
   const consoleLevel = options.console === "quiet"
     ? "warning"
     : options.console === "verbose"
@@ -253,6 +300,14 @@ export async function setupLogging(logFile: string, options: LogOptions = {}): P
     fileFormatter: options.format === "json" ? jsonFormatter : lineFormatter,
     consoleLevel,
     tap: () => consoleTap,
+    onFileError: (error) =>
+      notice(
+        error === undefined
+          ? `the log file '${logFile}' is written again.`
+          : `cannot write the log file '${logFile}' (${
+            reason(error)
+          }); its lines go to the console only until it can be written again.`,
+      ),
   });
   await configure({
     reset: true,
@@ -260,7 +315,7 @@ export async function setupLogging(logFile: string, options: LogOptions = {}): P
       lines: Object.assign((record: LogRecord) => sink(record), {
         [Symbol.asyncDispose]: async () => {
           await sink[Symbol.asyncDispose]();
-          file.close();
+          current.close();
         },
       }),
     },
@@ -273,6 +328,21 @@ export async function setupLogging(logFile: string, options: LogOptions = {}): P
       { category: ["logtape", "meta"], lowestLevel: "error", sinks: ["lines"] },
     ],
   });
+  return {
+    reopen() {
+      sink.flush();
+      try {
+        const next = open();
+        current.close();
+        current = next;
+      } catch (error) {
+        notice(
+          `cannot reopen the log file '${logFile}' (${reason(asError(error))}); it is ` +
+            "written where it was.",
+        );
+      }
+    },
+  };
 }
 
 /** Write out buffered lines and close the log file. Safe to call more than once. */

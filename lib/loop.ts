@@ -84,7 +84,11 @@ export async function runLoop(
   }
 }
 
-/** Wait `ms`, or until `signal` aborts, or until `hints` gets paths. */
+/** The longest delay a timer takes (~24.8 days); longer waits are made of several. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Wait `ms` (at most {@link MAX_TIMER_MS}: the caller waits again), or until
+ * `signal` aborts, or until `hints` gets paths. */
 function sleep(ms: number, signal: AbortSignal, hints?: Hints): Promise<void> {
   if (signal.aborted) return Promise.resolve();
   return new Promise((resolve) => {
@@ -93,7 +97,7 @@ function sleep(ms: number, signal: AbortSignal, hints?: Hints): Promise<void> {
       signal.removeEventListener("abort", done);
       resolve();
     };
-    const timer = setTimeout(done, ms);
+    const timer = setTimeout(done, Math.min(ms, MAX_TIMER_MS));
     signal.addEventListener("abort", done);
     hints?.onAdd(done);
   });

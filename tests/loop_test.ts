@@ -80,3 +80,35 @@ Deno.test("loop: idle cycles log nothing; a new file is picked up by the next cy
     assert.equal(messages.length, 7, messages.join("\n"));
   });
 });
+
+Deno.test("loop: an interval beyond the timer limit (~24.8 days) waits quietly and stops on SIGINT", async () => {
+  await withWork(async (work) => {
+    Deno.writeTextFileSync(`${work}/src/a.txt`, "a");
+    const child = mirrorCommand(
+      [
+        "--source",
+        "src",
+        "--replica",
+        "rep",
+        "--log-file",
+        "log.txt",
+        "--time-interval",
+        "3000000",
+      ],
+      work,
+    ).spawn();
+    const finished = child.output();
+    await waitFor("first cycle", mirrored(work));
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    Deno.writeTextFileSync(`${work}/src/b.txt`, "b"); // no early cycle may pick this up
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const stopped = performance.now();
+    child.kill("SIGINT");
+    const result = await finished;
+    assert.ok(performance.now() - stopped < 2000, "stopped at once");
+    assert.equal(result.code, 0);
+    assert.equal(new TextDecoder().decode(result.stderr), "", "no timer warnings");
+    assert.ok(!listTree(`${work}/rep`).has("b.txt"), "the timer did not fire early");
+    assert.match(logLines(`${work}/log.txt`).at(-1)!, /Mirror stopped by SIGINT\.$/);
+  });
+});
