@@ -145,8 +145,15 @@ class Applier {
   readonly #parallel: number;
   readonly #failedDirs = new Set<string>();
   readonly #realDirs: RealDirs;
-  readonly #running = new Set<Promise<void>>();
+  /** Big copies under way in the background, with what they write. */
+  readonly #running = new Map<Promise<void>, QueuedCopy>();
   readonly #onWorkerFailure: (error: Error) => void;
+  readonly #signal: AbortSignal | undefined;
+  /** Settles when the signal aborts. */
+  readonly #aborted: Promise<void>;
+  /** Stopped: copies still under way were given up (their files removed). */
+  #abandoned = false;
+  readonly #abandonedStagings = new Set<Staging>();
   readonly #temps: TempNames;
   #useWorker: boolean;
   #queued: QueuedCopy[] = [];
@@ -164,6 +171,11 @@ class Applier {
     this.#onWorkerFailure = options.onWorkerFailure ?? (() => {});
     this.#temps = options.temps ?? new TempNames(newRunId());
     this.#realDirs = new RealDirs(roots.replica, options.disk);
+    this.#signal = options.signal;
+    this.#aborted = new Promise((resolve) => {
+      if (options.signal?.aborted) resolve();
+      options.signal?.addEventListener("abort", () => resolve(), { once: true });
+    });
   }
 
   async apply(action: Action): Promise<void> {
@@ -192,9 +204,8 @@ class Applier {
         const job = this.#copyJob(action, target, staging !== undefined);
         if (action.source.size >= BIG_FILE) {
           const copying = Promise.resolve(copyFile(this.#disk, job));
-          await this.#startInBackground(
-            copying.then((result) => this.#settle({ action, job, staging }, result)),
-          );
+          const copy = { action, job, staging };
+          await this.#startInBackground(copying.then((result) => this.#settle(copy, result)), copy);
         } else if (this.#useWorker) {
           this.#queued.push({ action, job, staging });
           if (this.#queued.length >= MAX_BATCH) await this.#flushCopies();
@@ -226,6 +237,7 @@ class Applier {
    * are in is finished.
    */
   #settle(copy: QueuedCopy, result: CopyResult): void {
+    if (this.#abandoned) return; // given up when the run stopped
     if (result.status === "failed") {
       this.#failed.push(copy);
       return;
@@ -237,7 +249,7 @@ class Applier {
   /** Retry, one at a time, the failed copies that belong to `staging`. */
   async #retryFailed(staging: Staging | undefined): Promise<void> {
     const retry = this.#failed.filter((copy) => copy.staging === staging);
-    if (retry.length === 0) return;
+    if (retry.length === 0 || this.#signal?.aborted) return;
     this.#failed = this.#failed.filter((copy) => copy.staging !== staging);
     for (const { action, job } of retry) {
       const result = await copyFile(this.#disk, job);
@@ -358,16 +370,36 @@ class Applier {
     }
   }
 
-  async #startInBackground(work: Promise<void>): Promise<void> {
+  async #startInBackground(work: Promise<void>, copy: QueuedCopy): Promise<void> {
     const running = work.finally(() => this.#running.delete(running));
-    this.#running.add(running);
-    if (this.#running.size >= this.#parallel) await Promise.race(this.#running);
+    this.#running.set(running, copy);
+    if (this.#running.size >= this.#parallel) await this.#nextEnded();
+  }
+
+  /** Wait until a big copy under way ends, or the run is stopped (then give them up). */
+  async #nextEnded(): Promise<void> {
+    await Promise.race([...this.#running.keys(), this.#aborted]);
+    if (this.#signal?.aborted) this.#abandon();
+  }
+
+  /**
+   * Stopped: give up the big copies under way instead of waiting for them
+   * (a kernel copy of gigabytes cannot be interrupted): their files are
+   * removed now, the copy goes on into nothing until the process ends.
+   */
+  #abandon(): void {
+    this.#abandoned = true;
+    for (const { job, staging } of this.#running.values()) {
+      removeQuietly(this.#disk, job.dest);
+      if (staging) this.#abandonedStagings.add(staging);
+    }
+    this.#running.clear();
   }
 
   /** Finish every copy under way: queued small ones and big ones in the background. */
   async #drain(): Promise<void> {
     await this.#flushCopies();
-    while (this.#running.size > 0) await Promise.race(this.#running);
+    while (this.#running.size > 0) await this.#nextEnded();
   }
 
   /** Move the filled folder into place; report what was held back. */
@@ -377,6 +409,11 @@ class Applier {
     await this.#drain();
     await this.#retryFailed(staging);
     this.#staging = undefined;
+    if (this.#abandonedStagings.has(staging)) {
+      // Stopped with copies into it under way: it is removed, not moved into place half filled.
+      removeQuietly(this.#disk, staging.temp, true);
+      return;
+    }
     let failure: Error | undefined;
     try {
       this.#disk.rename(staging.temp, joinPath(this.#roots.replica, staging.path));

@@ -38,7 +38,7 @@ export interface Comparison {
  * Deno.writeTextFileSync(`${a}/f`, "one");
  * Deno.writeTextFileSync(`${b}/f`, "two");
  * const roots = { source: a, replica: b };
- * const result = await findChangedFiles(roots, scanTree(a), scanTree(b), new PairIndex(), new Hasher());
+ * const result = await findChangedFiles(roots, await scanTree(a), await scanTree(b), new PairIndex(), new Hasher());
  * assert.ok(result.changed.has("f"));
  * ```
  */
@@ -48,6 +48,7 @@ export async function findChangedFiles(
   replica: Scan,
   index: PairIndex,
   hasher: Hasher,
+  signal?: AbortSignal,
 ): Promise<Comparison> {
   const changed = new Set<string>();
   const problems: Problem[] = [];
@@ -57,6 +58,7 @@ export async function findChangedFiles(
   for (const [path, src] of source.tree) {
     const dst = replica.tree.get(path);
     if (src.kind !== "file" || dst?.kind !== "file") continue;
+    signal?.throwIfAborted();
     if (src.size !== dst.size) {
       index.forget(path);
       continue;
@@ -69,8 +71,9 @@ export async function findChangedFiles(
     try {
       sourceMd5 = sourceKnown && knownMd5 !== undefined
         ? knownMd5
-        : await hashStable(hasher, joinPath(roots.source, path), src);
+        : await hashStable(hasher, joinPath(roots.source, path), src, signal);
     } catch (error) {
+      if (signal?.aborted) throw error;
       // A file that vanished meanwhile is the next scan's business.
       if (!(error instanceof Deno.errors.NotFound)) problems.push({ path, error: asError(error) });
       continue;
@@ -80,8 +83,9 @@ export async function findChangedFiles(
     try {
       replicaMd5 = replicaKnown && knownMd5 !== undefined
         ? knownMd5
-        : await hashStable(hasher, joinPath(roots.replica, path), dst);
-    } catch {
+        : await hashStable(hasher, joinPath(roots.replica, path), dst, signal);
+    } catch (error) {
+      if (signal?.aborted) throw error;
       // An unreadable replica file is simply replaced.
     }
     if (sourceMd5 !== undefined && replicaMd5 === sourceMd5) {
@@ -103,7 +107,8 @@ async function hashStable(
   hasher: Hasher,
   path: string,
   scanned: Entry,
+  signal?: AbortSignal,
 ): Promise<string | undefined> {
-  const md5 = await hasher.md5(path, scanned.size);
+  const md5 = await hasher.md5(path, scanned.size, signal);
   return statKey(entryFromInfo(Deno.lstatSync(path))) === statKey(scanned) ? md5 : undefined;
 }

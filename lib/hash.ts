@@ -24,7 +24,9 @@ export class Hasher {
   }
 
   /**
-   * Hex MD5 of the file at `path` whose size was `size` when scanned.
+   * Hex MD5 of the file at `path` whose size was `size` when scanned. A big
+   * file is read asynchronously and stops when `signal` aborts (throwing its
+   * reason).
    *
    * @example
    * ```ts
@@ -36,7 +38,7 @@ export class Hasher {
    * Deno.removeSync(file);
    * ```
    */
-  async md5(path: string, size: number): Promise<string> {
+  async md5(path: string, size: number, signal?: AbortSignal): Promise<string> {
     nodeCrypto ??= await import("node:crypto");
     const hash = nodeCrypto.createHash("md5");
     const buffer = this.#buffer;
@@ -49,6 +51,7 @@ export class Hasher {
     } else {
       using file = await Deno.open(path, { read: true });
       for (let n = await file.read(buffer); n !== null; n = await file.read(buffer)) {
+        signal?.throwIfAborted();
         hash.update(buffer.subarray(0, n));
         this.#hashedBytes += n;
       }

@@ -8,6 +8,7 @@
  * @module
  */
 import { asError } from "./error.ts";
+import { pacer } from "./pace.ts";
 import { PackedTree } from "./tree.ts";
 import type { Exclude } from "./exclude.ts";
 import {
@@ -59,6 +60,10 @@ export interface ScanOptions {
   /** Which names are the program's own temp files and folders: they go to
    * {@link Scan.temps}, not into the tree. Default: none (every name is an entry). */
   readonly isTemp?: (name: string) => boolean;
+  /** Stops the walk (it then throws the signal's reason). The walk hands
+   * control back every few milliseconds, so that a signal can be heard.
+   * Default: never. */
+  readonly signal?: AbortSignal;
 }
 
 /**
@@ -72,12 +77,12 @@ export interface ScanOptions {
  * import { scanTree } from "./scan.ts";
  * const dir = Deno.makeTempDirSync();
  * Deno.writeTextFileSync(`${dir}/a.txt`, "hi");
- * const scan = scanTree(dir);
+ * const scan = await scanTree(dir);
  * assert.ok(scan.tree.get("a.txt")?.size === 2);
  * Deno.removeSync(dir, { recursive: true });
  * ```
  */
-export function scanTree(root: string, options: ScanOptions = {}): Scan {
+export async function scanTree(root: string, options: ScanOptions = {}): Promise<Scan> {
   const startedAt = Date.now();
   const tree = new PackedTree();
   const problems: Problem[] = [];
@@ -88,7 +93,10 @@ export function scanTree(root: string, options: ScanOptions = {}): Scan {
   const exclude = options.exclude;
   const isTemp = options.isTemp;
   const pending = [...(options.folders ?? [{ path: "", deep: true }])].reverse();
+  const pace = pacer(), signal = options.signal;
   for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    await pace();
+    signal?.throwIfAborted();
     const { path: dir, deep } = next;
     const prefix = dir === "" ? "" : `${dir}/`;
     let items: Deno.DirEntry[];
@@ -136,12 +144,13 @@ export function scanTree(root: string, options: ScanOptions = {}): Scan {
  * that is a folder (deeply: it may have just been created or moved in), and
  * deeply any source folder found whose replica twin is missing.
  */
-export function scanAround(
+export async function scanAround(
   roots: Roots,
   paths: ReadonlySet<string>,
   exclude: Exclude | undefined,
   isTemp?: (name: string) => boolean,
-): { source: Scan; replica: Scan } {
+  signal?: AbortSignal,
+): Promise<{ source: Scan; replica: Scan }> {
   const deep = new Set<string>();
   const shallow = new Set<string>();
   for (const path of paths) {
@@ -157,8 +166,8 @@ export function scanAround(
     ...[...shallow].filter((dir) => !deep.has(dir) && !hasAncestorIn(dir, deep))
       .map((path) => ({ path, deep: false })),
   ];
-  const source = scanTree(roots.source, { folders, exclude });
-  const replica = scanTree(roots.replica, { folders, exclude, isTemp });
+  const source = await scanTree(roots.source, { folders, exclude, signal });
+  const replica = await scanTree(roots.replica, { folders, exclude, isTemp, signal });
   // A folder only one side has as a folder was listed, not looked into: in
   // the source it is copied whole, in the replica removed whole (unless it
   // holds excluded entries), so look into it.
@@ -171,10 +180,11 @@ export function scanAround(
   return {
     source: sourceOnly.length === 0
       ? source
-      : joined(source, scanTree(roots.source, { folders: sourceOnly, exclude })),
-    replica: replicaOnly.length === 0
-      ? replica
-      : joined(replica, scanTree(roots.replica, { folders: replicaOnly, exclude, isTemp })),
+      : joined(source, await scanTree(roots.source, { folders: sourceOnly, exclude, signal })),
+    replica: replicaOnly.length === 0 ? replica : joined(
+      replica,
+      await scanTree(roots.replica, { folders: replicaOnly, exclude, isTemp, signal }),
+    ),
   };
 }
 

@@ -137,7 +137,12 @@ export class Mirror {
     const tally = emptyTally();
     const roots = this.#checkRoots(tally);
     if (roots?.created) await this.#options.onReplicaCreated?.();
-    if (roots !== undefined) await this.#sync(tally, roots, paths, signal);
+    try {
+      if (roots !== undefined) await this.#sync(tally, roots, paths, signal);
+    } catch (error) {
+      // Stopped (SIGINT, SIGTERM) while scanning or reading: nothing more is done.
+      if (!signal?.aborted) throw error;
+    }
     const dryRun = this.#options.dryRun ?? false;
     if (dryRun || eventful(tally)) {
       reportSummary(this.#log, tally, performance.now() - started, dryRun);
@@ -213,10 +218,10 @@ export class Mirror {
     const full = paths === undefined;
     const scanned = full
       ? {
-        source: scanTree(sourceRoot, { exclude }),
-        replica: scanTree(replicaRoot, { exclude, isTemp }),
+        source: await scanTree(sourceRoot, { exclude, signal }),
+        replica: await scanTree(replicaRoot, { exclude, isTemp, signal }),
       }
-      : scanAround(this.#roots, paths, exclude, isTemp);
+      : await scanAround(this.#roots, paths, exclude, isTemp, signal);
     const source = scanned.source;
     const replica = replicaMissing ? emptyScan() : scanned.replica;
     for (const problem of source.problems) reportProblem(this.#log, "source", problem);
@@ -225,7 +230,14 @@ export class Mirror {
     this.#warnAboutSpecialFiles(source.tree);
 
     const index = state.index;
-    const comparison = await findChangedFiles(this.#roots, source, replica, index, this.#hasher);
+    const comparison = await findChangedFiles(
+      this.#roots,
+      source,
+      replica,
+      index,
+      this.#hasher,
+      signal,
+    );
     for (const problem of comparison.problems) reportProblem(this.#log, "source", problem);
     tally.failed += comparison.problems.length;
 
@@ -280,8 +292,8 @@ export class Mirror {
       if (remember) this.#ownWrites.written(written, (path) => this.#replicaState(path));
     });
     if (!full || this.#options.dryRun) return; // saved by full, real cycles
-    if (tally.copied + tally.updated + tally.removed + tally.created > 0) {
-      tally.digest = await this.#sourceDigest(source, index, comparison.sourceMd5s) ??
+    if (tally.copied + tally.updated + tally.removed + tally.created > 0 && !signal?.aborted) {
+      tally.digest = await this.#sourceDigest(source, index, comparison.sourceMd5s, signal) ??
         "not computed";
     }
     index.retain((path) => source.tree.get(path)?.kind === "file");
@@ -397,6 +409,7 @@ export class Mirror {
     source: Scan,
     index: PairIndex,
     readThisCycle: ReadonlyMap<string, string>,
+    signal?: AbortSignal,
   ): Promise<string | undefined> {
     const inIndex = (path: string, entry: Entry) =>
       index.knows(path, "source", entry) && index.md5(path) !== undefined;
@@ -415,9 +428,10 @@ export class Mirror {
       if (entry.kind === "file") {
         md5 = inIndex(path, entry) ? index.md5(path) : readThisCycle.get(path);
         try {
-          md5 ??= await this.#hasher.md5(joinPath(this.#roots.source, path), entry.size);
+          md5 ??= await this.#hasher.md5(joinPath(this.#roots.source, path), entry.size, signal);
           index.recordSource(path, entry, md5, source.startedAt);
-        } catch {
+        } catch (error) {
+          if (signal?.aborted) return undefined; // stopped: no digest
           md5 = "?"; // unreadable or gone: the digest says so
         }
       }

@@ -97,7 +97,7 @@ async function readSide(
   hasher: Hasher,
   exclude?: Exclude,
 ): Promise<Side> {
-  const scan = scanTree(root, { exclude });
+  const scan = await scanTree(root, { exclude });
   const problems = scan.problems.map(({ path, error }) =>
     `could not read ${side} ${path === "" ? "folder" : path}: ${reason(error)}`
   );

@@ -160,12 +160,12 @@ Deno.test("loop: an abort during the wait ends the loop at once", async () => {
  */
 function comparer(work: string, observedAt: () => number) {
   const index = new PairIndex(), state = new Hasher();
-  const scan = (root: string) => ({ ...scanTree(root), startedAt: observedAt() });
-  const compare = () =>
+  const scan = async (root: string) => ({ ...await scanTree(root), startedAt: observedAt() });
+  const compare = async () =>
     findChangedFiles(
       { source: `${work}/src`, replica: `${work}/rep` },
-      scan(`${work}/src`),
-      scan(`${work}/rep`),
+      await scan(`${work}/src`),
+      await scan(`${work}/rep`),
       index,
       state,
     );
@@ -226,7 +226,7 @@ for (
     await withWork(async (work) => {
       for (const name of ["a", "b", "c"]) Deno.writeTextFileSync(`${work}/src/${name}`, name);
       Deno.mkdirSync(`${work}/rep`);
-      const actions = plan(scanTree(`${work}/src`).tree, new Map(), { changed: new Set() });
+      const actions = plan((await scanTree(`${work}/src`)).tree, new Map(), { changed: new Set() });
       const outcomes: Outcome[] = await applyPlan(
         actions,
         { source: `${work}/src`, replica: `${work}/rep` },
@@ -246,7 +246,7 @@ Deno.test("apply: a source file that vanishes before its copy is skipped, not fa
   await withWork(async (work) => {
     Deno.writeTextFileSync(`${work}/src/gone`, "x");
     Deno.mkdirSync(`${work}/rep`);
-    const actions = plan(scanTree(`${work}/src`).tree, new Map(), { changed: new Set() });
+    const actions = plan((await scanTree(`${work}/src`)).tree, new Map(), { changed: new Set() });
     Deno.removeSync(`${work}/src/gone`);
     const [outcome] = await applyPlan(actions, { source: `${work}/src`, replica: `${work}/rep` }, {
       disk: realDisk,
@@ -260,7 +260,7 @@ Deno.test("apply: a source file changed during its copy is discarded", async () 
   await withWork(async (work) => {
     Deno.writeTextFileSync(`${work}/src/busy`, "before");
     Deno.mkdirSync(`${work}/rep`);
-    const actions = plan(scanTree(`${work}/src`).tree, new Map(), { changed: new Set() });
+    const actions = plan((await scanTree(`${work}/src`)).tree, new Map(), { changed: new Set() });
     const disk: Disk = {
       ...realDisk,
       copyFile: (from, to, size) => {
@@ -281,7 +281,7 @@ Deno.test("apply: nothing is attempted under a folder that could not be created"
     Deno.mkdirSync(`${work}/src/d/e`, { recursive: true });
     Deno.writeTextFileSync(`${work}/src/d/e/f`, "x");
     Deno.mkdirSync(`${work}/rep`);
-    const actions = plan(scanTree(`${work}/src`).tree, new Map(), { changed: new Set() });
+    const actions = plan((await scanTree(`${work}/src`)).tree, new Map(), { changed: new Set() });
     const disk: Disk = {
       ...realDisk,
       mkdir: () => {
@@ -304,9 +304,13 @@ Deno.test("apply: nothing is written through a replica folder that became a syml
     Deno.mkdirSync(`${work}/rep`);
     Deno.mkdirSync(`${work}/rep/e`);
     // The plan was made while rep/d was a real folder; then it was swapped for a link.
-    const actions = plan(scanTree(`${work}/src`).tree, scanTree(`${work}/src`).tree, {
-      changed: new Set(["d/x"]),
-    });
+    const actions = plan(
+      (await scanTree(`${work}/src`)).tree,
+      (await scanTree(`${work}/src`)).tree,
+      {
+        changed: new Set(["d/x"]),
+      },
+    );
     Deno.symlinkSync(`${work}/outside`, `${work}/rep/d`);
     Deno.removeSync(`${work}/rep/e`);
     Deno.symlinkSync(`${work}/outside`, `${work}/rep/e`);
@@ -488,7 +492,7 @@ Deno.test("apply: a copy that failed beside another is retried alone", async () 
         return realDisk.copyFile(from, to, size);
       },
     };
-    const actions = plan(scanTree(`${work}/src`).tree, new Map(), { changed: new Set() });
+    const actions = plan((await scanTree(`${work}/src`)).tree, new Map(), { changed: new Set() });
     const outcomes = await applyPlan(actions, { source: `${work}/src`, replica: `${work}/rep` }, {
       disk,
     });
@@ -509,7 +513,7 @@ Deno.test("apply: the copy worker mirrors many small files like the main thread 
     }
     for (let f = 0; f < 300; f++) Deno.writeTextFileSync(`${work}/src/top${f}`, `top ${f}`);
     Deno.mkdirSync(`${work}/rep`);
-    const actions = plan(scanTree(`${work}/src`).tree, new Map(), { changed: new Set() });
+    const actions = plan((await scanTree(`${work}/src`)).tree, new Map(), { changed: new Set() });
     assert.ok(actions.filter((action) => action.op === "copy").length >= MIN_WORKER_COPIES);
     const outcomes = await applyPlan(actions, { source: `${work}/src`, replica: `${work}/rep` }, {
       disk: realDisk,
@@ -571,17 +575,21 @@ Deno.test("apply: a touch vouches for the replica's new key only if it is the fi
     Deno.writeTextFileSync(`${work}/rep/f`, "same");
     Deno.utimeSync(`${work}/rep/f`, 0, 0); // attributes differ, content the same
     const roots = { source: `${work}/src`, replica: `${work}/rep` };
-    const touchOf = () => {
-      const actions = plan(scanTree(roots.source).tree, scanTree(roots.replica).tree, {
-        changed: new Set(),
-      });
+    const touchOf = async () => {
+      const actions = plan(
+        (await scanTree(roots.source)).tree,
+        (await scanTree(roots.replica)).tree,
+        {
+          changed: new Set(),
+        },
+      );
       assert.deepEqual(actions.map((a) => a.op), ["touch"]);
       return actions;
     };
-    const [untouched] = await applyPlan(touchOf(), roots, { disk: realDisk });
+    const [untouched] = await applyPlan(await touchOf(), roots, { disk: realDisk });
     assert.ok(untouched?.status === "done" && untouched.replicaKey !== undefined);
     Deno.utimeSync(`${work}/rep/f`, 0, 0);
-    const actions = touchOf();
+    const actions = await touchOf();
     Deno.writeTextFileSync(`${work}/rep/f`, "SAME"); // someone else, after the comparison
     const [raced] = await applyPlan(actions, roots, { disk: realDisk });
     assert.ok(raced?.status === "done" && raced.replicaKey === undefined);
