@@ -28,6 +28,7 @@ import { newRunId, TempNames } from "./temp_names.ts";
 
 export type { Roots };
 import { copyFile, type CopyJob, type CopyResult, removeQuietly } from "./copy.ts";
+import { type Copier, CopyWorker } from "./copy_worker.ts";
 import { BIG_FILE, type Disk } from "./disk.ts";
 import { asError } from "./error.ts";
 import { pacer } from "./pace.ts";
@@ -66,10 +67,12 @@ export interface ApplyOptions {
    * with a worker thread (real disk only: the worker does not use `disk`).
    * Default `false`. */
   readonly copyWorker?: boolean;
-  /** Called once if the copy worker cannot start or stops working (say, its
-   * module cannot be loaded); its copies, and all later ones, are then made on
-   * the main thread. Default: nothing. */
+  /** Called once if the copy worker cannot start or stops working; its
+   * copies, and all later ones, are then made on the main thread. Default:
+   * nothing. */
   readonly onWorkerFailure?: (error: Error) => void;
+  /** Starts the copy worker. Default: the one of `copy_worker.ts`. */
+  readonly makeWorker?: () => Copier;
   /** Names for temp files and folders. Default: names of a new random run id. */
   readonly temps?: TempNames;
   /** Touch nothing: every action ends as `planned`. Default `false`. */
@@ -158,7 +161,8 @@ class Applier {
   #useWorker: boolean;
   #queued: QueuedCopy[] = [];
   #failed: QueuedCopy[] = [];
-  #worker: CopyWorker | undefined;
+  #worker: Copier | undefined;
+  readonly #makeWorker: () => Copier;
   #staging: Staging | undefined;
 
   constructor(roots: Roots, options: ApplyOptions) {
@@ -169,6 +173,7 @@ class Applier {
     this.#parallel = options.parallelCopies ?? 4;
     this.#useWorker = options.copyWorker ?? false;
     this.#onWorkerFailure = options.onWorkerFailure ?? (() => {});
+    this.#makeWorker = options.makeWorker ?? (() => new CopyWorker());
     this.#temps = options.temps ?? new TempNames(newRunId());
     this.#realDirs = new RealDirs(roots.replica, options.disk);
     this.#signal = options.signal;
@@ -357,8 +362,8 @@ class Applier {
     return `${path.slice(0, path.lastIndexOf("/") + 1)}${this.#temps.next()}`;
   }
 
-  #copier(): CopyWorker {
-    return this.#worker ??= new CopyWorker();
+  #copier(): Copier {
+    return this.#worker ??= this.#makeWorker();
   }
 
   #record(outcome: Outcome, staging: Staging | undefined): void {
@@ -494,47 +499,6 @@ function toOutcome(action: Extract<Action, { op: "copy" }>, result: CopyResult):
 
 function localCopies(disk: Disk, jobs: readonly CopyJob[]): CopyResult[] {
   return jobs.map((job) => copyFile(disk, job) as CopyResult);
-}
-
-/**
- * The copy worker (`copy_worker.ts`), started on first use. A worker that
- * failed once (its module could not be loaded, or it threw) is terminated and
- * rejects every later batch at once: it would never answer again.
- */
-class CopyWorker {
-  #worker: Worker | undefined;
-  #failure: Error | undefined;
-
-  constructor() {
-    try {
-      this.#worker = new Worker(new URL("./copy_worker.ts", import.meta.url).href, {
-        type: "module",
-      });
-    } catch (error) {
-      this.#failure = asError(error);
-    }
-  }
-
-  /** Copy `jobs` in the worker; rejects if the worker cannot do it. */
-  copy(jobs: readonly CopyJob[]): Promise<CopyResult[]> {
-    const worker = this.#worker;
-    if (worker === undefined) return Promise.reject(this.#failure ?? new Error("closed"));
-    return new Promise((resolve, reject) => {
-      worker.onmessage = (event) => resolve(event.data);
-      worker.onerror = (event) => {
-        event.preventDefault();
-        this.#failure = new Error(event.message);
-        this.close();
-        reject(this.#failure);
-      };
-      worker.postMessage(jobs);
-    });
-  }
-
-  close(): void {
-    this.#worker?.terminate();
-    this.#worker = undefined;
-  }
 }
 
 function isBelow(path: string, dir: string): boolean {

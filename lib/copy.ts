@@ -71,7 +71,8 @@ export function copyFile(disk: Disk, job: CopyJob): CopyResult | Promise<CopyRes
   }
 }
 
-function exists(disk: Disk, path: string): boolean {
+/** Whether `path` exists (without following a symlink). */
+export function exists(disk: Pick<Disk, "lstat">, path: string): boolean {
   try {
     disk.lstat(path);
     return true;

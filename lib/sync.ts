@@ -6,6 +6,7 @@
  */
 import type { Logger } from "npm:@logtape/logtape@^2.4.2";
 import { applyPlan, type Outcome, type Roots } from "./apply.ts";
+import type { Copier } from "./copy_worker.ts";
 import { findChangedFiles } from "./compare.ts";
 import { type Disk, realDisk } from "./disk.ts";
 import { asError, reason } from "./error.ts";
@@ -60,6 +61,8 @@ export interface MirrorOptions {
   /** Called when a cycle has made the replica folder again (it had been
    * removed), before it writes into it. Default: nothing. */
   readonly onReplicaCreated?: () => void | Promise<void>;
+  /** Starts a copy worker (tests give a broken one). Default: `copy_worker.ts`'s. */
+  readonly makeCopyWorker?: () => Copier;
 }
 
 /** How many files the actions copy, and how many bytes. */
@@ -269,7 +272,9 @@ export class Mirror {
       disk: this.#disk,
       dryRun: this.#options.dryRun ?? false,
       temps: state.temps,
-      copyWorker: this.#disk === realDisk && !this.#workerFailed,
+      copyWorker: (this.#disk === realDisk || this.#options.makeCopyWorker !== undefined) &&
+        !this.#workerFailed,
+      ...(this.#options.makeCopyWorker ? { makeWorker: this.#options.makeCopyWorker } : {}),
       onWorkerFailure: (error) => {
         this.#workerFailed = true;
         this.#log.warn(
@@ -430,7 +435,7 @@ export class Mirror {
         try {
           md5 ??= await this.#hasher.md5(joinPath(this.#roots.source, path), entry.size, signal);
           index.recordSource(path, entry, md5, source.startedAt);
-        } catch (error) {
+        } catch {
           if (signal?.aborted) return undefined; // stopped: no digest
           md5 = "?"; // unreadable or gone: the digest says so
         }

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import fc from "npm:fast-check@^4.11.0";
 import { applyPlan, MIN_WORKER_COPIES, type Outcome } from "../lib/apply.ts";
+import { CopyWorker } from "../lib/copy_worker.ts";
 import { findChangedFiles } from "../lib/compare.ts";
 import { Hasher } from "../lib/hash.ts";
 import { PairIndex } from "../lib/pair_index.ts";
@@ -515,10 +516,13 @@ Deno.test("apply: the copy worker mirrors many small files like the main thread 
     Deno.mkdirSync(`${work}/rep`);
     const actions = plan((await scanTree(`${work}/src`)).tree, new Map(), { changed: new Set() });
     assert.ok(actions.filter((action) => action.op === "copy").length >= MIN_WORKER_COPIES);
+    const failures: Error[] = [];
     const outcomes = await applyPlan(actions, { source: `${work}/src`, replica: `${work}/rep` }, {
       disk: realDisk,
       copyWorker: true,
+      onWorkerFailure: (error) => failures.push(error),
     });
+    assert.deepEqual(failures, [], "the worker itself copied its share");
     assert.equal(outcomes.filter((o) => o.status === "done").length, actions.length);
     assertMirrored(`${work}/src`, `${work}/rep`);
   });
@@ -594,4 +598,42 @@ Deno.test("apply: a touch vouches for the replica's new key only if it is the fi
     const [raced] = await applyPlan(actions, roots, { disk: realDisk });
     assert.ok(raced?.status === "done" && raced.replicaKey === undefined);
   });
+});
+
+Deno.test("sync: a copy worker that fails is one WARNING; its copies and later cycles go on without it", async () => {
+  const records: LogRecord[] = [];
+  await configure({
+    reset: true,
+    sinks: { collect: (record: LogRecord) => void records.push(record) },
+    loggers: [
+      { category: ["test"], lowestLevel: "info", sinks: ["collect"] },
+      { category: ["logtape", "meta"], lowestLevel: "error", sinks: [] },
+    ],
+  });
+  try {
+    await withWork(async (work) => {
+      const many = (folder: string) => {
+        Deno.mkdirSync(`${work}/src/${folder}`);
+        for (let i = 0; i < MIN_WORKER_COPIES; i++) {
+          Deno.writeTextFileSync(`${work}/src/${folder}/f${i}`, `${i}`);
+        }
+      };
+      let started = 0;
+      const roots = { source: `${work}/src`, replica: `${work}/rep` };
+      const mirror = new Mirror(roots, realDisk, getLogger(["test"]), {
+        makeCopyWorker: () => (started++, new CopyWorker("throw new Error('broken worker')")),
+      });
+      many("first");
+      assert.equal((await mirror.cycle()).failed, 0);
+      many("second");
+      assert.equal((await mirror.cycle()).failed, 0);
+      assertMirrored(roots.source, roots.replica);
+      assert.equal(started, 1, "not started again");
+      const warnings = records.filter((r) => r.level === "warning");
+      assert.equal(warnings.length, 1);
+      assert.match(String(warnings[0]!.rawMessage), /The copy worker stopped/);
+    });
+  } finally {
+    await reset();
+  }
 });

@@ -278,7 +278,7 @@ async function watchingMirrorOfOneFile(work: string) {
 
 Deno.test("watch: someone else's write event on a replica file forces a content comparison", async () => {
   await withWork(async (work) => {
-    const { rep, state, mirror } = await watchingMirrorOfOneFile(work);
+    const { rep, mirror } = await watchingMirrorOfOneFile(work);
     // An edit in the second of the mirror's own write, same size, mtime put back:
     // the stat key does not change (Deno's ctime has whole seconds).
     let kept = false;
