@@ -11,11 +11,12 @@
 import { realDisk } from "./lib/disk.ts";
 import { reason } from "./lib/error.ts";
 import { excludeMatcher } from "./lib/exclude.ts";
-import { realPathOf, refusal } from "./lib/guard.ts";
+import { realPathOf, refusal, stablePathOf } from "./lib/guard.ts";
 import { closeLogging, type LogFile, logger, setupLogging } from "./lib/log.ts";
 import { Hints, runLoop } from "./lib/loop.ts";
 import { type Options, parseOptions, UsageError } from "./lib/options.ts";
 import { Claim } from "./lib/claim.ts";
+import { resolve } from "node:path";
 import { Mirror } from "./lib/sync.ts";
 import { VERSION } from "./lib/version.ts";
 import { OWN_WRITE_MS, RootWatches } from "./lib/watch.ts";
@@ -69,9 +70,10 @@ async function main(args: string[]): Promise<number> {
     return USAGE;
   }
   if (options.verify) return await verify(options);
-  const roots = { source: realPathOf(options.source), replica: realPathOf(options.replica) };
+  // The state knows the pair by its stable paths (a symlinked source stays one).
+  const pair = { source: stablePathOf(options.source), replica: stablePathOf(options.replica) };
   const claimed = await Claim.claim(
-    { replica: options.replica, stateFile: options.stateFile, roots },
+    { replica: options.replica, stateFile: options.stateFile, roots: pair },
     options.dryRun,
   );
   if (typeof claimed === "string") {
@@ -156,7 +158,9 @@ async function main(args: string[]): Promise<number> {
       { action: "state", path: options.stateFile, why: claimed.warning },
     );
   }
-  const mirror = new Mirror(roots, realDisk, log, {
+  // Given as typed (made absolute): every cycle resolves them again.
+  const given = { source: resolve(options.source), replica: resolve(options.replica) };
+  const mirror = new Mirror(given, realDisk, log, {
     maxDelete: options.maxDelete,
     dryRun: options.dryRun,
     exclude: options.exclude,
@@ -190,9 +194,9 @@ async function main(args: string[]): Promise<number> {
     const watches = new RootWatches(
       options.watch
         ? [
-          { root: roots.source, onBatch: (paths) => hints.add(paths) },
+          { root: () => mirror.resolvedRoots.source, onBatch: (paths) => hints.add(paths) },
           {
-            root: roots.replica,
+            root: () => mirror.resolvedRoots.replica,
             onBatch: replicaEvents,
             ignore: (path) => state.temps.holds(path),
           },

@@ -41,9 +41,40 @@ export function realPathOf(path: string): string {
   }
 }
 
+/**
+ * A folder's identity in the state file: the real path of the folder it is in,
+ * plus its own name as given. A symlink given as the folder itself stays one
+ * (`/srv/current`), so switching it to another release keeps the identity.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { stablePathOf } from "./guard.ts";
+ * const dir = Deno.realPathSync(Deno.makeTempDirSync());
+ * Deno.mkdirSync(`${dir}/release-1`);
+ * Deno.symlinkSync("release-1", `${dir}/current`);
+ * assert.equal(stablePathOf(`${dir}/current`), `${dir}/current`);
+ * ```
+ */
+export function stablePathOf(path: string): string {
+  const absolute = resolve(path);
+  const parent = dirname(absolute);
+  if (parent === absolute) return absolute;
+  return `${realPathOf(parent).replace(/\/$/, "")}/${basename(absolute)}`;
+}
+
 /** Whether `inner` is `outer` or lies below it (both real absolute paths). */
 export function isWithin(inner: string, outer: string): boolean {
   return inner === outer || inner.startsWith(outer.endsWith("/") ? outer : `${outer}/`);
+}
+
+/** The target of `path` when it is a symlink (here: one whose target is missing). */
+function danglingLink(path: string): string | undefined {
+  try {
+    return Deno.lstatSync(path).isSymlink ? Deno.readLinkSync(path) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -75,6 +106,10 @@ export function refusal(paths: Paths): string | undefined {
   } catch (error) {
     if (!(error instanceof Deno.errors.NotFound)) {
       return `--replica: cannot use '${replica}': ${reason(asError(error))}.`;
+    }
+    const link = danglingLink(replica);
+    if (link !== undefined) {
+      return `--replica: '${replica}' is a symlink to '${link}', which does not exist.`;
     }
   }
   let real: Paths;

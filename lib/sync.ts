@@ -10,6 +10,7 @@ import type { Copier } from "./copy_worker.ts";
 import { findChangedFiles } from "./compare.ts";
 import { type Disk, realDisk } from "./disk.ts";
 import { asError, reason } from "./error.ts";
+import { isWithin, realPathOf } from "./guard.ts";
 import { type Exclude, excludeMatcher } from "./exclude.ts";
 import { type Action, deletedEntries, plan } from "./plan.ts";
 import {
@@ -89,7 +90,10 @@ function emptyScan(): Scan {
 
 /** Keeps one replica in step with one source, cycle after cycle. */
 export class Mirror {
-  readonly #roots: Roots;
+  /** The roots as given (a symlink stays one). */
+  readonly #given: Roots;
+  /** The roots resolved (real paths) by the current or last cycle. */
+  #roots: Roots;
   readonly #disk: Disk;
   readonly #log: Logger;
   readonly #options: MirrorOptions;
@@ -104,6 +108,7 @@ export class Mirror {
   readonly #exclude: Promise<Exclude | undefined>;
 
   constructor(roots: Roots, disk: Disk, log: Logger, options: MirrorOptions = {}) {
+    this.#given = roots;
     this.#roots = roots;
     this.#disk = disk;
     this.#log = log;
@@ -111,6 +116,11 @@ export class Mirror {
     this.#state = options.state ?? MirrorState.inMemory(roots);
     this.#exclude = excludeMatcher(options.exclude ?? []);
     this.#exclude.catch(() => {}); // a failure to load surfaces where a cycle awaits it
+  }
+
+  /** The roots as the last cycle resolved them (real paths). */
+  get resolvedRoots(): Roots {
+    return this.#roots;
   }
 
   /** Bytes of file content read (to compare, or for a digest) since this mirror was made. */
@@ -162,31 +172,45 @@ export class Mirror {
   #checkRoots(
     tally: Tally,
   ): { sourceId: string; replicaMissing: boolean; created?: boolean } | undefined {
-    const { source, replica } = this.#roots;
-    let sourceId: string;
+    // The paths as given are resolved again every cycle: a source given as a
+    // symlink (`current -> release-2`) follows it when it is switched.
+    const given = this.#given;
+    let source: string, replica: string, sourceId: string;
     try {
+      source = Deno.realPathSync(given.source);
       const info = this.#expectFolder(source);
       sourceId = `${info.dev}:${info.ino}`;
     } catch (error) {
-      return this.#rootFailed(tally, "Source", source, error);
+      return this.#rootFailed(tally, "Source", given.source, error);
     }
+    try {
+      replica = realPathOf(given.replica);
+    } catch (error) {
+      return this.#rootFailed(tally, "Replica", given.replica, error);
+    }
+    if (isWithin(source, replica) || isWithin(replica, source)) {
+      const why = new Error(`it now overlaps the ${source === replica ? "" : "other "}folder`);
+      return this.#rootFailed(tally, "Replica", given.replica, why);
+    }
+    this.#roots = { source, replica };
     try {
       this.#expectFolder(replica);
     } catch (error) {
       if (!(error instanceof Deno.errors.NotFound)) {
-        return this.#rootFailed(tally, "Replica", replica, error);
+        return this.#rootFailed(tally, "Replica", given.replica, error);
       }
+      const path = given.replica;
       if (this.#options.dryRun) {
         tally.planned++;
-        this.#log.info("Would create replica folder {path}.", { action: "mkdir", path: replica });
+        this.#log.info("Would create replica folder {path}.", { action: "mkdir", path });
         return { sourceId, replicaMissing: true };
       }
       try {
         this.#disk.mkdir(replica, true);
       } catch (error) {
-        return this.#rootFailed(tally, "Replica", replica, error);
+        return this.#rootFailed(tally, "Replica", path, error);
       }
-      this.#log.info("Replica folder {path} has been created.", { action: "mkdir", path: replica });
+      this.#log.info("Replica folder {path} has been created.", { action: "mkdir", path });
       return { sourceId, replicaMissing: false, created: true };
     }
     return { sourceId, replicaMissing: false };
@@ -382,7 +406,7 @@ export class Mirror {
         this.#log.error(
           "Source folder {path} is empty and is no longer the folder it was (its device or " +
             "inode changed: an unmounted disk?); nothing was deleted.",
-          { action: "guard", path: this.#roots.source },
+          { action: "guard", path: this.#given.source },
         );
         return false;
       }

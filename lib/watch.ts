@@ -108,7 +108,9 @@ export function watchTree(
 
 /** One root to watch and where its batches go. */
 export interface WatchTarget {
-  readonly root: string;
+  /** The folder, or how to find it now (a source given as a symlink that is
+   * switched is watched where it points after the switch). */
+  readonly root: string | (() => string);
   readonly onBatch: (paths: ReadonlySet<string>, written: ReadonlySet<string>) => void;
   /** Relative paths whose events are left out. Default: none. */
   readonly ignore?: (path: string) => boolean;
@@ -126,7 +128,8 @@ export class RootWatches {
   readonly #targets: readonly WatchTarget[];
   readonly #onFailure: (root: string, error: Error) => void;
   readonly #watch: typeof watchTree;
-  readonly #watches = new Map<string, Watch>();
+  /** Target index -> the folder watched for it and its watch. */
+  readonly #watches = new Map<number, { root: string; watch: Watch }>();
   readonly #reported = new Set<string>();
 
   constructor(
@@ -141,25 +144,31 @@ export class RootWatches {
 
   /** Roots watched now. */
   get watched(): string[] {
-    return [...this.#watches.keys()];
+    return [...this.#watches.values()].map(({ root }) => root);
   }
 
   ensure(): void {
-    for (const { root, onBatch, ignore } of this.#targets) {
-      if (this.#watches.has(root)) continue;
+    this.#targets.forEach(({ root: where, onBatch, ignore }, i) => {
+      const root = typeof where === "function" ? where() : where;
+      const current = this.#watches.get(i);
+      if (current?.root === root) return;
+      current?.watch.close(); // it points elsewhere now
+      this.#watches.delete(i);
       try {
-        const onGone = () => this.#watches.delete(root);
-        this.#watches.set(root, this.#watch(root, onBatch, { onGone, ignore }));
+        const onGone = () => {
+          if (this.#watches.get(i)?.root === root) this.#watches.delete(i);
+        };
+        this.#watches.set(i, { root, watch: this.#watch(root, onBatch, { onGone, ignore }) });
       } catch (error) {
-        if (error instanceof Deno.errors.NotFound || this.#reported.has(root)) continue;
+        if (error instanceof Deno.errors.NotFound || this.#reported.has(root)) return;
         this.#reported.add(root);
         this.#onFailure(root, error instanceof Error ? error : new Error(String(error)));
       }
-    }
+    });
   }
 
   close(): void {
-    for (const watch of this.#watches.values()) watch.close();
+    for (const { watch } of this.#watches.values()) watch.close();
     this.#watches.clear();
   }
 }

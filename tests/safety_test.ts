@@ -9,6 +9,7 @@ import {
   listTree,
   logHas,
   logLines,
+  mirrorCommand,
   mirrored,
   mountTmpfs,
   runMirror,
@@ -362,4 +363,56 @@ Deno.test({
       assert.equal(Deno.statSync(`${work}/rep/huge.bin`).size, 3 * gib);
     }, { tmpfs: "5g" });
   },
+});
+
+Deno.test("a source given as a symlink is resolved every cycle (a release switch); the log names it as given", async () => {
+  await withWork(async (work) => {
+    writeFile(`${work}/rel1/a.txt`, "release 1");
+    writeFile(`${work}/rel2/b.txt`, "release 2");
+    Deno.symlinkSync("rel1", `${work}/current`);
+    const args = ["--source", "current", "--replica", "rep", "--log-file", "log.txt"];
+    const child = mirrorCommand([...args, "--time-interval", "0.2"], work).spawn();
+    const finished = child.output();
+    try {
+      const inReplica = (path: string) => {
+        try {
+          return Deno.lstatSync(`${work}/rep/${path}`).isFile;
+        } catch {
+          return false;
+        }
+      };
+      await waitFor("release 1", () => inReplica("a.txt"));
+      Deno.removeSync(`${work}/current`);
+      Deno.symlinkSync("rel2", `${work}/current`); // the switch
+      await waitFor("release 2", () => inReplica("b.txt") && !inReplica("a.txt"));
+      Deno.removeSync(`${work}/rel1`, { recursive: true });
+      writeFile(`${work}/rel2/c.txt`, "later");
+      await waitFor("more of release 2", () => inReplica("c.txt"));
+    } finally {
+      child.kill("SIGINT");
+    }
+    const output = await finished;
+    assert.equal(output.code, 0);
+    assertMirrored(`${work}/rel2`, `${work}/rep`);
+    const log = Deno.readTextFileSync(`${work}/log.txt`);
+    assert.doesNotMatch(log, /rel1|rel2/, "the log names only what the user typed");
+    assert.doesNotMatch(log, /WARNING|ERROR/);
+    // The state knows the pair by the symlink, not by where it pointed: no set-aside state.
+    const once = await runMirror([...args, "--once"], work);
+    assert.doesNotMatch(once.stderr, /set aside/);
+  });
+});
+
+Deno.test("a replica given as a dangling symlink is refused at start", async () => {
+  await withWork(async (work) => {
+    writeFile(`${work}/src/a.txt`, "a");
+    Deno.symlinkSync("missing", `${work}/rep`);
+    const result = await runOnce(work);
+    assert.equal(result.code, 2);
+    assert.equal(
+      result.stderr.trim(),
+      "folder-mirror: --replica: 'rep' is a symlink to 'missing', which does not exist.",
+    );
+    assert.throws(() => Deno.statSync(`${work}/missing`), Deno.errors.NotFound);
+  });
 });
