@@ -15,8 +15,10 @@
  * @module
  */
 import {
+  type Entry,
   entryFromInfo,
   hasAncestorIn,
+  isSparse,
   joinPath,
   keyOf,
   parentOf,
@@ -27,22 +29,26 @@ import {
 import { newRunId, TempNames } from "./temp_names.ts";
 
 export type { Roots };
-import { copyFile, type CopyJob, type CopyResult, removeQuietly } from "./copy.ts";
+import { chownAsAllowed, copyFile, type CopyJob, type CopyResult, removeQuietly } from "./copy.ts";
 import { type Copier, CopyWorker } from "./copy_worker.ts";
 import { BIG_FILE, type Disk } from "./disk.ts";
 import { asError } from "./error.ts";
 import { pacer } from "./pace.ts";
-import type { Action } from "./plan.ts";
+import { type Action, type Owner, ownerChange } from "./plan.ts";
+import type { OwnerPolicy } from "./owners.ts";
 
 /** How one action ended. */
 export type Outcome =
   /** Done; `bytes` of file content copied. For a file copied or touched,
-   * `replicaKey` is the replica file's stat key as the mirror left it. */
+   * `replicaKey` is the replica file's stat key as the mirror left it.
+   * `quiet`: nothing worth a log line changed (a folder's mtime put back after
+   * this cycle's own writes in it, an owner change that was not allowed). */
   | {
     readonly status: "done";
     readonly action: Action;
     readonly bytes: number;
     readonly replicaKey?: StatKey;
+    readonly quiet?: boolean;
   }
   /** Not done, for a reason that the next cycle resolves (the source moved on). */
   | { readonly status: "skipped"; readonly action: Action; readonly reason: string }
@@ -75,6 +81,9 @@ export interface ApplyOptions {
   readonly makeWorker?: () => Copier;
   /** Names for temp files and folders. Default: names of a new random run id. */
   readonly temps?: TempNames;
+  /** Owners to give what is made or changed (learns refusals). Default: owners
+   * are left alone. */
+  readonly owners?: OwnerPolicy;
   /** Touch nothing: every action ends as `planned`. Default `false`. */
   readonly dryRun?: boolean;
   /** Called as each file copy ends (done or not), with its size, even while
@@ -158,6 +167,7 @@ class Applier {
   #abandoned = false;
   readonly #abandonedStagings = new Set<Staging>();
   readonly #temps: TempNames;
+  readonly #owners: OwnerPolicy | undefined;
   #useWorker: boolean;
   #queued: QueuedCopy[] = [];
   #failed: QueuedCopy[] = [];
@@ -175,6 +185,7 @@ class Applier {
     this.#onWorkerFailure = options.onWorkerFailure ?? (() => {});
     this.#makeWorker = options.makeWorker ?? (() => new CopyWorker());
     this.#temps = options.temps ?? new TempNames(newRunId());
+    this.#owners = options.owners;
     this.#realDirs = new RealDirs(roots.replica, options.disk);
     this.#signal = options.signal;
     this.#aborted = new Promise((resolve) => {
@@ -184,7 +195,7 @@ class Applier {
   }
 
   async apply(action: Action): Promise<void> {
-    if (hasAncestorIn(action.path, this.#failedDirs)) return;
+    if (this.#failedDirs.has(action.path) || hasAncestorIn(action.path, this.#failedDirs)) return;
     if (action.op === "keep") { // nothing to do on the disk; reported
       this.#record(
         action.blocks === undefined
@@ -195,7 +206,7 @@ class Applier {
       return;
     }
     if (this.#staging && !isBelow(action.path, this.#staging.path)) await this.#closeStaging();
-    if (action.op === "chmod") { // folder modes come after all writes
+    if (action.op === "folder") { // folder attributes come after all writes
       await this.#drain();
       await this.#retryFailed(undefined);
     }
@@ -219,8 +230,19 @@ class Applier {
         }
         return;
       }
-      const replicaKey = this.#applySimple(action, target, staging);
-      this.#record(done(action, 0, replicaKey), this.#staging);
+      const result = this.#applySimple(action, target, staging);
+      if (action.op === "symlink" || action.op === "lchown") {
+        await this.#ownSymlink(
+          action,
+          staging ? target : joinPath(this.#roots.replica, action.path),
+        );
+      }
+      this.#record(
+        result?.quiet
+          ? { status: "done", action, bytes: 0, quiet: true }
+          : done(action, 0, result?.key),
+        this.#staging,
+      );
     } catch (error) {
       if (action.op === "mkdir") this.#failedDirs.add(action.path);
       this.#record({ status: "failed", action, error: asError(error) }, staging);
@@ -243,6 +265,7 @@ class Applier {
    */
   #settle(copy: QueuedCopy, result: CopyResult): void {
     if (this.#abandoned) return; // given up when the run stopped
+    if (result.status === "done" && result.ownerRefused) this.#owners?.refused(result.ownerRefused);
     if (result.status === "failed") {
       this.#failed.push(copy);
       return;
@@ -263,12 +286,13 @@ class Applier {
     }
   }
 
-  /** Carry out one action other than a copy; for a touch, returns the file's new key. */
+  /** Carry out one action other than a copy; for a touch, returns the file's
+   * new key; `quiet` when nothing worth a log line changed. */
   #applySimple(
     action: Exclude<Action, { op: "copy" | "keep" }>,
     target: string,
     staging?: Staging,
-  ): StatKey | undefined {
+  ): { key?: StatKey; quiet?: boolean } | undefined {
     const disk = this.#disk;
     switch (action.op) {
       case "remove":
@@ -290,20 +314,29 @@ class Applier {
           this.#staging = { path: action.path, temp, outcomes: [] };
         }
         return;
-      case "chmod":
-        // chmod and utime follow symlinks: check the target itself first.
+      case "folder": {
+        // chmod, utime and chown follow symlinks: check the target itself first.
         expectKind(disk, target, "dir", "the replica entry");
+        const owned = this.#chown(target, action.owner);
         disk.chmod(target, action.mode);
-        return;
+        disk.utime(target, new Date(), new Date(action.mtimeMs));
+        return { quiet: action.quiet || (action.ownerOnly === true && !owned) };
+      }
       case "touch": {
         expectKind(disk, target, "file", "the replica entry");
         // The content was compared as scanned: a file changed since then
         // keeps its attributes set, but its new key is not vouched for.
         const scanned = statKey(action.replica) === statKey(entryFromInfo(disk.lstat(target)));
+        const owned = this.#chown(target, action.owner);
         disk.chmod(target, action.source.mode);
         disk.utime(target, new Date(), new Date(action.source.mtimeMs));
-        return scanned ? keyOf(entryFromInfo(disk.lstat(target))) : undefined;
+        const key = scanned ? keyOf(entryFromInfo(disk.lstat(target))) : undefined;
+        const ownerOnly = action.replica.mode === action.source.mode &&
+          action.replica.mtimeMs === action.source.mtimeMs;
+        return { ...(key ? { key } : {}), quiet: ownerOnly && !owned };
       }
+      case "lchown":
+        return { quiet: true }; // done by #ownSymlink; reported only when it changed something
       case "symlink":
         if (staging) {
           disk.symlink(action.target, target);
@@ -321,6 +354,37 @@ class Applier {
     }
   }
 
+  /**
+   * Give `path` (a file or folder) the owner `change` says; a refusal (not
+   * root, not in that group) is no failure: it is remembered and not asked
+   * again. Returns whether the owner was changed.
+   */
+  #chown(path: string, change: Owner | undefined): boolean {
+    if (change === undefined || this.#owners === undefined) return false;
+    const refused = chownAsAllowed(this.#disk, path, change);
+    if (refused) this.#owners.refused(refused);
+    return (change.uid !== undefined && refused?.uid === undefined) ||
+      (change.gid !== undefined && refused?.gid === undefined);
+  }
+
+  /** Give a symlink made (or found) at `path` its source's owner, where allowed. */
+  async #ownSymlink(action: Extract<Action, { op: "symlink" | "lchown" }>, path: string) {
+    const owners = this.#owners;
+    if (owners === undefined) return;
+    const change = action.op === "lchown" ? action.owner : ownerChange(
+      { kind: "symlink", size: 0, mtimeMs: 0, ctimeMs: 0, ino: 0, mode: 0, ...action },
+      undefined,
+      owners,
+    );
+    if (change === undefined) return;
+    try {
+      await this.#disk.lchown(path, change.uid ?? null, change.gid ?? null);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.PermissionDenied)) throw error;
+      owners.refused(change);
+    }
+  }
+
   /** The copy of one file as a job: to `target` directly inside a folder being
    * filled, else to a temp name renamed over `target`. */
   #copyJob(action: Extract<Action, { op: "copy" }>, target: string, direct: boolean): CopyJob {
@@ -331,7 +395,15 @@ class Applier {
       size: action.source.size,
       mtimeMs: action.source.mtimeMs,
       expectedKey: statKey(action.source),
+      ...(action.source.size >= BIG_FILE && isSparse(action.source) ? { sparse: true } : {}),
+      ...this.#ownerOfNew(action.source),
     };
+  }
+
+  /** The owner change a new copy of `source` needs, as a job's field. */
+  #ownerOfNew(source: Entry): { owner?: Owner } {
+    const owner = ownerChange(source, undefined, this.#owners);
+    return owner === undefined ? {} : { owner };
   }
 
   /** Copy the queued small files, half of them in the worker when it pays. */

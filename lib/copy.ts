@@ -20,13 +20,23 @@ export interface CopyJob {
   readonly mtimeMs: number;
   /** The source's `statKey` when scanned: a different one afterwards means it changed. */
   readonly expectedKey: string;
+  /** Keep the source's holes (it is sparse). Default `false`. */
+  readonly sparse?: boolean;
+  /** Owner user and/or group to give the copy, where allowed. Default: none. */
+  readonly owner?: { readonly uid?: number; readonly gid?: number };
 }
 
 /** How a copy ended. */
 export type CopyResult =
   /** Copied; `key` is the stat key of the file written, at its final name
-   * (absent when it was found changed by someone else right after). */
-  | { readonly status: "done"; readonly key?: StatKey }
+   * (absent when it was found changed by someone else right after);
+   * `ownerRefused`: the part of the owner asked for that could not be given
+   * (not a failure). */
+  | {
+    readonly status: "done";
+    readonly key?: StatKey;
+    readonly ownerRefused?: { readonly uid?: number; readonly gid?: number };
+  }
   | { readonly status: "skipped"; readonly reason: string }
   | { readonly status: "failed"; readonly name: string; readonly message: string };
 
@@ -35,8 +45,15 @@ export type CopyResult =
  * change meanwhile (else discard the copy), and rename into place if asked.
  * The written file is removed on any failure.
  */
-export function copyFile(disk: Disk, job: CopyJob): CopyResult | Promise<CopyResult> {
+export function copyFile(
+  disk: Pick<Disk, "copyFile" | "utime" | "lstat" | "rename" | "remove" | "chown">,
+  job: CopyJob,
+): CopyResult | Promise<CopyResult> {
   const finish = (): CopyResult => {
+    // Not allowed (not root, not in that group): the copy stands.
+    const ownerRefused = job.owner === undefined
+      ? undefined
+      : chownAsAllowed(disk, job.dest, job.owner);
     disk.utime(job.dest, new Date(), new Date(job.mtimeMs));
     if (statKey(entryFromInfo(disk.lstat(job.from))) !== job.expectedKey) {
       removeQuietly(disk, job.dest);
@@ -46,7 +63,11 @@ export function copyFile(disk: Disk, job: CopyJob): CopyResult | Promise<CopyRes
     const written = entryFromInfo(disk.lstat(job.target ?? job.dest));
     // Someone else's write between the rename and this lstat: not vouched for.
     const intact = written.size === job.size && written.mtimeMs === job.mtimeMs;
-    return intact ? { status: "done", key: keyOf(written) } : { status: "done" };
+    return {
+      status: "done",
+      ...(intact ? { key: keyOf(written) } : {}),
+      ...(ownerRefused ? { ownerRefused } : {}),
+    };
   };
   const fail = (error: unknown): CopyResult => {
     removeQuietly(disk, job.dest);
@@ -64,11 +85,35 @@ export function copyFile(disk: Disk, job: CopyJob): CopyResult | Promise<CopyRes
     }
   };
   try {
-    const copying = disk.copyFile(job.from, job.dest, job.size);
+    const copying = disk.copyFile(job.from, job.dest, job.size, job.sparse);
     return copying instanceof Promise ? copying.then(guarded, fail) : guarded();
   } catch (error) {
     return fail(error);
   }
+}
+
+/**
+ * Give `path` the owner user and/or group `owner` asks for, as far as allowed:
+ * when both are refused together, the group alone is tried. Returns the part
+ * that was refused, or undefined when all was given.
+ */
+export function chownAsAllowed(
+  disk: Pick<Disk, "chown">,
+  path: string,
+  owner: { readonly uid?: number; readonly gid?: number },
+): { uid?: number; gid?: number } | undefined {
+  const attempt = (uid: number | undefined, gid: number | undefined) => {
+    try {
+      disk.chown(path, uid ?? null, gid ?? null);
+      return true;
+    } catch (error) {
+      if (error instanceof Deno.errors.PermissionDenied) return false;
+      throw error;
+    }
+  };
+  if (attempt(owner.uid, owner.gid)) return undefined;
+  if (owner.uid === undefined || owner.gid === undefined) return owner;
+  return attempt(undefined, owner.gid) ? { uid: owner.uid } : owner;
 }
 
 /** Whether `path` exists (without following a symlink). */
@@ -82,7 +127,11 @@ export function exists(disk: Pick<Disk, "lstat">, path: string): boolean {
 }
 
 /** Remove `path`, ignoring that it is gone or was never created. */
-export function removeQuietly(disk: Disk, path: string, recursive = false): void {
+export function removeQuietly(
+  disk: Pick<Disk, "remove">,
+  path: string,
+  recursive = false,
+): void {
   try {
     disk.remove(path, recursive);
   } catch {

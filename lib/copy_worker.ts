@@ -10,15 +10,23 @@
  *
  * @module
  */
-import { copyFile, type CopyJob, type CopyResult, exists, removeQuietly } from "./copy.ts";
+import {
+  chownAsAllowed,
+  copyFile,
+  type CopyJob,
+  type CopyResult,
+  exists,
+  removeQuietly,
+} from "./copy.ts";
 import { entryFromInfo, keyOf, statKey } from "./entry.ts";
 import { asError } from "./error.ts";
 
 /** The disk of the worker: the sync calls a small copy needs. */
 function workerDisk() {
   return {
-    copyFile: (from: string, to: string) => Deno.copyFileSync(from, to),
+    copyFile: (from: string, to: string) => Deno.copyFileSync(from, to), // small, dense files only
     utime: (path: string, atime: Date, mtime: Date) => Deno.utimeSync(path, atime, mtime),
+    chown: (path: string, uid: number | null, gid: number | null) => Deno.chownSync(path, uid, gid),
     rename: (from: string, to: string) => Deno.renameSync(from, to),
     remove: (path: string, recursive: boolean) => Deno.removeSync(path, { recursive }),
     lstat: (path: string) => Deno.lstatSync(path),
@@ -27,7 +35,16 @@ function workerDisk() {
 
 /** The worker's whole code: every function a copy calls, then the message handler. */
 export function workerSource(): string {
-  const functions = [copyFile, exists, removeQuietly, entryFromInfo, keyOf, statKey, workerDisk];
+  const functions = [
+    copyFile,
+    chownAsAllowed,
+    exists,
+    removeQuietly,
+    entryFromInfo,
+    keyOf,
+    statKey,
+    workerDisk,
+  ];
   return [
     ...functions.map(String),
     "const disk = workerDisk();",

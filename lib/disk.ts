@@ -16,12 +16,17 @@ export const BIG_FILE = 1 << 20;
 
 /** Every write the program makes goes through one of these. */
 export interface Disk {
-  /** Copy a regular file's bytes and permission bits (kernel copy where possible). */
-  copyFile(from: string, to: string, size: number): void | Promise<void>;
+  /** Copy a regular file's bytes and permission bits (kernel copy where
+   * possible; `sparse`: keep its holes). */
+  copyFile(from: string, to: string, size: number, sparse?: boolean): void | Promise<void>;
   /** Set permission bits. */
   chmod(path: string, mode: number): void;
   /** Set access and modification times. */
   utime(path: string, atime: Date, mtime: Date): void;
+  /** Set the owner user and/or group (null: unchanged); follows symlinks. */
+  chown(path: string, uid: number | null, gid: number | null): void;
+  /** Set a symlink's own owner user and/or group. */
+  lchown(path: string, uid: number | null, gid: number | null): Promise<void>;
   /** Rename atomically within one file system, replacing a non-folder target. */
   rename(from: string, to: string): void;
   /** Remove a file, symlink or (with `recursive`) folder; never follows symlinks. */
@@ -38,8 +43,18 @@ export interface Disk {
 
 /** The real disk, through Deno's own calls. */
 export const realDisk: Disk = {
-  copyFile: (from, to, size) =>
-    size >= BIG_FILE ? Deno.copyFile(from, to) : Deno.copyFileSync(from, to),
+  copyFile: (from, to, size, sparse) =>
+    sparse
+      ? copySparse(from, to)
+      : size >= BIG_FILE
+      ? Deno.copyFile(from, to)
+      : Deno.copyFileSync(from, to),
+  chown: (path, uid, gid) => Deno.chownSync(path, uid, gid),
+  lchown: async (path, uid, gid) => {
+    // node:fs takes ~40 ms to load: only when a symlink's owner is to be set.
+    const { lchownSync } = await import("node:fs");
+    lchownSync(path, uid ?? -1, gid ?? -1);
+  },
   chmod: (path, mode) => Deno.chmodSync(path, mode),
   utime: (path, atime, mtime) => Deno.utimeSync(path, atime, mtime),
   rename: (from, to) => Deno.renameSync(from, to),
@@ -49,3 +64,45 @@ export const realDisk: Disk = {
   lstat: (path) => Deno.lstatSync(path),
   writeFile: (path, data) => Deno.writeFileSync(path, data),
 };
+
+const CHUNK = 1 << 20;
+const BLOCK = 4096;
+
+/**
+ * Copy a file, keeping its holes: blocks of zeros are not written but skipped
+ * (`rsync -S`, `cp --sparse=always`), and the size is set at the end. Deno has
+ * no `SEEK_DATA`, so the holes are read (as zeros, from no disk); the permission
+ * bits are copied as `Deno.copyFile` copies them.
+ */
+async function copySparse(from: string, to: string): Promise<void> {
+  using source = await Deno.open(from, { read: true });
+  using dest = await Deno.open(to, { write: true, create: true, truncate: true });
+  const buffer = new Uint8Array(CHUNK);
+  const words = new Uint32Array(buffer.buffer);
+  let offset = 0;
+  for (let n = await source.read(buffer); n !== null; n = await source.read(buffer)) {
+    // Write the runs of blocks that are not all zeros; seek over the others.
+    for (let at = 0; at < n;) {
+      const start = at;
+      const zero = isZero(buffer, words, at, Math.min(n, at + BLOCK));
+      while (at < n && isZero(buffer, words, at, Math.min(n, at + BLOCK)) === zero) at += BLOCK;
+      at = Math.min(at, n);
+      if (!zero) {
+        await dest.seek(offset + start, Deno.SeekMode.Start);
+        const chunk = buffer.subarray(start, at);
+        for (let done = 0; done < chunk.length;) done += await dest.write(chunk.subarray(done));
+      }
+    }
+    offset += n;
+  }
+  await dest.truncate(offset);
+  await Deno.chmod(to, (await source.stat()).mode! & 0o7777);
+}
+
+/** Whether bytes [from, to) are all zero (`from` a multiple of 4; `words` the same buffer). */
+function isZero(bytes: Uint8Array, words: Uint32Array, from: number, to: number): boolean {
+  const whole = from + ((to - from) & ~3);
+  for (let i = from >> 2; i < whole >> 2; i++) if (words[i] !== 0) return false;
+  for (let i = whole; i < to; i++) if (bytes[i] !== 0) return false;
+  return true;
+}

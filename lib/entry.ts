@@ -21,6 +21,11 @@ export interface Entry {
   readonly mode: number;
   /** Link text, for symlinks only. */
   readonly target?: string;
+  /** Owner and group ids (absent where unknown). */
+  readonly uid?: number;
+  readonly gid?: number;
+  /** Space allocated, in 512-byte blocks (less than the size: a sparse file). */
+  readonly blocks?: number;
 }
 
 /** The two trees a mirror works on (absolute paths). */
@@ -58,7 +63,15 @@ export function entryFromInfo(info: Deno.FileInfo, target?: string): Entry {
     ino: info.ino ?? 0,
     mode: (info.mode ?? 0) & 0o7777,
     ...(target === undefined ? {} : { target }),
+    ...(info.uid === null ? {} : { uid: info.uid }),
+    ...(info.gid === null ? {} : { gid: info.gid }),
+    ...(info.blocks === null ? {} : { blocks: info.blocks }),
   };
+}
+
+/** Whether a file has holes worth keeping: much less space allocated than its size. */
+export function isSparse(entry: Entry): boolean {
+  return entry.blocks !== undefined && entry.blocks * 512 + 64 * 1024 < entry.size;
 }
 
 /**

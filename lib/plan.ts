@@ -3,12 +3,14 @@
  * that makes the replica equal to the source. It reads no disk; which
  * same-size files differ in content is an input.
  *
- * Order: removals first (a removed folder takes its contents with it, and a
- * path whose type changes is removed before it is recreated); then creations
- * and updates in path order, each folder followed by its whole subtree (so
- * parents come before children, and a new folder can be filled at once); last, folder
- * permission changes (a read-only folder is made read-only only after
- * everything has been written into it).
+ * Order: the program's own stale temp files first, then removals (a removed
+ * folder takes its contents with it, and a path whose type changes is removed
+ * before it is recreated); then creations and updates in path order, each
+ * folder followed by its whole subtree (so parents come before children, and
+ * a new folder can be filled at once); last, folder attributes (permission
+ * bits, mtime, owner), deepest first: a read-only folder is made read-only,
+ * and a folder's mtime set, only after everything has been written into it,
+ * as `rsync -a` does.
  *
  * @module
  */
@@ -22,27 +24,82 @@ export type Action =
   | { readonly op: "mkdir"; readonly path: string; readonly mode: number }
   /** Copy the source file over (`update`: a replica file of different content exists). */
   | { readonly op: "copy"; readonly path: string; readonly source: Entry; readonly update: boolean }
-  /** Create the symlink (`update`: replace one with another target). */
+  /** Create the symlink (`update`: replace one with another target), owned
+   * like the source's (`uid`, `gid`) where the apply stage may. */
   | {
     readonly op: "symlink";
     readonly path: string;
     readonly target: string;
     readonly update: boolean;
+    readonly uid?: number;
+    readonly gid?: number;
   }
-  /** Same content; set the file's permission bits and mtime to the source's
-   * (`replica`: the replica file as scanned). */
+  /** Same content; set the file's permission bits and mtime to the source's,
+   * and the owner where `owner` says (`replica`: the replica file as scanned). */
   | {
     readonly op: "touch";
     readonly path: string;
     readonly source: Entry;
     readonly replica: Entry;
+    readonly owner?: Owner;
   }
-  /** Set a folder's permission bits. */
-  | { readonly op: "chmod"; readonly path: string; readonly mode: number }
+  /** Set a folder's permission bits, mtime and (`owner`) owner, after all
+   * writes into it (`""` is the replica root). `quiet`: it was created this
+   * cycle, or only this cycle's own writes in it changed its mtime: nothing
+   * worth a log line. */
+  | {
+    readonly op: "folder";
+    readonly path: string;
+    readonly mode: number;
+    readonly mtimeMs: number;
+    readonly owner?: Owner;
+    readonly quiet: boolean;
+    /** Only the owner differed (a refused change then changes nothing). */
+    readonly ownerOnly?: boolean;
+  }
+  /** Set a symlink's owner (symlinks have no permission bits of their own). */
+  | { readonly op: "lchown"; readonly path: string; readonly owner: Owner }
   /** Not an action on the disk: the replica folder is kept, though the source
    * lacks it (or has another kind of entry there, `blocks`), because it holds
    * excluded entries; its other contents are removed. */
   | { readonly op: "keep"; readonly path: string; readonly blocks?: Kind };
+
+/** Ids to give an entry: a user, a group, or both. */
+export interface Owner {
+  readonly uid?: number;
+  readonly gid?: number;
+}
+
+/** Which owners the mirror keeps (as `rsync -a`: users only when run as root). */
+export interface Owners {
+  /** The user and group new entries get when the mirror makes them. */
+  readonly self: { readonly uid: number; readonly gid: number };
+  /** Owner users are kept too (the mirror runs as root); else only groups. */
+  readonly users: boolean;
+  /** Groups this process may not give (found out when refused): left alone. */
+  readonly deniedGroups: ReadonlySet<number>;
+}
+
+/**
+ * The owner change that makes an entry owned like `source`, for an entry
+ * owned as `current` (undefined: one the mirror is about to make), or
+ * undefined when none is needed or allowed.
+ */
+export function ownerChange(
+  source: Entry,
+  current: Entry | undefined,
+  owners: Owners | undefined,
+): Owner | undefined {
+  if (owners === undefined || source.uid === undefined || source.gid === undefined) return;
+  const uidNow = current === undefined ? owners.self.uid : current.uid;
+  const gidNow = current === undefined ? owners.self.gid : current.gid;
+  const uid = owners.users && source.uid !== uidNow ? source.uid : undefined;
+  const gid = source.gid !== gidNow && !owners.deniedGroups.has(source.gid)
+    ? source.gid
+    : undefined;
+  if (uid === undefined && gid === undefined) return undefined;
+  return { ...(uid === undefined ? {} : { uid }), ...(gid === undefined ? {} : { gid }) };
+}
 
 /** Inputs beyond the two trees. */
 export interface PlanOptions {
@@ -59,6 +116,14 @@ export interface PlanOptions {
    * neither tree): such a folder is never removed; its other contents are.
    * Default: none. */
   readonly holdsExcluded?: ReadonlySet<string>;
+  /** Owners to keep. Default: ownership is left alone. */
+  readonly owners?: Owners;
+  /** The two root folders themselves: the replica root gets the source root's
+   * attributes too (as `rsync -a src/ dst/`). Default: the roots are left alone. */
+  readonly roots?: { readonly source: Entry; readonly replica: Entry };
+  /** The program's own stale temp files and folders in the replica: removed
+   * first, whatever the other inputs say. Default: none. */
+  readonly temps?: readonly { readonly path: string; readonly kind: Kind }[];
 }
 
 /**
@@ -78,6 +143,12 @@ export function plan(source: Tree, replica: Tree, options: PlanOptions): Action[
   const incomplete = options.incomplete ?? new Set<string>();
   const deletions = options.deletions ?? true;
   const holdsExcluded = options.holdsExcluded ?? new Set<string>();
+  const owners = options.owners;
+  const temps: Action[] = (options.temps ?? []).map(({ path, kind }) => ({
+    op: "remove",
+    path,
+    kind,
+  }));
   const removals: Action[] = [];
   const removedDirs = new Set<string>();
   const kept: { path: string; blocks?: Kind }[] = [];
@@ -109,7 +180,8 @@ export function plan(source: Tree, replica: Tree, options: PlanOptions): Action[
   const conflicts = new Set(kept.filter((k) => k.blocks !== undefined).map((k) => k.path));
 
   const writes: Action[] = [];
-  const modes: Action[] = [];
+  /** Folders (source side) to set at the end: the created ones are quiet. */
+  const folders: { path: string; src: Entry; dst: Entry | undefined }[] = [];
   const blocked = new Set<string>(); // type changes kept because deletions are off
   for (const path of sortedKeys(source)) {
     const src = source.get(path)!;
@@ -125,9 +197,8 @@ export function plan(source: Tree, replica: Tree, options: PlanOptions): Action[
     const present = dst?.kind === src.kind ? dst : undefined;
     switch (src.kind) {
       case "dir": {
-        const mode = src.mode | 0o700;
-        if (present === undefined) writes.push({ op: "mkdir", path, mode });
-        if ((present?.mode ?? mode) !== src.mode) modes.push({ op: "chmod", path, mode: src.mode });
+        if (present === undefined) writes.push({ op: "mkdir", path, mode: src.mode | 0o700 });
+        folders.push({ path, src, dst: present });
         break;
       }
       case "file":
@@ -135,25 +206,72 @@ export function plan(source: Tree, replica: Tree, options: PlanOptions): Action[
           present === undefined || present.size !== src.size || options.changed.has(path)
         ) {
           writes.push({ op: "copy", path, source: src, update: present !== undefined });
-        } else if (present.mode !== src.mode || present.mtimeMs !== src.mtimeMs) {
-          writes.push({ op: "touch", path, source: src, replica: present });
+        } else {
+          const owner = ownerChange(src, present, owners);
+          if (present.mode !== src.mode || present.mtimeMs !== src.mtimeMs || owner) {
+            writes.push({
+              op: "touch",
+              path,
+              source: src,
+              replica: present,
+              ...(owner ? { owner } : {}),
+            });
+          }
         }
         break;
-      case "symlink":
+      case "symlink": {
         if (present?.target !== src.target) {
           writes.push({
             op: "symlink",
             path,
             target: src.target ?? "",
             update: present !== undefined,
+            ...(src.uid === undefined ? {} : { uid: src.uid }),
+            ...(src.gid === undefined ? {} : { gid: src.gid }),
           });
+        } else {
+          const owner = ownerChange(src, present, owners);
+          if (owner) writes.push({ op: "lchown", path, owner });
         }
         break;
+      }
       case "other":
         break; // FIFOs, sockets and devices are not mirrored.
     }
   }
-  return [...removals, ...keeps, ...writes, ...modes];
+  // Every folder this plan writes in (its mtime changes) gets its attributes back.
+  const writtenIn = new Set<string>();
+  for (const action of [...temps, ...removals, ...writes]) {
+    if (action.op !== "touch" && action.op !== "lchown") writtenIn.add(parentOf(action.path));
+  }
+  if (options.roots) folders.unshift({ path: "", ...swap(options.roots) });
+  const attributes: Action[] = [];
+  for (const { path, src, dst } of folders) {
+    const owner = ownerChange(src, dst, owners);
+    const differs = dst === undefined || dst.mode !== src.mode || dst.mtimeMs !== src.mtimeMs ||
+      owner !== undefined;
+    if (!differs && !writtenIn.has(path)) continue;
+    const same = dst !== undefined && dst.mode === src.mode && dst.mtimeMs === src.mtimeMs;
+    // The replica root is not an entry of the tree: its attributes follow quietly.
+    const quiet = path === "" || dst === undefined || (same && owner === undefined);
+    attributes.push({
+      op: "folder",
+      path,
+      mode: src.mode,
+      mtimeMs: src.mtimeMs,
+      ...(owner ? { owner } : {}),
+      quiet,
+      ...(same && owner !== undefined ? { ownerOnly: true } : {}),
+    });
+  }
+  // Deepest first: a child folder's attributes never touch its parent's mtime,
+  // but the order keeps a read-only parent last.
+  attributes.reverse();
+  return [...temps, ...removals, ...keeps, ...writes, ...attributes];
+}
+
+function swap(roots: { source: Entry; replica: Entry }): { src: Entry; dst: Entry } {
+  return { src: roots.source, dst: roots.replica };
 }
 
 /**

@@ -33,8 +33,10 @@ function doneMessage(action: Action): string {
       return `Symlink {path} has been ${action.update ? "updated" : "created"}.`;
     case "touch":
       return "Attributes of file {path} have been updated.";
-    case "chmod":
-      return "Permissions of folder {path} have been updated.";
+    case "folder":
+      return "Attributes of folder {path} have been updated.";
+    case "lchown":
+      return "Owner of symlink {path} has been updated.";
     case "keep":
       return "Folder {path} was kept: it holds excluded entries (its other contents were removed).";
   }
@@ -52,8 +54,10 @@ function plannedMessage(action: Action): string {
       return `Would ${action.update ? "update" : "create"} symlink {path}.`;
     case "touch":
       return "Would update the attributes of file {path}.";
-    case "chmod":
-      return "Would update the permissions of folder {path}.";
+    case "folder":
+      return "Would update the attributes of folder {path}.";
+    case "lchown":
+      return "Would update the owner of symlink {path}.";
     case "keep":
       return "Would keep folder {path}: it holds excluded entries.";
   }
@@ -71,8 +75,10 @@ function failedMessage(action: Action): string {
       return "Could not create symlink {path}: {reason}.";
     case "touch":
       return "Could not set the attributes of file {path}: {reason}.";
-    case "chmod":
-      return "Could not set the permissions of folder {path}: {reason}.";
+    case "folder":
+      return "Could not set the attributes of folder {path}: {reason}.";
+    case "lchown":
+      return "Could not set the owner of symlink {path}: {reason}.";
     case "keep":
       return "Could not keep folder {path}: {reason}.";
   }
@@ -84,6 +90,7 @@ export function reportOutcome(log: Logger, outcome: Outcome): void {
   const base = { action: action.op, path: action.path };
   switch (outcome.status) {
     case "done":
+      if (outcome.quiet) break; // nothing worth a line changed
       log.info(doneMessage(action), { ...base, bytes: outcome.bytes });
       break;
     case "skipped":
@@ -104,6 +111,7 @@ export function reportOutcome(log: Logger, outcome: Outcome): void {
       log.error(failedMessage(action), { ...base, reason: reason(outcome.error) });
       break;
     case "planned":
+      if (action.op === "folder" && action.quiet) break; // only this cycle's own writes
       log.info(plannedMessage(action), { ...base, dryRun: true });
       break;
   }
@@ -125,6 +133,8 @@ export interface Tally {
   updated: number;
   removed: number;
   created: number;
+  /** Symlinks made or replaced. */
+  links: number;
   warnings: number;
   failed: number;
   bytes: number;
@@ -142,6 +152,7 @@ export function emptyTally(): Tally {
     updated: 0,
     removed: 0,
     created: 0,
+    links: 0,
     warnings: 0,
     failed: 0,
     bytes: 0,
@@ -159,22 +170,24 @@ export function count(tally: Tally, outcome: Outcome): void {
     tally.warnings++;
     return;
   }
+  const { action } = outcome;
   if (outcome.status === "planned") {
-    tally.planned++;
+    if (!(action.op === "folder" && action.quiet)) tally.planned++;
     return;
   }
   tally.bytes += outcome.bytes;
-  const { action } = outcome;
-  if (action.op === "keep") return;
+  if (action.op === "keep" || outcome.quiet) return;
   if (action.op === "remove") tally.removed++;
   else if (action.op === "mkdir") tally.created++;
-  else if ((action.op === "copy" || action.op === "symlink") && !action.update) tally.copied++;
+  else if (action.op === "symlink") tally.links++;
+  else if (action.op === "copy" && !action.update) tally.copied++;
   else tally.updated++;
 }
 
 /** Whether the cycle changed anything or ran into trouble. */
 export function eventful(tally: Tally): boolean {
-  return tally.copied + tally.updated + tally.removed + tally.created + tally.warnings +
+  return tally.copied + tally.updated + tally.removed + tally.created + tally.links +
+      tally.warnings +
       tally.failed + tally.planned > 0;
 }
 
@@ -186,17 +199,22 @@ export function reportSummary(
   dryRun = false,
 ): void {
   const seconds = (durationMs / 1000).toFixed(3);
+  /** `{key} noun`, the noun in the plural unless the count is one. */
+  const n = (key: "created" | "links" | "warnings" | "bytes" | "planned", noun: string) =>
+    `{${key}} ${noun}${tally[key] === 1 ? "" : "s"}`;
   if (dryRun) {
     log.info(
-      "Dry run finished: {planned} actions would be taken, {failed} failed; nothing was changed.",
+      `Dry run finished: ${n("planned", "action")} would be taken, {failed} failed; ` +
+        "nothing was changed.",
       { action: "summary", ...tally, seconds },
     );
     return;
   }
   log.info(
     "Cycle finished: {copied} copied, {updated} updated, {removed} removed, " +
-      "{created} folders created, {warnings} warnings, {failed} failed; " +
-      `{bytes} bytes in {seconds} s${
+      `${n("created", "folder")} created, ${n("links", "symlink")} made, ` +
+      `${n("warnings", "warning")}, {failed} failed; ` +
+      `${n("bytes", "byte")} in {seconds} s${
         tally.digest === undefined
           ? ""
           : tally.digest === "not computed"

@@ -44,6 +44,9 @@ export interface Scan {
   readonly holdsExcluded: ReadonlySet<string>;
   /** Wall-clock time just before the walk started, epoch ms. */
   readonly startedAt: number;
+  /** The root folder itself, as found when the walk started (undefined if it
+   * could not be examined). */
+  readonly root?: Entry;
 }
 
 /** Options of {@link scanTree}. */
@@ -94,10 +97,18 @@ export async function scanTree(root: string, options: ScanOptions = {}): Promise
   const isTemp = options.isTemp;
   const pending = [...(options.folders ?? [{ path: "", deep: true }])].reverse();
   const pace = pacer(), signal = options.signal;
+  // A partial walk also records each folder it was asked to list (a full walk
+  // gets every folder from its parent's listing).
+  const named = new Set(partial ? options.folders!.map((folder) => folder.path) : []);
+  const rootEntry = examine(root, "", []);
   for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
     await pace();
     signal?.throwIfAborted();
     const { path: dir, deep } = next;
+    if (dir !== "" && named.has(dir) && tree.get(dir) === undefined) {
+      const entry = examine(root, dir, []);
+      if (typeof entry === "object" && entry.kind === "dir") tree.set(dir, entry);
+    }
     const prefix = dir === "" ? "" : `${dir}/`;
     let items: Deno.DirEntry[];
     try {
@@ -136,7 +147,15 @@ export async function scanTree(root: string, options: ScanOptions = {}): Promise
     // Depth first, siblings in order: each folder is followed by its subtree.
     for (let i = subfolders.length - 1; i >= 0; i--) pending.push({ path: subfolders[i]!, deep });
   }
-  return { tree, problems, incomplete, temps, holdsExcluded, startedAt };
+  return {
+    tree,
+    problems,
+    incomplete,
+    temps,
+    holdsExcluded,
+    startedAt,
+    ...(typeof rootEntry === "object" ? { root: rootEntry } : {}),
+  };
 }
 
 /**
@@ -200,6 +219,7 @@ function joined(a: Scan, b: Scan): Scan {
     temps: [...a.temps, ...b.temps],
     holdsExcluded: new Set([...a.holdsExcluded, ...b.holdsExcluded]),
     startedAt: Math.min(a.startedAt, b.startedAt),
+    ...(a.root ? { root: a.root } : {}),
   };
 }
 

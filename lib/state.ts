@@ -59,6 +59,12 @@ export class MirrorState {
   readonly runId: string;
   /** This run's temp names. */
   readonly temps: TempNames;
+  /** Groups this mirror was refused to give (see `owners.ts`): not asked again. */
+  readonly deniedGroups: Set<number> = new Set();
+  /** Owner users were refused (root without the right to give them): not asked again. */
+  #usersDenied = false;
+  /** How many of them the file holds. */
+  #deniedSaved = 0;
   readonly #pair: StatePair;
   #sourceRoot: SourceRoot | undefined;
   /** Ids of earlier runs that may have left temp files. */
@@ -163,6 +169,10 @@ export class MirrorState {
         ? undefined
         : { id: String(root.id), heldEntries: Boolean(root.heldEntries) };
       this.#earlierRuns = new Set(runs.map(String));
+      const denied = Array.isArray(header.deniedGroups) ? header.deniedGroups : [];
+      for (const gid of denied) if (typeof gid === "number") this.deniedGroups.add(gid);
+      this.#usersDenied = header.usersDenied === true;
+      this.#deniedSaved = this.deniedGroups.size;
     } catch (error) {
       this.index = new PairIndex();
       return `it is damaged (${reason(asError(error))})`;
@@ -183,6 +193,17 @@ export class MirrorState {
       return;
     }
     this.#sourceRoot = root;
+    this.#changed = true;
+  }
+
+  /** Owner users were refused to this mirror (it is not allowed to give them). */
+  get usersDenied(): boolean {
+    return this.#usersDenied;
+  }
+
+  set usersDenied(denied: boolean) {
+    if (denied === this.#usersDenied) return;
+    this.#usersDenied = denied;
     this.#changed = true;
   }
 
@@ -211,7 +232,7 @@ export class MirrorState {
 
   /** Whether {@link save} has anything to write. */
   get unsaved(): boolean {
-    return this.#changed || this.index.dirty;
+    return this.#changed || this.index.dirty || this.deniedGroups.size !== this.#deniedSaved;
   }
 
   /**
@@ -232,6 +253,8 @@ export class MirrorState {
       sourceRoot: this.#sourceRoot ?? null,
       // Who holds the file now, for a second instance's refusal.
       pid: Deno.pid,
+      deniedGroups: [...this.deniedGroups],
+      usersDenied: this.#usersDenied,
       // This run's id first: it is recorded before its first temp file is made.
       runs: [this.runId, ...[...this.#earlierRuns].slice(0, MAX_EARLIER_RUNS)],
     }));
@@ -241,10 +264,13 @@ export class MirrorState {
     // (a watcher's callback) marks it dirty again and is not lost.
     this.#changed = false;
     this.index.saved();
+    const deniedBefore = this.#deniedSaved;
+    this.#deniedSaved = this.deniedGroups.size;
     try {
       await this.#file.write(note, blob);
     } catch (error) {
       this.#changed = true;
+      this.#deniedSaved = deniedBefore;
       if (dirty) this.index.touched();
       throw error;
     }

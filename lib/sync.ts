@@ -29,6 +29,7 @@ import { Hasher } from "./hash.ts";
 import type { PairIndex } from "./pair_index.ts";
 import { startProgress } from "./progress.ts";
 import { MirrorState } from "./state.ts";
+import { OwnerPolicy } from "./owners.ts";
 import { PackedTree } from "./tree.ts";
 import { OwnWrites } from "./watch.ts";
 
@@ -101,6 +102,8 @@ export class Mirror {
   readonly #state: MirrorState;
   readonly #warnedSpecial = new Set<string>();
   readonly #ownWrites = new OwnWrites();
+  /** Which owners are kept, once found out (see {@link #owners}). */
+  #ownerPolicy: OwnerPolicy | undefined;
   /** The copy worker failed once: later cycles copy on the main thread. */
   #workerFailed = false;
 
@@ -254,7 +257,7 @@ export class Mirror {
     for (const problem of source.problems) reportProblem(this.#log, "source", problem);
     for (const problem of replica.problems) reportProblem(this.#log, "replica", problem);
     tally.failed += source.problems.length + replica.problems.length;
-    this.#warnAboutSpecialFiles(source.tree);
+    tally.warnings += this.#warnAboutSpecialFiles(source.tree);
 
     const index = state.index;
     const comparison = await findChangedFiles(
@@ -268,22 +271,22 @@ export class Mirror {
     for (const problem of comparison.problems) reportProblem(this.#log, "source", problem);
     tally.failed += comparison.problems.length;
 
+    const owners = this.#owners(replicaMissing);
     const inputs = {
       changed: comparison.changed,
       incomplete: source.incomplete,
       holdsExcluded: replica.holdsExcluded,
+      temps: replica.temps,
+      ...(owners ? { owners } : {}),
+      ...(source.root && replica.root
+        ? { roots: { source: source.root, replica: replica.root } }
+        : {}),
     };
-    let changes = plan(source.tree, replica.tree, inputs);
-    if (!this.#deletionsAllowed(tally, sourceId, source.tree, replica.tree, changes, full)) {
-      changes = plan(source.tree, replica.tree, { ...inputs, deletions: false });
+    let actions = plan(source.tree, replica.tree, inputs);
+    if (!this.#deletionsAllowed(tally, sourceId, source.tree, replica.tree, actions, full)) {
+      actions = plan(source.tree, replica.tree, { ...inputs, deletions: false });
     }
-    const staleTemps: Action[] = replica.temps.map(({ path, kind }) => ({
-      op: "remove",
-      path,
-      kind,
-    }));
     const tempsLeft: string[] = [];
-    const actions = [...staleTemps, ...changes];
     // What this cycle writes, remembered only for a replica watcher.
     const remember = (this.#options.watchingReplica ?? false) && !this.#options.dryRun;
     const written = remember ? actions.map((action) => action.path) : [];
@@ -296,6 +299,7 @@ export class Mirror {
       disk: this.#disk,
       dryRun: this.#options.dryRun ?? false,
       temps: state.temps,
+      ...(owners ? { owners } : {}),
       copyWorker: (this.#disk === realDisk || this.#options.makeCopyWorker !== undefined) &&
         !this.#workerFailed,
       ...(this.#options.makeCopyWorker ? { makeWorker: this.#options.makeCopyWorker } : {}),
@@ -479,15 +483,32 @@ export class Mirror {
   }
 
   /** FIFOs, sockets and devices are never opened or mirrored; say so once per path. */
-  #warnAboutSpecialFiles(tree: Tree): void {
+  #warnAboutSpecialFiles(tree: Tree): number {
+    let warned = 0;
     for (const [path, entry] of tree) {
       if (entry.kind !== "other" || this.#warnedSpecial.has(path)) continue;
       this.#warnedSpecial.add(path);
+      warned++;
       this.#log.warn("Special file {path} (FIFO, socket or device) is skipped.", {
         action: "skip",
         path,
       });
     }
+    return warned;
+  }
+
+  /**
+   * The owners this mirror keeps: found out at its first cycle that writes,
+   * by making (and removing) one temp file in the replica root; none in a dry
+   * run, which writes nothing.
+   */
+  #owners(replicaMissing: boolean): OwnerPolicy | undefined {
+    if (this.#ownerPolicy !== undefined || this.#options.dryRun || replicaMissing) {
+      return this.#ownerPolicy;
+    }
+    const self = OwnerPolicy.probe(this.#roots.replica, this.#state.temps.next());
+    if (self !== undefined) this.#ownerPolicy = new OwnerPolicy(self, this.#state);
+    return this.#ownerPolicy;
   }
 }
 

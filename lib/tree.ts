@@ -14,11 +14,12 @@ import type { Entry, Kind, Tree } from "./entry.ts";
 
 const KINDS: readonly Kind[] = ["file", "dir", "symlink", "other"];
 const CODE: Readonly<Record<Kind, number>> = { file: 0, dir: 1, symlink: 2, other: 3 };
-/** Numbers a slot holds: kind, size, mtime, ctime, inode, mode. */
-const FIELDS = 6;
+/** Numbers a slot holds: kind, size, mtime, ctime, inode, mode, uid, gid,
+ * blocks (NaN: absent). */
+const FIELDS = 9;
 
 /**
- * Path -> {@link Entry}, in insertion order, ~100 bytes an entry with its path.
+ * Path -> {@link Entry}, in insertion order, ~120 bytes an entry with its path.
  *
  * @example
  * ```ts
@@ -63,6 +64,9 @@ export class PackedTree implements Tree {
     numbers[at + 3] = entry.ctimeMs;
     numbers[at + 4] = entry.ino;
     numbers[at + 5] = entry.mode;
+    numbers[at + 6] = entry.uid ?? NaN;
+    numbers[at + 7] = entry.gid ?? NaN;
+    numbers[at + 8] = entry.blocks ?? NaN;
     if (entry.target === undefined) this.#targets.delete(slot);
     else this.#targets.set(slot, entry.target);
     return this;
@@ -78,7 +82,7 @@ export class PackedTree implements Tree {
 
   #entry(slot: number): Entry {
     const at = slot * FIELDS, numbers = this.#numbers;
-    const entry = {
+    const entry: { -readonly [K in keyof Entry]: Entry[K] } = {
       kind: KINDS[numbers[at]!]!,
       size: numbers[at + 1]!,
       mtimeMs: numbers[at + 2]!,
@@ -87,6 +91,11 @@ export class PackedTree implements Tree {
       mode: numbers[at + 5]!,
     };
     const target = this.#targets.get(slot);
-    return target === undefined ? entry : { ...entry, target };
+    if (target !== undefined) entry.target = target;
+    const uid = numbers[at + 6]!, gid = numbers[at + 7]!, blocks = numbers[at + 8]!;
+    if (!Number.isNaN(uid)) entry.uid = uid;
+    if (!Number.isNaN(gid)) entry.gid = gid;
+    if (!Number.isNaN(blocks)) entry.blocks = blocks;
+    return entry;
   }
 }

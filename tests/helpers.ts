@@ -242,7 +242,7 @@ export function listTree(root: string): Map<string, Item> {
         const md5 = md5Of(abs);
         items.set(path, { kind: "file", mode, mtimeMs: info.mtime?.getTime(), md5 });
       } else if (info.isDirectory) {
-        items.set(path, { kind: "dir", mode });
+        items.set(path, { kind: "dir", mode, mtimeMs: info.mtime?.getTime() });
         walk(path);
       } else if (info.isSymlink) {
         items.set(path, { kind: "symlink", target: Deno.readLinkSync(abs) });

@@ -12,6 +12,21 @@ import {
   writeFile,
 } from "./helpers.ts";
 
+/** Whether this process runs as root (the file it makes is owned by uid 0). */
+const IS_ROOT = (() => {
+  const file = Deno.makeTempFileSync();
+  try {
+    return Deno.statSync(file).uid === 0;
+  } finally {
+    Deno.removeSync(file);
+  }
+})();
+
+/** Set a symlink's own owner. */
+async function lchown(path: string, uid: number, gid: number): Promise<void> {
+  (await import("node:fs")).lchownSync(path, uid, gid);
+}
+
 const LINE = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} \[(INFO|WARNING|ERROR)\]: \S.*$/;
 
 /** Messages (the text after `]: `) of a log, start line excluded. */
@@ -63,9 +78,15 @@ Deno.test("mirror: first cycle copies files, folders, modes, mtimes and symlinks
     ) assert.ok(log.includes(expected), `missing "${expected}" in ${log.join("\n")}`);
     assert.match(
       log.at(-1)!,
-      /^Cycle finished: 6 copied, .* 0 failed; \d+ bytes in [\d.]+ s; source tree digest [0-9a-f]{32}\.$/,
+      /^Cycle finished: 4 copied, 0 updated, 0 removed, 4 folders created, 2 symlinks made, 0 warnings, 0 failed; \d+ bytes in [\d.]+ s; source tree digest [0-9a-f]{32}\.$/,
     );
     assert.equal(Deno.readLinkSync(`${work}/rep/dangling`), "does/not/exist");
+    // Folders keep their mtimes (set after their contents), the replica root too.
+    for (const dir of ["docs", "docs/deep", "locked", "empty", ""]) {
+      const a = Deno.statSync(`${src}/${dir}`), b = Deno.statSync(`${work}/rep/${dir}`);
+      assert.equal(b.mtime?.getTime(), a.mtime?.getTime(), `mtime of folder '${dir}'`);
+      assert.equal(b.mode, a.mode, `mode of folder '${dir}'`);
+    }
   });
 });
 
@@ -134,7 +155,7 @@ Deno.test("mirror: mode or mtime differences alone update the attributes", async
     assert.deepEqual(await actionsOfAnotherRun(work), [
       "Attributes of file m.txt have been updated.",
       "Attributes of file t.txt have been updated.",
-      "Permissions of folder d have been updated.",
+      "Attributes of folder d have been updated.",
     ]);
   });
 });
@@ -272,4 +293,80 @@ Deno.test({
       assert.match(logLines(`${work}/log.txt`).at(-1)!, /1 failed/);
     });
   },
+});
+
+Deno.test({
+  name: "mirror: as root, owners and groups are kept (files, folders, symlinks)",
+  ignore: !IS_ROOT, // chown to other users needs root
+  fn: async () => {
+    await withWork(async (work) => {
+      const src = `${work}/src`;
+      writeFile(`${src}/d/f.txt`, "f");
+      Deno.symlinkSync("f.txt", `${src}/d/link`);
+      Deno.chownSync(`${src}/d/f.txt`, 1234, 5678);
+      Deno.chownSync(`${src}/d`, 4321, 8765);
+      await lchown(`${src}/d/link`, 1111, 2222);
+      assert.equal((await runOnce(work)).code, 0);
+      const owner = (path: string) => {
+        const info = Deno.lstatSync(`${work}/rep/${path}`);
+        return [info.uid, info.gid];
+      };
+      assert.deepEqual(owner("d/f.txt"), [1234, 5678]);
+      assert.deepEqual(owner("d"), [4321, 8765]);
+      assert.deepEqual(owner("d/link"), [1111, 2222]);
+      // A changed owner alone is an attribute update.
+      Deno.chownSync(`${src}/d/f.txt`, 1234, 9999);
+      assert.deepEqual(await actionsOfAnotherRun(work), [
+        "Attributes of file d/f.txt have been updated.",
+      ]);
+      assert.deepEqual(owner("d/f.txt"), [1234, 9999]);
+    });
+  },
+});
+
+Deno.test({
+  name: "mirror: without the right to give owners, groups are kept where allowed and no file fails",
+  ignore: !IS_ROOT || WITHOUT_ROOT_OVERRIDES === undefined, // needs setpriv to drop CAP_CHOWN
+  fn: async () => {
+    await withWork(async (work) => {
+      const src = `${work}/src`;
+      writeFile(`${src}/mine.txt`, "a group this process is in");
+      writeFile(`${src}/theirs.txt`, "a group it is not in");
+      Deno.chownSync(`${src}/mine.txt`, 1234, 4242);
+      Deno.chownSync(`${src}/theirs.txt`, 1234, 5678);
+      const run = () =>
+        runMirror(
+          ["--source", "src", "--replica", "rep", "--log-file", "log.txt", "--once"],
+          work,
+          // root, but in group 4242 too and without the right to give owners
+          ["setpriv", "--groups", "4242", "--bounding-set", "-chown"],
+        );
+      const first = await run();
+      assert.equal(first.code, 0, first.stderr);
+      assert.equal(first.stderr, "", "no ERROR or WARNING for owners");
+      const info = (path: string) => Deno.lstatSync(`${work}/rep/${path}`);
+      assert.equal(info("mine.txt").gid, 4242, "a group it is in is kept");
+      assert.equal(info("theirs.txt").gid, 0, "the group could not be given");
+      assert.equal(info("theirs.txt").uid, 0, "nor the user");
+      // Nothing to report next time: refused groups are remembered, not retried.
+      const mark = logLines(`${work}/log.txt`).length;
+      const second = await run();
+      assert.equal(second.code, 0);
+      assert.deepEqual(messages(logLines(`${work}/log.txt`).slice(mark)), []);
+    });
+  },
+});
+
+Deno.test("mirror: a sparse file keeps its holes (256 MiB with 1 MiB of data)", async () => {
+  await withWork(async (work) => {
+    using file = Deno.openSync(`${work}/src/sparse.img`, { write: true, create: true });
+    file.truncateSync(256 << 20);
+    file.seekSync(100 << 20, Deno.SeekMode.Start);
+    file.writeSync(new Uint8Array(1 << 20).fill(7));
+    file.close();
+    assert.equal((await runOnce(work)).code, 0);
+    assertMirrored(`${work}/src`, `${work}/rep`);
+    const used = Deno.statSync(`${work}/rep/sparse.img`).blocks! * 512;
+    assert.ok(used < 16 << 20, `the replica's copy uses ${used} bytes`);
+  });
 });

@@ -317,18 +317,20 @@ Deno.test("apply: nothing is written through a replica folder that became a syml
     Deno.symlinkSync(`${work}/outside`, `${work}/rep/e`);
     Deno.chmodSync(`${work}/outside`, 0o700);
     const outcomes = await applyPlan(
-      [...actions, { op: "chmod", path: "e", mode: 0o755 }],
+      [...actions, { op: "folder", path: "e", mode: 0o755, mtimeMs: 0, quiet: false }],
       { source: `${work}/src`, replica: `${work}/rep` },
       { disk: realDisk },
     );
     assert.deepEqual(outcomes.map((o) => [o.action.path, o.status]), [
       ["d/x", "failed"],
+      ["d", "failed"], // its attributes, after the write into it
       ["e", "failed"],
     ]);
     assert.match(
       String((outcomes[0] as { error: Error }).error),
       /replica folder 'd' is a symlink/,
     );
+    assert.match(String((outcomes[1] as { error: Error }).error), /entry is a symlink/);
     assert.deepEqual([...Deno.readDirSync(`${work}/outside`)], []);
     assert.equal(Deno.statSync(`${work}/outside`).mode! & 0o777, 0o700);
   });
