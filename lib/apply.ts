@@ -32,7 +32,7 @@ export type { Roots };
 import { chownAsAllowed, copyFile, type CopyJob, type CopyResult, removeQuietly } from "./copy.ts";
 import { type Copier, CopyWorker } from "./copy_worker.ts";
 import { BIG_FILE, type Disk } from "./disk.ts";
-import { asError } from "./error.ts";
+import { asError, reason } from "./error.ts";
 import { pacer } from "./pace.ts";
 import { type Action, type Owner, ownerChange } from "./plan.ts";
 import type { OwnerPolicy } from "./owners.ts";
@@ -299,9 +299,15 @@ class Applier {
         try {
           disk.remove(target, action.kind === "dir");
         } catch (error) {
-          if (!(error instanceof Deno.errors.NotFound)) throw error;
+          if (error instanceof Deno.errors.NotFound) return;
+          if (action.kind !== "dir") throw error;
+          // Say which entry inside stops it (a folder that cannot be read or emptied).
+          const blocker = blockerIn(disk, target);
+          if (blocker === undefined) throw error;
+          throw new Error(`${reason(asError(error))}: ${action.path}/${blocker} cannot be removed`);
+        } finally {
+          this.#realDirs.forget(action.path);
         }
-        this.#realDirs.forget(action.path);
         return;
       case "mkdir":
         if (staging) {
@@ -537,6 +543,35 @@ class RealDirs {
   forget(dir: string): void {
     this.#verified.delete(dir);
   }
+}
+
+/**
+ * The folder below `root` (relative to it) that stopped a recursive removal:
+ * one that cannot be listed, or one whose entries cannot be removed (they are
+ * still there). Undefined when it is `root` itself, or none is found.
+ */
+function blockerIn(disk: Pick<Disk, "lstat">, root: string, at = ""): string | undefined {
+  let names: string[];
+  try {
+    names = [...Deno.readDirSync(joinPath(root, at))].map((entry) => entry.name).sort();
+  } catch {
+    return at === "" ? undefined : at;
+  }
+  const folders: string[] = [];
+  for (const name of names) {
+    const path = at === "" ? name : `${at}/${name}`;
+    try {
+      if (!disk.lstat(joinPath(root, path)).isDirectory) return at === "" ? undefined : at;
+      folders.push(path);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  for (const path of folders) {
+    const below = blockerIn(disk, root, path);
+    if (below !== undefined) return below;
+  }
+  return undefined;
 }
 
 /** Throw unless `path` is (not links to) a file or folder, as `kind` says. */

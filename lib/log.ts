@@ -52,12 +52,49 @@ export function formatTimestamp(epochMs: number): string {
     pad(t.getMilliseconds(), 3);
 }
 
-/** Formats a record as one line ending in `\n`; control characters in
- * interpolated values (a newline in a file name) are escaped. */
+const ESCAPES: Readonly<Record<string, string>> = {
+  "\\": "\\\\",
+  "\n": "\\n",
+  "\r": "\\r",
+  "\t": "\\t",
+};
+
+/**
+ * A value as it goes into a log line: every record stays one line, and every
+ * name can be told from every other. A backslash is written `\\`; a newline,
+ * carriage return and tab `\n`, `\r`, `\t`; other control characters (and the
+ * line and paragraph separators) `\xNN` or `\uNNNN`. So a file named
+ * `a<newline>b` logs as `a\nb`, and one named `a\nb` (a backslash and an n)
+ * as `a\\nb`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { printable } from "./log.ts";
+ * assert.equal(printable("a\tb\nc"), "a\\tb\\nc");
+ * assert.equal(printable("lit\\n"), "lit\\\\n");
+ * assert.equal(printable("bell\x07"), "bell\\x07");
+ * ```
+ */
+export function printable(value: unknown): string {
+  const text = typeof value === "string" ? value : String(value);
+  // deno-lint-ignore no-control-regex -- matching control characters is the point
+  return text.replace(/[\\\x00-\x1f\x7f-\x9f\u2028\u2029]/g, (char) => {
+    const known = ESCAPES[char];
+    if (known !== undefined) return known;
+    const code = char.charCodeAt(0);
+    return code < 0x100
+      ? `\\x${code.toString(16).padStart(2, "0")}`
+      : `\\u${code.toString(16).padStart(4, "0")}`;
+  });
+}
+
+/** Formats a record as one line ending in `\n`, interpolated values made
+ * {@link printable}. */
 export const lineFormatter: TextFormatter = getTextFormatter({
   timestamp: formatTimestamp,
   level: "FULL",
-  value: "bare",
+  value: printable,
   format: ({ timestamp, level, message }) => `${timestamp} [${level}]: ${message}`,
 });
 

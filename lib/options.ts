@@ -179,12 +179,23 @@ function buildApp(received: (flags: Flags) => void) {
   });
 }
 
-/** A scanning failure in one line, naming a bad value's flag as it is typed. */
+/** `timeInterval` -> `time-interval`: flags as they are typed. */
+function kebab(name: string): string {
+  return name.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`);
+}
+
+/** A scanning failure in one line, naming flags as they are typed. */
 function describe(error: unknown): string {
   if (!(error instanceof ArgumentScannerError)) return String(error);
   return formatMessageForArgumentScannerError(error, {
     ArgumentParseError: ({ externalFlagNameOrPlaceholder: flag, input, exception }) =>
       `--${flag} "${input}": ${exception instanceof Error ? exception.message : exception}`,
+    UnexpectedFlagError: ({ externalFlagName: flag }) => `--${kebab(flag)} was given twice`,
+    FlagNotFoundError: ({ input, corrections }) =>
+      `No flag registered for --${input}` +
+      (corrections.length === 0
+        ? ""
+        : `, did you mean ${corrections.map((name) => `--${kebab(name)}`).join(" or ")}?`),
   });
 }
 

@@ -160,7 +160,8 @@ export class Mirror {
       if (!signal?.aborted) throw error;
     }
     const dryRun = this.#options.dryRun ?? false;
-    if (dryRun || eventful(tally)) {
+    // A partial (--watch) cycle logs its actions only: one line per change mirrored.
+    if (dryRun || (paths === undefined && eventful(tally))) {
       reportSummary(this.#log, tally, performance.now() - started, dryRun);
     }
     return tally;

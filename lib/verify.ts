@@ -21,6 +21,7 @@ import { NOUN } from "./report.ts";
 import type { Exclude } from "./exclude.ts";
 import { Hasher } from "./hash.ts";
 import { comparePaths } from "./plan.ts";
+import { formatTimestamp } from "./log.ts";
 import { scanTree } from "./scan.ts";
 
 /** What {@link verifyTrees} found. */
@@ -83,8 +84,9 @@ export async function verifyTrees(
       if (a.kind !== "symlink" && a.mode !== b.mode) {
         differences.push(`mode differs: ${what} (${octal(a.mode)} vs ${octal(b.mode)})`);
       }
-      if (a.kind === "file" && a.mtimeMs !== b.mtimeMs) {
-        differences.push(`mtime differs: ${what}`);
+      if (a.kind !== "symlink" && a.mtimeMs !== b.mtimeMs) {
+        const times = `${formatTimestamp(a.mtimeMs)} vs ${formatTimestamp(b.mtimeMs)}`;
+        differences.push(`mtime differs: ${what} (${times})`);
       }
     }
   }

@@ -41,7 +41,12 @@ const badInputs: [string[], RegExp][] = [
   [["--time-interval", "0"], /--time-interval "0": expected a positive number/],
   [["--time-interval", "-1"], /--time-interval "-1": expected a positive number/],
   [["--time-interval", ""], /--time-interval "": expected a positive number/],
-  [["--source", "a", "--source", "b"], /Too many arguments for --source/],
+  [["--source", "a", "--source", "b"], /--source was given twice\./],
+  [["--once", "--once"], /--once was given twice\./],
+  [
+    ["--time_interval", "3"],
+    /No flag registered for --time_interval, did you mean --time-interval\?/,
+  ],
   [["--time-interval"], /Expected input for flag --time-interval/],
   [["--source"], /Expected input for flag --source/],
   [["stray"], /Too many arguments.*"stray"/],

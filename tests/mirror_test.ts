@@ -370,3 +370,25 @@ Deno.test("mirror: a sparse file keeps its holes (256 MiB with 1 MiB of data)", 
     assert.ok(used < 16 << 20, `the replica's copy uses ${used} bytes`);
   });
 });
+
+Deno.test({
+  name: "mirror: a folder that cannot be removed names the entry inside that blocks it",
+  ignore: WITHOUT_ROOT_OVERRIDES === undefined, // needs setpriv (util-linux) to drop root's override
+  fn: async () => {
+    await withWork(async (work) => {
+      writeFile(`${work}/src/keep.txt`, "k");
+      writeFile(`${work}/rep/old/deeper/locked/x.txt`, "x");
+      Deno.chmodSync(`${work}/rep/old/deeper/locked`, 0o000);
+      const result = await runMirror(
+        ["--source", "src", "--replica", "rep", "--log-file", "log.txt", "--once"],
+        work,
+        WITHOUT_ROOT_OVERRIDES,
+      );
+      assert.equal(result.code, 1);
+      assert.match(
+        result.stderr.trim(),
+        /\[ERROR\]: Could not remove folder old: Permission denied \(os error 13\): old\/deeper\/locked cannot be removed\.$/,
+      );
+    });
+  },
+});

@@ -1,5 +1,6 @@
 /** --verify and the tree digest, against the real program and the README's recipe. */
 import assert from "node:assert/strict";
+import { formatTimestamp } from "../lib/log.ts";
 import { runMirror, runOnce, succeeds, withWork } from "./helpers.ts";
 
 /** The README's Python recipe for the tree digest, run on `root`. */
@@ -70,14 +71,19 @@ Deno.test("--verify: reports every difference, changes nothing, exits 1", async 
     for (
       const expected of [
         "content differs: file docs/a.txt",
-        "mtime differs: file docs/a.txt",
+        `mtime differs: file docs/a.txt (${
+          formatTimestamp(Deno.statSync(`${work}/src/docs/a.txt`).mtime!.getTime())
+        } vs ${formatTimestamp(0)})`,
+        `mtime differs: folder docs/deep (${
+          formatTimestamp(Deno.statSync(`${work}/src/docs/deep`).mtime!.getTime())
+        } vs ${formatTimestamp(Deno.statSync(`${rep}/docs/deep`).mtime!.getTime())})`,
         "only in source: file docs/deep/b.txt",
         "mode differs: folder empty (0700 vs 0755)",
         "only in replica: file extra.txt",
         "link differs: symlink link (docs/a.txt vs elsewhere)",
       ]
     ) assert.ok(lines.includes(expected), `missing "${expected}" in\n${result.stdout}`);
-    assert.equal(lines.at(-1), "6 differences");
+    assert.equal(lines.at(-1), "7 differences");
     assert.equal(JSON.stringify([...Deno.readDirSync(rep)].map((e) => e.name).sort()), before);
     const src = lines.find((l) => l.startsWith("source tree digest"));
     const dst = lines.find((l) => l.startsWith("replica tree digest"));
