@@ -240,6 +240,9 @@ Deno.test("FIFOs, sockets and devices in the source are skipped with one WARNING
       special.map((name) => `Special file ${name} (FIFO, socket or device) is skipped.`).sort(),
     );
     assert.deepEqual([...listTree(`${work}/rep`).keys()], ["a.txt"]);
+    // The summary counts them.
+    const summary = logLines(`${work}/log.txt`).find((l) => l.includes("Cycle finished"));
+    assert.match(summary ?? "", new RegExp(` ${special.length} warnings, `));
   });
 });
 

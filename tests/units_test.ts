@@ -13,6 +13,7 @@ import { formatTimestamp, lineFormatter, lineSink } from "../lib/log.ts";
 import { runLoop } from "../lib/loop.ts";
 import { parseOptions, UsageError } from "../lib/options.ts";
 import { plan } from "../lib/plan.ts";
+import { emptyTally, reportSummary } from "../lib/report.ts";
 import { scanTree } from "../lib/scan.ts";
 import { PackedTree } from "../lib/tree.ts";
 import { treeDigest } from "../lib/verify.ts";
@@ -635,6 +636,32 @@ Deno.test("sync: a copy worker that fails is one WARNING; its copies and later c
       assert.equal(warnings.length, 1);
       assert.match(String(warnings[0]!.rawMessage), /The copy worker stopped/);
     });
+  } finally {
+    await reset();
+  }
+});
+
+Deno.test("report: the summary says folder/folders, symlink/symlinks, warning/warnings", async () => {
+  const records: LogRecord[] = [];
+  await configure({
+    reset: true,
+    sinks: { collect: (record: LogRecord) => void records.push(record) },
+    loggers: [
+      { category: ["test"], lowestLevel: "info", sinks: ["collect"] },
+      { category: ["logtape", "meta"], lowestLevel: "error", sinks: [] },
+    ],
+  });
+  try {
+    const one = { ...emptyTally(), copied: 1, created: 1, links: 1, warnings: 1, bytes: 1 };
+    const two = { ...emptyTally(), created: 2, links: 2, warnings: 2, bytes: 2 };
+    reportSummary(getLogger(["test"]), one, 1);
+    reportSummary(getLogger(["test"]), two, 1);
+    const text = records.map((r) => r.message.join(""));
+    assert.match(
+      text[0]!,
+      /1 copied, .* 1 folder created, 1 symlink made, 1 warning, 0 failed; 1 byte in/,
+    );
+    assert.match(text[1]!, /2 folders created, 2 symlinks made, 2 warnings, 0 failed; 2 bytes in/);
   } finally {
     await reset();
   }
