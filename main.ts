@@ -51,6 +51,9 @@ async function verify(options: Options): Promise<number> {
 }
 
 async function main(args: string[]): Promise<number> {
+  // SIGHUP (logrotate) never ends the program, not even before the log is open.
+  const ignoreHangUp = () => {};
+  Deno.addSignalListener("SIGHUP", ignoreHangUp);
   let options: Options;
   try {
     const parsed = await parseOptions(args);
@@ -116,6 +119,7 @@ async function main(args: string[]): Promise<number> {
     }],
   ];
   for (const [name, listener] of listeners) Deno.addSignalListener(name, listener);
+  Deno.removeSignalListener("SIGHUP", ignoreHangUp);
   log.info(
     "Mirror started (version {version}): source {source}, replica {replica}, " +
       "log file {logFile}, every {interval} s{mode}.",
@@ -167,10 +171,7 @@ async function main(args: string[]): Promise<number> {
     progress: options.console !== "quiet",
     watchingReplica: options.watch,
     state,
-    onReplicaCreated: async () => {
-      const lost = await claimed.relock();
-      if (lost !== undefined) log.error("{message}", { action: "lock", message: lost });
-    },
+    onReplicaChanged: () => claimed.relock(),
   });
 
   let code = OK;

@@ -163,8 +163,8 @@ class Applier {
   readonly #signal: AbortSignal | undefined;
   /** Settles when the signal aborts. */
   readonly #aborted: Promise<void>;
-  /** Stopped: copies still under way were given up (their files removed). */
-  #abandoned = false;
+  /** Copies given up when the run was stopped (their files removed). */
+  readonly #abandoned = new Set<QueuedCopy>();
   readonly #abandonedStagings = new Set<Staging>();
   readonly #temps: TempNames;
   readonly #owners: OwnerPolicy | undefined;
@@ -206,7 +206,8 @@ class Applier {
       return;
     }
     if (this.#staging && !isBelow(action.path, this.#staging.path)) await this.#closeStaging();
-    if (action.op === "folder") { // folder attributes come after all writes
+    if (action.op === "folder" && !action.opening) { // folder attributes come after all writes
+      await this.#closeStaging();
       await this.#drain();
       await this.#retryFailed(undefined);
     }
@@ -231,16 +232,16 @@ class Applier {
         return;
       }
       const result = this.#applySimple(action, target, staging);
+      let quiet = result?.quiet ?? false;
       if (action.op === "symlink" || action.op === "lchown") {
-        await this.#ownSymlink(
+        const owned = await this.#ownSymlink(
           action,
           staging ? target : joinPath(this.#roots.replica, action.path),
         );
+        if (action.op === "lchown") quiet = !owned; // reported only when it changed something
       }
       this.#record(
-        result?.quiet
-          ? { status: "done", action, bytes: 0, quiet: true }
-          : done(action, 0, result?.key),
+        quiet ? { status: "done", action, bytes: 0, quiet: true } : done(action, 0, result?.key),
         this.#staging,
       );
     } catch (error) {
@@ -264,7 +265,7 @@ class Applier {
    * are in is finished.
    */
   #settle(copy: QueuedCopy, result: CopyResult): void {
-    if (this.#abandoned) return; // given up when the run stopped
+    if (this.#abandoned.has(copy)) return; // given up when the run stopped
     if (result.status === "done" && result.ownerRefused) this.#owners?.refused(result.ownerRefused);
     if (result.status === "failed") {
       this.#failed.push(copy);
@@ -323,9 +324,22 @@ class Applier {
       case "folder": {
         // chmod, utime and chown follow symlinks: check the target itself first.
         expectKind(disk, target, "dir", "the replica entry");
+        if (action.opening) {
+          disk.chmod(target, action.mode);
+          return { quiet: true };
+        }
         const owned = this.#chown(target, action.owner);
-        disk.chmod(target, action.mode);
-        disk.utime(target, new Date(), new Date(action.mtimeMs));
+        try {
+          disk.chmod(target, action.mode);
+          disk.utime(target, new Date(), new Date(action.mtimeMs));
+        } catch (error) {
+          // The replica folder itself may belong to someone else (a shared
+          // folder the mirror may write in): its attributes are not ours to set.
+          if (action.path === "" && error instanceof Deno.errors.PermissionDenied) {
+            return { quiet: true };
+          }
+          throw error;
+        }
         return { quiet: action.quiet || (action.ownerOnly === true && !owned) };
       }
       case "touch": {
@@ -342,7 +356,7 @@ class Applier {
         return { ...(key ? { key } : {}), quiet: ownerOnly && !owned };
       }
       case "lchown":
-        return { quiet: true }; // done by #ownSymlink; reported only when it changed something
+        return undefined; // done by #ownSymlink
       case "symlink":
         if (staging) {
           disk.symlink(action.target, target);
@@ -374,20 +388,25 @@ class Applier {
   }
 
   /** Give a symlink made (or found) at `path` its source's owner, where allowed. */
-  async #ownSymlink(action: Extract<Action, { op: "symlink" | "lchown" }>, path: string) {
+  async #ownSymlink(
+    action: Extract<Action, { op: "symlink" | "lchown" }>,
+    path: string,
+  ): Promise<boolean> {
     const owners = this.#owners;
-    if (owners === undefined) return;
+    if (owners === undefined) return false;
     const change = action.op === "lchown" ? action.owner : ownerChange(
       { kind: "symlink", size: 0, mtimeMs: 0, ctimeMs: 0, ino: 0, mode: 0, ...action },
       undefined,
       owners,
     );
-    if (change === undefined) return;
+    if (change === undefined) return false;
     try {
       await this.#disk.lchown(path, change.uid ?? null, change.gid ?? null);
+      return true;
     } catch (error) {
-      if (!(error instanceof Deno.errors.PermissionDenied)) throw error;
-      owners.refused(change);
+      if (error instanceof Deno.errors.NotFound) throw error;
+      owners.refused(change); // EPERM, or EINVAL for an id a user namespace does not map
+      return false;
     }
   }
 
@@ -400,6 +419,7 @@ class Applier {
       ...(direct ? {} : { target }),
       size: action.source.size,
       mtimeMs: action.source.mtimeMs,
+      mode: action.source.mode,
       expectedKey: statKey(action.source),
       ...(action.source.size >= BIG_FILE && isSparse(action.source) ? { sparse: true } : {}),
       ...this.#ownerOfNew(action.source),
@@ -471,16 +491,17 @@ class Applier {
    * removed now, the copy goes on into nothing until the process ends.
    */
   #abandon(): void {
-    this.#abandoned = true;
-    for (const { job, staging } of this.#running.values()) {
-      removeQuietly(this.#disk, job.dest);
-      if (staging) this.#abandonedStagings.add(staging);
+    for (const copy of this.#running.values()) {
+      this.#abandoned.add(copy);
+      removeQuietly(this.#disk, copy.job.dest);
+      if (copy.staging) this.#abandonedStagings.add(copy.staging);
     }
     this.#running.clear();
   }
 
   /** Finish every copy under way: queued small ones and big ones in the background. */
   async #drain(): Promise<void> {
+    if (this.#signal?.aborted) this.#queued = []; // stopped: nothing new starts
     await this.#flushCopies();
     while (this.#running.size > 0) await this.#nextEnded();
   }
@@ -492,8 +513,8 @@ class Applier {
     await this.#drain();
     await this.#retryFailed(staging);
     this.#staging = undefined;
-    if (this.#abandonedStagings.has(staging)) {
-      // Stopped with copies into it under way: it is removed, not moved into place half filled.
+    if (this.#abandonedStagings.has(staging) || this.#signal?.aborted) {
+      // Stopped while it was filled: removed, not moved into place half filled.
       removeQuietly(this.#disk, staging.temp, true);
       return;
     }
@@ -547,31 +568,40 @@ class RealDirs {
 
 /**
  * The folder below `root` (relative to it) that stopped a recursive removal:
- * one that cannot be listed, or one whose entries cannot be removed (they are
- * still there). Undefined when it is `root` itself, or none is found.
+ * first one that cannot be listed (at any depth); else one that still holds
+ * entries and whose owner may not write in it (its entries cannot be
+ * removed). A removal stops at its first error, so mere leftovers beside the
+ * culprit are not blamed. Undefined when none is found below `root`.
  */
-function blockerIn(disk: Pick<Disk, "lstat">, root: string, at = ""): string | undefined {
-  let names: string[];
-  try {
-    names = [...Deno.readDirSync(joinPath(root, at))].map((entry) => entry.name).sort();
-  } catch {
-    return at === "" ? undefined : at;
-  }
+function blockerIn(disk: Pick<Disk, "lstat">, root: string): string | undefined {
   const folders: string[] = [];
-  for (const name of names) {
-    const path = at === "" ? name : `${at}/${name}`;
+  const unlistable = (at: string): string | undefined => {
+    let names: string[];
     try {
-      if (!disk.lstat(joinPath(root, path)).isDirectory) return at === "" ? undefined : at;
-      folders.push(path);
+      names = [...Deno.readDirSync(joinPath(root, at))].map((entry) => entry.name).sort();
     } catch {
-      // gone meanwhile
+      return at === "" ? undefined : at;
     }
-  }
-  for (const path of folders) {
-    const below = blockerIn(disk, root, path);
-    if (below !== undefined) return below;
-  }
-  return undefined;
+    if (at !== "" && names.length > 0) folders.push(at);
+    for (const name of names) {
+      const path = at === "" ? name : `${at}/${name}`;
+      try {
+        if (!disk.lstat(joinPath(root, path)).isDirectory) continue;
+      } catch {
+        continue; // gone meanwhile
+      }
+      const found = unlistable(path);
+      if (found !== undefined) return found;
+    }
+    return undefined;
+  };
+  return unlistable("") ?? folders.find((path) => {
+    try {
+      return (disk.lstat(joinPath(root, path)).mode! & 0o200) === 0;
+    } catch {
+      return false;
+    }
+  });
 }
 
 /** Throw unless `path` is (not links to) a file or folder, as `kind` says. */

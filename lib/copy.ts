@@ -15,9 +15,10 @@ export interface CopyJob {
   readonly dest: string;
   /** The final name, when `dest` is a temp name to rename over it. */
   readonly target?: string;
-  /** Size and mtime the source had when scanned. */
+  /** Size, mtime and permission bits the source had when scanned. */
   readonly size: number;
   readonly mtimeMs: number;
+  readonly mode: number;
   /** The source's `statKey` when scanned: a different one afterwards means it changed. */
   readonly expectedKey: string;
   /** Keep the source's holes (it is sparse). Default `false`. */
@@ -46,7 +47,7 @@ export type CopyResult =
  * The written file is removed on any failure.
  */
 export function copyFile(
-  disk: Pick<Disk, "copyFile" | "utime" | "lstat" | "rename" | "remove" | "chown">,
+  disk: Pick<Disk, "copyFile" | "utime" | "lstat" | "rename" | "remove" | "chown" | "chmod">,
   job: CopyJob,
 ): CopyResult | Promise<CopyResult> {
   const finish = (): CopyResult => {
@@ -54,6 +55,9 @@ export function copyFile(
     const ownerRefused = job.owner === undefined
       ? undefined
       : chownAsAllowed(disk, job.dest, job.owner);
+    // A change of owner clears the set-user-id and set-group-id bits, and a
+    // sparse copy is made private: the mode is set last.
+    if (job.owner !== undefined || job.sparse) disk.chmod(job.dest, job.mode);
     disk.utime(job.dest, new Date(), new Date(job.mtimeMs));
     if (statKey(entryFromInfo(disk.lstat(job.from))) !== job.expectedKey) {
       removeQuietly(disk, job.dest);
@@ -107,8 +111,9 @@ export function chownAsAllowed(
       disk.chown(path, uid ?? null, gid ?? null);
       return true;
     } catch (error) {
-      if (error instanceof Deno.errors.PermissionDenied) return false;
-      throw error;
+      // EPERM, or EINVAL for an id a user namespace does not map: refused.
+      if (error instanceof Deno.errors.NotFound) throw error;
+      return false;
     }
   };
   if (attempt(owner.uid, owner.gid)) return undefined;

@@ -26,6 +26,7 @@ function workerDisk() {
   return {
     copyFile: (from: string, to: string) => Deno.copyFileSync(from, to), // small, dense files only
     utime: (path: string, atime: Date, mtime: Date) => Deno.utimeSync(path, atime, mtime),
+    chmod: (path: string, mode: number) => Deno.chmodSync(path, mode),
     chown: (path: string, uid: number | null, gid: number | null) => Deno.chownSync(path, uid, gid),
     rename: (from: string, to: string) => Deno.renameSync(from, to),
     remove: (path: string, recursive: boolean) => Deno.removeSync(path, { recursive }),
@@ -72,7 +73,7 @@ export interface Copier {
  * Deno.writeTextFileSync(`${dir}/a`, "a");
  * const worker = new CopyWorker();
  * const [result] = await worker.copy([
- *   { from: `${dir}/a`, dest: `${dir}/b`, size: 1, mtimeMs: 0, expectedKey: "" },
+ *   { from: `${dir}/a`, dest: `${dir}/b`, size: 1, mtimeMs: 0, mode: 0o644, expectedKey: "" },
  * ]);
  * worker.close();
  * assert.equal(result?.status, "skipped"); // the expected key did not match: discarded

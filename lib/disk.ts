@@ -71,12 +71,13 @@ const BLOCK = 4096;
 /**
  * Copy a file, keeping its holes: blocks of zeros are not written but skipped
  * (`rsync -S`, `cp --sparse=always`), and the size is set at the end. Deno has
- * no `SEEK_DATA`, so the holes are read (as zeros, from no disk); the permission
- * bits are copied as `Deno.copyFile` copies them.
+ * no `SEEK_DATA`, so the holes are read (as zeros, from no disk). The copy is
+ * made with mode 0600; the caller sets the source's.
  */
 async function copySparse(from: string, to: string): Promise<void> {
   using source = await Deno.open(from, { read: true });
-  using dest = await Deno.open(to, { write: true, create: true, truncate: true });
+  // Private until the copy is done: its mode is set after (see `copy.ts`).
+  using dest = await Deno.open(to, { write: true, create: true, truncate: true, mode: 0o600 });
   const buffer = new Uint8Array(CHUNK);
   const words = new Uint32Array(buffer.buffer);
   let offset = 0;
@@ -96,7 +97,6 @@ async function copySparse(from: string, to: string): Promise<void> {
     offset += n;
   }
   await dest.truncate(offset);
-  await Deno.chmod(to, (await source.stat()).mode! & 0o7777);
 }
 
 /** Whether bytes [from, to) are all zero (`from` a multiple of 4; `words` the same buffer). */

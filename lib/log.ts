@@ -182,7 +182,7 @@ export function lineSink(
   out: ConsoleWriter,
   err: ConsoleWriter,
   options: LineSinkOptions = {},
-): Sink & AsyncDisposable & { flush(): void } {
+): Sink & AsyncDisposable & { flush(): void; reopened(): void } {
   const fileFormatter = options.fileFormatter ?? lineFormatter;
   const consoleFormatter = options.consoleFormatter ?? lineFormatter;
   const fileLevel = options.fileLevel ?? "info";
@@ -270,6 +270,10 @@ export function lineSink(
   };
   return Object.assign(sink, {
     flush,
+    /** The file was opened again: a new file starts on a fresh line. */
+    reopened: () => {
+      cut = false;
+    },
     [Symbol.asyncDispose]: async () => {
       flush();
       await consoleDone;
@@ -372,6 +376,7 @@ export async function setupLogging(logFile: string, options: LogOptions = {}): P
         const next = open();
         current.close();
         current = next;
+        sink.reopened();
       } catch (error) {
         notice(
           `cannot reopen the log file '${logFile}' (${reason(asError(error))}); it is ` +

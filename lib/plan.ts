@@ -56,6 +56,9 @@ export type Action =
     readonly quiet: boolean;
     /** Only the owner differed (a refused change then changes nothing). */
     readonly ownerOnly?: boolean;
+    /** Before the writes: the folder is only made writable (owner rwx) for
+     * them; its own attributes come at the end. */
+    readonly opening?: boolean;
   }
   /** Set a symlink's owner (symlinks have no permission bits of their own). */
   | { readonly op: "lchown"; readonly path: string; readonly owner: Owner }
@@ -91,6 +94,8 @@ export function ownerChange(
   owners: Owners | undefined,
 ): Owner | undefined {
   if (owners === undefined || source.uid === undefined || source.gid === undefined) return;
+  // Not root: only an entry of one's own can be given another group.
+  if (!owners.users && current !== undefined && current.uid !== owners.self.uid) return;
   const uidNow = current === undefined ? owners.self.uid : current.uid;
   const gidNow = current === undefined ? owners.self.gid : current.gid;
   const uid = owners.users && source.uid !== uidNow ? source.uid : undefined;
@@ -245,15 +250,29 @@ export function plan(source: Tree, replica: Tree, options: PlanOptions): Action[
     if (action.op !== "touch" && action.op !== "lchown") writtenIn.add(parentOf(action.path));
   }
   if (options.roots) folders.unshift({ path: "", ...swap(options.roots) });
-  const attributes: Action[] = [];
+  const opening: Action[] = [], attributes: Action[] = [];
   for (const { path, src, dst } of folders) {
     const owner = ownerChange(src, dst, owners);
-    const differs = dst === undefined || dst.mode !== src.mode || dst.mtimeMs !== src.mtimeMs ||
-      owner !== undefined;
-    if (!differs && !writtenIn.has(path)) continue;
-    const same = dst !== undefined && dst.mode === src.mode && dst.mtimeMs === src.mtimeMs;
-    // The replica root is not an entry of the tree: its attributes follow quietly.
-    const quiet = path === "" || dst === undefined || (same && owner === undefined);
+    const wrote = writtenIn.has(path);
+    const sameMode = dst !== undefined && dst.mode === src.mode;
+    const sameTime = dst !== undefined && dst.mtimeMs === src.mtimeMs;
+    if (sameMode && sameTime && owner === undefined && !wrote) continue;
+    // A replica folder the mirror may not write in (no owner rwx) is opened first.
+    if (wrote && dst !== undefined && (dst.mode & 0o700) !== 0o700) {
+      opening.push({
+        op: "folder",
+        path,
+        mode: dst.mode | 0o700,
+        mtimeMs: dst.mtimeMs,
+        quiet: true,
+        opening: true,
+      });
+    }
+    // Quiet: the replica root (not an entry of the tree), a new folder, or
+    // one whose mtime alone differs while this cycle writes in it (its
+    // entries changed in the source, which moved the source folder's mtime).
+    const quiet = path === "" || dst === undefined ||
+      (sameMode && owner === undefined && (sameTime || wrote));
     attributes.push({
       op: "folder",
       path,
@@ -261,13 +280,23 @@ export function plan(source: Tree, replica: Tree, options: PlanOptions): Action[
       mtimeMs: src.mtimeMs,
       ...(owner ? { owner } : {}),
       quiet,
-      ...(same && owner !== undefined ? { ownerOnly: true } : {}),
+      ...(sameMode && sameTime && owner !== undefined ? { ownerOnly: true } : {}),
     });
+  }
+  // A kept folder (it holds excluded entries) the mirror may not write in is
+  // opened for the removals in it, and closed again with its own attributes.
+  for (const { path } of kept) {
+    const dst = replica.get(path)!;
+    if (!writtenIn.has(path) || (dst.mode & 0o700) === 0o700) continue;
+    const own = { op: "folder" as const, path, mtimeMs: dst.mtimeMs, quiet: true };
+    opening.push({ ...own, mode: dst.mode | 0o700, opening: true });
+    attributes.push({ ...own, mode: dst.mode });
   }
   // Deepest first: a child folder's attributes never touch its parent's mtime,
   // but the order keeps a read-only parent last.
+  attributes.sort((a, b) => comparePaths(a.path, b.path));
   attributes.reverse();
-  return [...temps, ...removals, ...keeps, ...writes, ...attributes];
+  return [...opening, ...temps, ...removals, ...keeps, ...writes, ...attributes];
 }
 
 function swap(roots: { source: Entry; replica: Entry }): { src: Entry; dst: Entry } {

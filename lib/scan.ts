@@ -105,9 +105,14 @@ export async function scanTree(root: string, options: ScanOptions = {}): Promise
     await pace();
     signal?.throwIfAborted();
     const { path: dir, deep } = next;
-    if (dir !== "" && named.has(dir) && tree.get(dir) === undefined) {
-      const entry = examine(root, dir, []);
-      if (typeof entry === "object" && entry.kind === "dir") tree.set(dir, entry);
+    if (dir !== "" && named.has(dir)) {
+      // An excluded folder (or one below an excluded folder) is not looked at.
+      if (excludedFolder(exclude, dir)) continue;
+      if (tree.get(dir) === undefined) {
+        const entry = examine(root, dir, problems);
+        if (typeof entry === "object" && entry.kind === "dir") tree.set(dir, entry);
+        else if (entry === undefined) incomplete.add(parentOf(dir)); // could not be examined
+      }
     }
     const prefix = dir === "" ? "" : `${dir}/`;
     let items: Deno.DirEntry[];
@@ -205,6 +210,13 @@ export async function scanAround(
       await scanTree(roots.replica, { folders: replicaOnly, exclude, isTemp, signal }),
     ),
   };
+}
+
+/** Whether the folder `dir` or any folder above it is excluded. */
+function excludedFolder(exclude: Exclude | undefined, dir: string): boolean {
+  if (exclude === undefined) return false;
+  for (let at = dir; at !== ""; at = parentOf(at)) if (exclude(at, true)) return true;
+  return false;
 }
 
 /** One scan of what `a` and `b` found (`b`'s entries win for paths in both). */

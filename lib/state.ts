@@ -63,6 +63,8 @@ export class MirrorState {
   readonly deniedGroups: Set<number> = new Set();
   /** Owner users were refused (root without the right to give them): not asked again. */
   #usersDenied = false;
+  /** The user the denials were found for. */
+  #deniedFor: number | undefined;
   /** How many of them the file holds. */
   #deniedSaved = 0;
   readonly #pair: StatePair;
@@ -172,6 +174,7 @@ export class MirrorState {
       const denied = Array.isArray(header.deniedGroups) ? header.deniedGroups : [];
       for (const gid of denied) if (typeof gid === "number") this.deniedGroups.add(gid);
       this.#usersDenied = header.usersDenied === true;
+      this.#deniedFor = typeof header.deniedFor === "number" ? header.deniedFor : undefined;
       this.#deniedSaved = this.deniedGroups.size;
     } catch (error) {
       this.index = new PairIndex();
@@ -194,6 +197,20 @@ export class MirrorState {
     }
     this.#sourceRoot = root;
     this.#changed = true;
+  }
+
+  /**
+   * What was refused to a mirror running as the user `uid` (the denials of
+   * another user are forgotten: root may give what alice may not).
+   */
+  ownerDenials(uid: number): { usersDenied: boolean; readonly deniedGroups: Set<number> } {
+    if (this.#deniedFor !== uid) {
+      this.#deniedFor = uid;
+      this.deniedGroups.clear();
+      this.#usersDenied = false;
+      this.#changed = true;
+    }
+    return this;
   }
 
   /** Owner users were refused to this mirror (it is not allowed to give them). */
@@ -255,6 +272,7 @@ export class MirrorState {
       pid: Deno.pid,
       deniedGroups: [...this.deniedGroups],
       usersDenied: this.#usersDenied,
+      deniedFor: this.#deniedFor ?? null,
       // This run's id first: it is recorded before its first temp file is made.
       runs: [this.runId, ...[...this.#earlierRuns].slice(0, MAX_EARLIER_RUNS)],
     }));

@@ -60,9 +60,11 @@ export interface MirrorOptions {
   /** What the mirror remembers between cycles and runs (see `state.ts`); it
    * is saved after each full cycle. Default: a state in memory only. */
   readonly state?: MirrorState;
-  /** Called when a cycle has made the replica folder again (it had been
-   * removed), before it writes into it. Default: nothing. */
-  readonly onReplicaCreated?: () => void | Promise<void>;
+  /** Called when a cycle finds the replica folder is not the one the last
+   * cycle wrote (it made it again, or the replica path, a symlink, now points
+   * elsewhere), before it writes into it; a message returned says why the
+   * cycle must not write there (another mirror holds it). Default: nothing. */
+  readonly onReplicaChanged?: () => Promise<string | undefined>;
   /** Starts a copy worker (tests give a broken one). Default: `copy_worker.ts`'s. */
   readonly makeCopyWorker?: () => Copier;
 }
@@ -95,12 +97,14 @@ export class Mirror {
   readonly #given: Roots;
   /** The roots resolved (real paths) by the current or last cycle. */
   #roots: Roots;
+  #resolvedOnce = false;
   readonly #disk: Disk;
   readonly #log: Logger;
   readonly #options: MirrorOptions;
   readonly #hasher = new Hasher();
   readonly #state: MirrorState;
   readonly #warnedSpecial = new Set<string>();
+  readonly #warnedKept = new Set<string>();
   readonly #ownWrites = new OwnWrites();
   /** Which owners are kept, once found out (see {@link #owners}). */
   #ownerPolicy: OwnerPolicy | undefined;
@@ -151,8 +155,11 @@ export class Mirror {
   async #run(paths: ReadonlySet<string> | undefined, signal?: AbortSignal): Promise<Tally> {
     const started = performance.now();
     const tally = emptyTally();
-    const roots = this.#checkRoots(tally);
-    if (roots?.created) await this.#options.onReplicaCreated?.();
+    let roots = this.#checkRoots(tally);
+    const taken = roots?.changed ? await this.#options.onReplicaChanged?.() : undefined;
+    if (taken !== undefined) {
+      roots = this.#rootFailed(tally, "Replica", this.#given.replica, new Error(taken));
+    }
     try {
       if (roots !== undefined) await this.#sync(tally, roots, paths, signal);
     } catch (error) {
@@ -175,7 +182,7 @@ export class Mirror {
    */
   #checkRoots(
     tally: Tally,
-  ): { sourceId: string; replicaMissing: boolean; created?: boolean } | undefined {
+  ): { sourceId: string; replicaMissing: boolean; changed?: boolean } | undefined {
     // The paths as given are resolved again every cycle: a source given as a
     // symlink (`current -> release-2`) follows it when it is switched.
     const given = this.#given;
@@ -196,7 +203,9 @@ export class Mirror {
       const why = new Error(`it now overlaps the ${source === replica ? "" : "other "}folder`);
       return this.#rootFailed(tally, "Replica", given.replica, why);
     }
+    const moved = this.#resolvedOnce && replica !== this.#roots.replica;
     this.#roots = { source, replica };
+    this.#resolvedOnce = true;
     try {
       this.#expectFolder(replica);
     } catch (error) {
@@ -215,9 +224,9 @@ export class Mirror {
         return this.#rootFailed(tally, "Replica", path, error);
       }
       this.#log.info("Replica folder {path} has been created.", { action: "mkdir", path });
-      return { sourceId, replicaMissing: false, created: true };
+      return { sourceId, replicaMissing: false, changed: true };
     }
-    return { sourceId, replicaMissing: false };
+    return { sourceId, replicaMissing: false, changed: moved };
   }
 
   #expectFolder(path: string): Deno.FileInfo {
@@ -247,6 +256,8 @@ export class Mirror {
     const state = this.#state;
     const isTemp = (name: string) => state.isTemp(name);
     const full = paths === undefined;
+    // Before the walk: the probe writes in the replica root.
+    const owners = this.#owners(replicaMissing);
     const scanned = full
       ? {
         source: await scanTree(sourceRoot, { exclude, signal }),
@@ -272,7 +283,6 @@ export class Mirror {
     for (const problem of comparison.problems) reportProblem(this.#log, "source", problem);
     tally.failed += comparison.problems.length;
 
-    const owners = this.#owners(replicaMissing);
     const inputs = {
       changed: comparison.changed,
       incomplete: source.incomplete,
@@ -316,6 +326,11 @@ export class Mirror {
         if (outcome.status === "done") learnFromWrite(index, outcome, source.startedAt);
         else if (outcome.action.op === "remove" && isTemp(baseName(outcome.action.path))) {
           tempsLeft.push(baseName(outcome.action.path));
+        }
+        if (outcome.status === "skipped" && outcome.action.op === "keep") {
+          // A lasting conflict (a kept folder where the source has a file): said once.
+          if (this.#warnedKept.has(outcome.action.path)) return;
+          this.#warnedKept.add(outcome.action.path);
         }
         reportOutcome(this.#log, outcome);
         count(tally, outcome);
@@ -508,7 +523,9 @@ export class Mirror {
       return this.#ownerPolicy;
     }
     const self = OwnerPolicy.probe(this.#roots.replica, this.#state.temps.next());
-    if (self !== undefined) this.#ownerPolicy = new OwnerPolicy(self, this.#state);
+    if (self !== undefined) {
+      this.#ownerPolicy = new OwnerPolicy(self, this.#state.ownerDenials(self.uid));
+    }
     return this.#ownerPolicy;
   }
 }

@@ -136,7 +136,9 @@ Deno.test({
   fn: async () => {
     try {
       await withWork(async (work) => {
-        for (let i = 0; i < 200; i++) writeFile(`${work}/src/many/f${i}.txt`, `file ${i}`);
+        for (let i = 0; i < MIN_WORKER_COPIES + 100; i++) {
+          writeFile(`${work}/src/many/f${i}.txt`, `file ${i}`);
+        }
         const output = await new Deno.Command(`${binaryDir}/folder-mirror`, {
           args: ["--source", "src", "--replica", "rep", "--once"],
           cwd: work,

@@ -74,6 +74,13 @@ function applyToModel(actions: readonly Action[], source: World, replica: World)
     const parent = parentOf(path);
     assert.ok(parent === "" || tree.get(parent)?.kind === "dir", `no folder for ${path}`);
     assert.ok(!sealed.has(parent), `${path} written after its folder was sealed`);
+    writable(path);
+  };
+  /** Not root: the folder holding `path` must let its owner write. */
+  const writable = (path: string) => {
+    const parent = parentOf(path);
+    const mode = parent === "" ? 0o755 : tree.get(parent)?.mode ?? 0;
+    assert.equal(mode & 0o700, 0o700, `${path} written in a folder of mode ${mode.toString(8)}`);
   };
   /** A write in a folder changes its mtime, as on a disk. */
   const disturb = (path: string) => {
@@ -86,6 +93,7 @@ function applyToModel(actions: readonly Action[], source: World, replica: World)
     switch (action.op) {
       case "remove":
         assert.equal(existing?.kind, action.kind, `remove ${action.path}`);
+        writable(action.path);
         for (const path of [...tree.keys()]) {
           if (path === action.path || path.startsWith(`${action.path}/`)) {
             tree.delete(path);
@@ -120,7 +128,7 @@ function applyToModel(actions: readonly Action[], source: World, replica: World)
       case "folder":
         assert.equal(existing?.kind, "dir");
         tree.set(action.path, { ...existing!, mode: action.mode, mtimeMs: action.mtimeMs });
-        sealed.add(action.path);
+        if (!action.opening) sealed.add(action.path);
         break;
       case "lchown":
         assert.equal(existing?.kind, "symlink");

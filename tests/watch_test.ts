@@ -10,10 +10,13 @@ import {
   listTree,
   logHas,
   logLines,
+  mirrorCommand,
   mirrored,
+  runMirror,
   runOnce,
   startLoop,
   waitFor,
+  WITHOUT_ROOT_OVERRIDES,
   withWork,
   writeFile,
 } from "./helpers.ts";
@@ -323,6 +326,117 @@ Deno.test("watch: an in-place write right after the mirror's own write is someon
       assert.equal(Deno.readTextFileSync(`${rep}/f`), "source bytes");
     } finally {
       watch.close();
+    }
+  });
+});
+
+/** Messages (the text after `]: `) of `work`'s log from line `from` on. */
+function messagesFrom(work: string, from: number): string[] {
+  return logLines(`${work}/log.txt`).slice(from).map((line) => line.slice(line.indexOf("]: ") + 3));
+}
+
+Deno.test("watch: a file appended to every 50 ms logs at most one line per change mirrored", async () => {
+  await withWork(async (work) => {
+    writeFile(`${work}/src/f.log`, "start\n");
+    const loop = startLoop(work, "60", "--watch");
+    try {
+      await waitFor("first cycle", logHas(work, /Cycle finished/));
+      const mark = logLines(`${work}/log.txt`).length;
+      for (let i = 0; i < 10; i++) {
+        Deno.writeTextFileSync(`${work}/src/f.log`, `line ${i}\n`, { append: true });
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      await waitFor("the last append", mirrored(work), SOON);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const lines = messagesFrom(work, mark);
+      assert.ok(lines.length >= 1 && lines.length <= 10, lines.join("\n"));
+      assert.ok(lines.every((line) => line === "File f.log has been updated."), lines.join("\n"));
+    } finally {
+      assert.equal((await loop.stop()).code, 0);
+    }
+  });
+});
+
+Deno.test("watch: an excluded folder made in the source never appears in the replica", async () => {
+  await withWork(async (work) => {
+    writeFile(`${work}/src/a.txt`, "a");
+    const loop = startLoop(work, "60", "--watch", "--exclude", "node_modules/");
+    try {
+      await waitFor("first cycle", logHas(work, /Cycle finished/));
+      Deno.mkdirSync(`${work}/src/node_modules/pkg`, { recursive: true });
+      writeFile(`${work}/src/node_modules/pkg/index.js`, "x");
+      writeFile(`${work}/src/b.txt`, "b"); // a change the watcher does mirror
+      await waitFor("b.txt", logHas(work, "File b.txt has been copied."), SOON);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.ok(!listTree(`${work}/rep`).has("node_modules"));
+      assert.doesNotMatch(Deno.readTextFileSync(`${work}/log.txt`), /node_modules|ERROR/);
+    } finally {
+      assert.equal((await loop.stop()).code, 0);
+    }
+  });
+});
+
+Deno.test({
+  name: "watch: a source folder that cannot be read deletes nothing below it in the replica",
+  ignore: WITHOUT_ROOT_OVERRIDES === undefined, // needs setpriv (util-linux) to drop root's override
+  fn: async () => {
+    await withWork(async (work) => {
+      writeFile(`${work}/src/p/d/x.txt`, "x");
+      const child = mirrorCommand(
+        [
+          "--source",
+          "src",
+          "--replica",
+          "rep",
+          "--log-file",
+          "log.txt",
+          "--time-interval",
+          "60",
+          "--watch",
+        ],
+        work,
+        WITHOUT_ROOT_OVERRIDES,
+      ).spawn();
+      const finished = child.output();
+      try {
+        await waitFor("first cycle", logHas(work, /Cycle finished/));
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        Deno.writeTextFileSync(`${work}/src/p/d/x.txt`, "changed"); // an event below p
+        Deno.chmodSync(`${work}/src/p`, 0o600); // p can no longer be searched
+        await waitFor("the error", logHas(work, /\[ERROR\]: Could not read source path p/), SOON);
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        assert.equal(Deno.readTextFileSync(`${work}/rep/p/d/x.txt`), "x", "nothing was deleted");
+        assert.doesNotMatch(Deno.readTextFileSync(`${work}/log.txt`), /has been removed/);
+      } finally {
+        Deno.chmodSync(`${work}/src/p`, 0o755);
+        child.kill("SIGINT");
+        await finished;
+      }
+    });
+  },
+});
+
+Deno.test("watch: a replica given as a symlink that is switched is written (and locked) where it points now", async () => {
+  await withWork(async (work) => {
+    writeFile(`${work}/src/a.txt`, "a");
+    Deno.mkdirSync(`${work}/repA`);
+    Deno.mkdirSync(`${work}/repB`);
+    Deno.symlinkSync("repA", `${work}/rep`);
+    const loop = startLoop(work, "0.2");
+    try {
+      await waitFor("repA", () => listTree(`${work}/repA`).has("a.txt"));
+      Deno.removeSync(`${work}/rep`);
+      Deno.symlinkSync("repB", `${work}/rep`);
+      await waitFor("repB", () => listTree(`${work}/repB`).has("a.txt"));
+      // The new target is locked by the running mirror: another one is refused.
+      const other = await runMirror(
+        ["--source", "src", "--replica", "repB", "--log-file", "other.log", "--once"],
+        work,
+      );
+      assert.equal(other.code, 2, other.stderr);
+      assert.match(other.stderr, /is being written by another running mirror/);
+    } finally {
+      assert.equal((await loop.stop()).code, 0);
     }
   });
 });
