@@ -59,12 +59,28 @@ export async function runMirror(
   };
 }
 
-/** `--once` on `work/src` -> `work/rep`, log in `work/log.txt`, plus `extra` flags. */
+/** The tests' usual pair: `work/src` -> `work/rep`, log in `work/log.txt`. */
+export const PAIR: readonly string[] = [
+  "--source",
+  "src",
+  "--replica",
+  "rep",
+  "--log-file",
+  "log.txt",
+];
+
+/** `--once` on {@link PAIR}, plus `extra` flags. */
 export function runOnce(work: string, ...extra: string[]): Promise<RunResult> {
-  return runMirror(
-    ["--source", "src", "--replica", "rep", "--log-file", "log.txt", "--once", ...extra],
-    work,
-  );
+  return runOnceUnder([], work, ...extra);
+}
+
+/** {@link runOnce}, run by `wrapper` (a program and its arguments, e.g. `setpriv ...`). */
+export function runOnceUnder(
+  wrapper: readonly string[] | undefined,
+  work: string,
+  ...extra: string[]
+): Promise<RunResult> {
+  return runMirror([...PAIR, "--once", ...extra], work, wrapper ?? []);
 }
 
 /**
@@ -163,19 +179,20 @@ export function mirrored(work: string): () => boolean {
 
 /** Start the program in the loop mode on `work/src` -> `work/rep`; `stop` signals and waits. */
 export function startLoop(work: string, interval: string, ...extra: string[]) {
+  return startLoopUnder([], work, interval, ...extra);
+}
+
+/** {@link startLoop}, run by `wrapper` (a program and its arguments, e.g. `setpriv ...`). */
+export function startLoopUnder(
+  wrapper: readonly string[] | undefined,
+  work: string,
+  interval: string,
+  ...extra: string[]
+) {
   const child = mirrorCommand(
-    [
-      "--source",
-      "src",
-      "--replica",
-      "rep",
-      "--log-file",
-      "log.txt",
-      "--time-interval",
-      interval,
-      ...extra,
-    ],
+    [...PAIR, "--time-interval", interval, ...extra],
     work,
+    wrapper ?? [],
   ).spawn();
   const finished = child.output();
   return {

@@ -8,6 +8,7 @@ import {
   logLines,
   mirrorCommand,
   mirrored,
+  PAIR,
   waitFor,
   withWork,
 } from "./helpers.ts";
@@ -20,7 +21,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
       Deno.writeTextFileSync(`${src}/same.txt`, "1234");
       Deno.writeTextFileSync(`${src}/tamper.txt`, "abcd");
       const child = mirrorCommand(
-        ["--source", "src", "--replica", "rep", "--log-file", "log.txt", "--time-interval", "0.3"],
+        [...PAIR, "--time-interval", "0.3"],
         work,
       ).spawn();
       const finished = child.output();
@@ -61,7 +62,7 @@ Deno.test("loop: idle cycles log nothing; a new file is picked up by the next cy
   await withWork(async (work) => {
     Deno.writeTextFileSync(`${work}/src/a.txt`, "one");
     const child = mirrorCommand(
-      ["--source", "src", "--replica", "rep", "--log-file", "log.txt", "--time-interval", "0.2"],
+      [...PAIR, "--time-interval", "0.2"],
       work,
     ).spawn();
     const finished = child.output();
@@ -84,19 +85,7 @@ Deno.test("loop: idle cycles log nothing; a new file is picked up by the next cy
 Deno.test("loop: an interval beyond the timer limit (~24.8 days) waits quietly and stops on SIGINT", async () => {
   await withWork(async (work) => {
     Deno.writeTextFileSync(`${work}/src/a.txt`, "a");
-    const child = mirrorCommand(
-      [
-        "--source",
-        "src",
-        "--replica",
-        "rep",
-        "--log-file",
-        "log.txt",
-        "--time-interval",
-        "3000000",
-      ],
-      work,
-    ).spawn();
+    const child = mirrorCommand([...PAIR, "--time-interval", "3000000"], work).spawn();
     const finished = child.output();
     await waitFor("first cycle", mirrored(work));
     await new Promise((resolve) => setTimeout(resolve, 1000));

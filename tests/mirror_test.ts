@@ -7,6 +7,7 @@ import {
   logLines,
   runMirror,
   runOnce,
+  runOnceUnder,
   WITHOUT_ROOT_OVERRIDES,
   withWork,
   writeFile,
@@ -285,11 +286,7 @@ Deno.test({
     await withWork(async (work) => {
       writeFile(`${work}/src/ok.txt`, "fine");
       writeFile(`${work}/src/secret.txt`, "no access", 0o000);
-      const result = await runMirror(
-        ["--source", "src", "--replica", "rep", "--log-file", "log.txt", "--once"],
-        work,
-        WITHOUT_ROOT_OVERRIDES,
-      );
+      const result = await runOnceUnder(WITHOUT_ROOT_OVERRIDES, work);
       assert.equal(result.code, 1);
       assert.equal(Deno.readTextFileSync(`${work}/rep/ok.txt`), "fine");
       assert.ok(!listTree(`${work}/rep`).has("secret.txt"));
@@ -345,13 +342,9 @@ Deno.test({
       writeFile(`${src}/theirs.txt`, "a group it is not in");
       Deno.chownSync(`${src}/mine.txt`, 1234, 4242);
       Deno.chownSync(`${src}/theirs.txt`, 1234, 5678);
+      // root, but in group 4242 too and without the right to give owners
       const run = () =>
-        runMirror(
-          ["--source", "src", "--replica", "rep", "--log-file", "log.txt", "--once"],
-          work,
-          // root, but in group 4242 too and without the right to give owners
-          ["setpriv", "--groups", "4242", "--bounding-set", "-chown"],
-        );
+        runOnceUnder(["setpriv", "--groups", "4242", "--bounding-set", "-chown"], work);
       const first = await run();
       assert.equal(first.code, 0, first.stderr);
       assert.equal(first.stderr, "", "no ERROR or WARNING for owners");
@@ -391,11 +384,7 @@ Deno.test({
       writeFile(`${work}/rep/old/deeper/locked/x.txt`, "x");
       for (const name of ["a", "b", "c", "z"]) writeFile(`${work}/rep/old/deeper/${name}`, name);
       Deno.chmodSync(`${work}/rep/old/deeper/locked`, 0o000);
-      const result = await runMirror(
-        ["--source", "src", "--replica", "rep", "--log-file", "log.txt", "--once"],
-        work,
-        WITHOUT_ROOT_OVERRIDES,
-      );
+      const result = await runOnceUnder(WITHOUT_ROOT_OVERRIDES, work);
       assert.equal(result.code, 1);
       assert.match(
         result.stderr.trim(),
@@ -431,11 +420,7 @@ Deno.test({
     await withWork(async (work) => {
       writeFile(`${work}/src/a.txt`, "a");
       Deno.chownSync(`${work}/src/a.txt`, 1234, 1234); // 65534 (unmapped) inside
-      const result = await runMirror(
-        ["--source", "src", "--replica", "rep", "--log-file", "log.txt", "--once"],
-        work,
-        ["unshare", "--user", "--map-root-user"],
-      );
+      const result = await runOnceUnder(["unshare", "--user", "--map-root-user"], work);
       assert.equal(result.code, 0, result.stderr);
       assert.equal(result.stderr, "");
       assert.equal(Deno.readTextFileSync(`${work}/rep/a.txt`), "a");
@@ -475,22 +460,7 @@ Deno.test({
       writeFile(`${work}/rep/kept/x.tmp`, "excluded");
       writeFile(`${work}/rep/kept/y.txt`, "removed");
       Deno.chmodSync(`${work}/rep/kept`, 0o555);
-      const run = () =>
-        runMirror(
-          [
-            "--source",
-            "src",
-            "--replica",
-            "rep",
-            "--log-file",
-            "log.txt",
-            "--once",
-            "--exclude",
-            "*.tmp",
-          ],
-          work,
-          WITHOUT_ROOT_OVERRIDES,
-        );
+      const run = () => runOnceUnder(WITHOUT_ROOT_OVERRIDES, work, "--exclude", "*.tmp");
       assert.equal((await run()).code, 0);
       Deno.chmodSync(`${work}/src/ro`, 0o755);
       writeFile(`${work}/src/ro/b.txt`, "b"); // written into a replica folder of mode 0555

@@ -14,6 +14,7 @@ import {
   mountTmpfs,
   runMirror,
   runOnce,
+  runOnceUnder,
   snapshot,
   startLoop,
   waitFor,
@@ -122,11 +123,7 @@ Deno.test({
       await runOnce(work);
       Deno.chmodSync(`${work}/src/closed`, 0o000);
       writeFile(`${work}/src/new.txt`, "n");
-      const result = await runMirror(
-        ["--source", "src", "--replica", "rep", "--log-file", "log.txt", "--once"],
-        work,
-        WITHOUT_ROOT_OVERRIDES,
-      );
+      const result = await runOnceUnder(WITHOUT_ROOT_OVERRIDES, work);
       assert.equal(result.code, 1);
       assert.equal(Deno.readTextFileSync(`${work}/rep/closed/inside.txt`), "i");
       assert.equal(Deno.readTextFileSync(`${work}/rep/new.txt`), "n");
@@ -354,11 +351,7 @@ Deno.test({
       make(`${work}/src/same-size.bin`, gib / 2, "new!");
       Deno.mkdirSync(`${work}/rep`);
       make(`${work}/rep/same-size.bin`, gib / 2, "old!");
-      const result = await runMirror(
-        ["--source", "src", "--replica", "rep", "--log-file", "log.txt", "--once"],
-        work,
-        ["/usr/bin/time", "-f", "peak-rss-kib %M"],
-      );
+      const result = await runOnceUnder(["/usr/bin/time", "-f", "peak-rss-kib %M"], work);
       assert.equal(result.code, 0, result.stderr);
       const peakKib = Number(result.stderr.match(/peak-rss-kib (\d+)/)?.[1]);
       assert.ok(peakKib > 0 && peakKib < 300 * 1024, `peak RSS ${peakKib} KiB`);

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { scanTree } from "../lib/scan.ts";
-import { listTree, logLines, mirrorCommand, waitFor, withWork } from "./helpers.ts";
+import { listTree, logLines, mirrorCommand, PAIR, waitFor, withWork } from "./helpers.ts";
 
 /** A file of `bytes` bytes, all `fill`, written in 4 MiB blocks. */
 function bigFile(path: string, bytes: number, fill: number): void {
@@ -20,7 +20,7 @@ function bigFile(path: string, bytes: number, fill: number): void {
  */
 async function stopsPromptly(work: string, busy: () => boolean, signal: Deno.Signal) {
   const child = mirrorCommand(
-    ["--source", "src", "--replica", "rep", "--log-file", "log.txt", "--once"],
+    [...PAIR, "--once"],
     work,
   ).spawn();
   const finished = child.output();

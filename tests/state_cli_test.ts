@@ -13,6 +13,7 @@ import {
   mirrorCommand,
   mirrored,
   mountTmpfs,
+  PAIR,
   runMirror,
   runOnce,
   snapshot,
@@ -238,7 +239,7 @@ Deno.test("state: a second instance on the same replica or state file exits 2; t
       await waitFor("the first to start", () => started() === 2);
       const cases: [string[], RegExp][] = [
         [ // the same command twice (a cron job that overlaps): the other process is named
-          ["--source", "src", "--replica", "rep", "--log-file", "log.txt"],
+          [...PAIR],
           new RegExp(
             `--replica: 'rep' is being written by another running mirror \\(pid ${first.child.pid}\\)\\.`,
           ),
@@ -299,7 +300,7 @@ Deno.test("state: kill -9 while the state file is written leaves a usable state"
     for (let round = 0; round < 3; round++) {
       // Every cycle changes a file, so every cycle writes the whole state.
       const child = mirrorCommand(
-        ["--source", "src", "--replica", "rep", "--log-file", "log.txt", "--time-interval", "0.05"],
+        [...PAIR, "--time-interval", "0.05"],
         work,
       ).spawn();
       const finished = child.output();

@@ -20,6 +20,26 @@ import { treeDigest } from "../lib/verify.ts";
 import type { Entry } from "../lib/entry.ts";
 import { assertMirrored, listTree, withWork } from "./helpers.ts";
 
+/** Run `body` with the "test" logger's records collected (LogTape reset after). */
+async function withRecords(
+  body: (records: LogRecord[]) => Promise<void> | void,
+): Promise<void> {
+  const records: LogRecord[] = [];
+  await configure({
+    reset: true,
+    sinks: { collect: (record: LogRecord) => void records.push(record) },
+    loggers: [
+      { category: ["test"], lowestLevel: "info", sinks: ["collect"] },
+      { category: ["logtape", "meta"], lowestLevel: "error", sinks: [] },
+    ],
+  });
+  try {
+    await body(records);
+  } finally {
+    await reset();
+  }
+}
+
 /** A Mirror of `work/src` into `work/rep` whose log goes nowhere (state: `state`, or in memory). */
 function mirrorIn(work: string, disk: Disk = realDisk, state?: MirrorState): Mirror {
   const roots = { source: `${work}/src`, replica: `${work}/rep` };
@@ -532,16 +552,7 @@ Deno.test("apply: the copy worker mirrors many small files like the main thread 
 });
 
 Deno.test("sync: a file that vanishes before its copy is one WARNING, not a failure", async () => {
-  const records: LogRecord[] = [];
-  await configure({
-    reset: true,
-    sinks: { collect: (record: LogRecord) => void records.push(record) },
-    loggers: [
-      { category: ["test"], lowestLevel: "info", sinks: ["collect"] },
-      { category: ["logtape", "meta"], lowestLevel: "error", sinks: [] },
-    ],
-  });
-  try {
+  await withRecords(async (records) => {
     await withWork(async (work) => {
       Deno.writeTextFileSync(`${work}/src/gone.txt`, "soon gone");
       Deno.writeTextFileSync(`${work}/src/kept.txt`, "kept");
@@ -562,9 +573,7 @@ Deno.test("sync: a file that vanishes before its copy is one WARNING, not a fail
       assert.ok(!records.some((r) => r.level === "error"));
       assert.deepEqual([...listTree(`${work}/rep`).keys()], ["kept.txt"]);
     });
-  } finally {
-    await reset();
-  }
+  });
 });
 
 Deno.test("verify: the tree digest of many lines is the MD5 of all of them, sorted", async () => {
@@ -604,16 +613,7 @@ Deno.test("apply: a touch vouches for the replica's new key only if it is the fi
 });
 
 Deno.test("sync: a copy worker that fails is one WARNING; its copies and later cycles go on without it", async () => {
-  const records: LogRecord[] = [];
-  await configure({
-    reset: true,
-    sinks: { collect: (record: LogRecord) => void records.push(record) },
-    loggers: [
-      { category: ["test"], lowestLevel: "info", sinks: ["collect"] },
-      { category: ["logtape", "meta"], lowestLevel: "error", sinks: [] },
-    ],
-  });
-  try {
+  await withRecords(async (records) => {
     await withWork(async (work) => {
       const many = (folder: string) => {
         Deno.mkdirSync(`${work}/src/${folder}`);
@@ -636,22 +636,11 @@ Deno.test("sync: a copy worker that fails is one WARNING; its copies and later c
       assert.equal(warnings.length, 1);
       assert.match(String(warnings[0]!.rawMessage), /The copy worker stopped/);
     });
-  } finally {
-    await reset();
-  }
+  });
 });
 
 Deno.test("report: the summary says folder/folders, symlink/symlinks, warning/warnings", async () => {
-  const records: LogRecord[] = [];
-  await configure({
-    reset: true,
-    sinks: { collect: (record: LogRecord) => void records.push(record) },
-    loggers: [
-      { category: ["test"], lowestLevel: "info", sinks: ["collect"] },
-      { category: ["logtape", "meta"], lowestLevel: "error", sinks: [] },
-    ],
-  });
-  try {
+  await withRecords((records) => {
     const one = { ...emptyTally(), copied: 1, created: 1, links: 1, warnings: 1, bytes: 1 };
     const two = { ...emptyTally(), created: 2, links: 2, warnings: 2, bytes: 2 };
     reportSummary(getLogger(["test"]), one, 1);
@@ -662,7 +651,5 @@ Deno.test("report: the summary says folder/folders, symlink/symlinks, warning/wa
       /1 copied, .* 1 folder created, 1 symlink made, 1 warning, 0 failed; 1 byte in/,
     );
     assert.match(text[1]!, /2 folders created, 2 symlinks made, 2 warnings, 0 failed; 2 bytes in/);
-  } finally {
-    await reset();
-  }
+  });
 });

@@ -10,11 +10,11 @@ import {
   listTree,
   logHas,
   logLines,
-  mirrorCommand,
   mirrored,
   runMirror,
   runOnce,
   startLoop,
+  startLoopUnder,
   waitFor,
   WITHOUT_ROOT_OVERRIDES,
   withWork,
@@ -382,22 +382,7 @@ Deno.test({
   fn: async () => {
     await withWork(async (work) => {
       writeFile(`${work}/src/p/d/x.txt`, "x");
-      const child = mirrorCommand(
-        [
-          "--source",
-          "src",
-          "--replica",
-          "rep",
-          "--log-file",
-          "log.txt",
-          "--time-interval",
-          "60",
-          "--watch",
-        ],
-        work,
-        WITHOUT_ROOT_OVERRIDES,
-      ).spawn();
-      const finished = child.output();
+      const loop = startLoopUnder(WITHOUT_ROOT_OVERRIDES, work, "60", "--watch");
       try {
         await waitFor("first cycle", logHas(work, /Cycle finished/));
         await new Promise((resolve) => setTimeout(resolve, 300));
@@ -409,8 +394,7 @@ Deno.test({
         assert.doesNotMatch(Deno.readTextFileSync(`${work}/log.txt`), /has been removed/);
       } finally {
         Deno.chmodSync(`${work}/src/p`, 0o755);
-        child.kill("SIGINT");
-        await finished;
+        await loop.stop();
       }
     });
   },
