@@ -119,11 +119,12 @@ export async function scanTree(root: string, options: ScanOptions = {}): Promise
     try {
       items = Array.from(Deno.readDirSync(joinPath(root, dir))).sort(byName);
     } catch (error) {
-      incomplete.add(dir);
-      // A folder named by a partial scan may be gone already; its parent's scan says so.
-      if (!(partial && dir !== "" && error instanceof Deno.errors.NotFound)) {
-        problems.push({ path: dir, error: asError(error) });
-      }
+      // A folder named by a partial scan may be gone already. When its parent
+      // is listed in the same scan, that listing says so (and what was in it
+      // goes); otherwise nothing below it is decided on this scan.
+      const gone = partial && dir !== "" && error instanceof Deno.errors.NotFound;
+      if (!gone) problems.push({ path: dir, error: asError(error) });
+      if (!gone || !named.has(parentOf(dir))) incomplete.add(dir);
       continue;
     }
     const subfolders: string[] = [];

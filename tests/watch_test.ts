@@ -424,3 +424,18 @@ Deno.test("watch: a replica given as a symlink that is switched is written (and 
     }
   });
 });
+
+Deno.test("watch: a partial cycle for a removed folder and its file keeps the excluded entries, removes the rest", async () => {
+  await withWork(async (work) => {
+    const roots = { source: `${work}/src`, replica: `${work}/rep` };
+    writeFile(`${work}/src/d/a`, "a");
+    writeFile(`${work}/rep/d/x.tmp`, "excluded");
+    const mirror = new Mirror(roots, realDisk, getLogger(["test"]), { exclude: ["*.tmp"] });
+    await mirror.cycle();
+    Deno.removeSync(`${work}/src/d`, { recursive: true });
+    // The events of `rm -rf src/d` name the file and the folder, both gone now.
+    const tally = await mirror.partialCycle(new Set(["d/a", "d"]));
+    assert.equal(tally.failed, 0);
+    assert.deepEqual([...listTree(`${work}/rep`).keys()].sort(), ["d", "d/x.tmp"]);
+  });
+});
