@@ -11,15 +11,17 @@
 import { realDisk } from "./lib/disk.ts";
 import { reason } from "./lib/error.ts";
 import { excludeMatcher } from "./lib/exclude.ts";
-import { realPathOf, refusal, stablePathOf } from "./lib/guard.ts";
-import { closeLogging, type LogFile, logger, setupLogging } from "./lib/log.ts";
+
+import { closeLogging, ConsoleTap, type LogFile, logger, setupLogging } from "./lib/log.ts";
 import { Hints, runLoop } from "./lib/loop.ts";
 import { type Options, parseOptions, UsageError } from "./lib/options.ts";
 import { Claim } from "./lib/claim.ts";
 import { resolve } from "node:path";
-import { Mirror } from "./lib/sync.ts";
+import { Mirror } from "./lib/mirror.ts";
 import { VERSION } from "./lib/version.ts";
 import { OWN_WRITE_MS, RootWatches } from "./lib/watch.ts";
+import { realPathOf, stablePathOf } from "./lib/paths.ts";
+import { refusal } from "./lib/refusal.ts";
 
 /** Exit codes. */
 const OK = 0, PARTIAL = 1, USAGE = 2;
@@ -83,11 +85,13 @@ async function main(args: string[]): Promise<number> {
     printError(claimed);
     return USAGE;
   }
+  const tap = new ConsoleTap();
   let logFile: LogFile;
   try {
     logFile = await setupLogging(options.logFile, {
       format: options.logFormat,
       console: options.console,
+      tap,
     });
   } catch (error) {
     claimed.release();
@@ -168,7 +172,7 @@ async function main(args: string[]): Promise<number> {
     maxDelete: options.maxDelete,
     dryRun: options.dryRun,
     exclude: options.exclude,
-    progress: options.console !== "quiet",
+    ...(options.console === "quiet" ? {} : { progress: tap }),
     watchingReplica: options.watch,
     state,
     onReplicaChanged: () => claimed.relock(),

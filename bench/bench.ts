@@ -258,7 +258,7 @@ console.error("unchanged cycle, continuous mode");
   // The default mode: one process, cycle after cycle, so start-up and
   // loading the state are paid once. Timed in this process, on a Mirror made
   // as main.ts makes it (its log goes nowhere); peak RSS is not measured here.
-  const { Mirror } = await import("../lib/sync.ts");
+  const { Mirror } = await import("../lib/mirror.ts");
   const { MirrorState } = await import("../lib/state.ts");
   const { realDisk } = await import("../lib/disk.ts");
   const { getLogger } = await import("npm:@logtape/logtape@^2.4.2");

@@ -17,11 +17,8 @@
 import {
   type Entry,
   entryFromInfo,
-  hasAncestorIn,
   isSparse,
-  joinPath,
   keyOf,
-  parentOf,
   type Roots,
   type StatKey,
   statKey,
@@ -36,6 +33,7 @@ import { asError, reason } from "./error.ts";
 import { pacer } from "./pace.ts";
 import { type Action, type Owner, ownerChange } from "./plan.ts";
 import type { OwnerPolicy } from "./owners.ts";
+import { hasAncestorIn, isBelow, joinPath, parentOf } from "./paths.ts";
 
 /** How one action ended. */
 export type Outcome =
@@ -636,8 +634,4 @@ function toOutcome(action: Extract<Action, { op: "copy" }>, result: CopyResult):
 
 function localCopies(disk: Disk, jobs: readonly CopyJob[]): CopyResult[] {
   return jobs.map((job) => copyFile(disk, job) as CopyResult);
-}
-
-function isBelow(path: string, dir: string): boolean {
-  return path.length > dir.length && path.startsWith(dir) && path[dir.length] === "/";
 }

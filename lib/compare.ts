@@ -6,12 +6,13 @@
  *
  * @module
  */
-import { type Entry, entryFromInfo, joinPath, type Roots, statKey } from "./entry.ts";
+import { type Entry, entryFromInfo, type Roots, statKey } from "./entry.ts";
 import { asError } from "./error.ts";
 import type { Hasher } from "./hash.ts";
 import { pacer } from "./pace.ts";
 import type { Problem, Scan } from "./scan.ts";
 import type { PairIndex } from "./pair_index.ts";
+import { joinPath } from "./paths.ts";
 
 /** Result of {@link findChangedFiles}. */
 export interface Comparison {

@@ -9,6 +9,14 @@
 /** What a path is. `other` covers FIFOs, sockets and device files. */
 export type Kind = "file" | "dir" | "symlink" | "other";
 
+/** How messages name each kind of entry (capitalised; `toLowerCase()` mid-sentence). */
+export const NOUN: Readonly<Record<Kind, string>> = {
+  file: "File",
+  dir: "Folder",
+  symlink: "Symlink",
+  other: "Special file",
+};
+
 /** One scanned file-system object. Times are epoch milliseconds. */
 export interface Entry {
   readonly kind: Kind;
@@ -100,25 +108,4 @@ export function keyOf(entry: Entry): StatKey {
  */
 export function isSettled(entry: Entry, observedAtMs: number): boolean {
   return entry.ctimeMs + 1000 <= observedAtMs;
-}
-
-/** `a/b/c` -> `a/b`; top-level paths -> `""`. */
-export function parentOf(path: string): string {
-  const slash = path.lastIndexOf("/");
-  return slash < 0 ? "" : path.slice(0, slash);
-}
-
-/** Whether `path`'s parent, or any folder above it (`""` included), is in `dirs`. */
-export function hasAncestorIn(path: string, dirs: ReadonlySet<string>): boolean {
-  if (dirs.size === 0) return false;
-  for (let dir = parentOf(path);; dir = parentOf(dir)) {
-    if (dirs.has(dir)) return true;
-    if (dir === "") return false;
-  }
-}
-
-/** Join a root folder and a relative entry path (`""` is the root itself). */
-export function joinPath(root: string, path: string): string {
-  if (path === "") return root;
-  return root.endsWith("/") ? root + path : `${root}/${path}`;
 }

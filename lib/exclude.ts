@@ -6,7 +6,7 @@
  * @module
  */
 /** Whether a path (relative to the root) is left out; `isDir` for folders. */
-export type Exclude = (path: string, isDir: boolean) => boolean;
+export type ExcludeMatcher = (path: string, isDir: boolean) => boolean;
 
 /**
  * A matcher for `patterns`, or undefined when there are none. The matcher's
@@ -24,7 +24,9 @@ export type Exclude = (path: string, isDir: boolean) => boolean;
  * assert.ok(excluded("build", true) && !excluded("src/build", true));
  * ```
  */
-export async function excludeMatcher(patterns: readonly string[]): Promise<Exclude | undefined> {
+export async function excludeMatcher(
+  patterns: readonly string[],
+): Promise<ExcludeMatcher | undefined> {
   if (patterns.length === 0) return undefined;
   const { default: ignore } = await import("npm:ignore@^7.0.5");
   const matcher = ignore().add([...patterns]);

@@ -281,15 +281,23 @@ export function lineSink(
   });
 }
 
-let consoleTap: ((line: string) => void) | undefined;
-
 /**
- * Send the console's log lines to `tap` from now on (undefined: back to
- * stdout and stderr); lines still buffered go wherever is set when they are
- * written out.
+ * Where console lines go instead of stdout and stderr while something else
+ * owns the terminal (a progress bar prints them above itself). Handed to
+ * {@link setupLogging} and to whoever draws on the terminal; no global.
  */
-export function setConsoleTap(tap: ((line: string) => void) | undefined): void {
-  consoleTap = tap;
+export class ConsoleTap {
+  #tap: ((line: string) => void) | undefined;
+
+  /** Send console lines to `tap` from now on (undefined: back to stdout and stderr). */
+  set(tap: ((line: string) => void) | undefined): void {
+    this.#tap = tap;
+  }
+
+  /** Where console lines go now (undefined: stdout and stderr). */
+  get(): ((line: string) => void) | undefined {
+    return this.#tap;
+  }
 }
 
 /** Options of {@link setupLogging}. */
@@ -299,6 +307,8 @@ export interface LogOptions {
   /** How much the console shows: WARNING and up, INFO and up, or DEBUG and up
    * (the log file always gets INFO and up). Default `"normal"`. */
   readonly console?: "quiet" | "normal" | "verbose";
+  /** Where console lines may be diverted (a progress bar). Default: never. */
+  readonly tap?: ConsoleTap;
 }
 
 /** The log file in use. */
@@ -340,7 +350,7 @@ export async function setupLogging(logFile: string, options: LogOptions = {}): P
   const sink = lineSink(file, Deno.stdout, Deno.stderr, {
     fileFormatter: options.format === "json" ? jsonFormatter : lineFormatter,
     consoleLevel,
-    tap: () => consoleTap,
+    tap: () => options.tap?.get(),
     onFileError: (error) =>
       notice(
         error === undefined

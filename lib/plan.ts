@@ -14,7 +14,8 @@
  *
  * @module
  */
-import { type Entry, hasAncestorIn, type Kind, parentOf, type Tree } from "./entry.ts";
+import { type Entry, type Kind, type Tree } from "./entry.ts";
+import { comparePaths, hasAncestorIn, parentOf } from "./paths.ts";
 
 /** One step of a plan. Paths are relative to the roots. */
 export type Action =
@@ -310,16 +311,6 @@ function swap(roots: { source: Entry; replica: Entry }): { src: Entry; dst: Entr
  */
 function sortedKeys(tree: Tree): string[] {
   return [...tree.keys()].sort(comparePaths);
-}
-
-/** Compare paths code unit by code unit, `/` ranking below everything else. */
-export function comparePaths(a: string, b: string): number {
-  const length = Math.min(a.length, b.length);
-  for (let i = 0; i < length; i++) {
-    const x = a.charCodeAt(i), y = b.charCodeAt(i);
-    if (x !== y) return (x === 47 ? -1 : x) - (y === 47 ? -1 : y);
-  }
-  return a.length - b.length;
 }
 
 /**

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { setConsoleTap } from "./log.ts";
+import type { ConsoleTap } from "./log.ts";
 
 /** A bar being shown. */
 export interface Progress {
@@ -23,9 +23,14 @@ export const PROGRESS_BYTES = 100 * 1000 * 1000;
 
 /**
  * Start a bar for copying `files` files of `bytes` bytes in all, or return
- * undefined when the work is small or stderr is not a terminal.
+ * undefined when the work is small or stderr is not a terminal. Console log
+ * lines go to `tap` while it shows.
  */
-export async function startProgress(files: number, bytes: number): Promise<Progress | undefined> {
+export async function startProgress(
+  files: number,
+  bytes: number,
+  tap: ConsoleTap,
+): Promise<Progress | undefined> {
   if (files <= PROGRESS_FILES && bytes <= PROGRESS_BYTES) return undefined;
   if (!Deno.stderr.isTerminal()) return undefined;
   const [{ default: cliProgress }, { default: process }] = await Promise.all([
@@ -49,7 +54,7 @@ export async function startProgress(files: number, bytes: number): Promise<Progr
   });
   const single = multi.create(files, 0, payload());
   multi.update(); // draw at once, not only at the first timer tick
-  setConsoleTap((line) => multi.log(line));
+  tap.set((line) => multi.log(line));
   return {
     advance(size) {
       doneFiles++;
@@ -57,7 +62,7 @@ export async function startProgress(files: number, bytes: number): Promise<Progr
       single.update(doneFiles, payload());
     },
     stop() {
-      setConsoleTap(undefined);
+      tap.set(undefined);
       multi.stop();
     },
   };

@@ -7,19 +7,13 @@
  * @module
  */
 import type { Logger } from "npm:@logtape/logtape@^2.4.2";
-import type { Kind } from "./entry.ts";
+import { NOUN } from "./entry.ts";
 import type { Outcome } from "./apply.ts";
 import type { Action } from "./plan.ts";
 import { reason } from "./error.ts";
 import type { Problem } from "./scan.ts";
 
 /** How log lines name each kind of entry. */
-export const NOUN: Readonly<Record<Kind, string>> = {
-  file: "File",
-  dir: "Folder",
-  symlink: "Symlink",
-  other: "Special file",
-};
 
 function doneMessage(action: Action): string {
   switch (action.op) {

@@ -10,17 +10,9 @@
 import { asError } from "./error.ts";
 import { pacer } from "./pace.ts";
 import { PackedTree } from "./tree.ts";
-import type { Exclude } from "./exclude.ts";
-import {
-  type Entry,
-  entryFromInfo,
-  hasAncestorIn,
-  joinPath,
-  type Kind,
-  parentOf,
-  type Roots,
-  type Tree,
-} from "./entry.ts";
+import type { ExcludeMatcher } from "./exclude.ts";
+import { type Entry, entryFromInfo, type Kind, type Roots, type Tree } from "./entry.ts";
+import { hasAncestorIn, joinPath, parentOf } from "./paths.ts";
 
 /** A path that could not be read, and why. */
 export interface Problem {
@@ -59,7 +51,7 @@ export interface ScanOptions {
   readonly folders?: readonly { readonly path: string; readonly deep: boolean }[];
   /** Paths to leave out as if they did not exist (nor anything below an excluded
    * folder). Default: none. */
-  readonly exclude?: Exclude;
+  readonly exclude?: ExcludeMatcher;
   /** Which names are the program's own temp files and folders: they go to
    * {@link Scan.temps}, not into the tree. Default: none (every name is an entry). */
   readonly isTemp?: (name: string) => boolean;
@@ -172,7 +164,7 @@ export async function scanTree(root: string, options: ScanOptions = {}): Promise
 export async function scanAround(
   roots: Roots,
   paths: ReadonlySet<string>,
-  exclude: Exclude | undefined,
+  exclude: ExcludeMatcher | undefined,
   isTemp?: (name: string) => boolean,
   signal?: AbortSignal,
 ): Promise<{ source: Scan; replica: Scan }> {
@@ -214,7 +206,7 @@ export async function scanAround(
 }
 
 /** Whether the folder `dir` or any folder above it is excluded. */
-function excludedFolder(exclude: Exclude | undefined, dir: string): boolean {
+function excludedFolder(exclude: ExcludeMatcher | undefined, dir: string): boolean {
   if (exclude === undefined) return false;
   for (let at = dir; at !== ""; at = parentOf(at)) if (exclude(at, true)) return true;
   return false;

@@ -15,14 +15,14 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { type Entry, joinPath } from "./entry.ts";
+import { type Entry, NOUN } from "./entry.ts";
 import { reason } from "./error.ts";
-import { NOUN } from "./report.ts";
-import type { Exclude } from "./exclude.ts";
+import type { ExcludeMatcher } from "./exclude.ts";
 import { Hasher } from "./hash.ts";
-import { comparePaths } from "./plan.ts";
+
 import { formatTimestamp } from "./log.ts";
 import { scanTree } from "./scan.ts";
+import { comparePaths, joinPath } from "./paths.ts";
 
 /** What {@link verifyTrees} found. */
 export interface Verification {
@@ -60,7 +60,7 @@ const noun = (kind: Entry["kind"]) => NOUN[kind].toLowerCase();
 export async function verifyTrees(
   source: string,
   replica: string,
-  exclude?: Exclude,
+  exclude?: ExcludeMatcher,
 ): Promise<Verification> {
   const hasher = new Hasher();
   const from = await readSide(source, "source", hasher, exclude);
@@ -97,7 +97,7 @@ async function readSide(
   root: string,
   side: string,
   hasher: Hasher,
-  exclude?: Exclude,
+  exclude?: ExcludeMatcher,
 ): Promise<Side> {
   const scan = await scanTree(root, { exclude });
   const problems = scan.problems.map(({ path, error }) =>

@@ -1,3 +1,4 @@
+import { parentOf } from "./paths.ts";
 /**
  * File-system events as hints. `Deno.watchFs` drops events silently in
  * bursts, so an event only says "look here soon": the paths it names are
@@ -6,7 +7,6 @@
  *
  * @module
  */
-import { parentOf } from "./entry.ts";
 
 /** Options of {@link watchTree}. */
 export interface WatchOptions {

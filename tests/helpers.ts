@@ -83,12 +83,24 @@ export function runOnceUnder(
   return runMirror([...PAIR, "--once", ...extra], work, wrapper ?? []);
 }
 
+/** Compute `probe()` once, when first asked. */
+function once<T>(probe: () => T): () => T {
+  let done = false, value: T;
+  return () => {
+    if (!done) {
+      value = probe();
+      done = true;
+    }
+    return value;
+  };
+}
+
 /**
- * Runs a program without the capabilities that let root ignore file
- * permissions, so a `chmod 000` file is unreadable even to root. Undefined
- * when `setpriv` (util-linux) is missing.
+ * A wrapper that runs a program without the capabilities that let root ignore
+ * file permissions, so a `chmod 000` file is unreadable even to root.
+ * Undefined when `setpriv` (util-linux) is missing. Probed on first use.
  */
-export const WITHOUT_ROOT_OVERRIDES: readonly string[] | undefined = (() => {
+export const withoutRootOverrides: () => readonly string[] | undefined = once(() => {
   try {
     new Deno.Command("setpriv", { args: ["--version"], stdout: "null", stderr: "null" })
       .outputSync();
@@ -96,7 +108,7 @@ export const WITHOUT_ROOT_OVERRIDES: readonly string[] | undefined = (() => {
   } catch {
     return undefined;
   }
-})();
+});
 
 /** Run a command; true when it exits 0. */
 export function succeeds(program: string, ...args: string[]): boolean {
@@ -109,9 +121,9 @@ export function succeeds(program: string, ...args: string[]): boolean {
 
 /**
  * Whether tmpfs can be mounted here (root on our machines). Tests that need it
- * are ignored otherwise, and this says why once.
+ * are ignored otherwise, and this says why once. Probed on first use.
  */
-export const CAN_MOUNT: boolean = (() => {
+export const canMount: () => boolean = once(() => {
   const dir = Deno.makeTempDirSync({ prefix: "mirror-mount-probe-" });
   try {
     const ok = succeeds("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", dir);
@@ -121,7 +133,7 @@ export const CAN_MOUNT: boolean = (() => {
   } finally {
     Deno.removeSync(dir);
   }
-})();
+});
 
 /**
  * Mount a tmpfs of `size` (e.g. "1m") on `dir`; the returned function unmounts
@@ -219,7 +231,7 @@ export async function withWork(
   options: { tmpfs?: string } = {},
 ): Promise<void> {
   const work = await Deno.makeTempDir({ prefix: "mirror-test-" });
-  const unmount = options.tmpfs && CAN_MOUNT ? mountTmpfs(work, options.tmpfs) : () => {};
+  const unmount = options.tmpfs && canMount() ? mountTmpfs(work, options.tmpfs) : () => {};
   try {
     await Deno.mkdir(`${work}/src`);
     await body(work);

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import {
   assertMirrored,
-  CAN_MOUNT,
+  canMount,
   logLines,
   mirrorCommand,
   mirrored,
@@ -44,7 +44,7 @@ const ARGS = [
 
 Deno.test({
   name: "log: a full disk under the log file never stops mirroring; the console keeps every line",
-  ignore: !CAN_MOUNT, // needs `mount -t tmpfs` (root)
+  ignore: !canMount(), // needs `mount -t tmpfs` (root)
   fn: async () => {
     await withWork(async (work) => {
       for (let i = 0; i < 300; i++) writeFile(`${work}/src/f${i}.txt`, `file ${i}`);
@@ -73,7 +73,7 @@ Deno.test({
 
 Deno.test({
   name: "log: the continuous mode outlives a full log disk and writes the log again when it can",
-  ignore: !CAN_MOUNT, // needs `mount -t tmpfs` (root)
+  ignore: !canMount(), // needs `mount -t tmpfs` (root)
   fn: async () => {
     await withWork(async (work) => {
       writeFile(`${work}/src/first.txt`, "first");

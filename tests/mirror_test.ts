@@ -8,7 +8,7 @@ import {
   runMirror,
   runOnce,
   runOnceUnder,
-  WITHOUT_ROOT_OVERRIDES,
+  withoutRootOverrides,
   withWork,
   writeFile,
 } from "./helpers.ts";
@@ -281,12 +281,12 @@ Deno.test("mirror: the replica folder is created with its parents", async () => 
 
 Deno.test({
   name: "mirror: an unreadable file is one ERROR, the rest is mirrored, --once exits 1",
-  ignore: WITHOUT_ROOT_OVERRIDES === undefined, // needs setpriv (util-linux) to drop root's override
+  ignore: withoutRootOverrides() === undefined, // needs setpriv (util-linux) to drop root's override
   fn: async () => {
     await withWork(async (work) => {
       writeFile(`${work}/src/ok.txt`, "fine");
       writeFile(`${work}/src/secret.txt`, "no access", 0o000);
-      const result = await runOnceUnder(WITHOUT_ROOT_OVERRIDES, work);
+      const result = await runOnceUnder(withoutRootOverrides(), work);
       assert.equal(result.code, 1);
       assert.equal(Deno.readTextFileSync(`${work}/rep/ok.txt`), "fine");
       assert.ok(!listTree(`${work}/rep`).has("secret.txt"));
@@ -334,7 +334,7 @@ Deno.test({
 
 Deno.test({
   name: "mirror: without the right to give owners, groups are kept where allowed and no file fails",
-  ignore: !IS_ROOT || WITHOUT_ROOT_OVERRIDES === undefined, // needs setpriv to drop CAP_CHOWN
+  ignore: !IS_ROOT || withoutRootOverrides() === undefined, // needs setpriv to drop CAP_CHOWN
   fn: async () => {
     await withWork(async (work) => {
       const src = `${work}/src`;
@@ -377,14 +377,14 @@ Deno.test("mirror: a sparse file keeps its holes (256 MiB with 1 MiB of data)", 
 
 Deno.test({
   name: "mirror: a folder that cannot be removed names the entry inside that blocks it",
-  ignore: WITHOUT_ROOT_OVERRIDES === undefined, // needs setpriv (util-linux) to drop root's override
+  ignore: withoutRootOverrides() === undefined, // needs setpriv (util-linux) to drop root's override
   fn: async () => {
     await withWork(async (work) => {
       writeFile(`${work}/src/keep.txt`, "k");
       writeFile(`${work}/rep/old/deeper/locked/x.txt`, "x");
       for (const name of ["a", "b", "c", "z"]) writeFile(`${work}/rep/old/deeper/${name}`, name);
       Deno.chmodSync(`${work}/rep/old/deeper/locked`, 0o000);
-      const result = await runOnceUnder(WITHOUT_ROOT_OVERRIDES, work);
+      const result = await runOnceUnder(withoutRootOverrides(), work);
       assert.equal(result.code, 1);
       assert.match(
         result.stderr.trim(),
@@ -452,7 +452,7 @@ Deno.test("mirror: a new file in a folder is one line (its folder's new mtime is
 
 Deno.test({
   name: "mirror: not root, a read-only replica folder is opened for the writes in it, then closed",
-  ignore: WITHOUT_ROOT_OVERRIDES === undefined, // needs setpriv (util-linux) to drop root's override
+  ignore: withoutRootOverrides() === undefined, // needs setpriv (util-linux) to drop root's override
   fn: async () => {
     await withWork(async (work) => {
       writeFile(`${work}/src/ro/a.txt`, "a");
@@ -460,7 +460,7 @@ Deno.test({
       writeFile(`${work}/rep/kept/x.tmp`, "excluded");
       writeFile(`${work}/rep/kept/y.txt`, "removed");
       Deno.chmodSync(`${work}/rep/kept`, 0o555);
-      const run = () => runOnceUnder(WITHOUT_ROOT_OVERRIDES, work, "--exclude", "*.tmp");
+      const run = () => runOnceUnder(withoutRootOverrides(), work, "--exclude", "*.tmp");
       assert.equal((await run()).code, 0);
       Deno.chmodSync(`${work}/src/ro`, 0o755);
       writeFile(`${work}/src/ro/b.txt`, "b"); // written into a replica folder of mode 0555

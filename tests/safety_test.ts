@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import {
   assertMirrored,
-  CAN_MOUNT,
+  canMount,
   listTree,
   logHas,
   logLines,
@@ -18,7 +18,7 @@ import {
   snapshot,
   startLoop,
   waitFor,
-  WITHOUT_ROOT_OVERRIDES,
+  withoutRootOverrides,
   withWork,
   writeFile,
 } from "./helpers.ts";
@@ -114,7 +114,7 @@ Deno.test("a source that disappears during the loop: ERROR, nothing done, recove
 
 Deno.test({
   name: "no deletion under a source folder that could not be read",
-  ignore: WITHOUT_ROOT_OVERRIDES === undefined, // needs setpriv (util-linux)
+  ignore: withoutRootOverrides() === undefined, // needs setpriv (util-linux)
   fn: async () => {
     await withWork(async (work) => {
       Deno.mkdirSync(`${work}/src/closed`);
@@ -123,7 +123,7 @@ Deno.test({
       await runOnce(work);
       Deno.chmodSync(`${work}/src/closed`, 0o000);
       writeFile(`${work}/src/new.txt`, "n");
-      const result = await runOnceUnder(WITHOUT_ROOT_OVERRIDES, work);
+      const result = await runOnceUnder(withoutRootOverrides(), work);
       assert.equal(result.code, 1);
       assert.equal(Deno.readTextFileSync(`${work}/rep/closed/inside.txt`), "i");
       assert.equal(Deno.readTextFileSync(`${work}/rep/new.txt`), "n");
@@ -136,7 +136,7 @@ Deno.test({
 
 Deno.test({
   name: "an unmounted source disk (empty, new identity) deletes nothing",
-  ignore: !CAN_MOUNT, // needs `mount -t tmpfs` (root)
+  ignore: !canMount(), // needs `mount -t tmpfs` (root)
   fn: async () => {
     await withWork(async (work) => {
       const unmount = mountTmpfs(`${work}/src`, "4m");
@@ -246,7 +246,7 @@ Deno.test("FIFOs, sockets and devices in the source are skipped with one WARNING
 Deno.test({
   name:
     "a full replica disk: ERROR for that file, no temp left, the rest mirrored, retried next run",
-  ignore: !CAN_MOUNT, // needs `mount -t tmpfs` (root)
+  ignore: !canMount(), // needs `mount -t tmpfs` (root)
   fn: async () => {
     await withWork(async (work) => {
       const unmount = mountTmpfs(`${work}/rep`, "1m");

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import {
   assertMirrored,
-  CAN_MOUNT,
+  canMount,
   editKeepingMtime,
   listTree,
   logLines,
@@ -185,7 +185,7 @@ Deno.test("state: a corrupt, a truncated and a foreign state file each cost one 
 Deno.test({
   name:
     "state: an unmount between two --once runs deletes nothing; nor does a mirror started after it",
-  ignore: !CAN_MOUNT, // needs `mount -t tmpfs` (root)
+  ignore: !canMount(), // needs `mount -t tmpfs` (root)
   fn: async () => {
     await withWork(async (work) => {
       const unmount = mountTmpfs(`${work}/src`, "4m");
@@ -360,7 +360,7 @@ Deno.test("state: a stale temp file of an earlier run is removed, whatever the c
 
 Deno.test({
   name: "state: a full disk under the state file is one WARNING; the old state stays usable",
-  ignore: !CAN_MOUNT, // needs `mount -t tmpfs` (root)
+  ignore: !canMount(), // needs `mount -t tmpfs` (root)
   fn: async () => {
     await withWork(async (work) => {
       for (let i = 0; i < 3000; i++) writeFile(`${work}/src/d${i % 10}/f${i}`, `file ${i}`);

@@ -6,7 +6,7 @@ import { findChangedFiles } from "../lib/compare.ts";
 import { Hasher } from "../lib/hash.ts";
 import { PairIndex } from "../lib/pair_index.ts";
 import { MirrorState } from "../lib/state.ts";
-import { Mirror } from "../lib/sync.ts";
+import { Mirror } from "../lib/mirror.ts";
 import { configure, getLogger, type LogRecord, reset } from "npm:@logtape/logtape@^2.4.2";
 import { type Disk, realDisk } from "../lib/disk.ts";
 import { formatTimestamp, lineFormatter, lineSink } from "../lib/log.ts";

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { getLogger } from "npm:@logtape/logtape@^2.4.2";
 import { realDisk } from "../lib/disk.ts";
 import { MirrorState } from "../lib/state.ts";
-import { Mirror } from "../lib/sync.ts";
+import { Mirror } from "../lib/mirror.ts";
 import { OWN_WRITE_MS, RootWatches, watchTree } from "../lib/watch.ts";
 import {
   assertMirrored,
@@ -16,7 +16,7 @@ import {
   startLoop,
   startLoopUnder,
   waitFor,
-  WITHOUT_ROOT_OVERRIDES,
+  withoutRootOverrides,
   withWork,
   writeFile,
 } from "./helpers.ts";
@@ -378,11 +378,11 @@ Deno.test("watch: an excluded folder made in the source never appears in the rep
 
 Deno.test({
   name: "watch: a source folder that cannot be read deletes nothing below it in the replica",
-  ignore: WITHOUT_ROOT_OVERRIDES === undefined, // needs setpriv (util-linux) to drop root's override
+  ignore: withoutRootOverrides() === undefined, // needs setpriv (util-linux) to drop root's override
   fn: async () => {
     await withWork(async (work) => {
       writeFile(`${work}/src/p/d/x.txt`, "x");
-      const loop = startLoopUnder(WITHOUT_ROOT_OVERRIDES, work, "60", "--watch");
+      const loop = startLoopUnder(withoutRootOverrides(), work, "60", "--watch");
       try {
         await waitFor("first cycle", logHas(work, /Cycle finished/));
         await new Promise((resolve) => setTimeout(resolve, 300));

@@ -10,28 +10,29 @@ import type { Copier } from "./copy_worker.ts";
 import { findChangedFiles } from "./compare.ts";
 import { type Disk, realDisk } from "./disk.ts";
 import { asError, reason } from "./error.ts";
-import { isWithin, realPathOf } from "./guard.ts";
-import { type Exclude, excludeMatcher } from "./exclude.ts";
+
+import { type ExcludeMatcher, excludeMatcher } from "./exclude.ts";
 import { type Action, deletedEntries, plan } from "./plan.ts";
 import {
   count,
   emptyTally,
   eventful,
-  NOUN,
   reportOutcome,
   reportProblem,
   reportSummary,
   type Tally,
 } from "./report.ts";
 import { type Scan, scanAround, scanTree } from "./scan.ts";
-import { type Entry, entryFromInfo, joinPath, statKey, type Tree } from "./entry.ts";
+import { type Entry, entryFromInfo, NOUN, statKey, type Tree } from "./entry.ts";
 import { Hasher } from "./hash.ts";
 import type { PairIndex } from "./pair_index.ts";
 import { startProgress } from "./progress.ts";
+import type { ConsoleTap } from "./log.ts";
 import { MirrorState } from "./state.ts";
 import { OwnerPolicy } from "./owners.ts";
 import { PackedTree } from "./tree.ts";
 import { OwnWrites } from "./watch.ts";
+import { isWithin, joinPath, realPathOf } from "./paths.ts";
 
 /**
  * The most a cycle reads only to put the source's tree digest in its summary;
@@ -51,8 +52,9 @@ export interface MirrorOptions {
   /** gitignore-style patterns of paths neither copied nor deleted. Default none. */
   readonly exclude?: readonly string[];
   /** Show a progress bar on stderr when it is a terminal and there is a lot to
-   * copy. Default `false`. */
-  readonly progress?: boolean;
+   * copy, with the console's log lines sent through this tap meanwhile.
+   * Default: no progress bar. */
+  readonly progress?: ConsoleTap;
   /** The replica is being watched: remember what each cycle writes, so that
    * {@link Mirror.splitReplicaEvents} can tell its own events from others'.
    * Default `false`. */
@@ -112,7 +114,7 @@ export class Mirror {
   #workerFailed = false;
 
   /** Loaded with the first cycle. */
-  readonly #exclude: Promise<Exclude | undefined>;
+  readonly #exclude: Promise<ExcludeMatcher | undefined>;
 
   constructor(roots: Roots, disk: Disk, log: Logger, options: MirrorOptions = {}) {
     this.#given = roots;
@@ -304,7 +306,7 @@ export class Mirror {
     if (remember) this.#ownWrites.writing(written);
     if (this.#log.isEnabledFor("debug")) this.#reportUnchanged(source.tree, actions);
     const progress = this.#options.progress && !this.#options.dryRun
-      ? await startProgress(...copyTotals(actions))
+      ? await startProgress(...copyTotals(actions), this.#options.progress)
       : undefined;
     await applyPlan(actions, this.#roots, {
       disk: this.#disk,

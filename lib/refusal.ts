@@ -5,8 +5,9 @@
  *
  * @module
  */
-import { basename, dirname, resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { asError, reason } from "./error.ts";
+import { isWithin, realPathOf } from "./paths.ts";
 
 /** The paths a run works on. */
 export interface Paths {
@@ -14,58 +15,6 @@ export interface Paths {
   readonly replica: string;
   readonly logFile: string;
   readonly stateFile: string;
-}
-
-/**
- * The real absolute form of `path`: symlinks resolved in the part that exists,
- * the rest appended as spelled (`..` already folded by `resolve`).
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { realPathOf } from "./guard.ts";
- * const dir = Deno.realPathSync(Deno.makeTempDirSync());
- * assert.equal(realPathOf(`${dir}/x/../not/yet`), `${dir}/not/yet`);
- * ```
- */
-export function realPathOf(path: string): string {
-  const absolute = resolve(path);
-  try {
-    return Deno.realPathSync(absolute);
-  } catch (error) {
-    // Read access scoped to the folders themselves (--allow-read=SRC,REPLICA): a
-    // parent that may not be looked at is taken as spelled.
-    if (error instanceof Deno.errors.NotCapable) return absolute;
-    if (!(error instanceof Deno.errors.NotFound) || dirname(absolute) === absolute) throw error;
-    return `${realPathOf(dirname(absolute)).replace(/\/$/, "")}/${basename(absolute)}`;
-  }
-}
-
-/**
- * A folder's identity in the state file: the real path of the folder it is in,
- * plus its own name as given. A symlink given as the folder itself stays one
- * (`/srv/current`), so switching it to another release keeps the identity.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { stablePathOf } from "./guard.ts";
- * const dir = Deno.realPathSync(Deno.makeTempDirSync());
- * Deno.mkdirSync(`${dir}/release-1`);
- * Deno.symlinkSync("release-1", `${dir}/current`);
- * assert.equal(stablePathOf(`${dir}/current`), `${dir}/current`);
- * ```
- */
-export function stablePathOf(path: string): string {
-  const absolute = resolve(path);
-  const parent = dirname(absolute);
-  if (parent === absolute) return absolute;
-  return `${realPathOf(parent).replace(/\/$/, "")}/${basename(absolute)}`;
-}
-
-/** Whether `inner` is `outer` or lies below it (both real absolute paths). */
-export function isWithin(inner: string, outer: string): boolean {
-  return inner === outer || inner.startsWith(outer.endsWith("/") ? outer : `${outer}/`);
 }
 
 /** The target of `path` when it is a symlink (here: one whose target is missing). */
@@ -84,7 +33,7 @@ function danglingLink(path: string): string | undefined {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { refusal } from "./guard.ts";
+ * import { refusal } from "./refusal.ts";
  * const dir = Deno.makeTempDirSync();
  * assert.match(
  *   refusal({ source: dir, replica: `${dir}/copy`, logFile: "log.txt", stateFile: "log.txt.state" }) ?? "",

@@ -1,0 +1,98 @@
+/**
+ * Paths: entry paths inside a tree (relative, `/`-separated, never starting
+ * with `/`; `""` is the root itself), their order, and the real paths of the
+ * folders a run works on.
+ *
+ * @module
+ */
+import { basename, dirname, resolve } from "node:path";
+
+/** `a/b/c` -> `a/b`; top-level paths -> `""`. */
+export function parentOf(path: string): string {
+  const slash = path.lastIndexOf("/");
+  return slash < 0 ? "" : path.slice(0, slash);
+}
+
+/** Whether `path`'s parent, or any folder above it (`""` included), is in `dirs`. */
+export function hasAncestorIn(path: string, dirs: ReadonlySet<string>): boolean {
+  if (dirs.size === 0) return false;
+  for (let dir = parentOf(path);; dir = parentOf(dir)) {
+    if (dirs.has(dir)) return true;
+    if (dir === "") return false;
+  }
+}
+
+/** Join a root folder and a relative entry path (`""` is the root itself). */
+export function joinPath(root: string, path: string): string {
+  if (path === "") return root;
+  return root.endsWith("/") ? root + path : `${root}/${path}`;
+}
+
+/** Whether `path` lies below the folder `dir` (both entry paths). */
+export function isBelow(path: string, dir: string): boolean {
+  return dir === ""
+    ? path !== ""
+    : path.length > dir.length && path.startsWith(dir) && path[dir.length] === "/";
+}
+
+/** Compare paths code unit by code unit, `/` ranking below everything else. */
+export function comparePaths(a: string, b: string): number {
+  const length = Math.min(a.length, b.length);
+  for (let i = 0; i < length; i++) {
+    const x = a.charCodeAt(i), y = b.charCodeAt(i);
+    if (x !== y) return (x === 47 ? -1 : x) - (y === 47 ? -1 : y);
+  }
+  return a.length - b.length;
+}
+
+/**
+ * The real absolute form of `path`: symlinks resolved in the part that exists,
+ * the rest appended as spelled (`..` already folded by `resolve`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { realPathOf } from "./paths.ts";
+ * const dir = Deno.realPathSync(Deno.makeTempDirSync());
+ * assert.equal(realPathOf(`${dir}/x/../not/yet`), `${dir}/not/yet`);
+ * ```
+ */
+export function realPathOf(path: string): string {
+  const absolute = resolve(path);
+  try {
+    return Deno.realPathSync(absolute);
+  } catch (error) {
+    // Read access scoped to the folders themselves (--allow-read=SRC,REPLICA): a
+    // parent that may not be looked at is taken as spelled.
+    if (error instanceof Deno.errors.NotCapable) return absolute;
+    if (!(error instanceof Deno.errors.NotFound) || dirname(absolute) === absolute) throw error;
+    return `${realPathOf(dirname(absolute)).replace(/\/$/, "")}/${basename(absolute)}`;
+  }
+}
+
+/**
+ * A folder's identity in the state file: the real path of the folder it is in,
+ * plus its own name as given. A symlink given as the folder itself stays one
+ * (`/srv/current`), so switching it to another release keeps the identity.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { stablePathOf } from "./paths.ts";
+ * const dir = Deno.realPathSync(Deno.makeTempDirSync());
+ * Deno.mkdirSync(`${dir}/release-1`);
+ * Deno.symlinkSync("release-1", `${dir}/current`);
+ * assert.equal(stablePathOf(`${dir}/current`), `${dir}/current`);
+ * ```
+ */
+export function stablePathOf(path: string): string {
+  const absolute = resolve(path);
+  const parent = dirname(absolute);
+  if (parent === absolute) return absolute;
+  return `${realPathOf(parent).replace(/\/$/, "")}/${basename(absolute)}`;
+}
+
+/** Whether `inner` is `outer` or lies below it (both real absolute paths). */
+export function isWithin(inner: string, outer: string): boolean {
+  return inner === outer || inner.startsWith(outer.endsWith("/") ? outer : `${outer}/`);
+}
