@@ -8,19 +8,19 @@
  *
  * @module
  */
-import { realDisk } from "./lib/disk.ts";
 import { reason } from "./lib/error.ts";
 import { excludeMatcher } from "./lib/exclude.ts";
 
 import { closeLogging, ConsoleTap, type LogFile, logger, setupLogging } from "./lib/log.ts";
-import { Hints, runLoop } from "./lib/loop.ts";
+import { runLoop } from "./lib/loop.ts";
 import { type Options, parseOptions, UsageError } from "./lib/options.ts";
 import { Claim } from "./lib/claim.ts";
 import { resolve } from "node:path";
 import { Mirror } from "./lib/mirror.ts";
 import { VERSION } from "./lib/version.ts";
-import { OWN_WRITE_MS, RootWatches } from "./lib/watch.ts";
-import { realPathOf, stablePathOf } from "./lib/paths.ts";
+import { WatchMode } from "./lib/watch.ts";
+import { stablePathOf } from "./lib/paths.ts";
+import { LocalReplica, LocalTree } from "./lib/local.ts";
 import { refusal } from "./lib/refusal.ts";
 
 /** Exit codes. */
@@ -36,8 +36,8 @@ function printError(message: string): void {
 async function verify(options: Options): Promise<number> {
   const { verifyTrees } = await import("./lib/verify.ts"); // loads node:crypto: only here
   const result = await verifyTrees(
-    realPathOf(options.source),
-    realPathOf(options.replica),
+    new LocalTree(options.source),
+    new LocalTree(options.replica),
     await excludeMatcher(options.exclude),
   );
   const lines = [
@@ -166,16 +166,39 @@ async function main(args: string[]): Promise<number> {
       { action: "state", path: options.stateFile, why: claimed.warning },
     );
   }
-  // Given as typed (made absolute): every cycle resolves them again.
-  const given = { source: resolve(options.source), replica: resolve(options.replica) };
-  const mirror = new Mirror(given, realDisk, log, {
-    maxDelete: options.maxDelete,
+  // The two trees, as typed (made absolute): every cycle resolves them again.
+  const source = new LocalTree(resolve(options.source));
+  const replica = new LocalReplica(resolve(options.replica), {
+    names: state,
+    onWorkerFailure: (error) =>
+      log.warn(
+        "The copy worker stopped ({reason}); files are copied without it from now on.",
+        { action: "worker", reason: reason(error) },
+      ),
+  });
+  const watchMode = options.watch
+    ? new WatchMode({
+      roots: () => ({ source: source.path, replica: replica.path }),
+      stat: (path) => replica.stat(path),
+      distrust: (paths) => mirror.distrustReplica(paths),
+      isOwnTemp: (path) => state.temps.holds(path),
+      onFailure: (root, error) =>
+        log.warn(
+          "Cannot watch {path} for changes ({reason}); the full cycle every {interval} s " +
+            "still mirrors it.",
+          { action: "watch", path: root, reason: reason(error), interval: options.intervalSeconds },
+        ),
+    })
+    : undefined;
+  const mirror = new Mirror(source, replica, {
+    log,
     dryRun: options.dryRun,
     exclude: options.exclude,
-    ...(options.console === "quiet" ? {} : { progress: tap }),
-    watchingReplica: options.watch,
     state,
     onReplicaChanged: () => claimed.relock(),
+    ...(options.maxDelete === undefined ? {} : { maxDelete: options.maxDelete }),
+    ...(options.console === "quiet" ? {} : { progress: tap }),
+    ...(watchMode ? { writes: watchMode } : {}),
   });
 
   let code = OK;
@@ -184,50 +207,21 @@ async function main(args: string[]): Promise<number> {
   } else if (options.once) {
     code = (await mirror.cycle(stop.signal)).failed > 0 ? PARTIAL : OK;
   } else {
-    const hints = new Hints();
-    // Events in the source are looked at at once; in the replica too (someone
-    // else's edits are reverted within moments), except where the mirror has
-    // just written: there, a second later, and only if the path is no longer
-    // as the mirror left it.
-    const replicaEvents = (paths: ReadonlySet<string>, written: ReadonlySet<string>) => {
-      const { foreign, own } = mirror.splitReplicaEvents(paths, written);
-      hints.add(foreign);
-      if (own.length === 0) return;
-      const later = () => hints.add(mirror.changedSinceWritten(own));
-      Deno.unrefTimer(setTimeout(later, OWN_WRITE_MS));
-    };
-    const watches = new RootWatches(
-      options.watch
-        ? [
-          { root: () => mirror.resolvedRoots.source, onBatch: (paths) => hints.add(paths) },
-          {
-            root: () => mirror.resolvedRoots.replica,
-            onBatch: replicaEvents,
-            ignore: (path) => state.temps.holds(path),
-          },
-        ]
-        : [],
-      (root, error) =>
-        log.warn(
-          "Cannot watch {path} for changes ({reason}); the full cycle every {interval} s " +
-            "still mirrors it.",
-          { action: "watch", path: root, reason: reason(error), interval: options.intervalSeconds },
-        ),
-    );
-    watches.ensure();
+    watchMode?.ensure();
     await runLoop(
       async (signal) => {
         await mirror.cycle(signal);
-        watches.ensure();
+        watchMode?.ensure();
       },
       options.intervalSeconds * 1000,
       stop.signal,
-      options.watch
-        ? { hints, cycle: (paths, signal) => mirror.partialCycle(paths, signal) }
+      watchMode
+        ? { hints: watchMode.hints, cycle: (paths, signal) => mirror.partialCycle(paths, signal) }
         : undefined,
     );
-    watches.close();
+    watchMode?.close();
   }
+  replica.close();
   if (stop.signal.aborted) log.info("Mirror stopped by {signal}.", { signal: stop.signal.reason });
   for (const [name, listener] of listeners) Deno.removeSignalListener(name, listener);
   claimed.release();

@@ -258,13 +258,14 @@ console.error("unchanged cycle, continuous mode");
   // The default mode: one process, cycle after cycle, so start-up and
   // loading the state are paid once. Timed in this process, on a Mirror made
   // as main.ts makes it (its log goes nowhere); peak RSS is not measured here.
-  const { Mirror } = await import("../lib/mirror.ts");
-  const { MirrorState } = await import("../lib/state.ts");
-  const { realDisk } = await import("../lib/disk.ts");
-  const { getLogger } = await import("npm:@logtape/logtape@^2.4.2");
+  const { LocalReplica, LocalTree, Mirror, MirrorState } = await import("../mod.ts");
   const roots = { source: Deno.realPathSync(small), replica: Deno.realPathSync(toolReplica) };
   const { state } = await MirrorState.open(`${toolReplica}.log.state`, roots);
-  const mirror = new Mirror(roots, realDisk, getLogger(["bench"]), { state });
+  const mirror = new Mirror(
+    new LocalTree(roots.source),
+    new LocalReplica(roots.replica, { names: state }),
+    { state },
+  );
   await mirror.cycle();
   await compare(
     `unchanged cycle, continuous mode (each cycle after the first), ${SIZES.small} files`,

@@ -6,13 +6,12 @@
  *
  * @module
  */
-import { type Entry, entryFromInfo, type Roots, statKey } from "./entry.ts";
+import { type Entry, statKey } from "./entry.ts";
 import { asError } from "./error.ts";
-import type { Hasher } from "./hash.ts";
 import { pacer } from "./pace.ts";
-import type { Problem, Scan } from "./scan.ts";
 import type { PairIndex } from "./pair_index.ts";
-import { joinPath } from "./paths.ts";
+import type { TreeReader } from "./replica.ts";
+import type { Problem, Scan } from "./scan.ts";
 
 /** Result of {@link findChangedFiles}. */
 export interface Comparison {
@@ -32,23 +31,23 @@ export interface Comparison {
  * ```ts
  * import assert from "node:assert/strict";
  * import { findChangedFiles } from "./compare.ts";
- * import { Hasher } from "./hash.ts";
- * import { scanTree } from "./scan.ts";
+ * import { LocalTree } from "./local.ts";
  * import { PairIndex } from "./pair_index.ts";
+ * import { scanTree } from "./scan.ts";
  * const a = Deno.makeTempDirSync(), b = Deno.makeTempDirSync();
  * Deno.writeTextFileSync(`${a}/f`, "one");
  * Deno.writeTextFileSync(`${b}/f`, "two");
- * const roots = { source: a, replica: b };
- * const result = await findChangedFiles(roots, await scanTree(a), await scanTree(b), new PairIndex(), new Hasher());
+ * const trees = { source: new LocalTree(a), replica: new LocalTree(b) };
+ * const scans = [await scanTree(trees.source), await scanTree(trees.replica)] as const;
+ * const result = await findChangedFiles(trees, ...scans, new PairIndex());
  * assert.ok(result.changed.has("f"));
  * ```
  */
 export async function findChangedFiles(
-  roots: Roots,
+  trees: { readonly source: TreeReader; readonly replica: TreeReader },
   source: Scan,
   replica: Scan,
   index: PairIndex,
-  hasher: Hasher,
   signal?: AbortSignal,
 ): Promise<Comparison> {
   const changed = new Set<string>();
@@ -72,7 +71,7 @@ export async function findChangedFiles(
     try {
       sourceMd5 = sourceKnown && knownMd5 !== undefined
         ? knownMd5
-        : await hashStable(hasher, joinPath(roots.source, path), src, signal);
+        : await hashStable(trees.source, path, src, signal);
     } catch (error) {
       if (signal?.aborted) throw error;
       // A file that vanished meanwhile is the next scan's business.
@@ -84,7 +83,7 @@ export async function findChangedFiles(
     try {
       replicaMd5 = replicaKnown && knownMd5 !== undefined
         ? knownMd5
-        : await hashStable(hasher, joinPath(roots.replica, path), dst, signal);
+        : await hashStable(trees.replica, path, dst, signal);
     } catch (error) {
       if (signal?.aborted) throw error;
       // An unreadable replica file is simply replaced.
@@ -105,11 +104,13 @@ export async function findChangedFiles(
 
 /** MD5 of the file, or undefined (matching nothing) if it changed while being read. */
 async function hashStable(
-  hasher: Hasher,
+  tree: TreeReader,
   path: string,
   scanned: Entry,
   signal?: AbortSignal,
 ): Promise<string | undefined> {
-  const md5 = await hasher.md5(path, scanned.size, signal);
-  return statKey(entryFromInfo(Deno.lstatSync(path))) === statKey(scanned) ? md5 : undefined;
+  const md5 = await tree.md5(path, scanned.size, signal);
+  const now = await tree.stat(path);
+  if (now === undefined) throw new Deno.errors.NotFound(`${path} is gone`);
+  return statKey(now) === statKey(scanned) ? md5 : undefined;
 }

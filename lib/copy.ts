@@ -5,7 +5,8 @@
  * @module
  */
 import type { Disk } from "./disk.ts";
-import { entryFromInfo, keyOf, type StatKey, statKey } from "./entry.ts";
+import { entryFromInfo, keyOf, type Owner, statKey } from "./entry.ts";
+import type { WriteResult } from "./replica.ts";
 
 /** One file to copy. */
 export interface CopyJob {
@@ -15,31 +16,30 @@ export interface CopyJob {
   readonly dest: string;
   /** The final name, when `dest` is a temp name to rename over it. */
   readonly target?: string;
-  /** Size, mtime and permission bits the source had when scanned. */
+  /** Size the source had when scanned. */
   readonly size: number;
+  /** Mtime the source had when scanned (the copy gets it). */
   readonly mtimeMs: number;
+  /** Permission bits the source had when scanned (the copy gets them). */
   readonly mode: number;
   /** The source's `statKey` when scanned: a different one afterwards means it changed. */
   readonly expectedKey: string;
-  /** Keep the source's holes (it is sparse). Default `false`. */
+  /**
+   * Keep the source's holes (it is sparse).
+   *
+   * @default {false}
+   */
   readonly sparse?: boolean;
-  /** Owner user and/or group to give the copy, where allowed. Default: none. */
-  readonly owner?: { readonly uid?: number; readonly gid?: number };
+  /**
+   * Owner user and/or group to give the copy, where allowed.
+   *
+   * @default none
+   */
+  readonly owner?: Owner;
 }
 
-/** How a copy ended. */
-export type CopyResult =
-  /** Copied; `key` is the stat key of the file written, at its final name
-   * (absent when it was found changed by someone else right after);
-   * `ownerRefused`: the part of the owner asked for that could not be given
-   * (not a failure). */
-  | {
-    readonly status: "done";
-    readonly key?: StatKey;
-    readonly ownerRefused?: { readonly uid?: number; readonly gid?: number };
-  }
-  | { readonly status: "skipped"; readonly reason: string }
-  | { readonly status: "failed"; readonly name: string; readonly message: string };
+/** How a copy ended (see `replica.ts`). */
+export type CopyResult = WriteResult;
 
 /**
  * Copy `job.from` to `job.dest`, set the mtime, check that the source did not

@@ -55,8 +55,14 @@ export function workerSource(): string {
 
 /** What {@link CopyWorker} does; tests may give the applier another one. */
 export interface Copier {
-  /** Copy `jobs` (small files); rejects if the worker cannot do it. */
+  /**
+   * Copy `jobs` (small files); rejects if the worker cannot do it.
+   *
+   * @param jobs the copies to make.
+   * @returns how each copy ended, in the order of `jobs`.
+   */
   copy(jobs: readonly CopyJob[]): Promise<CopyResult[]>;
+  /** Stop the worker (when no copy is pending); later copies reject. */
   close(): void;
 }
 

@@ -16,28 +16,89 @@ export const BIG_FILE = 1 << 20;
 
 /** Every write the program makes goes through one of these. */
 export interface Disk {
-  /** Copy a regular file's bytes and permission bits (kernel copy where
-   * possible; `sparse`: keep its holes). */
+  /**
+   * Copy a regular file's bytes and permission bits (kernel copy where
+   * possible).
+   *
+   * @param from the file to copy.
+   * @param to where the copy is made (replaced if it exists).
+   * @param size the file's size, as listed (a big file is copied in the background).
+   * @param sparse keep the file's holes.
+   * @returns nothing, or a promise that settles once a background copy is done.
+   */
   copyFile(from: string, to: string, size: number, sparse?: boolean): void | Promise<void>;
-  /** Set permission bits. */
+  /**
+   * Set permission bits.
+   *
+   * @param path the entry to change.
+   * @param mode the new permission bits.
+   */
   chmod(path: string, mode: number): void;
-  /** Set access and modification times. */
+  /**
+   * Set access and modification times.
+   *
+   * @param path the entry to change.
+   * @param atime the new access time.
+   * @param mtime the new modification time.
+   */
   utime(path: string, atime: Date, mtime: Date): void;
-  /** Set the owner user and/or group (null: unchanged); follows symlinks. */
+  /**
+   * Set the owner user and/or group; follows symlinks.
+   *
+   * @param path the entry to change.
+   * @param uid the new owner user (null: unchanged).
+   * @param gid the new owner group (null: unchanged).
+   */
   chown(path: string, uid: number | null, gid: number | null): void;
-  /** Set a symlink's own owner user and/or group. */
+  /**
+   * Set a symlink's own owner user and/or group.
+   *
+   * @param path the symlink to change.
+   * @param uid the new owner user (null: unchanged).
+   * @param gid the new owner group (null: unchanged).
+   */
   lchown(path: string, uid: number | null, gid: number | null): Promise<void>;
-  /** Rename atomically within one file system, replacing a non-folder target. */
+  /**
+   * Rename atomically within one file system, replacing a non-folder target.
+   *
+   * @param from the entry to rename.
+   * @param to its new path.
+   */
   rename(from: string, to: string): void;
-  /** Remove a file, symlink or (with `recursive`) folder; never follows symlinks. */
+  /**
+   * Remove a file, symlink or (with `recursive`) folder; never follows symlinks.
+   *
+   * @param path the entry to remove.
+   * @param recursive remove a folder with all it holds.
+   */
   remove(path: string, recursive: boolean): void;
-  /** Create a folder; with `recursive`, its missing parents too. */
+  /**
+   * Create a folder.
+   *
+   * @param path the folder to create.
+   * @param recursive create its missing parents too (and accept an existing folder).
+   */
   mkdir(path: string, recursive: boolean): void;
-  /** Create a symlink at `path` whose text is `target`. */
+  /**
+   * Create a symlink at `path` whose text is `target`.
+   *
+   * @param target the symlink's text.
+   * @param path where the symlink is created.
+   */
   symlink(target: string, path: string): void;
-  /** Metadata of `path` itself (symlinks not followed). */
+  /**
+   * Metadata of `path` itself (symlinks not followed).
+   *
+   * @param path the entry to examine.
+   * @returns the entry's metadata, as `Deno.lstatSync` gives it.
+   */
   lstat(path: string): Deno.FileInfo;
-  /** Create or replace a file holding `data`. */
+  /**
+   * Create or replace a file holding `data`.
+   *
+   * @param path the file to write.
+   * @param data its whole content.
+   */
   writeFile(path: string, data: Uint8Array): void;
 }
 

@@ -19,18 +19,24 @@ export const NOUN: Readonly<Record<Kind, string>> = {
 
 /** One scanned file-system object. Times are epoch milliseconds. */
 export interface Entry {
+  /** What the object is. */
   readonly kind: Kind;
+  /** Size in bytes (of a file; what `lstat` says for the others). */
   readonly size: number;
+  /** Last change of the content. */
   readonly mtimeMs: number;
-  /** Deno reports ctime in whole seconds; see {@link isSettled}. */
+  /** Last change of the content or the inode; Deno reports it in whole
+   * seconds (see {@link isSettled}). */
   readonly ctimeMs: number;
+  /** Inode number. */
   readonly ino: number;
   /** Permission bits (`mode & 0o7777`). */
   readonly mode: number;
   /** Link text, for symlinks only. */
   readonly target?: string;
-  /** Owner and group ids (absent where unknown). */
+  /** Owner user id (absent where unknown). */
   readonly uid?: number;
+  /** Owner group id (absent where unknown). */
   readonly gid?: number;
   /** Space allocated, in 512-byte blocks (less than the size: a sparse file). */
   readonly blocks?: number;
@@ -48,10 +54,35 @@ export interface Roots {
  * a fraction of the memory.
  */
 export interface Tree {
+  /** How many entries. */
   readonly size: number;
+  /**
+   * The entry at `path`, if any.
+   *
+   * @param path the entry's path relative to the root.
+   * @returns the entry, or undefined when the tree has none there.
+   */
   get(path: string): Entry | undefined;
+  /**
+   * The paths, in the scan's order.
+   *
+   * @returns the paths relative to the root.
+   */
   keys(): Iterable<string>;
+  /**
+   * The paths and their entries, in the scan's order.
+   *
+   * @returns `[path, entry]` pairs.
+   */
   [Symbol.iterator](): Iterator<[string, Entry]>;
+}
+
+/** Ids to give an entry: an owner user, a group, or both. */
+export interface Owner {
+  /** User id. */
+  readonly uid?: number;
+  /** Group id. */
+  readonly gid?: number;
 }
 
 /** Convert `Deno.lstat` output to an {@link Entry}. */

@@ -13,6 +13,9 @@ export type ExcludeMatcher = (path: string, isDir: boolean) => boolean;
  * package is loaded only then: most runs exclude nothing and so do not pay
  * for loading it (~10-20 ms).
  *
+ * @param patterns gitignore-style patterns (`--exclude`).
+ * @returns the matcher, or undefined when `patterns` is empty.
+ *
  * @example
  * ```ts
  * import assert from "node:assert/strict";

@@ -13,7 +13,20 @@ import { BIG_FILE } from "./disk.ts";
 type Crypto = typeof import("node:crypto");
 let nodeCrypto: Crypto | undefined;
 
-/** Reads files and returns their MD5, counting the bytes it read. */
+/**
+ * Reads files and returns their MD5, counting the bytes it read.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Hasher } from "./hash.ts";
+ * const dir = Deno.makeTempDirSync();
+ * Deno.writeTextFileSync(`${dir}/a`, "hello");
+ * const hasher = new Hasher();
+ * assert.equal(await hasher.md5(`${dir}/a`, 5), "5d41402abc4b2a76b9719d911017c592");
+ * assert.equal(hasher.hashedBytes, 5);
+ * ```
+ */
 export class Hasher {
   readonly #buffer = new Uint8Array(1 << 20);
   #hashedBytes = 0;
@@ -27,6 +40,11 @@ export class Hasher {
    * Hex MD5 of the file at `path` whose size was `size` when scanned. A big
    * file is read asynchronously and stops when `signal` aborts (throwing its
    * reason).
+   *
+   * @param path the file's path.
+   * @param size the file's size when it was scanned (a big one is read asynchronously).
+   * @param signal stops the reading of a big file early.
+   * @returns the file's MD5, in lowercase hex.
    *
    * @example
    * ```ts

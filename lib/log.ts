@@ -104,16 +104,32 @@ export interface LineSinkOptions {
   readonly fileFormatter?: TextFormatter;
   /** Format of the console's lines. Default {@link lineFormatter}. */
   readonly consoleFormatter?: TextFormatter;
-  /** Lowest level written to the file. Default `"info"`. */
+  /**
+   * Lowest level written to the file.
+   *
+   * @default {"info"}
+   */
   readonly fileLevel?: LogLevel;
-  /** Lowest level written to the console. Default `"info"`. */
+  /**
+   * Lowest level written to the console.
+   *
+   * @default {"info"}
+   */
   readonly consoleLevel?: LogLevel;
-  /** When it returns a function, console lines go there instead (a progress
-   * bar prints them above itself). Default: never. */
+  /**
+   * When it returns a function, console lines go there instead (a progress
+   * bar prints them above itself).
+   *
+   * @default never
+   */
   readonly tap?: () => ((line: string) => void) | undefined;
-  /** Called when writing the file starts failing (with the error) and when it
+  /**
+   * Called when writing the file starts failing (with the error) and when it
    * works again (undefined). Meanwhile the console still gets every line and
-   * the file's lines are dropped. Default: nothing. */
+   * the file's lines are dropped.
+   *
+   * @default nothing
+   */
   readonly onFileError?: (error: Error | undefined) => void;
 }
 
@@ -285,16 +301,37 @@ export function lineSink(
  * Where console lines go instead of stdout and stderr while something else
  * owns the terminal (a progress bar prints them above itself). Handed to
  * {@link setupLogging} and to whoever draws on the terminal; no global.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ConsoleTap } from "./log.ts";
+ * const tap = new ConsoleTap();
+ * const lines: string[] = [];
+ * tap.set((line) => lines.push(line));
+ * tap.get()?.("Folder a has been created.");
+ * assert.deepEqual(lines, ["Folder a has been created."]);
+ * tap.set(undefined);
+ * assert.equal(tap.get(), undefined);
+ * ```
  */
 export class ConsoleTap {
   #tap: ((line: string) => void) | undefined;
 
-  /** Send console lines to `tap` from now on (undefined: back to stdout and stderr). */
+  /**
+   * Send console lines to `tap` from now on.
+   *
+   * @param tap receives each console line (undefined: back to stdout and stderr).
+   */
   set(tap: ((line: string) => void) | undefined): void {
     this.#tap = tap;
   }
 
-  /** Where console lines go now (undefined: stdout and stderr). */
+  /**
+   * Where console lines go now.
+   *
+   * @returns the function given to {@link set}, or undefined for stdout and stderr.
+   */
   get(): ((line: string) => void) | undefined {
     return this.#tap;
   }
@@ -302,12 +339,24 @@ export class ConsoleTap {
 
 /** Options of {@link setupLogging}. */
 export interface LogOptions {
-  /** The log file's format. Default `"text"`. */
+  /**
+   * The log file's format.
+   *
+   * @default {"text"}
+   */
   readonly format?: "text" | "json";
-  /** How much the console shows: WARNING and up, INFO and up, or DEBUG and up
-   * (the log file always gets INFO and up). Default `"normal"`. */
+  /**
+   * How much the console shows: WARNING and up, INFO and up, or DEBUG and up
+   * (the log file always gets INFO and up).
+   *
+   * @default {"normal"}
+   */
   readonly console?: "quiet" | "normal" | "verbose";
-  /** Where console lines may be diverted (a progress bar). Default: never. */
+  /**
+   * Where console lines may be diverted (a progress bar).
+   *
+   * @default never
+   */
   readonly tap?: ConsoleTap;
 }
 
@@ -322,14 +371,31 @@ export interface LogFile {
 }
 
 /**
- * Route the program's logger to `logFile` (appended to, created if missing)
- * and the console. Call {@link closeLogging} before exiting so buffered lines
- * are written. A log file that cannot be written (a full disk) never stops the
- * program: one line on stderr says so, the console keeps every line, and
- * writing resumes when it can (another line says so).
+ * Route the program's logger (LogTape category `["folder-mirror"]`, where a
+ * {@link Mirror} logs by default) to `logFile` (appended to, created if
+ * missing) and the console, one line per record in the program's format.
+ * It replaces any LogTape configuration made before. Call
+ * {@link closeLogging} before exiting so buffered lines are written. A log
+ * file that cannot be written (a full disk) never stops the program: one line
+ * on stderr says so, the console keeps every line, and writing resumes when
+ * it can (another line says so).
  *
+ * @param logFile the log file's path.
+ * @param options see {@link LogOptions}.
+ * @returns the log file, to reopen after logrotate moved it.
  * @throws {Deno.errors.NotFound | Deno.errors.PermissionDenied | Error} when the
  * log file cannot be opened for appending; nothing is configured then.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { closeLogging, logger, setupLogging } from "./log.ts";
+ * const file = `${Deno.makeTempDirSync()}/log.txt`;
+ * await setupLogging(file, { console: "quiet" });
+ * logger().info("File {path} has been copied.", { path: "a.txt" });
+ * await closeLogging();
+ * assert.match(Deno.readTextFileSync(file), /^[-\d]{10} [:\d]{8},\d{3} \[INFO\]: File a\.txt has been copied\.\n$/);
+ * ```
  */
 export async function setupLogging(logFile: string, options: LogOptions = {}): Promise<LogFile> {
   const open = () => Deno.openSync(logFile, { append: true, create: true });

@@ -1,48 +1,25 @@
 /**
  * The scheduler: the first full cycle starts at once; each next one starts
  * `intervalMs` after the previous one started, or right after it when it ran
- * longer. In between, paths named by file-system events ({@link Hints}) get a
+ * longer. In between, paths named by file-system events ({@link HintSource}) get a
  * quick partial cycle. Never two cycles of any kind at once.
  *
  * @module
  */
 
-/** Paths waiting for a partial cycle, filled by the watcher. */
-export class Hints {
-  #paths = new Set<string>();
-  #wake: (() => void) | undefined;
-
+/** Paths waiting for a partial cycle (the watch mode's `Hints`). */
+export interface HintSource {
   /** Paths waiting. */
-  get size(): number {
-    return this.#paths.size;
-  }
-
-  /** Add paths (relative to the root) to look at soon. */
-  add(paths: Iterable<string>): void {
-    const before = this.#paths.size;
-    for (const path of paths) this.#paths.add(path);
-    if (this.#paths.size === before) return;
-    const wake = this.#wake;
-    this.#wake = undefined;
-    wake?.();
-  }
-
+  readonly size: number;
   /** Return the waiting paths and start a new batch. */
-  take(): ReadonlySet<string> {
-    const paths = this.#paths;
-    this.#paths = new Set();
-    return paths;
-  }
-
-  /** Call `wake` once, at the next {@link add}. */
-  onAdd(wake: () => void): void {
-    this.#wake = wake;
-  }
+  take(): ReadonlySet<string>;
+  /** Call `wake` once, when paths are next added. */
+  onAdd(wake: () => void): void;
 }
 
 /** Partial cycles for hinted paths, next to the periodic full cycles. */
 export interface HintedCycles {
-  readonly hints: Hints;
+  readonly hints: HintSource;
   readonly cycle: (paths: ReadonlySet<string>, signal: AbortSignal) => Promise<unknown>;
 }
 
@@ -89,7 +66,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Wait `ms` (at most {@link MAX_TIMER_MS}: the caller waits again), or until
  * `signal` aborts, or until `hints` gets paths. */
-function sleep(ms: number, signal: AbortSignal, hints?: Hints): Promise<void> {
+function sleep(ms: number, signal: AbortSignal, hints?: HintSource): Promise<void> {
   if (signal.aborted) return Promise.resolve();
   return new Promise((resolve) => {
     const done = () => {

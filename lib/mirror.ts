@@ -1,171 +1,231 @@
 /**
- * One mirror cycle: scan both trees -> compare contents -> plan -> apply ->
- * report. The only module that knows every stage.
+ * {@link Mirror}: keeps a replica in step with a source, cycle after cycle.
+ * It only orchestrates: open both roots -> walk both trees -> compare
+ * contents -> plan (with the deletion guards) -> apply -> report, each stage
+ * returning data; a cycle returns an immutable {@link CycleResult}. It never
+ * touches a file system itself: the two sides are a {@link TreeReader} and a
+ * {@link Replica}.
  *
  * @module
  */
-import type { Logger } from "npm:@logtape/logtape@^2.4.2";
-import { applyPlan, type Outcome, type Roots } from "./apply.ts";
-import type { Copier } from "./copy_worker.ts";
+import { getLogger } from "npm:@logtape/logtape@^2.4.2";
+import { applyPlan, type Outcome } from "./apply.ts";
+import { MIN_BATCHED_WRITES } from "./copy_scheduler.ts";
 import { findChangedFiles } from "./compare.ts";
-import { type Disk, realDisk } from "./disk.ts";
+import { sourceTreeDigest } from "./digest.ts";
+import { NOUN, type Tree } from "./entry.ts";
 import { asError, reason } from "./error.ts";
-
 import { type ExcludeMatcher, excludeMatcher } from "./exclude.ts";
+import { deletionGuard } from "./guards.ts";
+import type { ConsoleTap } from "./log.ts";
+import { OwnerPolicy } from "./owners.ts";
+import type { PairIndex } from "./pair_index.ts";
+import { isWithin } from "./paths.ts";
 import { type Action, deletedEntries, plan } from "./plan.ts";
+import { startProgress } from "./progress.ts";
+import type { Replica, RootInfo, TreeReader } from "./replica.ts";
 import {
   count,
   emptyTally,
   eventful,
+  type MirrorLog,
   reportOutcome,
   reportProblem,
   reportSummary,
   type Tally,
 } from "./report.ts";
 import { type Scan, scanAround, scanTree } from "./scan.ts";
-import { type Entry, entryFromInfo, NOUN, statKey, type Tree } from "./entry.ts";
-import { Hasher } from "./hash.ts";
-import type { PairIndex } from "./pair_index.ts";
-import { startProgress } from "./progress.ts";
-import type { ConsoleTap } from "./log.ts";
 import { MirrorState } from "./state.ts";
-import { OwnerPolicy } from "./owners.ts";
 import { PackedTree } from "./tree.ts";
-import { OwnWrites } from "./watch.ts";
-import { isWithin, joinPath, realPathOf } from "./paths.ts";
+
+/** What one cycle did: its counts (see `Tally`), frozen. */
+export type CycleResult = Readonly<Tally>;
 
 /**
- * The most a cycle reads only to put the source's tree digest in its summary;
- * a cycle that copied more says the digest was not computed (`--verify`
- * computes it at any size).
+ * Told of the replica paths a cycle writes, before and after (the watch mode
+ * tells the events of the mirror's own writes from someone else's).
  */
-export const DIGEST_BUDGET = { bytes: 64 * 1024 * 1024, files: 2000 } as const;
+export interface WriteObserver {
+  /**
+   * The cycle is about to write `paths`.
+   *
+   * @param paths the replica entry paths it may write, create or remove.
+   */
+  writing(paths: readonly string[]): void;
+  /**
+   * The cycle wrote `paths` (or tried to).
+   *
+   * @param paths the same paths as the {@link WriteObserver.writing} call before.
+   */
+  written(paths: readonly string[]): void;
+}
 
-/** Settings of a {@link Mirror} beyond its roots. */
+/** Settings of a {@link Mirror} beyond its two trees. */
 export interface MirrorOptions {
-  /** A cycle that would delete more replica entries than this deletes none.
-   * Default: no limit. */
+  /**
+   * Where the log lines go.
+   *
+   * @default LogTape's logger `["folder-mirror"]`
+   */
+  readonly log?: MirrorLog;
+  /**
+   * A cycle that would delete more replica entries than this deletes none.
+   *
+   * @default no limit
+   */
   readonly maxDelete?: number;
-  /** Scan, compare and plan, log what would be done, change nothing (not even
-   * create the replica folder or save the state). Default `false`. */
+  /**
+   * Walk, compare and plan, log what would be done, change nothing (not
+   * even make the replica folder or save the state).
+   *
+   * @default {false}
+   */
   readonly dryRun?: boolean;
-  /** gitignore-style patterns of paths neither copied nor deleted. Default none. */
+  /**
+   * gitignore-style patterns of paths neither copied nor deleted.
+   *
+   * @default none
+   */
   readonly exclude?: readonly string[];
-  /** Show a progress bar on stderr when it is a terminal and there is a lot to
+  /**
+   * Show a progress bar on stderr when it is a terminal and there is a lot to
    * copy, with the console's log lines sent through this tap meanwhile.
-   * Default: no progress bar. */
+   *
+   * @default no progress bar
+   */
   readonly progress?: ConsoleTap;
-  /** The replica is being watched: remember what each cycle writes, so that
-   * {@link Mirror.splitReplicaEvents} can tell its own events from others'.
-   * Default `false`. */
-  readonly watchingReplica?: boolean;
-  /** What the mirror remembers between cycles and runs (see `state.ts`); it
-   * is saved after each full cycle. Default: a state in memory only. */
+  /**
+   * Told of every cycle's writes (the watch mode).
+   *
+   * @default none
+   */
+  readonly writes?: WriteObserver;
+  /**
+   * What the mirror remembers between cycles and runs (see `state.ts`); it
+   * is saved after each full cycle.
+   *
+   * @default a state in memory only
+   */
   readonly state?: MirrorState;
-  /** Called when a cycle finds the replica folder is not the one the last
-   * cycle wrote (it made it again, or the replica path, a symlink, now points
-   * elsewhere), before it writes into it; a message returned says why the
-   * cycle must not write there (another mirror holds it). Default: nothing. */
+  /**
+   * Called when a cycle finds the replica folder is not the one the last
+   * cycle wrote (it made it, or the replica, a symlink, now points elsewhere),
+   * before it writes into it; a message returned says why the cycle must not
+   * write there (another mirror holds it).
+   *
+   * @default nothing
+   */
   readonly onReplicaChanged?: () => Promise<string | undefined>;
-  /** Starts a copy worker (tests give a broken one). Default: `copy_worker.ts`'s. */
-  readonly makeCopyWorker?: () => Copier;
 }
 
-/** How many files the actions copy, and how many bytes. */
-function copyTotals(actions: readonly Action[]): [number, number] {
-  let files = 0, bytes = 0;
-  for (const action of actions) {
-    if (action.op !== "copy") continue;
-    files++;
-    bytes += action.source.size;
-  }
-  return [files, bytes];
+/** The roots as a cycle found them. */
+interface Opened {
+  readonly source: RootInfo;
+  /** Undefined when the replica folder does not exist (a dry run makes none). */
+  readonly replica: RootInfo | undefined;
 }
 
-function emptyScan(): Scan {
-  return {
-    tree: new PackedTree(),
-    problems: [],
-    incomplete: new Set(),
-    temps: [],
-    holdsExcluded: new Set(),
-    startedAt: Date.now(),
-  };
-}
-
-/** Keeps one replica in step with one source, cycle after cycle. */
+/**
+ * Keeps one replica in step with one source, cycle after cycle.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { LocalReplica, LocalTree } from "./local.ts";
+ * import { Mirror } from "./mirror.ts";
+ * const dir = Deno.makeTempDirSync();
+ * Deno.mkdirSync(`${dir}/src`);
+ * Deno.writeTextFileSync(`${dir}/src/a.txt`, "hello");
+ * const mirror = new Mirror(new LocalTree(`${dir}/src`), new LocalReplica(`${dir}/rep`));
+ * const result = await mirror.cycle();
+ * assert.equal(result.copied, 1);
+ * assert.equal(Deno.readTextFileSync(`${dir}/rep/a.txt`), "hello");
+ * ```
+ */
 export class Mirror {
-  /** The roots as given (a symlink stays one). */
-  readonly #given: Roots;
-  /** The roots resolved (real paths) by the current or last cycle. */
-  #roots: Roots;
-  #resolvedOnce = false;
-  readonly #disk: Disk;
-  readonly #log: Logger;
+  readonly #source: TreeReader;
+  readonly #replica: Replica;
+  readonly #log: MirrorLog;
   readonly #options: MirrorOptions;
-  readonly #hasher = new Hasher();
   readonly #state: MirrorState;
   readonly #warnedSpecial = new Set<string>();
   readonly #warnedKept = new Set<string>();
-  readonly #ownWrites = new OwnWrites();
   /** Which owners are kept, once found out (see {@link #owners}). */
   #ownerPolicy: OwnerPolicy | undefined;
-  /** The copy worker failed once: later cycles copy on the main thread. */
-  #workerFailed = false;
-
+  /** Where the replica root was at the last cycle (its real path or identity). */
+  #replicaAt: string | undefined;
   /** Loaded with the first cycle. */
   readonly #exclude: Promise<ExcludeMatcher | undefined>;
 
-  constructor(roots: Roots, disk: Disk, log: Logger, options: MirrorOptions = {}) {
-    this.#given = roots;
-    this.#roots = roots;
-    this.#disk = disk;
-    this.#log = log;
+  /**
+   * A mirror of `source` into `replica`; nothing is read or written until
+   * the first {@link cycle}.
+   *
+   * @param source the tree to mirror.
+   * @param replica the tree kept identical to it.
+   * @param options see {@link MirrorOptions}.
+   */
+  constructor(source: TreeReader, replica: Replica, options: MirrorOptions = {}) {
+    this.#source = source;
+    this.#replica = replica;
+    this.#log = options.log ?? getLogger(["folder-mirror"]);
     this.#options = options;
-    this.#state = options.state ?? MirrorState.inMemory(roots);
+    this.#state = options.state ??
+      MirrorState.inMemory({ source: source.where, replica: replica.where });
     this.#exclude = excludeMatcher(options.exclude ?? []);
     this.#exclude.catch(() => {}); // a failure to load surfaces where a cycle awaits it
   }
 
-  /** The roots as the last cycle resolved them (real paths). */
-  get resolvedRoots(): Roots {
-    return this.#roots;
-  }
-
-  /** Bytes of file content read (to compare, or for a digest) since this mirror was made. */
+  /** Bytes of file content read for MD5s since this mirror was made (both
+   * sides, where the trees count them). */
   get hashedBytes(): number {
-    return this.#hasher.hashedBytes;
+    const counted = (tree: unknown) => (tree as { hashedBytes?: number }).hashedBytes ?? 0;
+    return counted(this.#source) + counted(this.#replica);
   }
 
   /**
-   * Run one cycle. Never throws for a file-system problem: each one is logged
-   * and counted in the returned tally's `failed`.
+   * Run one full cycle. Never throws for a file-system problem: each one is
+   * logged and counted in the result's `failed`.
+   *
+   * @param signal stops the cycle early (what it did so far stays done).
+   * @returns what the cycle did.
    */
-  cycle(signal?: AbortSignal): Promise<Tally> {
+  cycle(signal?: AbortSignal): Promise<CycleResult> {
     return this.#run(undefined, signal);
   }
 
   /**
    * A quick cycle over what file-system events named: the folders holding
-   * `paths` (relative to the source root), and the whole of any of them that
-   * is a folder or that the replica lacks. Logs like a full cycle.
+   * `paths` (relative to the roots), and the whole of any of them that is a
+   * folder or that one side lacks. Logs its actions like a full cycle, but no
+   * summary.
+   *
+   * @param paths entry paths events named.
+   * @param signal stops the cycle early.
+   * @returns what the cycle did.
    */
-  partialCycle(paths: ReadonlySet<string>, signal?: AbortSignal): Promise<Tally> {
+  partialCycle(paths: ReadonlySet<string>, signal?: AbortSignal): Promise<CycleResult> {
     return this.#run(paths, signal);
   }
 
-  async #run(paths: ReadonlySet<string> | undefined, signal?: AbortSignal): Promise<Tally> {
+  /**
+   * Forget what is known of the replica files at `paths` (someone else wrote
+   * them): the next cycle compares them again.
+   *
+   * @param paths entry paths relative to the roots.
+   */
+  distrustReplica(paths: Iterable<string>): void {
+    for (const path of paths) this.#state.index.distrustReplica(path);
+  }
+
+  async #run(paths: ReadonlySet<string> | undefined, signal?: AbortSignal): Promise<CycleResult> {
     const started = performance.now();
     const tally = emptyTally();
-    let roots = this.#checkRoots(tally);
-    const taken = roots?.changed ? await this.#options.onReplicaChanged?.() : undefined;
-    if (taken !== undefined) {
-      roots = this.#rootFailed(tally, "Replica", this.#given.replica, new Error(taken));
-    }
+    const opened = await this.#open(tally, signal);
     try {
-      if (roots !== undefined) await this.#sync(tally, roots, paths, signal);
+      if (opened !== undefined) await this.#sync(tally, opened, paths, signal);
     } catch (error) {
-      // Stopped (SIGINT, SIGTERM) while scanning or reading: nothing more is done.
+      // Stopped (SIGINT, SIGTERM) while walking or reading: nothing more is done.
       if (!signal?.aborted) throw error;
     }
     const dryRun = this.#options.dryRun ?? false;
@@ -173,68 +233,52 @@ export class Mirror {
     if (dryRun || (paths === undefined && eventful(tally))) {
       reportSummary(this.#log, tally, performance.now() - started, dryRun);
     }
-    return tally;
+    return Object.freeze({ ...tally });
   }
 
   /**
-   * The source must be a readable folder; the replica is created when missing.
-   * Returns the source root's identity (device and inode) and whether the
-   * replica is missing (in a dry run, which creates nothing), or undefined
-   * when the cycle cannot run.
+   * Find both roots (each found anew: a root given as a symlink follows it);
+   * the replica root is made when missing, as an action (a dry run makes
+   * none). Undefined when the cycle cannot run (an ERROR says why).
    */
-  #checkRoots(
-    tally: Tally,
-  ): { sourceId: string; replicaMissing: boolean; changed?: boolean } | undefined {
-    // The paths as given are resolved again every cycle: a source given as a
-    // symlink (`current -> release-2`) follows it when it is switched.
-    const given = this.#given;
-    let source: string, replica: string, sourceId: string;
+  async #open(tally: Tally, signal?: AbortSignal): Promise<Opened | undefined> {
+    let source: RootInfo | undefined, replica: RootInfo | undefined;
     try {
-      source = Deno.realPathSync(given.source);
-      const info = this.#expectFolder(source);
-      sourceId = `${info.dev}:${info.ino}`;
+      source = await this.#source.open();
+      if (source === undefined) throw new Deno.errors.NotFound("No such file or directory");
     } catch (error) {
-      return this.#rootFailed(tally, "Source", given.source, error);
+      return this.#rootFailed(tally, "Source", this.#source.where, error);
     }
     try {
-      replica = realPathOf(given.replica);
+      replica = await this.#replica.open();
     } catch (error) {
-      return this.#rootFailed(tally, "Replica", given.replica, error);
+      return this.#rootFailed(tally, "Replica", this.#replica.where, error);
     }
-    if (isWithin(source, replica) || isWithin(replica, source)) {
-      const why = new Error(`it now overlaps the ${source === replica ? "" : "other "}folder`);
-      return this.#rootFailed(tally, "Replica", given.replica, why);
+    if (source.path !== undefined && replica?.path !== undefined) {
+      if (isWithin(source.path, replica.path) || isWithin(replica.path, source.path)) {
+        const why = new Error("it now overlaps the source folder");
+        return this.#rootFailed(tally, "Replica", this.#replica.where, why);
+      }
     }
-    const moved = this.#resolvedOnce && replica !== this.#roots.replica;
-    this.#roots = { source, replica };
-    this.#resolvedOnce = true;
-    try {
-      this.#expectFolder(replica);
-    } catch (error) {
-      if (!(error instanceof Deno.errors.NotFound)) {
-        return this.#rootFailed(tally, "Replica", given.replica, error);
-      }
-      const path = given.replica;
-      if (this.#options.dryRun) {
-        tally.planned++;
-        this.#log.info("Would create replica folder {path}.", { action: "mkdir", path });
-        return { sourceId, replicaMissing: true };
-      }
-      try {
-        this.#disk.mkdir(replica, true);
-      } catch (error) {
-        return this.#rootFailed(tally, "Replica", path, error);
-      }
-      this.#log.info("Replica folder {path} has been created.", { action: "mkdir", path });
-      return { sourceId, replicaMissing: false, changed: true };
+    let made = false;
+    if (replica === undefined) {
+      const [root] = await this.#apply([{ op: "root", path: "" }], tally, signal);
+      if (this.#options.dryRun) return { source, replica: undefined };
+      if (root?.status !== "done") return undefined;
+      replica = await this.#replica.open();
+      if (replica === undefined) return undefined;
+      made = true;
     }
-    return { sourceId, replicaMissing: false, changed: moved };
-  }
-
-  #expectFolder(path: string): Deno.FileInfo {
-    const info = this.#disk.lstat(path);
-    if (!info.isDirectory) throw new Error("not a folder");
-    return info;
+    const at = replica.path ?? replica.id;
+    const changed = this.#replicaAt !== undefined && this.#replicaAt !== at;
+    this.#replicaAt = at;
+    if (changed || made) {
+      const taken = await this.#options.onReplicaChanged?.();
+      if (taken !== undefined) {
+        return this.#rootFailed(tally, "Replica", this.#replica.where, new Error(taken));
+      }
+    }
+    return { source, replica };
   }
 
   #rootFailed(tally: Tally, side: string, path: string, error: unknown): undefined {
@@ -249,42 +293,40 @@ export class Mirror {
 
   async #sync(
     tally: Tally,
-    { sourceId, replicaMissing }: { sourceId: string; replicaMissing: boolean },
+    opened: Opened,
     paths: ReadonlySet<string> | undefined,
     signal?: AbortSignal,
   ): Promise<void> {
-    const { source: sourceRoot, replica: replicaRoot } = this.#roots;
-    const exclude = await this.#exclude;
     const state = this.#state;
-    const isTemp = (name: string) => state.isTemp(name);
+    const exclude = await this.#exclude;
+    const isTemp = (name: string) => this.#replica.isTemp?.(name) ?? state.isTemp(name);
     const full = paths === undefined;
-    // Before the walk: the probe writes in the replica root.
-    const owners = this.#owners(replicaMissing);
+    const trees = { source: this.#source, replica: this.#replica };
+    // Before the walk: finding out the owners may write in the replica root.
+    const owners = await this.#owners(opened.replica === undefined);
+
+    // Walk.
     const scanned = full
       ? {
-        source: await scanTree(sourceRoot, { exclude, signal }),
-        replica: await scanTree(replicaRoot, { exclude, isTemp, signal }),
+        source: await scanTree(trees.source, { exclude, signal }),
+        replica: opened.replica === undefined
+          ? emptyScan()
+          : await scanTree(trees.replica, { exclude, isTemp, signal }),
       }
-      : await scanAround(this.#roots, paths, exclude, isTemp, signal);
-    const source = scanned.source;
-    const replica = replicaMissing ? emptyScan() : scanned.replica;
+      : await scanAround(trees, paths, exclude, isTemp, signal);
+    const { source, replica } = scanned;
     for (const problem of source.problems) reportProblem(this.#log, "source", problem);
     for (const problem of replica.problems) reportProblem(this.#log, "replica", problem);
     tally.failed += source.problems.length + replica.problems.length;
     tally.warnings += this.#warnAboutSpecialFiles(source.tree);
 
+    // Compare.
     const index = state.index;
-    const comparison = await findChangedFiles(
-      this.#roots,
-      source,
-      replica,
-      index,
-      this.#hasher,
-      signal,
-    );
+    const comparison = await findChangedFiles(trees, source, replica, index, signal);
     for (const problem of comparison.problems) reportProblem(this.#log, "source", problem);
     tally.failed += comparison.problems.length;
 
+    // Plan, with the deletion guards.
     const inputs = {
       changed: comparison.changed,
       incomplete: source.incomplete,
@@ -296,60 +338,97 @@ export class Mirror {
         : {}),
     };
     let actions = plan(source.tree, replica.tree, inputs);
-    if (!this.#deletionsAllowed(tally, sourceId, source.tree, replica.tree, actions, full)) {
+    const verdict = deletionGuard({
+      recorded: state.sourceRoot,
+      sourceId: opened.source.id,
+      sourceEntries: source.tree.size,
+      replicaEntries: replica.tree.size,
+      full,
+      deletes: deletedEntries(actions, replica.tree),
+      ...(this.#options.maxDelete === undefined ? {} : { maxDelete: this.#options.maxDelete }),
+    });
+    if (verdict.record) state.sourceRoot = verdict.record;
+    if (verdict.refusal) this.#reportRefusal(tally, verdict.refusal);
+    if (!verdict.deletions) {
       actions = plan(source.tree, replica.tree, { ...inputs, deletions: false });
     }
-    const tempsLeft: string[] = [];
-    // What this cycle writes, remembered only for a replica watcher.
-    const remember = (this.#options.watchingReplica ?? false) && !this.#options.dryRun;
-    const written = remember ? actions.map((action) => action.path) : [];
-    if (remember) this.#ownWrites.writing(written);
+
+    // Apply.
+    const writing = actions.map((action) => action.path);
+    this.#options.writes?.writing(writing);
     if (this.#log.isEnabledFor("debug")) this.#reportUnchanged(source.tree, actions);
-    const progress = this.#options.progress && !this.#options.dryRun
-      ? await startProgress(...copyTotals(actions), this.#options.progress)
-      : undefined;
-    await applyPlan(actions, this.#roots, {
-      disk: this.#disk,
+    const tap = this.#options.dryRun ? undefined : this.#options.progress;
+    const progress = tap ? await startProgress(...copyTotals(actions), tap) : undefined;
+    const tempsLeft: string[] = [];
+    try {
+      await this.#apply(actions, tally, signal, {
+        sourceRoot: opened.source.path ?? "",
+        owners,
+        observedAt: source.startedAt,
+        tempsLeft,
+        onCopyEnded: (bytes) => progress?.advance(bytes),
+      });
+    } finally {
+      progress?.stop();
+      this.#options.writes?.written(writing);
+    }
+
+    // Remember.
+    if (!full || this.#options.dryRun) return; // the state is saved by full, real cycles
+    if (tally.copied + tally.updated + tally.removed + tally.created > 0 && !signal?.aborted) {
+      const digest = await sourceTreeDigest(
+        source.tree,
+        trees.source,
+        index,
+        comparison.sourceMd5s,
+        source.startedAt,
+        signal,
+      );
+      tally.digest = digest ?? "not computed";
+    }
+    index.retain((path) => source.tree.get(path)?.kind === "file");
+    if (replica.problems.length === 0 && !signal?.aborted) state.tempsSwept(tempsLeft);
+    await this.saveState();
+  }
+
+  /** Apply `actions`, report and count each outcome, learn from the mirror's own writes. */
+  async #apply(
+    actions: readonly Action[],
+    tally: Tally,
+    signal: AbortSignal | undefined,
+    context: {
+      readonly sourceRoot: string;
+      readonly owners?: OwnerPolicy | undefined;
+      readonly observedAt: number;
+      readonly tempsLeft: string[];
+      readonly onCopyEnded?: (bytes: number) => void;
+    } = { sourceRoot: "", observedAt: 0, tempsLeft: [] },
+  ): Promise<Outcome[]> {
+    const index = this.#state.index;
+    const small = actions.filter((a) => a.op === "copy" && a.source.size < 1 << 20).length;
+    return await applyPlan(actions, this.#replica, {
+      sourceRoot: context.sourceRoot,
       dryRun: this.#options.dryRun ?? false,
-      temps: state.temps,
-      ...(owners ? { owners } : {}),
-      copyWorker: (this.#disk === realDisk || this.#options.makeCopyWorker !== undefined) &&
-        !this.#workerFailed,
-      ...(this.#options.makeCopyWorker ? { makeWorker: this.#options.makeCopyWorker } : {}),
-      onWorkerFailure: (error) => {
-        this.#workerFailed = true;
-        this.#log.warn(
-          "The copy worker stopped ({reason}); files are copied without it from now on.",
-          { action: "worker", reason: reason(error) },
-        );
-      },
-      signal,
+      batches: small >= MIN_BATCHED_WRITES,
+      ...(context.owners ? { owners: context.owners } : {}),
+      ...(signal ? { signal } : {}),
+      ...(context.onCopyEnded ? { onCopyEnded: context.onCopyEnded } : {}),
       onOutcome: (outcome) => {
-        if (outcome.status === "done") learnFromWrite(index, outcome, source.startedAt);
-        else if (outcome.action.op === "remove" && isTemp(baseName(outcome.action.path))) {
-          tempsLeft.push(baseName(outcome.action.path));
+        if (outcome.status === "done") learnFromWrite(index, outcome, context.observedAt);
+        else if (
+          outcome.action.op === "remove" && this.#state.isTemp(baseName(outcome.action.path))
+        ) {
+          context.tempsLeft.push(baseName(outcome.action.path));
         }
         if (outcome.status === "skipped" && outcome.action.op === "keep") {
           // A lasting conflict (a kept folder where the source has a file): said once.
           if (this.#warnedKept.has(outcome.action.path)) return;
           this.#warnedKept.add(outcome.action.path);
         }
-        reportOutcome(this.#log, outcome);
+        reportOutcome(this.#log, outcome, this.#replica.where);
         count(tally, outcome);
       },
-      onCopyEnded: (bytes) => progress?.advance(bytes),
-    }).finally(() => {
-      progress?.stop();
-      if (remember) this.#ownWrites.written(written, (path) => this.#replicaState(path));
     });
-    if (!full || this.#options.dryRun) return; // saved by full, real cycles
-    if (tally.copied + tally.updated + tally.removed + tally.created > 0 && !signal?.aborted) {
-      tally.digest = await this.#sourceDigest(source, index, comparison.sourceMd5s, signal) ??
-        "not computed";
-    }
-    index.retain((path) => source.tree.get(path)?.kind === "file");
-    if (replica.problems.length === 0 && !signal?.aborted) state.tempsSwept(tempsLeft);
-    await this.saveState();
   }
 
   /**
@@ -367,128 +446,24 @@ export class Mirror {
     }
   }
 
-  /**
-   * Sort paths a replica watcher reported into those someone else changed and
-   * those this mirror is writing or just wrote (see {@link OwnWrites}). A
-   * path whose content was `written` in place is someone else's whenever it
-   * is reported: the mirror writes contents under temp names only.
-   */
-  splitReplicaEvents(
-    paths: Iterable<string>,
-    written: ReadonlySet<string> = new Set(),
-  ): { foreign: string[]; own: string[] } {
-    const split = this.#ownWrites.split(paths);
-    const foreign = [...split.foreign, ...split.own.filter((path) => written.has(path))];
-    const own = split.own.filter((path) => !written.has(path));
-    // Someone else wrote there: compare the content, whatever its stat key says.
-    for (const path of foreign) this.#state.index.distrustReplica(path);
-    return { foreign, own };
-  }
-
-  /**
-   * Of `paths`, events of this mirror's own writes looked at once their window
-   * is over, those that are no longer as the mirror left them (someone else's
-   * edit right after the mirror's write).
-   */
-  changedSinceWritten(paths: Iterable<string>): string[] {
-    return this.#ownWrites.changed(paths, (path) => this.#replicaState(path));
-  }
-
-  /** A replica path's stat key and mode, or "absent". */
-  #replicaState(path: string): string {
-    try {
-      const info = Deno.lstatSync(joinPath(this.#roots.replica, path));
-      return `${statKey(entryFromInfo(info))}:${info.mode}`;
-    } catch {
-      return "absent";
-    }
-  }
-
-  /**
-   * The deletion guards. An empty source that is no longer the folder last
-   * seen (an unmounted disk shows the empty mount point) deletes nothing, in
-   * this run or a later one (the state remembers the source root), and
-   * neither does a plan that deletes more than `--max-delete` entries. A
-   * partial cycle leaves deletions to the next full cycle when the source
-   * root changed.
-   */
-  #deletionsAllowed(
+  #reportRefusal(
     tally: Tally,
-    sourceId: string,
-    source: Tree,
-    replica: Tree,
-    changes: readonly Action[],
-    full: boolean,
-  ): boolean {
-    const recorded = this.#state.sourceRoot;
-    if (recorded !== undefined && recorded.id !== sourceId) {
-      if (!full) return false;
-      if (recorded.heldEntries && source.size === 0 && replica.size > 0) {
-        tally.failed++;
-        this.#log.error(
-          "Source folder {path} is empty and is no longer the folder it was (its device or " +
-            "inode changed: an unmounted disk?); nothing was deleted.",
-          { action: "guard", path: this.#given.source },
-        );
-        return false;
-      }
-    }
-    if (full) this.#state.sourceRoot = { id: sourceId, heldEntries: source.size > 0 };
-    const limit = this.#options.maxDelete;
-    if (limit === undefined) return true;
-    const count = deletedEntries(changes, replica);
-    if (count <= limit) return true;
+    refusal: NonNullable<ReturnType<typeof deletionGuard>["refusal"]>,
+  ): void {
     tally.failed++;
-    this.#log.error(
-      "This cycle would delete {count} replica entries, more than --max-delete {limit}; " +
-        "nothing was deleted.",
-      { action: "guard", count, limit },
-    );
-    return false;
-  }
-
-  /**
-   * The source's tree digest (see `verify.ts`): file MD5s come from the index
-   * where their keys still hold, or from this cycle's comparison; the rest
-   * (files copied this cycle) are read here and recorded in the index, so
-   * that the next comparison reads only their replica side. Reading is
-   * bounded ({@link DIGEST_BUDGET}): a cycle that copied more returns
-   * undefined rather than multiply its own cost (MD5 runs at ~450 MB/s, far
-   * slower than a kernel copy).
-   */
-  async #sourceDigest(
-    source: Scan,
-    index: PairIndex,
-    readThisCycle: ReadonlyMap<string, string>,
-    signal?: AbortSignal,
-  ): Promise<string | undefined> {
-    const inIndex = (path: string, entry: Entry) =>
-      index.knows(path, "source", entry) && index.md5(path) !== undefined;
-    let unknownBytes = 0, unknownFiles = 0;
-    for (const [path, entry] of source.tree) {
-      if (entry.kind !== "file" || inIndex(path, entry) || readThisCycle.has(path)) continue;
-      unknownBytes += entry.size;
-      unknownFiles++;
+    if (refusal.kind === "unmounted") {
+      this.#log.error(
+        "Source folder {path} is empty and is no longer the folder it was (its device or " +
+          "inode changed: an unmounted disk?); nothing was deleted.",
+        { action: "guard", path: this.#source.where },
+      );
+    } else {
+      this.#log.error(
+        "This cycle would delete {count} replica entries, more than --max-delete {limit}; " +
+          "nothing was deleted.",
+        { action: "guard", count: refusal.count, limit: refusal.limit },
+      );
     }
-    if (unknownBytes > DIGEST_BUDGET.bytes || unknownFiles > DIGEST_BUDGET.files) return undefined;
-    const { digestLine, treeDigest } = await import("./verify.ts");
-    const lines: string[] = [];
-    for (const [path, entry] of source.tree) {
-      if (entry.kind === "other") continue;
-      let md5: string | undefined;
-      if (entry.kind === "file") {
-        md5 = inIndex(path, entry) ? index.md5(path) : readThisCycle.get(path);
-        try {
-          md5 ??= await this.#hasher.md5(joinPath(this.#roots.source, path), entry.size, signal);
-          index.recordSource(path, entry, md5, source.startedAt);
-        } catch {
-          if (signal?.aborted) return undefined; // stopped: no digest
-          md5 = "?"; // unreadable or gone: the digest says so
-        }
-      }
-      lines.push(digestLine(path, entry, md5));
-    }
-    return treeDigest(lines);
   }
 
   /** DEBUG lines for every source entry this cycle leaves alone. */
@@ -517,19 +492,41 @@ export class Mirror {
 
   /**
    * The owners this mirror keeps: found out at its first cycle that writes,
-   * by making (and removing) one temp file in the replica root; none in a dry
-   * run, which writes nothing.
+   * by asking the replica (a local folder makes and removes one temp file in
+   * its root); none in a dry run, which writes nothing.
    */
-  #owners(replicaMissing: boolean): OwnerPolicy | undefined {
+  async #owners(replicaMissing: boolean): Promise<OwnerPolicy | undefined> {
     if (this.#ownerPolicy !== undefined || this.#options.dryRun || replicaMissing) {
       return this.#ownerPolicy;
     }
-    const self = OwnerPolicy.probe(this.#roots.replica, this.#state.temps.next());
+    const self = await this.#replica.probeOwner?.();
     if (self !== undefined) {
       this.#ownerPolicy = new OwnerPolicy(self, this.#state.ownerDenials(self.uid));
     }
     return this.#ownerPolicy;
   }
+}
+
+/** How many files the actions copy, and how many bytes. */
+function copyTotals(actions: readonly Action[]): [number, number] {
+  let files = 0, bytes = 0;
+  for (const action of actions) {
+    if (action.op !== "copy") continue;
+    files++;
+    bytes += action.source.size;
+  }
+  return [files, bytes];
+}
+
+function emptyScan(): Scan {
+  return {
+    tree: new PackedTree(),
+    problems: [],
+    incomplete: new Set(),
+    temps: [],
+    holdsExcluded: new Set(),
+    startedAt: Date.now(),
+  };
 }
 
 /**

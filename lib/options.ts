@@ -21,33 +21,83 @@ import { VERSION } from "./version.ts";
 
 /** Validated settings of one run of the program. */
 export interface Options {
-  /** Folder to mirror. Default `"source"`. */
+  /**
+   * Folder to mirror.
+   *
+   * @default {"source"}
+   */
   readonly source: string;
-  /** Folder kept identical to the source. Default `"replica"`. */
+  /**
+   * Folder kept identical to the source.
+   *
+   * @default {"replica"}
+   */
   readonly replica: string;
-  /** Log file, appended to. Default `"log.txt"`. */
+  /**
+   * Log file, appended to.
+   *
+   * @default {"log.txt"}
+   */
   readonly logFile: string;
-  /** What the program remembers between runs. Default: the log file's path
-   * with `.state` appended. */
+  /**
+   * What the program remembers between runs.
+   *
+   * @default the log file's path with `.state` appended
+   */
   readonly stateFile: string;
-  /** Seconds between the starts of two cycles. Default `10`. */
+  /**
+   * Seconds between the starts of two cycles.
+   *
+   * @default {10}
+   */
   readonly intervalSeconds: number;
-  /** Run one cycle and exit. Default `false`. */
+  /**
+   * Run one cycle and exit.
+   *
+   * @default {false}
+   */
   readonly once: boolean;
-  /** A cycle that would delete more replica entries than this deletes none.
-   * Default: no limit. */
+  /**
+   * A cycle that would delete more replica entries than this deletes none.
+   *
+   * @default no limit
+   */
   readonly maxDelete?: number;
-  /** Also mirror changes as file-system events report them. Default `false`. */
+  /**
+   * Also mirror changes as file-system events report them.
+   *
+   * @default {false}
+   */
   readonly watch: boolean;
-  /** One cycle that only logs what it would do. Default `false`. */
+  /**
+   * One cycle that only logs what it would do.
+   *
+   * @default {false}
+   */
   readonly dryRun: boolean;
-  /** Compare the trees completely, print differences and tree digests. Default `false`. */
+  /**
+   * Compare the trees completely, print differences and tree digests.
+   *
+   * @default {false}
+   */
   readonly verify: boolean;
-  /** gitignore-style patterns of paths neither copied nor deleted. Default none. */
+  /**
+   * gitignore-style patterns of paths neither copied nor deleted.
+   *
+   * @default none
+   */
   readonly exclude: readonly string[];
-  /** The log file's format. Default `"text"`. */
+  /**
+   * The log file's format.
+   *
+   * @default {"text"}
+   */
   readonly logFormat: "text" | "json";
-  /** How much the console shows. Default `"normal"`. */
+  /**
+   * How much the console shows.
+   *
+   * @default {"normal"}
+   */
   readonly console: "quiet" | "normal" | "verbose";
 }
 

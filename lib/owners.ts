@@ -6,7 +6,8 @@
  *
  * @module
  */
-import type { Owner, Owners } from "./plan.ts";
+import type { Owner } from "./entry.ts";
+import type { Owners } from "./plan.ts";
 
 /** The {@link Owners} of one mirror, updated when a change is refused. */
 export class OwnerPolicy implements Owners {

@@ -63,6 +63,8 @@ export class PairIndex {
   /**
    * The index `bytes` hold (from {@link toBytes}).
    *
+   * @param bytes the bytes {@link toBytes} returned.
+   * @returns a new index holding the same pairs, not {@link dirty}.
    * @throws {Error} when the bytes are truncated or damaged.
    */
   static fromBytes(bytes: Uint8Array): PairIndex {
@@ -104,7 +106,14 @@ export class PairIndex {
     this.#dirty = true;
   }
 
-  /** Whether `entry` still has the stat key recorded for `side` of the pair at `path`. */
+  /**
+   * Whether `entry` still has the stat key recorded for `side` of the pair at `path`.
+   *
+   * @param path the pair's path relative to the roots.
+   * @param side which side's key to check.
+   * @param entry that side's entry as scanned now.
+   * @returns true when the pair is known and that side's key is unchanged.
+   */
   knows(path: string, side: Side, entry: Entry): boolean {
     const slot = this.#slots.get(path);
     if (slot === undefined) return false;
@@ -113,7 +122,12 @@ export class PairIndex {
       keys[at + 2] === entry.ctimeMs && keys[at + 3] === entry.ino;
   }
 
-  /** The MD5 (hex) recorded at `path`, if it is known. */
+  /**
+   * The MD5 recorded for the pair at `path`.
+   *
+   * @param path the pair's path relative to the roots.
+   * @returns the MD5 in lowercase hex, or undefined when it is not known.
+   */
   md5(path: string): string | undefined {
     const slot = this.#slots.get(path);
     if (slot === undefined || (this.#flags[slot]! & MD5_KNOWN) === 0) return undefined;
@@ -129,6 +143,12 @@ export class PairIndex {
   /**
    * Record that `source` and `replica` hold the same bytes with MD5 `md5`.
    * Kept only when both keys are settled at `observedAt` (see `isSettled`).
+   *
+   * @param path the pair's path relative to the roots.
+   * @param source the source file as scanned.
+   * @param replica the replica file as scanned.
+   * @param md5 the MD5 (hex) both hold.
+   * @param observedAt when the scan started (epoch milliseconds).
    */
   record(path: string, source: Entry, replica: Entry, md5: string, observedAt: number): void {
     if (!isSettled(source, observedAt) || !isSettled(replica, observedAt)) {
@@ -148,6 +168,11 @@ export class PairIndex {
    * source key is settled at `observedAt`; the replica key is the mirror's
    * own write and is trusted at once (the gap this leaves is documented in
    * the README).
+   *
+   * @param path the pair's path relative to the roots.
+   * @param source the source file as scanned.
+   * @param replica the replica file's stat key after the copy.
+   * @param observedAt when the scan started (epoch milliseconds).
    */
   recordCopy(path: string, source: Entry, replica: StatKey, observedAt: number): void {
     if (!isSettled(source, observedAt)) return this.forget(path);
@@ -158,6 +183,8 @@ export class PairIndex {
   /**
    * Someone else wrote the replica file at `path`: its key is no longer
    * trusted, whatever it is (the source side's MD5, if known, still is).
+   *
+   * @param path the pair's path relative to the roots.
    */
   distrustReplica(path: string): void {
     const slot = this.#slots.get(path);
@@ -170,6 +197,9 @@ export class PairIndex {
   /**
    * The mirror changed the attributes of the replica file at `path` (a new
    * ctime, maybe a new mtime): if the pair is known, `replica` is its key now.
+   *
+   * @param path the pair's path relative to the roots.
+   * @param replica the replica file's stat key after the change.
    */
   updateReplica(path: string, replica: StatKey): void {
     const slot = this.#slots.get(path);
@@ -183,6 +213,11 @@ export class PairIndex {
    * later reads only the replica side. Kept only when the key is settled at
    * `observedAt`. Where the pair is already known for this key, only its
    * missing MD5 is filled in.
+   *
+   * @param path the file's path relative to the roots.
+   * @param source the source file as scanned.
+   * @param md5 the file's MD5 (hex).
+   * @param observedAt when the scan started (epoch milliseconds).
    */
   recordSource(path: string, source: Entry, md5: string, observedAt: number): void {
     if (!isSettled(source, observedAt)) return;
@@ -233,7 +268,11 @@ export class PairIndex {
     return this.#used++;
   }
 
-  /** Drop what is known about `path`. */
+  /**
+   * Drop what is known about `path`.
+   *
+   * @param path the pair's path relative to the roots.
+   */
   forget(path: string): void {
     const slot = this.#slots.get(path);
     if (slot === undefined) return;
@@ -242,12 +281,21 @@ export class PairIndex {
     this.#dirty = true;
   }
 
-  /** Drop every path for which `keep` is false. */
+  /**
+   * Drop every path for which `keep` is false.
+   *
+   * @param keep says whether to keep the pair at a path.
+   */
   retain(keep: (path: string) => boolean): void {
     for (const path of this.#slots.keys()) if (!keep(path)) this.forget(path);
   }
 
-  /** The index as bytes (live slots only, in path order of the map); see the layout above. */
+  /**
+   * The index as bytes (live slots only), for the state file; {@link fromBytes}
+   * reads them back.
+   *
+   * @returns the known pairs, in the byte layout described at the top of `pair_index.ts`.
+   */
   toBytes(): Uint8Array {
     const count = this.#slots.size;
     const paths = new TextEncoder().encode([...this.#slots.keys(), ""].join("\0"));

@@ -14,11 +14,13 @@
  *
  * @module
  */
-import { type Entry, type Kind, type Tree } from "./entry.ts";
+import type { Entry, Kind, Owner, Tree } from "./entry.ts";
 import { comparePaths, hasAncestorIn, parentOf } from "./paths.ts";
 
 /** One step of a plan. Paths are relative to the roots. */
 export type Action =
+  /** Make the replica's root folder (it is missing). */
+  | { readonly op: "root"; readonly path: "" }
   /** Remove the replica entry (recursively for a folder). */
   | { readonly op: "remove"; readonly path: string; readonly kind: Kind }
   /** Create a folder with `mode` (the source's bits plus owner rwx, so it can be filled). */
@@ -68,12 +70,6 @@ export type Action =
    * excluded entries; its other contents are removed. */
   | { readonly op: "keep"; readonly path: string; readonly blocks?: Kind };
 
-/** Ids to give an entry: a user, a group, or both. */
-export interface Owner {
-  readonly uid?: number;
-  readonly gid?: number;
-}
-
 /** Which owners the mirror keeps (as `rsync -a`: users only when run as root). */
 export interface Owners {
   /** The user and group new entries get when the mirror makes them. */
@@ -85,9 +81,25 @@ export interface Owners {
 }
 
 /**
- * The owner change that makes an entry owned like `source`, for an entry
- * owned as `current` (undefined: one the mirror is about to make), or
- * undefined when none is needed or allowed.
+ * The owner change that makes an entry owned like `source`.
+ *
+ * @param source the source entry, whose owner is to be copied.
+ * @param current the replica entry as it is owned now (undefined: one the
+ * mirror is about to make, which it owns).
+ * @param owners which owners the mirror keeps (undefined: none).
+ * @returns the user and/or group to give, or undefined when no change is
+ * needed or allowed.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ownerChange } from "./plan.ts";
+ * import type { Entry } from "./entry.ts";
+ * const source: Entry = { kind: "file", size: 1, mtimeMs: 0, ctimeMs: 0, ino: 1, mode: 0o644 };
+ * const owners = { self: { uid: 1000, gid: 1000 }, users: false, deniedGroups: new Set<number>() };
+ * const change = ownerChange({ ...source, uid: 0, gid: 50 }, undefined, owners);
+ * assert.deepEqual(change, { gid: 50 }); // not root: the group only
+ * ```
  */
 export function ownerChange(
   source: Entry,
@@ -111,29 +123,56 @@ export function ownerChange(
 export interface PlanOptions {
   /** Same-size file pairs whose content differs. */
   readonly changed: ReadonlySet<string>;
-  /** Source folders whose listing is incomplete (`""` is the root): nothing under
-   * them is removed from the replica. Default: none. */
+  /**
+   * Source folders whose listing is incomplete (`""` is the root): nothing under
+   * them is removed from the replica.
+   *
+   * @default none
+   */
   readonly incomplete?: ReadonlySet<string>;
-  /** When false, nothing in the replica is removed: replica-only entries stay,
+  /**
+   * When false, nothing in the replica is removed: replica-only entries stay,
    * and a path whose type differs is left alone (with everything below it).
-   * Default `true`. */
+   *
+   * @default {true}
+   */
   readonly deletions?: boolean;
-  /** Replica folders that hold excluded entries, at any depth (they are in
+  /**
+   * Replica folders that hold excluded entries, at any depth (they are in
    * neither tree): such a folder is never removed; its other contents are.
-   * Default: none. */
+   *
+   * @default none
+   */
   readonly holdsExcluded?: ReadonlySet<string>;
-  /** Owners to keep. Default: ownership is left alone. */
+  /**
+   * Owners to keep.
+   *
+   * @default ownership is left alone
+   */
   readonly owners?: Owners;
-  /** The two root folders themselves: the replica root gets the source root's
-   * attributes too (as `rsync -a src/ dst/`). Default: the roots are left alone. */
+  /**
+   * The two root folders themselves: the replica root gets the source root's
+   * attributes too (as `rsync -a src/ dst/`).
+   *
+   * @default the roots are left alone
+   */
   readonly roots?: { readonly source: Entry; readonly replica: Entry };
-  /** The program's own stale temp files and folders in the replica: removed
-   * first, whatever the other inputs say. Default: none. */
+  /**
+   * The program's own stale temp files and folders in the replica: removed
+   * first, whatever the other inputs say.
+   *
+   * @default none
+   */
   readonly temps?: readonly { readonly path: string; readonly kind: Kind }[];
 }
 
 /**
  * Plan the actions that turn `replica` into `source`.
+ *
+ * @param source the source tree.
+ * @param replica the replica tree, as it is.
+ * @param options what else the plan depends on; see {@link PlanOptions}.
+ * @returns the actions, in the order they must be applied.
  *
  * @example
  * ```ts
@@ -316,6 +355,22 @@ function sortedKeys(tree: Tree): string[] {
 /**
  * How many replica entries `actions` delete: each removed entry plus
  * everything below a removed folder.
+ *
+ * @param actions a plan (see {@link plan}).
+ * @param replica the replica tree the plan was made for.
+ * @returns the number of replica entries the plan removes.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { deletedEntries, plan } from "./plan.ts";
+ * import type { Entry } from "./entry.ts";
+ * const dir: Entry = { kind: "dir", size: 0, mtimeMs: 0, ctimeMs: 0, ino: 1, mode: 0o755 };
+ * const file: Entry = { ...dir, kind: "file", ino: 2, mode: 0o644 };
+ * const replica = new Map([["d", dir], ["d/a", file], ["d/b", file]]);
+ * const actions = plan(new Map(), replica, { changed: new Set() });
+ * assert.equal(deletedEntries(actions, replica), 3);
+ * ```
  */
 export function deletedEntries(actions: readonly Action[], replica: Tree): number {
   const removed = new Set<string>();

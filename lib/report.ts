@@ -6,17 +6,60 @@
  *
  * @module
  */
-import type { Logger } from "npm:@logtape/logtape@^2.4.2";
 import { NOUN } from "./entry.ts";
 import type { Outcome } from "./apply.ts";
 import type { Action } from "./plan.ts";
 import { reason } from "./error.ts";
 import type { Problem } from "./scan.ts";
 
+/**
+ * Where a mirror's log lines go: a LogTape `Logger` is one. Messages are
+ * templates whose `{name}` placeholders are filled from `properties`.
+ */
+export interface MirrorLog {
+  /**
+   * A line for `--verbose` (unchanged entries).
+   *
+   * @param message the line's template.
+   * @param properties the values of its placeholders, and the record's other properties.
+   */
+  debug(message: string, properties?: Record<string, unknown>): void;
+  /**
+   * An action done (or planned, in a dry run), a summary.
+   *
+   * @param message the line's template.
+   * @param properties the values of its placeholders, and the record's other properties.
+   */
+  info(message: string, properties?: Record<string, unknown>): void;
+  /**
+   * Something skipped that the next cycle retries or the user should know.
+   *
+   * @param message the line's template.
+   * @param properties the values of its placeholders, and the record's other properties.
+   */
+  warn(message: string, properties?: Record<string, unknown>): void;
+  /**
+   * An action that failed.
+   *
+   * @param message the line's template.
+   * @param properties the values of its placeholders, and the record's other properties.
+   */
+  error(message: string, properties?: Record<string, unknown>): void;
+  /**
+   * Whether lines of `level` are kept (the debug lines are not built otherwise).
+   *
+   * @param level the level asked about.
+   * @returns true when lines of `level` go somewhere.
+   */
+  isEnabledFor(level: "debug"): boolean;
+}
+
 /** How log lines name each kind of entry. */
 
 function doneMessage(action: Action): string {
   switch (action.op) {
+    case "root":
+      return "Replica folder {path} has been created.";
     case "remove":
       return `${NOUN[action.kind]} {path} has been removed.`;
     case "mkdir":
@@ -38,6 +81,8 @@ function doneMessage(action: Action): string {
 
 function plannedMessage(action: Action): string {
   switch (action.op) {
+    case "root":
+      return "Would create replica folder {path}.";
     case "remove":
       return `Would remove ${NOUN[action.kind].toLowerCase()} {path}.`;
     case "mkdir":
@@ -59,6 +104,8 @@ function plannedMessage(action: Action): string {
 
 function failedMessage(action: Action): string {
   switch (action.op) {
+    case "root":
+      return "Replica folder {path} is not usable ({reason}); nothing was done.";
     case "remove":
       return `Could not remove ${NOUN[action.kind].toLowerCase()} {path}: {reason}.`;
     case "mkdir":
@@ -78,10 +125,12 @@ function failedMessage(action: Action): string {
   }
 }
 
-/** Log one outcome: INFO when done, WARNING when skipped, ERROR when failed. */
-export function reportOutcome(log: Logger, outcome: Outcome): void {
+/** Log one outcome: INFO when done, WARNING when skipped, ERROR when failed.
+ * `replica` names the replica folder (as the user gave it). */
+export function reportOutcome(log: MirrorLog, outcome: Outcome, replica = "the replica"): void {
   const { action } = outcome;
-  const base = { action: action.op, path: action.path };
+  // The replica root is named as the user gave it; other paths are relative to the roots.
+  const base = { action: action.op, path: action.op === "root" ? replica : action.path || "." };
   switch (outcome.status) {
     case "done":
       if (outcome.quiet) break; // nothing worth a line changed
@@ -112,7 +161,7 @@ export function reportOutcome(log: Logger, outcome: Outcome): void {
 }
 
 /** Log a path that could not be read during a scan or a comparison. */
-export function reportProblem(log: Logger, side: "source" | "replica", problem: Problem): void {
+export function reportProblem(log: MirrorLog, side: "source" | "replica", problem: Problem): void {
   const where = problem.path === "" ? `the ${side} folder` : `${side} path {path}`;
   log.error(`Could not read ${where}: {reason}.`, {
     action: "read",
@@ -123,14 +172,21 @@ export function reportProblem(log: Logger, side: "source" | "replica", problem: 
 
 /** Counts of one cycle. */
 export interface Tally {
+  /** Files copied that the replica did not have. */
   copied: number;
+  /** Files copied over a different replica file. */
   updated: number;
+  /** Replica entries removed. */
   removed: number;
+  /** Folders made. */
   created: number;
   /** Symlinks made or replaced. */
   links: number;
+  /** Things skipped (a file that changed or vanished while copied, a special file). */
   warnings: number;
+  /** Actions that failed; the next cycle tries again. */
   failed: number;
+  /** Bytes of file content written. */
   bytes: number;
   /** Actions a dry run would have taken. */
   planned: number;
@@ -170,7 +226,7 @@ export function count(tally: Tally, outcome: Outcome): void {
     return;
   }
   tally.bytes += outcome.bytes;
-  if (action.op === "keep" || outcome.quiet) return;
+  if (action.op === "keep" || action.op === "root" || outcome.quiet) return;
   if (action.op === "remove") tally.removed++;
   else if (action.op === "mkdir") tally.created++;
   else if (action.op === "symlink") tally.links++;
@@ -187,7 +243,7 @@ export function eventful(tally: Tally): boolean {
 
 /** Log the one-line summary of a cycle (of a dry run: what it would have done). */
 export function reportSummary(
-  log: Logger,
+  log: MirrorLog,
   tally: Tally,
   durationMs: number,
   dryRun = false,

@@ -1,9 +1,7 @@
 /**
- * Walk one tree into {@link Entry} records. Symlinks are never followed. A
- * failure on one item is recorded as data and the walk goes on.
- *
- * The sync file-system calls are used on purpose: they are several times
- * faster than the async ones in Deno (see FACTS.md).
+ * Walk one tree, through its {@link TreeReader}, folder by folder, into
+ * {@link Entry} records. Symlinks are never followed. A failure on one item
+ * is recorded as data and the walk goes on.
  *
  * @module
  */
@@ -11,8 +9,9 @@ import { asError } from "./error.ts";
 import { pacer } from "./pace.ts";
 import { PackedTree } from "./tree.ts";
 import type { ExcludeMatcher } from "./exclude.ts";
-import { type Entry, entryFromInfo, type Kind, type Roots, type Tree } from "./entry.ts";
-import { hasAncestorIn, joinPath, parentOf } from "./paths.ts";
+import type { Entry, Kind, Tree } from "./entry.ts";
+import { hasAncestorIn, parentOf } from "./paths.ts";
+import type { Listing, TreeReader } from "./replica.ts";
 
 /** A path that could not be read, and why. */
 export interface Problem {
@@ -46,38 +45,52 @@ export interface ScanOptions {
   /**
    * Scan only these folders (paths relative to the root): the items directly
    * in each, and with `deep` everything below them too. A listed folder that
-   * does not exist is marked incomplete, not reported. Default: the whole tree.
+   * does not exist is marked incomplete, not reported.
+   *
+   * @default the whole tree
    */
   readonly folders?: readonly { readonly path: string; readonly deep: boolean }[];
-  /** Paths to leave out as if they did not exist (nor anything below an excluded
-   * folder). Default: none. */
+  /**
+   * Paths to leave out as if they did not exist (nor anything below an excluded
+   * folder).
+   *
+   * @default none
+   */
   readonly exclude?: ExcludeMatcher;
-  /** Which names are the program's own temp files and folders: they go to
-   * {@link Scan.temps}, not into the tree. Default: none (every name is an entry). */
+  /**
+   * Which names are the program's own temp files and folders: they go to
+   * {@link Scan.temps}, not into the tree.
+   *
+   * @default none (every name is an entry)
+   */
   readonly isTemp?: (name: string) => boolean;
-  /** Stops the walk (it then throws the signal's reason). The walk hands
+  /**
+   * Stops the walk (it then throws the signal's reason). The walk hands
    * control back every few milliseconds, so that a signal can be heard.
-   * Default: never. */
+   *
+   * @default never
+   */
   readonly signal?: AbortSignal;
 }
 
 /**
- * Walk `root` (a folder) recursively, or only the folders `options` names.
- * Entries come depth first with siblings sorted, so the tree's order already
- * is the planner's order.
+ * Walk the tree `reader` reads, folder by folder, recursively, or only the
+ * folders `options` names. Entries come depth first with siblings sorted, so
+ * the tree's order already is the planner's order.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
+ * import { LocalTree } from "./local.ts";
  * import { scanTree } from "./scan.ts";
  * const dir = Deno.makeTempDirSync();
  * Deno.writeTextFileSync(`${dir}/a.txt`, "hi");
- * const scan = await scanTree(dir);
+ * const scan = await scanTree(new LocalTree(dir));
  * assert.ok(scan.tree.get("a.txt")?.size === 2);
  * Deno.removeSync(dir, { recursive: true });
  * ```
  */
-export async function scanTree(root: string, options: ScanOptions = {}): Promise<Scan> {
+export async function scanTree(reader: TreeReader, options: ScanOptions = {}): Promise<Scan> {
   const startedAt = Date.now();
   const tree = new PackedTree();
   const problems: Problem[] = [];
@@ -92,7 +105,7 @@ export async function scanTree(root: string, options: ScanOptions = {}): Promise
   // A partial walk also records each folder it was asked to list (a full walk
   // gets every folder from its parent's listing).
   const named = new Set(partial ? options.folders!.map((folder) => folder.path) : []);
-  const rootEntry = examine(root, "", []);
+  const rootEntry = await examine(reader, "", []);
   for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
     await pace();
     signal?.throwIfAborted();
@@ -101,15 +114,15 @@ export async function scanTree(root: string, options: ScanOptions = {}): Promise
       // An excluded folder (or one below an excluded folder) is not looked at.
       if (excludedFolder(exclude, dir)) continue;
       if (tree.get(dir) === undefined) {
-        const entry = examine(root, dir, problems);
+        const entry = await examine(reader, dir, problems);
         if (typeof entry === "object" && entry.kind === "dir") tree.set(dir, entry);
         else if (entry === undefined) incomplete.add(parentOf(dir)); // could not be examined
       }
     }
     const prefix = dir === "" ? "" : `${dir}/`;
-    let items: Deno.DirEntry[];
+    let listing: Listing;
     try {
-      items = Array.from(Deno.readDirSync(joinPath(root, dir))).sort(byName);
+      listing = await reader.list(dir);
     } catch (error) {
       // A folder named by a partial scan may be gone already. When its parent
       // is listed in the same scan, that listing says so (and what was in it
@@ -119,11 +132,14 @@ export async function scanTree(root: string, options: ScanOptions = {}): Promise
       if (!gone || !named.has(parentOf(dir))) incomplete.add(dir);
       continue;
     }
+    for (const { name, error } of listing.problems) problems.push({ path: prefix + name, error });
+    if (listing.problems.length > 0) incomplete.add(dir);
     const subfolders: string[] = [];
-    for (const { name, isDirectory } of items) {
+    for (const { name, entry } of listing.entries) {
       const path = prefix + name;
+      const isDirectory = entry.kind === "dir";
       if (isTemp?.(name)) {
-        temps.push({ path, kind: isDirectory ? "dir" : "file" });
+        temps.push({ path, kind: entry.kind });
         continue;
       }
       if (exclude?.(path, isDirectory)) {
@@ -133,14 +149,8 @@ export async function scanTree(root: string, options: ScanOptions = {}): Promise
         }
         continue;
       }
-      const entry = examine(root, path, problems);
-      if (entry === "gone") continue;
-      if (entry === undefined) {
-        incomplete.add(dir);
-        continue;
-      }
       tree.set(path, entry);
-      if (deep && entry.kind === "dir") subfolders.push(path);
+      if (deep && isDirectory) subfolders.push(path);
     }
     // Depth first, siblings in order: each folder is followed by its subtree.
     for (let i = subfolders.length - 1; i >= 0; i--) pending.push({ path: subfolders[i]!, deep });
@@ -162,7 +172,7 @@ export async function scanTree(root: string, options: ScanOptions = {}): Promise
  * deeply any source folder found whose replica twin is missing.
  */
 export async function scanAround(
-  roots: Roots,
+  trees: { readonly source: TreeReader; readonly replica: TreeReader },
   paths: ReadonlySet<string>,
   exclude: ExcludeMatcher | undefined,
   isTemp?: (name: string) => boolean,
@@ -173,7 +183,7 @@ export async function scanAround(
   for (const path of paths) {
     shallow.add(path === "" ? "" : parentOf(path));
     try {
-      if (path !== "" && Deno.lstatSync(joinPath(roots.source, path)).isDirectory) deep.add(path);
+      if (path !== "" && (await trees.source.stat(path))?.kind === "dir") deep.add(path);
     } catch {
       // gone: the scan of its folder tells
     }
@@ -183,8 +193,8 @@ export async function scanAround(
     ...[...shallow].filter((dir) => !deep.has(dir) && !hasAncestorIn(dir, deep))
       .map((path) => ({ path, deep: false })),
   ];
-  const source = await scanTree(roots.source, { folders, exclude, signal });
-  const replica = await scanTree(roots.replica, { folders, exclude, isTemp, signal });
+  const source = await scanTree(trees.source, { folders, exclude, signal });
+  const replica = await scanTree(trees.replica, { folders, exclude, isTemp, signal });
   // A folder only one side has as a folder was listed, not looked into: in
   // the source it is copied whole, in the replica removed whole (unless it
   // holds excluded entries), so look into it.
@@ -197,10 +207,10 @@ export async function scanAround(
   return {
     source: sourceOnly.length === 0
       ? source
-      : joined(source, await scanTree(roots.source, { folders: sourceOnly, exclude, signal })),
+      : joined(source, await scanTree(trees.source, { folders: sourceOnly, exclude, signal })),
     replica: replicaOnly.length === 0 ? replica : joined(
       replica,
-      await scanTree(roots.replica, { folders: replicaOnly, exclude, isTemp, signal }),
+      await scanTree(trees.replica, { folders: replicaOnly, exclude, isTemp, signal }),
     ),
   };
 }
@@ -228,19 +238,16 @@ function joined(a: Scan, b: Scan): Scan {
   };
 }
 
-function byName(a: Deno.DirEntry, b: Deno.DirEntry): number {
-  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
-}
-
-/** lstat one item: its entry, `"gone"` if it vanished meanwhile, or undefined
+/** Examine one item: its entry, `"gone"` if it vanished meanwhile, or undefined
  * (with a problem recorded) if it could not be examined. */
-function examine(root: string, path: string, problems: Problem[]): Entry | "gone" | undefined {
-  const abs = joinPath(root, path);
+async function examine(
+  reader: TreeReader,
+  path: string,
+  problems: Problem[],
+): Promise<Entry | "gone" | undefined> {
   try {
-    const info = Deno.lstatSync(abs);
-    return entryFromInfo(info, info.isSymlink ? Deno.readLinkSync(abs) : undefined);
+    return (await reader.stat(path)) ?? "gone";
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return "gone";
     problems.push({ path, error: asError(error) });
     return undefined;
   }

@@ -42,16 +42,46 @@ export interface SourceRoot {
 
 /** The real paths a state belongs to. */
 export interface StatePair {
+  /** The source folder's real path. */
   readonly source: string;
+  /** The replica folder's real path. */
   readonly replica: string;
 }
 
-/** The state file cannot be used at all (the run must not start). */
+/**
+ * The state file cannot be used at all (the run must not start).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { MirrorState, StateFileError } from "./state.ts";
+ * const dir = Deno.makeTempDirSync();
+ * const pair = { source: `${dir}/src`, replica: `${dir}/rep` };
+ * await assert.rejects(MirrorState.open(dir, pair), StateFileError); // a folder, not a file
+ * ```
+ */
 export class StateFileError extends Error {
+  /** Always `"StateFileError"`. */
   override name = "StateFileError";
 }
 
-/** What a mirror remembers; see the module documentation. */
+/**
+ * What a mirror remembers; see the module documentation.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { MirrorState } from "./state.ts";
+ * const dir = Deno.makeTempDirSync();
+ * const pair = { source: `${dir}/src`, replica: `${dir}/rep` };
+ * const { state } = await MirrorState.open(`${dir}/mirror.state`, pair);
+ * assert.ok(state.isTemp(state.temps.next()));
+ * await state.save();
+ * state.close();
+ * const again = await MirrorState.open(`${dir}/mirror.state`, pair, { readOnly: true });
+ * assert.equal(again.warning, undefined);
+ * ```
+ */
 export class MirrorState {
   /** Known-identical file pairs. */
   index: PairIndex;
@@ -87,7 +117,12 @@ export class MirrorState {
     this.temps = new TempNames(this.runId);
   }
 
-  /** A state kept in memory only (a library user's choice, or tests). */
+  /**
+   * A state kept in memory only (a library user's choice, or tests).
+   *
+   * @param pair the real paths of the source and replica it belongs to.
+   * @returns a new, empty state that {@link save} never writes.
+   */
   static inMemory(pair: StatePair): MirrorState {
     return new MirrorState(pair);
   }
@@ -97,6 +132,10 @@ export class MirrorState {
    * or read-only for a run that writes nothing (`readOnly`, a dry run). What
    * it holds is loaded; `warning` says why it was set aside, if it was.
    *
+   * @param path the state file's path (made when missing, unless `readOnly`).
+   * @param pair the real paths of the source and replica it belongs to.
+   * @param options `readOnly`: neither lock nor write the file (default: false).
+   * @returns the state, and the reason the file's content was set aside, if it was.
    * @throws {StateFileError} when the file is in use by another running
    * mirror, is not a state file at all (it is never overwritten), or cannot
    * be opened; the message is one line, naming the path.
@@ -202,6 +241,9 @@ export class MirrorState {
   /**
    * What was refused to a mirror running as the user `uid` (the denials of
    * another user are forgotten: root may give what alice may not).
+   *
+   * @param uid the user the mirror runs as.
+   * @returns this state's record of the denials, to read and to add to.
    */
   ownerDenials(uid: number): { usersDenied: boolean; readonly deniedGroups: Set<number> } {
     if (this.#deniedFor !== uid) {
@@ -224,7 +266,12 @@ export class MirrorState {
     this.#changed = true;
   }
 
-  /** Whether `name` (a replica entry's name) is a temp file of this run or an earlier one. */
+  /**
+   * Whether `name` is a temp file of this run or an earlier one.
+   *
+   * @param name a replica entry's name (not a path).
+   * @returns true when it is one of the program's temp files.
+   */
   isTemp(name: string): boolean {
     if (this.temps.isOwn(name)) return true;
     const id = runIdOf(name);
@@ -235,6 +282,8 @@ export class MirrorState {
    * A full scan of the whole replica found temp files only of the runs in
    * `remaining` (they are being removed): earlier runs with none left are
    * forgotten.
+   *
+   * @param remaining the names of the temp files still in the replica.
    */
   tempsSwept(remaining: Iterable<string>): void {
     const names = new Set<string>();

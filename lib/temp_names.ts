@@ -44,22 +44,41 @@ export class TempNames {
   readonly #prefix: string;
   #next = 0;
 
+  /**
+   * The temp names of one run.
+   *
+   * @param runId the run's id (see {@link newRunId}), carried by every name.
+   */
   constructor(runId: string) {
     this.#prefix = `${TEMP_PREFIX}${runId}.`;
   }
 
-  /** A new temp name (a name, not a path). */
+  /**
+   * A new temp name.
+   *
+   * @returns a name (not a path) this run has not handed out before.
+   */
   next(): string {
     return `${this.#prefix}${(this.#next++).toString(36)}`;
   }
 
-  /** Whether `name` is one of this run's temp names. */
+  /**
+   * Whether `name` is one of this run's temp names.
+   *
+   * @param name an entry's name (not a path).
+   * @returns true when `name` carries this run's id.
+   */
   isOwn(name: string): boolean {
     return name.startsWith(this.#prefix);
   }
 
-  /** Whether `path` (relative, `/`-separated) is one of this run's temp
-   * names or lies in one (a new folder being filled). */
+  /**
+   * Whether `path` is one of this run's temp names or lies in one (a new
+   * folder being filled).
+   *
+   * @param path an entry path (relative, `/`-separated).
+   * @returns true when `path` or a folder above it is one of this run's temp names.
+   */
   holds(path: string): boolean {
     return path.startsWith(this.#prefix) || path.includes(`/${this.#prefix}`);
   }

@@ -36,16 +36,29 @@ export class PackedTree implements Tree {
   #numbers = new Float64Array(FIELDS * 64);
   readonly #targets = new Map<number, string>();
 
+  /** How many entries. */
   get size(): number {
     return this.#slots.size;
   }
 
+  /**
+   * The entry at `path`, if any (a new object at each call).
+   *
+   * @param path the entry's path relative to the root.
+   * @returns the entry, or undefined when the tree has none there.
+   */
   get(path: string): Entry | undefined {
     const slot = this.#slots.get(path);
     return slot === undefined ? undefined : this.#entry(slot);
   }
 
-  /** Add `path` at the end (or replace its entry where it is). */
+  /**
+   * Add `path` at the end (or replace its entry where it is).
+   *
+   * @param path the entry's path relative to the root.
+   * @param entry what is at `path`.
+   * @returns this tree, to chain calls.
+   */
   set(path: string, entry: Entry): this {
     let slot = this.#slots.get(path);
     if (slot === undefined) {
@@ -72,10 +85,20 @@ export class PackedTree implements Tree {
     return this;
   }
 
+  /**
+   * The paths, in insertion order.
+   *
+   * @returns the paths relative to the root.
+   */
   keys(): IterableIterator<string> {
     return this.#slots.keys();
   }
 
+  /**
+   * The paths and their entries, in insertion order.
+   *
+   * @returns `[path, entry]` pairs.
+   */
   *[Symbol.iterator](): IterableIterator<[string, Entry]> {
     for (const [path, slot] of this.#slots) yield [path, this.#entry(slot)];
   }

@@ -1,34 +1,27 @@
 /**
  * `--verify`: compare the two trees completely — the MD5 of every file, read
- * afresh, no index trusted — and compute each side's tree digest, a one-line
- * proof that anyone can recompute with standard tools:
- *
- * the MD5 of the lines `TYPE MODE PATH CONTENT\n`, one per entry below the
- * root, sorted by their UTF-8 bytes (`LC_ALL=C sort`), where TYPE is `file`,
- * `dir` or `symlink`; MODE the permission bits as four octal digits; PATH the
- * path relative to the root with `\` written `\\` and a newline `\n`; CONTENT
- * the file's MD5 in hex, the symlink's target (escaped the same way), or `-`
- * for a folder. Excluded paths, FIFOs, sockets and devices are left out;
- * every other entry counts, whatever its name (the replica holds nothing of
- * the program's own but, during a cycle, its temp files).
+ * afresh, no index trusted — and compute each side's tree digest (see
+ * `digest.ts`). The replica holds nothing of the program's own but, during a
+ * cycle, its temp files, so every entry counts.
  *
  * @module
  */
-import { createHash } from "node:crypto";
+import { digestLine, octal, treeDigest } from "./digest.ts";
 import { type Entry, NOUN } from "./entry.ts";
 import { reason } from "./error.ts";
 import type { ExcludeMatcher } from "./exclude.ts";
-import { Hasher } from "./hash.ts";
-
 import { formatTimestamp } from "./log.ts";
+import { comparePaths } from "./paths.ts";
+import type { TreeReader } from "./replica.ts";
 import { scanTree } from "./scan.ts";
-import { comparePaths, joinPath } from "./paths.ts";
 
 /** What {@link verifyTrees} found. */
 export interface Verification {
   /** One line per difference, in path order; empty when the trees are identical. */
   readonly differences: readonly string[];
+  /** The source's tree digest (see `digest.ts`). */
   readonly sourceDigest: string;
+  /** The replica's tree digest: equal to the source's when nothing differs. */
   readonly replicaDigest: string;
 }
 
@@ -44,27 +37,33 @@ const noun = (kind: Entry["kind"]) => NOUN[kind].toLowerCase();
 /**
  * Compare `source` and `replica` completely, reading every file.
  *
+ * @param source the source tree.
+ * @param replica the replica tree.
+ * @param exclude paths left out of both (`--exclude`). Default: none.
+ * @returns the differences, one line each, and both tree digests.
+ *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
+ * import { LocalTree } from "./local.ts";
  * import { verifyTrees } from "./verify.ts";
  * const a = Deno.makeTempDirSync(), b = Deno.makeTempDirSync();
  * for (const dir of [a, b]) Deno.writeTextFileSync(`${dir}/f`, "same");
  * Deno.chmodSync(`${a}/f`, 0o644), Deno.chmodSync(`${b}/f`, 0o644);
  * Deno.utimeSync(`${a}/f`, 0, 0), Deno.utimeSync(`${b}/f`, 0, 0);
- * const result = await verifyTrees(a, b);
+ * Deno.utimeSync(a, 0, 0), Deno.utimeSync(b, 0, 0);
+ * const result = await verifyTrees(new LocalTree(a), new LocalTree(b));
  * assert.deepEqual(result.differences, []);
  * assert.equal(result.sourceDigest, result.replicaDigest);
  * ```
  */
 export async function verifyTrees(
-  source: string,
-  replica: string,
+  source: TreeReader,
+  replica: TreeReader,
   exclude?: ExcludeMatcher,
 ): Promise<Verification> {
-  const hasher = new Hasher();
-  const from = await readSide(source, "source", hasher, exclude);
-  const to = await readSide(replica, "replica", hasher, exclude);
+  const from = await readSide(source, "source", exclude);
+  const to = await readSide(replica, "replica", exclude);
   const differences = [...from.problems, ...to.problems];
   const paths = [...new Set([...from.entries.keys(), ...to.entries.keys()])].sort(comparePaths);
   for (const path of paths) {
@@ -94,12 +93,12 @@ export async function verifyTrees(
 }
 
 async function readSide(
-  root: string,
+  tree: TreeReader,
   side: string,
-  hasher: Hasher,
   exclude?: ExcludeMatcher,
 ): Promise<Side> {
-  const scan = await scanTree(root, { exclude });
+  await tree.open();
+  const scan = await scanTree(tree, { exclude });
   const problems = scan.problems.map(({ path, error }) =>
     `could not read ${side} ${path === "" ? "folder" : path}: ${reason(error)}`
   );
@@ -108,57 +107,11 @@ async function readSide(
   for (const [path, entry] of entries) {
     if (entry.kind !== "file") continue;
     try {
-      md5.set(path, await hasher.md5(joinPath(root, path), entry.size));
+      md5.set(path, await tree.md5(path, entry.size));
     } catch (error) {
       problems.push(`could not read ${side} ${path}: ${reason(error as Error)}`);
     }
   }
   const lines = [...entries].map(([path, entry]) => digestLine(path, entry, md5.get(path)));
-  return { entries, md5, problems, digest: treeDigest(lines) };
-}
-
-/** The tree-digest line of one entry (`md5`: the file's MD5, for files). */
-export function digestLine(path: string, entry: Entry, md5?: string): string {
-  const content = entry.kind === "file"
-    ? md5 ?? "?"
-    : entry.kind === "symlink"
-    ? escape(entry.target ?? "")
-    : "-";
-  return `${entry.kind} ${octal(entry.mode)} ${escape(path)} ${content}\n`;
-}
-
-/** MD5 of `lines` (each ending in `\n`) sorted by their UTF-8 bytes. */
-export function treeDigest(lines: readonly string[]): string {
-  const hash = createHash("md5");
-  // UTF-16 order equals UTF-8 byte order unless a line holds a surrogate or a
-  // character from U+E000 up; only then compare bytes (slower).
-  if (lines.some((line) => /[\uD800-\uFFFF]/.test(line))) {
-    const encoder = new TextEncoder();
-    for (const bytes of lines.map((line) => encoder.encode(line)).sort(compareBytes)) {
-      hash.update(bytes);
-    }
-  } else {
-    // One update per few thousand lines: each call into node:crypto costs
-    // more than hashing a line.
-    const sorted = [...lines].sort();
-    for (let i = 0; i < sorted.length; i += 4096) hash.update(sorted.slice(i, i + 4096).join(""));
-  }
-  return hash.digest("hex");
-}
-
-function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  const length = Math.min(a.length, b.length);
-  for (let i = 0; i < length; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
-  return a.length - b.length;
-}
-
-function escape(text: string): string {
-  if (!text.includes("\\") && !text.includes("\n")) return text;
-  return text.replaceAll("\\", "\\\\").replaceAll("\n", "\\n");
-}
-
-const OCTAL = Array.from({ length: 0o10000 }, (_, mode) => mode.toString(8).padStart(4, "0"));
-
-function octal(mode: number): string {
-  return OCTAL[mode] ?? mode.toString(8).padStart(4, "0");
+  return { entries, md5, problems, digest: await treeDigest(lines) };
 }

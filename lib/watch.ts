@@ -1,3 +1,6 @@
+import type { Entry } from "./entry.ts";
+import type { HintSource } from "./loop.ts";
+import type { WriteObserver } from "./mirror.ts";
 import { parentOf } from "./paths.ts";
 /**
  * File-system events as hints. `Deno.watchFs` drops events silently in
@@ -8,17 +11,66 @@ import { parentOf } from "./paths.ts";
  * @module
  */
 
+/** Paths waiting for a partial cycle, filled by the watchers (a `HintSource` for `runLoop`). */
+export class Hints implements HintSource {
+  #paths = new Set<string>();
+  #wake: (() => void) | undefined;
+
+  /** Paths waiting. */
+  get size(): number {
+    return this.#paths.size;
+  }
+
+  /** Add paths (relative to the root) to look at soon. */
+  add(paths: Iterable<string>): void {
+    const before = this.#paths.size;
+    for (const path of paths) this.#paths.add(path);
+    if (this.#paths.size === before) return;
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+
+  /** Return the waiting paths and start a new batch. */
+  take(): ReadonlySet<string> {
+    const paths = this.#paths;
+    this.#paths = new Set();
+    return paths;
+  }
+
+  /** Call `wake` once, at the next {@link add}. */
+  onAdd(wake: () => void): void {
+    this.#wake = wake;
+  }
+}
+
 /** Options of {@link watchTree}. */
 export interface WatchOptions {
-  /** Quiet time after the last event before a batch is handed over. Default 10 ms. */
+  /**
+   * Quiet time after the last event before a batch is handed over.
+   *
+   * @default 10 ms
+   */
   readonly quietMs?: number;
-  /** Longest wait after the first event of a batch. Default 50 ms. */
+  /**
+   * Longest wait after the first event of a batch.
+   *
+   * @default 50 ms
+   */
   readonly maxDelayMs?: number;
-  /** Called once if the root itself is removed: the watch then ends (a folder
-   * made again under that name is not watched). Default: nothing. */
+  /**
+   * Called once if the root itself is removed: the watch then ends (a folder
+   * made again under that name is not watched).
+   *
+   * @default nothing
+   */
   readonly onGone?: () => void;
-  /** Relative paths whose events are left out (the program's own temp
-   * files). Default: none. */
+  /**
+   * Relative paths whose events are left out (the program's own temp
+   * files).
+   *
+   * @default none
+   */
   readonly ignore?: (path: string) => boolean;
 }
 
@@ -112,7 +164,11 @@ export interface WatchTarget {
    * switched is watched where it points after the switch). */
   readonly root: string | (() => string);
   readonly onBatch: (paths: ReadonlySet<string>, written: ReadonlySet<string>) => void;
-  /** Relative paths whose events are left out. Default: none. */
+  /**
+   * Relative paths whose events are left out.
+   *
+   * @default none
+   */
   readonly ignore?: (path: string) => boolean;
 }
 
@@ -253,5 +309,116 @@ export class OwnWrites {
       if (record !== undefined) return [at, record];
       if (!at.includes("/")) return undefined;
     }
+  }
+}
+
+/** What {@link WatchMode} needs to know of the mirror it watches for. */
+export interface WatchModeOptions {
+  /** The source and replica folders to watch, found anew after each full cycle. */
+  readonly roots: () => { readonly source: string; readonly replica: string };
+  /** A replica entry as it is now (undefined: there is none). */
+  readonly stat: (path: string) => Entry | undefined;
+  /** Forget what is known of replica files someone else wrote (their
+   * content is compared next, whatever their stat keys say). */
+  readonly distrust: (paths: readonly string[]) => void;
+  /** Whether a replica path is one of this run's temp files, or lies in one. */
+  readonly isOwnTemp: (path: string) => boolean;
+  /** A root that cannot be watched (said once per root). */
+  readonly onFailure: (root: string, error: Error) => void;
+}
+
+/**
+ * `--watch`, in one place: both trees are watched; events are hints for
+ * partial cycles (collected in {@link WatchMode.hints}); the events of the
+ * mirror's own writes in the replica (it tells the mode as a
+ * {@link WriteObserver}) are looked at once their second is over, and only if
+ * the path is no longer as the mirror left it; someone else's write makes the
+ * mirror compare that file's content.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { WatchMode } from "./watch.ts";
+ * const dir = Deno.realPathSync(Deno.makeTempDirSync());
+ * const mode = new WatchMode({
+ *   roots: () => ({ source: dir, replica: dir }),
+ *   stat: () => undefined,
+ *   distrust: () => {},
+ *   isOwnTemp: () => false,
+ *   onFailure: () => {},
+ * });
+ * mode.written(["a"]);
+ * assert.equal(mode.hints.size, 0);
+ * mode.close();
+ * ```
+ */
+export class WatchMode implements WriteObserver {
+  /** Paths waiting for a partial cycle. */
+  readonly hints: Hints = new Hints();
+  readonly #options: WatchModeOptions;
+  readonly #ownWrites = new OwnWrites();
+  readonly #watches: RootWatches;
+
+  /** @param options see {@link WatchModeOptions}. */
+  constructor(options: WatchModeOptions) {
+    this.#options = options;
+    this.#watches = new RootWatches(
+      [
+        { root: () => options.roots().source, onBatch: (paths) => this.hints.add(paths) },
+        {
+          root: () => options.roots().replica,
+          onBatch: (paths, written) => this.replicaEvents(paths, written),
+          ignore: options.isOwnTemp,
+        },
+      ],
+      options.onFailure,
+    );
+  }
+
+  writing(paths: readonly string[]): void {
+    this.#ownWrites.writing(paths);
+  }
+
+  written(paths: readonly string[]): void {
+    this.#ownWrites.written(paths, (path) => this.#state(path));
+  }
+
+  /**
+   * Events in the replica: someone else's are looked at at once (and their
+   * content compared); the mirror's own, a second later, and only if the path
+   * is no longer as it left it. A path whose content was written in place is
+   * always someone else's (the mirror writes contents under temp names only).
+   */
+  replicaEvents(paths: Iterable<string>, written: ReadonlySet<string> = new Set()): void {
+    const split = this.#ownWrites.split(paths);
+    const foreign = [...split.foreign, ...split.own.filter((path) => written.has(path))];
+    const own = split.own.filter((path) => !written.has(path));
+    this.#options.distrust(foreign);
+    this.hints.add(foreign);
+    if (own.length === 0) return;
+    const later = () => {
+      const changed = this.#ownWrites.changed(own, (path) => this.#state(path));
+      this.#options.distrust(changed);
+      this.hints.add(changed);
+    };
+    Deno.unrefTimer(setTimeout(later, OWN_WRITE_MS));
+  }
+
+  /** Watch every root not watched yet (again, after a full cycle). */
+  ensure(): void {
+    this.#watches.ensure();
+  }
+
+  /** Stop watching. */
+  close(): void {
+    this.#watches.close();
+  }
+
+  /** A replica path's stat key and mode, or "absent". */
+  #state(path: string): string {
+    const entry = this.#options.stat(path);
+    return entry === undefined
+      ? "absent"
+      : `${entry.size}:${entry.mtimeMs}:${entry.ctimeMs}:${entry.ino}:${entry.mode}`;
   }
 }

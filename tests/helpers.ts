@@ -151,7 +151,10 @@ export function mountTmpfs(dir: string, size: string): () => void {
   };
 }
 
-/** Poll `check` until it returns true, or fail after `ms`. */
+/**
+ * Poll `check` until it returns true, or fail after `ms`. A check that throws
+ * NotFound (it walked a tree the program was changing) is tried again.
+ */
 export async function waitFor(
   what: string,
   check: () => boolean,
@@ -159,7 +162,15 @@ export async function waitFor(
   pollMs = 20,
 ): Promise<void> {
   const deadline = Date.now() + ms;
-  while (!check()) {
+  const holds = () => {
+    try {
+      return check();
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return false;
+      throw error;
+    }
+  };
+  while (!holds()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, pollMs));
   }

@@ -4,8 +4,9 @@
  * temp file left and the stop line logged.
  */
 import assert from "node:assert/strict";
-import { scanTree } from "../lib/scan.ts";
-import { listTree, logLines, mirrorCommand, PAIR, waitFor, withWork } from "./helpers.ts";
+import { LocalTree } from "../../lib/local.ts";
+import { scanTree } from "../../lib/scan.ts";
+import { listTree, logLines, mirrorCommand, PAIR, waitFor, withWork } from "../helpers.ts";
 
 /** A file of `bytes` bytes, all `fill`, written in 4 MiB blocks. */
 function bigFile(path: string, bytes: number, fill: number): void {
@@ -96,13 +97,15 @@ Deno.test("signals: a long scan hands control back, and stops when asked", async
     let ticks = 0;
     const timer = setInterval(() => ticks++, 0);
     try {
-      const scan = await scanTree(`${work}/src`);
+      const scan = await scanTree(new LocalTree(`${work}/src`));
       assert.equal(scan.tree.size, 200 * 51);
       assert.ok(ticks > 0, "timers ran during the scan");
       const stop = new AbortController();
       setTimeout(() => stop.abort("SIGINT"), 1);
       await assert.rejects(async () => {
-        for (let i = 0; i < 100; i++) await scanTree(`${work}/src`, { signal: stop.signal });
+        for (let i = 0; i < 100; i++) {
+          await scanTree(new LocalTree(`${work}/src`), { signal: stop.signal });
+        }
       });
     } finally {
       clearInterval(timer);

@@ -21,7 +21,7 @@ import {
   withoutRootOverrides,
   withWork,
   writeFile,
-} from "./helpers.ts";
+} from "../helpers.ts";
 
 const refusals: [string, (work: string) => string[], RegExp][] = [
   [

@@ -1,8 +1,8 @@
 import fc from "npm:fast-check@^4.11.0";
 import assert from "node:assert/strict";
-import type { Entry, Tree } from "../lib/entry.ts";
-import { type Action, plan } from "../lib/plan.ts";
-import { parentOf } from "../lib/paths.ts";
+import type { Entry, Tree } from "../../lib/entry.ts";
+import { type Action, plan } from "../../lib/plan.ts";
+import { parentOf } from "../../lib/paths.ts";
 
 /** A tree plus the content of each file (entries only carry sizes). */
 interface World {

@@ -1,11 +1,11 @@
 /** --verify and the tree digest, against the real program and the README's recipe. */
 import assert from "node:assert/strict";
-import { formatTimestamp } from "../lib/log.ts";
-import { runMirror, runOnce, succeeds, withWork } from "./helpers.ts";
+import { formatTimestamp } from "../../lib/log.ts";
+import { runMirror, runOnce, succeeds, withWork } from "../helpers.ts";
 
 /** The README's Python recipe for the tree digest, run on `root`. */
 function recipeDigest(root: string): string {
-  const readme = Deno.readTextFileSync(new URL("../README.md", import.meta.url));
+  const readme = Deno.readTextFileSync(new URL("../../README.md", import.meta.url));
   const code = readme.split("<!-- tree-digest-recipe -->")[1]!.split("```python\n")[1]!
     .split("\n```")[0]!;
   const output = new Deno.Command("python3", { args: ["-c", code, root] }).outputSync();

@@ -1,8 +1,8 @@
 /** The README's promises that can be run: the quick start, as a new user types it. */
 import assert from "node:assert/strict";
-import { assertMirrored, logHas, waitFor } from "./helpers.ts";
+import { assertMirrored, logHas, waitFor } from "../helpers.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
+const ROOT = new URL("../..", import.meta.url).pathname;
 
 /** The commands of the README's quick start. */
 function quickStart(): string[] {

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { getLogger } from "npm:@logtape/logtape@^2.4.2";
-import { realDisk } from "../lib/disk.ts";
-import { MirrorState } from "../lib/state.ts";
-import { Mirror } from "../lib/mirror.ts";
-import { OWN_WRITE_MS, RootWatches, watchTree } from "../lib/watch.ts";
+import { MirrorState } from "../../lib/state.ts";
+import { Mirror } from "../../lib/mirror.ts";
+import { LocalReplica, LocalTree } from "../../lib/local.ts";
+import { OWN_WRITE_MS, RootWatches, WatchMode, watchTree } from "../../lib/watch.ts";
 import {
   assertMirrored,
   editKeepingMtime,
@@ -19,7 +19,7 @@ import {
   withoutRootOverrides,
   withWork,
   writeFile,
-} from "./helpers.ts";
+} from "../helpers.ts";
 
 // With a 60 s interval, only the watcher can mirror a change within seconds.
 const SOON = 3_000;
@@ -88,7 +88,7 @@ Deno.test("watch: a burst of 5,000 files (events dropped) converges by the next 
   await withWork(async (work) => {
     const loop = startLoop(work, "2", "--watch");
     try {
-      await waitFor("first cycle", () => listTree(`${work}`).has("rep"));
+      await waitFor("first cycle", () => Deno.statSync(`${work}/rep`).isDirectory);
       for (let d = 0; d < 50; d++) {
         Deno.mkdirSync(`${work}/src/d${d}`);
         for (let f = 0; f < 100; f++) {
@@ -153,42 +153,32 @@ Deno.test("watch: events of the mirror's own writes in the replica are told from
     writeFile(`${src}/big`, "x".repeat(2 << 20)); // copied in the background
     Deno.mkdirSync(rep);
     writeFile(`${rep}/extra/old`, "removed by the cycle");
-    const roots = { source: src, replica: rep };
-    const state = MirrorState.inMemory(roots);
-    const mirror = new Mirror(roots, realDisk, getLogger(["test"]), {
-      watchingReplica: true,
-      state,
-    });
-    const foreign = new Set<string>(), own = new Set<string>();
-    const watch = watchTree(rep, (paths) => {
-      const split = mirror.splitReplicaEvents(paths);
-      split.foreign.forEach((path) => foreign.add(path));
-      split.own.forEach((path) => own.add(path));
-    }, { ignore: (path) => state.temps.holds(path) });
+    const { mirror, mode } = watchingMirror(work);
+    const hinted = new Set<string>();
+    const collect = () => {
+      for (const path of mode.hints.take()) hinted.add(path);
+      return hinted;
+    };
+    mode.ensure();
     try {
       await new Promise((resolve) => setTimeout(resolve, 50));
       assert.equal((await mirror.cycle()).failed, 0);
       assertMirrored(src, rep);
-      await new Promise((resolve) => setTimeout(resolve, 300)); // every event has arrived
-      assert.deepEqual([...foreign], [], "the cycle's own writes are not someone else's");
-      for (const path of ["big", "d0", "extra"]) assert.ok(own.has(path), path);
-      const ownPaths = [...own, "d0/f0", "d1/f1"];
-      assert.deepEqual(mirror.changedSinceWritten(ownPaths), [], "all as the mirror left them");
-      Deno.writeTextFileSync(`${rep}/d0/f0`, "edited right after the mirror");
-      Deno.writeTextFileSync(`${rep}/d0/new`, "added right after the mirror");
-      assert.deepEqual(mirror.changedSinceWritten(["d0/f0", "d0/new", "d1/f1"]), [
-        "d0/f0",
-        "d0/new",
-      ]);
+      await new Promise((resolve) => setTimeout(resolve, OWN_WRITE_MS + 300)); // every event, and the window
+      assert.deepEqual([...collect()], [], "the cycle's own writes are not someone else's");
+      // Right after a cycle's writes (in its window): changes without a content write.
+      writeFile(`${src}/d0/f0`, "changed in the source");
+      await mirror.cycle();
+      Deno.chmodSync(`${rep}/d0/f0`, 0o600); // someone else's change of mode
       Deno.mkdirSync(`${rep}/extra`); // the folder the cycle removed is back
-      assert.deepEqual(mirror.changedSinceWritten(["extra/old"]), ["extra/old"]);
+      await waitFor("the changes, once the window is over", () => {
+        const paths = collect();
+        return paths.has("d0/f0") && paths.has("extra");
+      });
       Deno.writeTextFileSync(`${rep}/someone-else`, "!");
-      await waitFor("someone else's write", () => foreign.has("someone-else"));
-      await new Promise((resolve) => setTimeout(resolve, OWN_WRITE_MS));
-      Deno.writeTextFileSync(`${rep}/d1/f1`, "edited later");
-      await waitFor("a later edit of a file the cycle wrote", () => foreign.has("d1/f1"));
+      await waitFor("someone else's write", () => collect().has("someone-else"));
     } finally {
-      watch.close();
+      mode.close();
     }
   });
 });
@@ -266,22 +256,40 @@ Deno.test("watch: roots that cannot be watched are tried again; a lasting failur
 });
 
 /**
- * A Mirror of `work/src` (one settled file, `f`, whose copy is recorded) into
- * `work/rep`, told that the replica is watched.
+ * A Mirror of `work/src` into `work/rep` as `--watch` makes it: a
+ * {@link WatchMode} told of its writes (not yet watching: call `ensure`).
  */
-async function watchingMirrorOfOneFile(work: string) {
-  const src = `${work}/src`, rep = `${work}/rep`;
-  writeFile(`${src}/f`, "source bytes");
-  await new Promise((resolve) => setTimeout(resolve, 1100)); // settled: its copy is recorded
-  const roots = { source: src, replica: rep };
+function watchingMirror(work: string, options: { exclude?: string[] } = {}) {
+  const roots = { source: `${work}/src`, replica: `${work}/rep` };
   const state = MirrorState.inMemory(roots);
-  const mirror = new Mirror(roots, realDisk, getLogger(["test"]), { watchingReplica: true, state });
-  return { rep, state, mirror };
+  const source = new LocalTree(roots.source);
+  const replica = new LocalReplica(roots.replica, { names: state });
+  const mode: WatchMode = new WatchMode({
+    roots: () => ({ source: source.path, replica: replica.path }),
+    stat: (path) => replica.stat(path),
+    distrust: (paths) => mirror.distrustReplica(paths),
+    isOwnTemp: (path) => state.temps.holds(path),
+    onFailure: () => {},
+  });
+  const mirror = new Mirror(source, replica, {
+    log: getLogger(["test"]),
+    state,
+    writes: mode,
+    ...(options.exclude ? { exclude: options.exclude } : {}),
+  });
+  return { mirror, mode, replica, state };
+}
+
+/** {@link watchingMirror} of one settled file, `f` (its copy is recorded). */
+async function watchingMirrorOfOneFile(work: string) {
+  writeFile(`${work}/src/f`, "source bytes");
+  await new Promise((resolve) => setTimeout(resolve, 1100)); // settled: its copy is recorded
+  return { rep: `${work}/rep`, ...watchingMirror(work) };
 }
 
 Deno.test("watch: someone else's write event on a replica file forces a content comparison", async () => {
   await withWork(async (work) => {
-    const { rep, mirror } = await watchingMirrorOfOneFile(work);
+    const { rep, mirror, mode } = await watchingMirrorOfOneFile(work);
     // An edit in the second of the mirror's own write, same size, mtime put back:
     // the stat key does not change (Deno's ctime has whole seconds).
     let kept = false;
@@ -301,7 +309,8 @@ Deno.test("watch: someone else's write event on a replica file forces a content 
     assert.equal(Deno.readTextFileSync(`${rep}/f`), "edited bytes", "the key is trusted: the gap");
     // The same edit, reported by the watcher as someone else's once the mirror's window is over.
     await new Promise((resolve) => setTimeout(resolve, OWN_WRITE_MS + 50));
-    assert.deepEqual(mirror.splitReplicaEvents(["f"]).foreign, ["f"]);
+    mode.replicaEvents(["f"]);
+    assert.deepEqual([...mode.hints.take()], ["f"]);
     await mirror.partialCycle(new Set(["f"]));
     assert.equal(Deno.readTextFileSync(`${rep}/f`), "source bytes");
   });
@@ -309,28 +318,25 @@ Deno.test("watch: someone else's write event on a replica file forces a content 
 
 Deno.test("watch: an in-place write right after the mirror's own write is someone else's", async () => {
   await withWork(async (work) => {
-    const { rep, state, mirror } = await watchingMirrorOfOneFile(work);
+    const { rep, mirror, mode } = await watchingMirrorOfOneFile(work);
     Deno.mkdirSync(rep);
-    const foreign = new Set<string>();
-    const watch = watchTree(rep, (paths, written) => {
-      for (const path of mirror.splitReplicaEvents(paths, written).foreign) foreign.add(path);
-    }, { ignore: (path) => state.temps.holds(path) });
+    mode.ensure();
     try {
       await new Promise((resolve) => setTimeout(resolve, 50));
       await mirror.cycle();
       await new Promise((resolve) => setTimeout(resolve, 100)); // the cycle's own events
-      assert.deepEqual([...foreign], [], "the mirror's own copy is its own");
+      assert.equal(mode.hints.size, 0, "the mirror's own copy is its own");
       editKeepingMtime(`${rep}/f`, "edited bytes"); // inside the mirror's one-second window
-      await waitFor("the edit reported as someone else's", () => foreign.has("f"));
-      await mirror.partialCycle(new Set(foreign));
+      await waitFor("the edit reported as someone else's", () => mode.hints.size > 0);
+      await mirror.partialCycle(mode.hints.take());
       assert.equal(Deno.readTextFileSync(`${rep}/f`), "source bytes");
     } finally {
-      watch.close();
+      mode.close();
     }
   });
 });
 
-/** Messages (the text after `]: `) of `work`'s log from line `from` on. */
+/** The messages (after "]: ") of the log lines written since line `from`. */
 function messagesFrom(work: string, from: number): string[] {
   return logLines(`${work}/log.txt`).slice(from).map((line) => line.slice(line.indexOf("]: ") + 3));
 }
@@ -427,10 +433,9 @@ Deno.test("watch: a replica given as a symlink that is switched is written (and 
 
 Deno.test("watch: a partial cycle for a removed folder and its file keeps the excluded entries, removes the rest", async () => {
   await withWork(async (work) => {
-    const roots = { source: `${work}/src`, replica: `${work}/rep` };
     writeFile(`${work}/src/d/a`, "a");
     writeFile(`${work}/rep/d/x.tmp`, "excluded");
-    const mirror = new Mirror(roots, realDisk, getLogger(["test"]), { exclude: ["*.tmp"] });
+    const { mirror } = watchingMirror(work, { exclude: ["*.tmp"] });
     await mirror.cycle();
     Deno.removeSync(`${work}/src/d`, { recursive: true });
     // The events of `rm -rf src/d` name the file and the folder, both gone now.

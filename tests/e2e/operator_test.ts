@@ -13,7 +13,7 @@ import {
   waitFor,
   withWork,
   writeFile,
-} from "./helpers.ts";
+} from "../helpers.ts";
 
 function messages(work: string): string[] {
   return logLines(`${work}/log.txt`).map((line) => line.slice(line.indexOf("]: ") + 3));

@@ -11,7 +11,7 @@ import {
   withoutRootOverrides,
   withWork,
   writeFile,
-} from "./helpers.ts";
+} from "../helpers.ts";
 
 /** Run a command; true when it exits 0. */
 function succeedsQuietly(program: string, ...args: string[]): boolean {

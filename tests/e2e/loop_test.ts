@@ -11,7 +11,7 @@ import {
   PAIR,
   waitFor,
   withWork,
-} from "./helpers.ts";
+} from "../helpers.ts";
 
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   Deno.test(`loop: keeps mirroring every interval, then stops cleanly on ${signal}`, async () => {

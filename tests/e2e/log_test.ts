@@ -16,7 +16,7 @@ import {
   waitFor,
   withWork,
   writeFile,
-} from "./helpers.ts";
+} from "../helpers.ts";
 
 /** Fill the tmpfs at `dir` but for about `roomBytes`. */
 function fillBut(dir: string, roomBytes: number): void {

@@ -1,9 +1,9 @@
 /** Running the program the ways users get it: from a URL, and as a compiled binary. */
 import assert from "node:assert/strict";
-import { MIN_WORKER_COPIES } from "../lib/apply.ts";
-import { assertMirrored, logHas, logLines, waitFor, withWork, writeFile } from "./helpers.ts";
+import { MIN_BATCHED_WRITES as MIN_WORKER_COPIES } from "../../lib/copy_scheduler.ts";
+import { assertMirrored, logHas, logLines, waitFor, withWork, writeFile } from "../helpers.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
+const ROOT = new URL("../..", import.meta.url).pathname;
 
 /** The project served read-only on 127.0.0.1, `.ts` as application/typescript. */
 interface ProjectServer {

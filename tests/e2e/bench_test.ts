@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { succeeds } from "./helpers.ts";
+import { succeeds } from "../helpers.ts";
 
-const BENCH = new URL("../bench/bench.ts", import.meta.url).pathname;
+const BENCH = new URL("../../bench/bench.ts", import.meta.url).pathname;
 
 Deno.test({
   name: "bench: the benchmark runs (tiny trees) and prints every scenario",

@@ -21,8 +21,8 @@ import {
   waitFor,
   withWork,
   writeFile,
-} from "./helpers.ts";
-import { MirrorState } from "../lib/state.ts";
+} from "../helpers.ts";
+import { MirrorState } from "../../lib/state.ts";
 
 const realPath = (path: string) => Deno.realPathSync(path);
 

@@ -4,11 +4,11 @@
  */
 import assert from "node:assert/strict";
 import fc from "npm:fast-check@^4.11.0";
-import { type Entry, keyOf, statKey } from "../lib/entry.ts";
-import { PairIndex } from "../lib/pair_index.ts";
-import { MirrorState, StateFileError } from "../lib/state.ts";
-import { fileStore, PAGE, StateFile, type Store } from "../lib/state_file.ts";
-import { withWork } from "./helpers.ts";
+import { type Entry, keyOf, statKey } from "../../lib/entry.ts";
+import { PairIndex } from "../../lib/pair_index.ts";
+import { MirrorState, StateFileError } from "../../lib/state.ts";
+import { fileStore, PAGE, StateFile, type Store } from "../../lib/state_file.ts";
+import { withWork } from "../helpers.ts";
 
 const entry = fc.record({
   kind: fc.constant("file" as const),

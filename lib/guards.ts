@@ -1,0 +1,86 @@
+/**
+ * The deletion guards, as a pure function beside the planner: whether a
+ * cycle may delete anything in the replica, and why not.
+ *
+ * - An empty source that is no longer the folder last seen (an unmounted disk
+ *   shows its empty mount point) deletes nothing, in this run or a later one
+ *   (the state remembers the source root).
+ * - A plan that would delete more entries than `--max-delete` deletes none.
+ * - A partial (`--watch`) cycle leaves deletions to the next full cycle when
+ *   the source root changed.
+ *
+ * @module
+ */
+import type { SourceRoot } from "./state.ts";
+
+/** What the guards look at. */
+export interface GuardInputs {
+  /** The source root as a full cycle last saw it (the state's), if ever. */
+  readonly recorded: SourceRoot | undefined;
+  /** The source root's identity now. */
+  readonly sourceId: string;
+  /** Entries the source holds (of this cycle's walk). */
+  readonly sourceEntries: number;
+  /** Entries the replica holds (of this cycle's walk). */
+  readonly replicaEntries: number;
+  /** A full cycle (not a partial one of `--watch`). */
+  readonly full: boolean;
+  /** Replica entries the plan would delete (see `deletedEntries`). */
+  readonly deletes: number;
+  /**
+   * `--max-delete`.
+   *
+   * @default no limit
+   */
+  readonly maxDelete?: number;
+}
+
+/** What the guards decided. */
+export interface GuardVerdict {
+  /** Whether the plan may delete. */
+  readonly deletions: boolean;
+  /** Why not, when a guard held that deserves an ERROR. */
+  readonly refusal?:
+    | { readonly kind: "unmounted" }
+    | { readonly kind: "max-delete"; readonly count: number; readonly limit: number };
+  /** What the state should record as the source root (after a full cycle the guard let pass). */
+  readonly record?: SourceRoot;
+}
+
+/**
+ * Decide whether a cycle may delete.
+ *
+ * @param inputs what the guards look at; see {@link GuardInputs}.
+ * @returns whether the plan may delete, why not, and the source root to record.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { deletionGuard } from "./guards.ts";
+ * const verdict = deletionGuard({
+ *   recorded: { id: "1:2", heldEntries: true }, sourceId: "9:9", // another folder now
+ *   sourceEntries: 0, replicaEntries: 10, full: true, deletes: 10,
+ * });
+ * assert.equal(verdict.deletions, false);
+ * assert.equal(verdict.refusal?.kind, "unmounted");
+ * ```
+ */
+export function deletionGuard(inputs: GuardInputs): GuardVerdict {
+  const { recorded, sourceId, full } = inputs;
+  if (recorded !== undefined && recorded.id !== sourceId) {
+    if (!full) return { deletions: false };
+    if (recorded.heldEntries && inputs.sourceEntries === 0 && inputs.replicaEntries > 0) {
+      return { deletions: false, refusal: { kind: "unmounted" } };
+    }
+  }
+  const record = full ? { id: sourceId, heldEntries: inputs.sourceEntries > 0 } : undefined;
+  const limit = inputs.maxDelete;
+  if (limit !== undefined && inputs.deletes > limit) {
+    return {
+      deletions: false,
+      refusal: { kind: "max-delete", count: inputs.deletes, limit },
+      ...(record ? { record } : {}),
+    };
+  }
+  return { deletions: true, ...(record ? { record } : {}) };
+}

@@ -1,0 +1,53 @@
+import assert from "node:assert/strict";
+import { findChangedFiles } from "../../lib/compare.ts";
+import { Hasher } from "../../lib/hash.ts";
+import { LocalTree } from "../../lib/local.ts";
+import { PairIndex } from "../../lib/pair_index.ts";
+import { scanTree } from "../../lib/scan.ts";
+import { withWork } from "../helpers.ts";
+
+/**
+ * Compare `work/src` with `work/rep` again and again with one index and one
+ * hasher, as if both scans had started at `observedAt()`.
+ */
+function comparer(work: string, observedAt: () => number) {
+  const index = new PairIndex(), state = new Hasher();
+  const trees = {
+    source: new LocalTree(`${work}/src`, { hasher: state }),
+    replica: new LocalTree(`${work}/rep`, { hasher: state }),
+  };
+  const scan = async (tree: LocalTree) => ({ ...await scanTree(tree), startedAt: observedAt() });
+  const compare = async () =>
+    findChangedFiles(trees, await scan(trees.source), await scan(trees.replica), index);
+  return { compare, state };
+}
+
+Deno.test("hash: an unchanged pair is not read again once its keys have settled", async () => {
+  await withWork(async (work) => {
+    Deno.mkdirSync(`${work}/rep`);
+    for (const side of ["src", "rep"]) Deno.writeTextFileSync(`${work}/${side}/f`, "same bytes");
+    const { compare, state } = comparer(work, () => Date.now() + 2_000);
+    assert.equal((await compare()).changed.size, 0);
+    assert.equal(state.hashedBytes, 20);
+    assert.equal((await compare()).changed.size, 0);
+    assert.equal(state.hashedBytes, 20, "second comparison read nothing");
+    // A later second, so the rewrite's key differs (no racy same-tick write).
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    Deno.writeTextFileSync(`${work}/src/f`, "SAME BYTES");
+    assert.deepEqual([...(await compare()).changed], ["f"]);
+    assert.equal(state.hashedBytes, 30, "only the changed side was read again");
+  });
+});
+
+Deno.test("hash: keys observed in the second of their ctime are not trusted (racy edits)", async () => {
+  await withWork(async (work) => {
+    Deno.mkdirSync(`${work}/rep`);
+    for (const side of ["src", "rep"]) Deno.writeTextFileSync(`${work}/${side}/f`, "same");
+    // Observed within the second of the files' ctime, whenever the test runs.
+    const ctimeSecond = Deno.statSync(`${work}/src/f`).ctime!.getTime();
+    const { compare, state } = comparer(work, () => ctimeSecond + 500);
+    await compare();
+    await compare();
+    assert.equal(state.hashedBytes, 16, "a fresh file is hashed again until it settles");
+  });
+});

@@ -1,0 +1,118 @@
+import assert from "node:assert/strict";
+import { getLogger } from "npm:@logtape/logtape@^2.4.2";
+import { MIN_BATCHED_WRITES } from "../../lib/copy_scheduler.ts";
+import { CopyWorker } from "../../lib/copy_worker.ts";
+import { type Disk, realDisk } from "../../lib/disk.ts";
+import { LocalReplica, LocalTree } from "../../lib/local.ts";
+import { Mirror } from "../../lib/mirror.ts";
+import { MirrorState } from "../../lib/state.ts";
+import { assertMirrored, listTree, withWork } from "../helpers.ts";
+import { mirrorIn, withRecords } from "./unit_helpers.ts";
+
+Deno.test("sync: an unchanged run reads no file content; one changed file is the only one read", async () => {
+  await withWork(async (work) => {
+    const sizes = [4096, 1000, 3 * 1024 * 1024]; // the last one is read asynchronously
+    sizes.forEach((size, i) =>
+      Deno.writeFileSync(`${work}/src/f${i}`, new Uint8Array(size).fill(i + 1))
+    );
+    // Each Mirror is a fresh run (as with --once): only the state file carries over.
+    const run = async () => {
+      const roots = { source: `${work}/src`, replica: `${work}/rep` };
+      const { state } = await MirrorState.open(`${work}/state`, roots);
+      try {
+        const mirror = mirrorIn(work, realDisk, state);
+        await mirror.cycle();
+        return mirror.hashedBytes;
+      } finally {
+        state.close();
+      }
+    };
+    const total = sizes.reduce((a, b) => a + b);
+    const settle = () => new Promise((resolve) => setTimeout(resolve, 1100)); // ctimes: seconds
+    // Settled sources, so the copies are recorded whenever the test runs.
+    await settle();
+    assert.equal(await run(), total, "copying reads the source once, for the tree digest");
+    assert.equal(await run(), 0, "the mirror's own copies are not read again");
+    await settle();
+    assert.equal(await run(), 0, "an unchanged run reads nothing");
+    assert.deepEqual([...Deno.readDirSync(`${work}/rep`)].map((e) => e.name).sort(), [
+      "f0",
+      "f1",
+      "f2",
+    ]);
+    const f0 = `${work}/src/f0`;
+    const before = Deno.statSync(f0);
+    Deno.writeFileSync(f0, new Uint8Array(4096).fill(9));
+    Deno.utimeSync(f0, before.atime!, before.mtime!);
+    await settle();
+    assert.equal(await run(), 4096, "only the changed source file is read");
+    assert.deepEqual(Deno.readFileSync(`${work}/rep/f0`), Deno.readFileSync(f0));
+  });
+});
+
+Deno.test("sync: the tree digest reuses what the comparison read; nothing is read twice", async () => {
+  await withWork(async (work) => {
+    Deno.mkdirSync(`${work}/rep`);
+    Deno.writeFileSync(`${work}/src/f`, new Uint8Array(4096).fill(1));
+    Deno.writeFileSync(`${work}/rep/f`, new Uint8Array(4096).fill(2)); // same size, other bytes
+    const mirror = mirrorIn(work);
+    const tally = await mirror.cycle();
+    assert.equal(tally.updated, 1);
+    assert.match(tally.digest ?? "", /^[0-9a-f]{32}$/);
+    // Both sides once to compare; the digest takes the source's MD5 from that,
+    // though the file is too new for the index to keep it.
+    assert.equal(mirror.hashedBytes, 2 * 4096);
+  });
+});
+
+Deno.test("sync: a file that vanishes before its copy is one WARNING, not a failure", async () => {
+  await withRecords(async (records) => {
+    await withWork(async (work) => {
+      Deno.writeTextFileSync(`${work}/src/gone.txt`, "soon gone");
+      Deno.writeTextFileSync(`${work}/src/kept.txt`, "kept");
+      const vanishing: Disk = {
+        ...realDisk,
+        copyFile: (from, to, size) => {
+          if (from.endsWith("/gone.txt")) Deno.removeSync(from); // deleted between scan and copy
+          return realDisk.copyFile(from, to, size);
+        },
+      };
+      const mirror = mirrorIn(work, vanishing);
+      const tally = await mirror.cycle();
+      assert.equal(tally.failed, 0);
+      assert.equal(tally.warnings, 1);
+      const warnings = records.filter((r) => r.level === "warning");
+      assert.equal(warnings.length, 1);
+      assert.equal(warnings[0]!.properties.path, "gone.txt");
+      assert.ok(!records.some((r) => r.level === "error"));
+      assert.deepEqual([...listTree(`${work}/rep`).keys()], ["kept.txt"]);
+    });
+  });
+});
+
+Deno.test("sync: a copy worker that fails is reported once; its copies and later cycles go on without it", async () => {
+  await withWork(async (work) => {
+    const many = (folder: string) => {
+      Deno.mkdirSync(`${work}/src/${folder}`);
+      for (let i = 0; i < MIN_BATCHED_WRITES; i++) {
+        Deno.writeTextFileSync(`${work}/src/${folder}/f${i}`, `${i}`);
+      }
+    };
+    let started = 0;
+    const failures: Error[] = [];
+    const replica = new LocalReplica(`${work}/rep`, {
+      makeWorker: () => (started++, new CopyWorker("throw new Error('broken worker')")),
+      onWorkerFailure: (error) => failures.push(error),
+    });
+    const mirror = new Mirror(new LocalTree(`${work}/src`), replica, { log: getLogger(["test"]) });
+    many("first");
+    assert.equal((await mirror.cycle()).failed, 0);
+    many("second");
+    assert.equal((await mirror.cycle()).failed, 0);
+    replica.close();
+    assertMirrored(`${work}/src`, `${work}/rep`);
+    assert.equal(started, 1, "not started again");
+    assert.equal(failures.length, 1);
+    assert.match(failures[0]!.message, /broken worker/);
+  });
+});

@@ -1,0 +1,66 @@
+import assert from "node:assert/strict";
+import { parseOptions, UsageError } from "../../lib/options.ts";
+
+Deno.test("options: defaults are the original tool's", async () => {
+  const result = await parseOptions([]);
+  assert.equal(result.kind, "run");
+  if (result.kind !== "run") return;
+  assert.deepEqual(result.options, {
+    source: "source",
+    replica: "replica",
+    logFile: "log.txt",
+    stateFile: "log.txt.state",
+    intervalSeconds: 10,
+    once: false,
+    watch: false,
+    dryRun: false,
+    verify: false,
+    logFormat: "text",
+    console: "normal",
+    exclude: [],
+  });
+  assert.ok(Object.isFrozen(result.options));
+});
+
+Deno.test("options: --flag=value and --flag value both work; --exclude repeats", async () => {
+  const parsed = await parseOptions([
+    "--source=a",
+    "--replica",
+    "b",
+    "--time-interval=2.5",
+    "--exclude=*.tmp",
+    "--exclude",
+    "build/",
+    "--max-delete=0",
+    "--log-format=json",
+    "--quiet",
+  ]);
+  assert.equal(parsed.kind, "run");
+  if (parsed.kind !== "run") return;
+  const { source, replica, intervalSeconds, exclude, maxDelete, logFormat, console } =
+    parsed.options;
+  assert.deepEqual(
+    { source, replica, intervalSeconds, exclude, maxDelete, logFormat, console },
+    {
+      source: "a",
+      replica: "b",
+      intervalSeconds: 2.5,
+      exclude: ["*.tmp", "build/"],
+      maxDelete: 0,
+      logFormat: "json",
+      console: "quiet",
+    },
+  );
+});
+
+Deno.test("options: fractional intervals are accepted, non-positive ones refused", async () => {
+  const parsed = await parseOptions(["--time-interval", "0.25"]);
+  assert.equal(parsed.kind === "run" && parsed.options.intervalSeconds, 0.25);
+  for (const bad of ["0", "-3", "NaN", "Infinity", "1e400", "ten", " "]) {
+    await assert.rejects(
+      parseOptions(["--time-interval", bad]),
+      (error) => error instanceof UsageError && error.message.includes(`"${bad}"`),
+      bad,
+    );
+  }
+});
