@@ -176,6 +176,17 @@ export async function waitFor(
   }
 }
 
+/**
+ * A check that holds once a copy is being written in `replica`'s root: a temp
+ * file with bytes in it (not the empty one that probes owners at start).
+ */
+export function copyUnderWay(replica: string): () => boolean {
+  return () =>
+    [...Deno.readDirSync(replica)].some((entry) =>
+      entry.name.startsWith(".mirror.tmp.") && Deno.lstatSync(`${replica}/${entry.name}`).size > 0
+    );
+}
+
 /** A check that holds once the log file has a line ending in `text`. */
 export function logHas(work: string, text: string | RegExp): () => boolean {
   return () => {

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import {
   assertMirrored,
   canMount,
+  copyUnderWay,
   listTree,
   logHas,
   logLines,
@@ -311,11 +312,8 @@ Deno.test("kill -9 in the middle of a big copy: old or new file, never a partial
     file.close();
     writeFile(`${work}/rep/big.bin`, "the old version");
     const loop = startLoop(work, "10");
-    await waitFor(
-      "a temp file",
-      () => [...Deno.readDirSync(`${work}/rep`)].some((e) => e.name.startsWith(".mirror.tmp.")),
-      30_000,
-    );
+    // The copy under way (not the empty temp file that probes owners at start).
+    await waitFor("a temp file being written", copyUnderWay(`${work}/rep`), 30_000);
     const killed = await loop.stop("SIGKILL");
     assert.notEqual(killed.code, 0);
     const now = Deno.statSync(`${work}/rep/big.bin`).size;

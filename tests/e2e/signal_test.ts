@@ -6,7 +6,15 @@
 import assert from "node:assert/strict";
 import { LocalTree } from "../../lib/local.ts";
 import { scanTree } from "../../lib/scan.ts";
-import { listTree, logLines, mirrorCommand, PAIR, waitFor, withWork } from "../helpers.ts";
+import {
+  copyUnderWay,
+  listTree,
+  logLines,
+  mirrorCommand,
+  PAIR,
+  waitFor,
+  withWork,
+} from "../helpers.ts";
 
 /** A file of `bytes` bytes, all `fill`, written in 4 MiB blocks. */
 function bigFile(path: string, bytes: number, fill: number): void {
@@ -59,14 +67,14 @@ Deno.test("signals: SIGINT while files are read to be compared", async () => {
 Deno.test("signals: SIGTERM during a big copy", async () => {
   await withWork(async (work) => {
     bigFile(`${work}/src/big`, 2 * 2 ** 30, 3);
-    const copying = () => {
+    const copying = copyUnderWay(`${work}/rep`);
+    await stopsPromptly(work, () => {
       try {
-        return [...Deno.readDirSync(`${work}/rep`)].some((e) => e.name.startsWith(".mirror.tmp."));
+        return copying();
       } catch {
-        return false;
+        return false; // no replica yet, or a temp file renamed meanwhile
       }
-    };
-    await stopsPromptly(work, copying, "SIGTERM");
+    }, "SIGTERM");
     assert.ok(!listTree(`${work}/rep`).has("big"), "no partial file under the final name");
   }, { tmpfs: "5g" });
 });
