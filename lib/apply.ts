@@ -18,7 +18,7 @@ import type { OwnerPolicy } from "./owners.ts";
 import { pacer } from "./pace.ts";
 import { hasAncestorIn, isBelow, joinPath } from "./paths.ts";
 import { type Action, ownerChange } from "./plan.ts";
-import type { FileWrite, Replica, WriteResult } from "./replica.ts";
+import { BIG_FILE, type FileWrite, type Replica, type WriteResult } from "./replica.ts";
 
 /** How one action ended. */
 export type Outcome =
@@ -118,7 +118,7 @@ export async function applyPlan(
   options: ApplyOptions,
 ): Promise<Outcome[]> {
   const outcomes: Outcome[] = [];
-  const smallCopies = actions.filter((a) => a.op === "copy" && a.source.size < 1 << 20).length;
+  const smallCopies = actions.filter((a) => a.op === "copy" && a.source.size < BIG_FILE).length;
   const applier = new Applier(replica, {
     batches: smallCopies >= MIN_BATCHED_WRITES,
     ...options,
@@ -215,7 +215,7 @@ export class Applier {
       mode: source.mode,
       expectedKey: statKey(source),
       ...(owner ? { owner } : {}),
-      ...(source.size >= 1 << 20 && isSparse(source) ? { sparse: true } : {}),
+      ...(source.size >= BIG_FILE && isSparse(source) ? { sparse: true } : {}),
     };
     await this.#scheduler.submit(write, staging, (result) => {
       if (result.status === "done" && result.ownerRefused) {

@@ -59,47 +59,91 @@ export async function findChangedFiles(
     const dst = replica.tree.get(path);
     if (src.kind !== "file" || dst?.kind !== "file") continue;
     signal?.throwIfAborted();
-    if (src.size !== dst.size) {
-      index.forget(path);
-      continue;
-    }
-    const sourceKnown = index.knows(path, "source", src);
-    const replicaKnown = index.knows(path, "replica", dst);
-    if (sourceKnown && replicaKnown) continue;
-    const knownMd5 = sourceKnown || replicaKnown ? index.md5(path) : undefined;
-    let sourceMd5: string | undefined;
-    try {
-      sourceMd5 = sourceKnown && knownMd5 !== undefined
-        ? knownMd5
-        : await hashStable(trees.source, path, src, signal);
-    } catch (error) {
-      if (signal?.aborted) throw error;
-      // A file that vanished meanwhile is the next scan's business.
-      if (!(error instanceof Deno.errors.NotFound)) problems.push({ path, error: asError(error) });
-      continue;
-    }
-    if (sourceMd5 !== undefined) sourceMd5s.set(path, sourceMd5);
-    let replicaMd5: string | undefined;
-    try {
-      replicaMd5 = replicaKnown && knownMd5 !== undefined
-        ? knownMd5
-        : await hashStable(trees.replica, path, dst, signal);
-    } catch (error) {
-      if (signal?.aborted) throw error;
-      // An unreadable replica file is simply replaced.
-    }
-    if (sourceMd5 !== undefined && replicaMd5 === sourceMd5) {
-      index.record(path, src, dst, sourceMd5, observedAt);
-    } else {
-      changed.add(path);
-      // Keep what was learnt of the source side: the digest and the next
-      // comparison need not read it again.
-      if (sourceMd5 === undefined) index.forget(path);
-      else index.recordSource(path, src, sourceMd5, observedAt);
-    }
-    await pace();
+    const found = await comparePair(trees, path, src, dst, index, observedAt, signal);
+    if (found.sourceMd5 !== undefined) sourceMd5s.set(path, found.sourceMd5);
+    if (found.problem) problems.push(found.problem);
+    else if (found.differs) changed.add(path);
+    if (found.read) await pace();
   }
   return { changed, problems, sourceMd5s };
+}
+
+/** What {@link comparePair} found. */
+export interface PairVerdict {
+  /** The two files' bytes differ (or the replica side could not be read). */
+  readonly differs: boolean;
+  /** The source side could not be read: the pair is left as it is. */
+  readonly problem?: Problem;
+  /** The source file's MD5, when known now (read, or from the index). */
+  readonly sourceMd5?: string;
+  /** Whether any byte was read. */
+  readonly read: boolean;
+}
+
+/**
+ * Compare one file pair listed on both sides: by size, then through
+ * `index`, reading what the index does not vouch for. Updates `index`.
+ *
+ * @param trees the two trees the files are in.
+ * @param path the pair's path relative to the roots.
+ * @param src the source file as listed.
+ * @param dst the replica file as listed.
+ * @param index the known pairs, updated with what is learnt.
+ * @param observedAt when the listings were made (epoch ms), for `isSettled`.
+ * @param signal stops the reading early (it then throws).
+ * @returns whether the files differ, and the source's MD5 when known.
+ */
+export async function comparePair(
+  trees: { readonly source: TreeReader; readonly replica: TreeReader },
+  path: string,
+  src: Entry,
+  dst: Entry,
+  index: PairIndex,
+  observedAt: number,
+  signal?: AbortSignal,
+): Promise<PairVerdict> {
+  if (src.size !== dst.size) {
+    index.forget(path);
+    return { differs: true, read: false };
+  }
+  const sourceKnown = index.knows(path, "source", src);
+  const replicaKnown = index.knows(path, "replica", dst);
+  const knownMd5 = sourceKnown || replicaKnown ? index.md5(path) : undefined;
+  if (sourceKnown && replicaKnown) {
+    return knownMd5 === undefined
+      ? { differs: false, read: false }
+      : { differs: false, sourceMd5: knownMd5, read: false };
+  }
+  let sourceMd5: string | undefined;
+  try {
+    sourceMd5 = sourceKnown && knownMd5 !== undefined
+      ? knownMd5
+      : await hashStable(trees.source, path, src, signal);
+  } catch (error) {
+    if (signal?.aborted) throw error;
+    // A file that vanished meanwhile is the next walk's business.
+    if (error instanceof Deno.errors.NotFound) return { differs: false, read: true };
+    return { differs: false, problem: { path, error: asError(error) }, read: true };
+  }
+  let replicaMd5: string | undefined;
+  try {
+    replicaMd5 = replicaKnown && knownMd5 !== undefined
+      ? knownMd5
+      : await hashStable(trees.replica, path, dst, signal);
+  } catch (error) {
+    if (signal?.aborted) throw error;
+    // An unreadable replica file is simply replaced.
+  }
+  const verdict = sourceMd5 === undefined ? { read: true } : { sourceMd5, read: true };
+  if (sourceMd5 !== undefined && replicaMd5 === sourceMd5) {
+    index.record(path, src, dst, sourceMd5, observedAt);
+    return { ...verdict, differs: false };
+  }
+  // Keep what was learnt of the source side: the digest and the next
+  // comparison need not read it again.
+  if (sourceMd5 === undefined) index.forget(path);
+  else index.recordSource(path, src, sourceMd5, observedAt);
+  return { ...verdict, differs: true };
 }
 
 /** MD5 of the file, or undefined (matching nothing) if it changed while being read. */

@@ -7,14 +7,15 @@
  *
  * @module
  */
-import type { FileWrite, Replica, WriteResult } from "./replica.ts";
+import { asError } from "./error.ts";
+import { BIG_FILE, type FileWrite, type Replica, type WriteResult } from "./replica.ts";
 
 /** Options of {@link CopyScheduler}. */
 export interface SchedulerOptions {
   /**
    * Files at least this big are written in the background.
    *
-   * @default 1 MiB
+   * @default {BIG_FILE}
    */
   readonly bigFile?: number;
   /**
@@ -98,7 +99,7 @@ export class CopyScheduler<G = unknown> {
    */
   constructor(replica: Replica, options: SchedulerOptions = {}) {
     this.#replica = replica;
-    this.#bigFile = options.bigFile ?? 1 << 20;
+    this.#bigFile = options.bigFile ?? BIG_FILE;
     this.#parallel = options.parallel ?? 4;
     this.#batches = (options.batches ?? false) && replica.writeFiles !== undefined;
     this.#signal = options.signal;
@@ -111,7 +112,7 @@ export class CopyScheduler<G = unknown> {
   async submit(write: FileWrite, group: G, done: (result: WriteResult) => void): Promise<void> {
     const pending = { write, group, done };
     if (write.size >= this.#bigFile) {
-      const running: Promise<void> = Promise.resolve(this.#replica.writeFile(write, this.#signal))
+      const running: Promise<void> = this.#writeOne(write)
         .then((result) => this.#settle(pending, result))
         .finally(() => this.#running.delete(running));
       this.#running.add(running);
@@ -120,7 +121,17 @@ export class CopyScheduler<G = unknown> {
       this.#queued.push(pending);
       if (this.#queued.length >= MAX_BATCH) await this.#flush();
     } else {
-      this.#settle(pending, await this.#replica.writeFile(write, this.#signal));
+      this.#settle(pending, await this.#writeOne(write));
+    }
+  }
+
+  /** Write one file; a write that throws ends as failed. */
+  async #writeOne(write: FileWrite): Promise<WriteResult> {
+    try {
+      return await this.#replica.writeFile(write, this.#signal);
+    } catch (error) {
+      const { name, message } = asError(error);
+      return { status: "failed", name, message };
     }
   }
 
@@ -137,7 +148,7 @@ export class CopyScheduler<G = unknown> {
     this.#failed = this.#failed.filter((pending) => pending.group !== group);
     for (const { write, done } of retry) {
       if (this.#signal?.aborted) return;
-      done(await this.#replica.writeFile(write, this.#signal));
+      done(await this.#writeOne(write));
     }
   }
 
@@ -146,7 +157,15 @@ export class CopyScheduler<G = unknown> {
     const batch = this.#queued;
     if (batch.length === 0) return;
     this.#queued = [];
-    const results = await this.#replica.writeFiles!(batch.map((pending) => pending.write));
+    let results: readonly WriteResult[];
+    try {
+      results = await this.#replica.writeFiles!(batch.map((pending) => pending.write));
+    } catch {
+      // The batch could not be sent at all: the files are written one by one.
+      const alone: WriteResult[] = [];
+      for (const { write } of batch) alone.push(await this.#writeOne(write));
+      results = alone;
+    }
     batch.forEach((pending, i) => this.#settle(pending, results[i]!));
   }
 

@@ -62,7 +62,7 @@ export interface Copier {
    * @returns how each copy ended, in the order of `jobs`.
    */
   copy(jobs: readonly CopyJob[]): Promise<CopyResult[]>;
-  /** Stop the worker (when no copy is pending); later copies reject. */
+  /** Stop the worker; copies not answered yet reject, and so do later ones. */
   close(): void;
 }
 
@@ -88,6 +88,11 @@ export interface Copier {
 export class CopyWorker implements Copier {
   #worker: Worker | undefined;
   #failure: Error | undefined;
+  /** Batches sent and not answered yet, oldest first (the worker answers in order). */
+  readonly #waiting: {
+    resolve: (results: CopyResult[]) => void;
+    reject: (error: Error) => void;
+  }[] = [];
 
   /** @param source the worker's code. Default: {@link workerSource}. */
   constructor(source: string = workerSource()) {
@@ -103,20 +108,23 @@ export class CopyWorker implements Copier {
   copy(jobs: readonly CopyJob[]): Promise<CopyResult[]> {
     const worker = this.#worker;
     if (worker === undefined) return Promise.reject(this.#failure ?? new Error("closed"));
+    worker.onmessage ??= (event) => this.#waiting.shift()?.resolve(event.data);
+    worker.onerror ??= (event) => {
+      event.preventDefault();
+      this.#failure = new Error(event.message);
+      this.close();
+    };
     return new Promise((resolve, reject) => {
-      worker.onmessage = (event) => resolve(event.data);
-      worker.onerror = (event) => {
-        event.preventDefault();
-        this.#failure = new Error(event.message);
-        this.close();
-        reject(this.#failure);
-      };
+      this.#waiting.push({ resolve, reject });
       worker.postMessage(jobs);
     });
   }
 
+  /** Stop the worker; batches not answered yet reject, and so do later ones. */
   close(): void {
     this.#worker?.terminate();
     this.#worker = undefined;
+    const error = this.#failure ?? new Error("closed");
+    for (const waiting of this.#waiting.splice(0)) waiting.reject(error);
   }
 }

@@ -10,9 +10,7 @@
  *
  * @module
  */
-
-/** Files at least this big are copied in the background. */
-export const BIG_FILE = 1 << 20;
+import { BIG_FILE } from "./replica.ts";
 
 /** Every write the program makes goes through one of these. */
 export interface Disk {

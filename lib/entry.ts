@@ -42,12 +42,6 @@ export interface Entry {
   readonly blocks?: number;
 }
 
-/** The two trees a mirror works on (absolute paths). */
-export interface Roots {
-  readonly source: string;
-  readonly replica: string;
-}
-
 /**
  * Path (relative to the root) -> entry, in the scan's order. A `Map` is one;
  * scans make a `PackedTree` (see `tree.ts`), which holds a million entries in

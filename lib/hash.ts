@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { BIG_FILE } from "./disk.ts";
+import { BIG_FILE } from "./replica.ts";
 
 type Crypto = typeof import("node:crypto");
 let nodeCrypto: Crypto | undefined;

@@ -26,7 +26,7 @@ import { type Entry, entryFromInfo, keyOf, type Owner, statKey } from "./entry.t
 import { asError, reason } from "./error.ts";
 import { Hasher } from "./hash.ts";
 import { OwnerPolicy } from "./owners.ts";
-import { isBelow, joinPath, parentOf, realPathOf } from "./paths.ts";
+import { compareNames, isBelow, joinPath, parentOf, realPathOf } from "./paths.ts";
 import type {
   Attributes,
   AttributesResult,
@@ -94,7 +94,8 @@ export class LocalTree implements TreeReader {
     return this.#hasher.hashedBytes;
   }
 
-  /** The root's real path, as the last {@link open} found it. */
+  /** The root's real path, as the last {@link open} found it (where it
+   * would be made, when it was missing). */
   get path(): string {
     return this.real;
   }
@@ -130,7 +131,7 @@ export class LocalTree implements TreeReader {
    */
   list(dir: string): Listing {
     const base = joinPath(this.real, dir);
-    const names = Array.from(Deno.readDirSync(base), (item) => item.name).sort(byCodeUnit);
+    const names = Array.from(Deno.readDirSync(base), (item) => item.name).sort(compareNames);
     const entries: Listed[] = [];
     const problems: { name: string; error: Error }[] = [];
     for (const name of names) {
@@ -184,10 +185,6 @@ function isSymlink(path: string): boolean {
   } catch {
     return false;
   }
-}
-
-function byCodeUnit(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /**
@@ -281,6 +278,8 @@ export class LocalReplica extends LocalTree implements Replica {
   #useWorker: boolean;
   #worker: Copier | undefined;
   #idleTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Batches on the worker not answered yet. */
+  #onWorker = 0;
   readonly #makeWorker: () => Copier;
   readonly #onWorkerFailure: (error: Error) => void;
 
@@ -495,11 +494,13 @@ export class LocalReplica extends LocalTree implements Replica {
 
   #copier(): Copier {
     clearTimeout(this.#idleTimer);
+    this.#onWorker++;
     return this.#worker ??= this.#makeWorker();
   }
 
   /** A worker left running keeps the process alive: it stops when unused for a while. */
   #idle(): void {
+    if (--this.#onWorker > 0) return;
     clearTimeout(this.#idleTimer);
     this.#idleTimer = setTimeout(() => this.close(), WORKER_IDLE_MS);
   }

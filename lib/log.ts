@@ -463,7 +463,24 @@ export async function setupLogging(logFile: string, options: LogOptions = {}): P
   };
 }
 
-/** Write out buffered lines and close the log file. Safe to call more than once. */
+/**
+ * Write out buffered lines and close the log file (see {@link setupLogging}).
+ * Safe to call more than once.
+ *
+ * @returns once every line is written.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { closeLogging, logger, setupLogging } from "./log.ts";
+ * const file = `${Deno.makeTempDirSync()}/log.txt`;
+ * await setupLogging(file, { console: "quiet" });
+ * logger().info("Cycle finished.");
+ * await closeLogging();
+ * await closeLogging(); // again: nothing left to do
+ * assert.match(Deno.readTextFileSync(file), /\[INFO\]: Cycle finished\.\n$/);
+ * ```
+ */
 export async function closeLogging(): Promise<void> {
   await dispose();
 }

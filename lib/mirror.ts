@@ -23,7 +23,7 @@ import type { PairIndex } from "./pair_index.ts";
 import { isWithin } from "./paths.ts";
 import { type Action, deletedEntries, plan } from "./plan.ts";
 import { startProgress } from "./progress.ts";
-import type { Replica, RootInfo, TreeReader } from "./replica.ts";
+import { BIG_FILE, type Replica, type RootInfo, type TreeReader } from "./replica.ts";
 import {
   count,
   emptyTally,
@@ -154,6 +154,8 @@ export class Mirror {
   #ownerPolicy: OwnerPolicy | undefined;
   /** Where the replica root was at the last cycle (its real path or identity). */
   #replicaAt: string | undefined;
+  /** A cycle is under way (cycles of one mirror never overlap). */
+  #cycling = false;
   /** Loaded with the first cycle. */
   readonly #exclude: Promise<ExcludeMatcher | undefined>;
 
@@ -189,6 +191,7 @@ export class Mirror {
    *
    * @param signal stops the cycle early (what it did so far stays done).
    * @returns what the cycle did.
+   * @throws {Error} when another cycle of this mirror is under way.
    */
   cycle(signal?: AbortSignal): Promise<CycleResult> {
     return this.#run(undefined, signal);
@@ -219,6 +222,16 @@ export class Mirror {
   }
 
   async #run(paths: ReadonlySet<string> | undefined, signal?: AbortSignal): Promise<CycleResult> {
+    if (this.#cycling) throw new Error("a cycle of this mirror is under way: await it first");
+    this.#cycling = true;
+    try {
+      return await this.#cycle(paths, signal);
+    } finally {
+      this.#cycling = false;
+    }
+  }
+
+  async #cycle(paths: ReadonlySet<string> | undefined, signal?: AbortSignal): Promise<CycleResult> {
     const started = performance.now();
     const tally = emptyTally();
     const opened = await this.#open(tally, signal);
@@ -254,8 +267,10 @@ export class Mirror {
     } catch (error) {
       return this.#rootFailed(tally, "Replica", this.#replica.where, error);
     }
-    if (source.path !== undefined && replica?.path !== undefined) {
-      if (isWithin(source.path, replica.path) || isWithin(replica.path, source.path)) {
+    // Where the replica is, or would be made: never inside the source, nor around it.
+    const replicaPath = replica?.path ?? this.#replica.path;
+    if (source.path !== undefined && replicaPath !== undefined) {
+      if (isWithin(source.path, replicaPath) || isWithin(replicaPath, source.path)) {
         const why = new Error("it now overlaps the source folder");
         return this.#rootFailed(tally, "Replica", this.#replica.where, why);
       }
@@ -405,7 +420,7 @@ export class Mirror {
     } = { sourceRoot: "", observedAt: 0, tempsLeft: [] },
   ): Promise<Outcome[]> {
     const index = this.#state.index;
-    const small = actions.filter((a) => a.op === "copy" && a.source.size < 1 << 20).length;
+    const small = actions.filter((a) => a.op === "copy" && a.source.size < BIG_FILE).length;
     return await applyPlan(actions, this.#replica, {
       sourceRoot: context.sourceRoot,
       dryRun: this.#options.dryRun ?? false,

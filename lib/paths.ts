@@ -35,14 +35,41 @@ export function isBelow(path: string, dir: string): boolean {
     : path.length > dir.length && path.startsWith(dir) && path[dir.length] === "/";
 }
 
-/** Compare paths code unit by code unit, `/` ranking below everything else. */
+/**
+ * The walk order of paths: by code point (so by UTF-8 bytes, as
+ * `LC_ALL=C sort` and Python's `sorted` order names), `/` ranking below every
+ * other character, so that a folder is followed by its whole subtree (`a`,
+ * `a/x`, `a b`). A depth-first walk that lists each folder's entries in
+ * {@link compareNames} order visits paths in this order.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { comparePaths } from "./paths.ts";
+ * assert.deepEqual(["a b", "a/x", "a"].sort(comparePaths), ["a", "a/x", "a b"]);
+ * assert.deepEqual(["\u{1F600}", "\uFFFD"].sort(comparePaths), ["\uFFFD", "\u{1F600}"]);
+ * ```
+ */
 export function comparePaths(a: string, b: string): number {
   const length = Math.min(a.length, b.length);
   for (let i = 0; i < length; i++) {
     const x = a.charCodeAt(i), y = b.charCodeAt(i);
-    if (x !== y) return (x === 47 ? -1 : x) - (y === 47 ? -1 : y);
+    if (x !== y) return rank(x) - rank(y);
   }
   return a.length - b.length;
+}
+
+/** The order of names in a folder (see {@link comparePaths}). */
+export const compareNames: (a: string, b: string) => number = comparePaths;
+
+/**
+ * A UTF-16 code unit's rank in code point order: `/` first; surrogates (which
+ * encode characters above U+FFFF) after every other unit.
+ */
+function rank(unit: number): number {
+  if (unit === 47) return -1;
+  if (unit < 0xd800) return unit;
+  return unit < 0xe000 ? unit + 0x2000 : unit - 0x800;
 }
 
 /**

@@ -15,7 +15,7 @@
  * @module
  */
 import type { Entry, Kind, Owner, Tree } from "./entry.ts";
-import { comparePaths, hasAncestorIn, parentOf } from "./paths.ts";
+import { compareNames, comparePaths, hasAncestorIn, parentOf } from "./paths.ts";
 
 /** One step of a plan. Paths are relative to the roots. */
 export type Action =
@@ -166,8 +166,259 @@ export interface PlanOptions {
   readonly temps?: readonly { readonly path: string; readonly kind: Kind }[];
 }
 
+/** One entry of a folder listing, as the planner sees it. */
+export interface Child {
+  /** The entry's name in its folder. */
+  readonly name: string;
+  /** What it is. */
+  readonly entry: Entry;
+}
+
+/** What {@link planFolder} decides from: one folder of each tree. */
+export interface FolderInput {
+  /** The folder's path (`""`: the roots). */
+  readonly path: string;
+  /**
+   * The folder itself in the source, and in the replica as it is (undefined:
+   * the mirror makes it this cycle, or it is not in the source). Its
+   * attributes are planned when the source has it; for the roots, only when
+   * both are given (see {@link PlanOptions.roots}).
+   */
+  readonly self: {
+    readonly source?: Entry;
+    readonly replica?: Entry;
+    /** A replica folder kept (it holds excluded entries) that the source lacks. */
+    readonly kept?: boolean;
+  };
+  /** The source folder's entries, sorted by name (`compareNames`); empty when it has none. */
+  readonly source: readonly Child[];
+  /** The replica folder's entries, sorted by name; empty when it has none. */
+  readonly replica: readonly Child[];
+  /** Names of same-size file pairs whose content differs. */
+  readonly changed: ReadonlySet<string>;
+  /** The source listing of this folder or of a folder above it is incomplete:
+   * nothing the source lacks is removed here. */
+  readonly incomplete: boolean;
+  /** Replica folders (by name) that hold excluded entries, at any depth. */
+  readonly holdsExcluded: (name: string) => boolean;
+  /** Whether this folder's replica side holds the program's stale temp files
+   * (removed this cycle: a write in the folder). */
+  readonly hasTemps: boolean;
+  /** When false, nothing is removed: a name whose type differs is left alone. */
+  readonly deletions: boolean;
+  /** Owners to keep (undefined: ownership is left alone). */
+  readonly owners: Owners | undefined;
+}
+
+/** What happens to one name of a folder, in name order. */
+export interface FolderItem {
+  /** The name (in the source, the replica, or both). */
+  readonly name: string;
+  /** Remove the replica's entry first (it is not in the source, or of another type). */
+  readonly removal?: Action & { readonly op: "remove" };
+  /** The replica folder is kept, though the source lacks it or has another
+   * type there (`blocks`), because it holds excluded entries. */
+  readonly kept?: { readonly blocks?: Kind };
+  /** The write that makes the name match the source (after {@link removal}, if any). */
+  readonly write?: Action;
+  /** The name is a source folder: plan inside it next (`replica`: its
+   * replica twin, when it is a folder already and stays). */
+  readonly descend?: { readonly source: Entry; readonly replica?: Entry };
+}
+
+/** The plan of one folder. */
+export interface FolderPlan {
+  /** Before any write in the folder: make it writable for them. */
+  readonly opening?: Action;
+  /** Name by name, in name order. */
+  readonly items: readonly FolderItem[];
+  /** The folder's own attributes, after every write in it and below it. */
+  readonly attributes?: Action;
+}
+
 /**
- * Plan the actions that turn `replica` into `source`.
+ * Plan one folder: what to do with each name in it, given both listings.
+ * Pure; walks nothing. A whole-tree plan ({@link plan}) and the
+ * folder-by-folder walk of a cycle (`march.ts`) are both made of it.
+ *
+ * @param input the two listings and what else decides; see {@link FolderInput}.
+ * @returns the folder's plan.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { planFolder } from "./plan.ts";
+ * import type { Entry } from "./entry.ts";
+ * const file: Entry = { kind: "file", size: 1, mtimeMs: 0, ctimeMs: 0, ino: 1, mode: 0o644 };
+ * const folder = planFolder({
+ *   path: "", self: {}, source: [{ name: "a", entry: file }], replica: [{ name: "b", entry: file }],
+ *   changed: new Set(), incomplete: false, holdsExcluded: () => false, hasTemps: false,
+ *   deletions: true, owners: undefined,
+ * });
+ * assert.deepEqual(folder.items.map((item) => [item.name, item.removal?.op, item.write?.op]), [
+ *   ["a", undefined, "copy"],
+ *   ["b", "remove", undefined],
+ * ]);
+ * ```
+ */
+export function planFolder(input: FolderInput): FolderPlan {
+  const { path: dir, owners } = input;
+  const prefix = dir === "" ? "" : `${dir}/`;
+  const items: FolderItem[] = [];
+  let wrote = input.hasTemps;
+  let i = 0, j = 0;
+  const sources = input.source, replicas = input.replica;
+  while (i < sources.length || j < replicas.length) {
+    const a = sources[i], b = replicas[j];
+    const order = a === undefined ? 1 : b === undefined ? -1 : compareNames(a.name, b.name);
+    const src = order <= 0 ? a!.entry : undefined;
+    const dst = order >= 0 ? b!.entry : undefined;
+    const name = order <= 0 ? a!.name : b!.name;
+    if (order <= 0) i++;
+    if (order >= 0) j++;
+    const path = prefix + name;
+    let removal: (Action & { op: "remove" }) | undefined;
+    let kept: { blocks?: Kind } | undefined;
+    if (dst !== undefined && src?.kind !== dst.kind && input.deletions) {
+      if (src === undefined && input.incomplete) {
+        // Not known to be gone: its folder was not read completely.
+      } else if (dst.kind === "dir" && input.holdsExcluded(name)) {
+        kept = src === undefined ? {} : { blocks: src.kind };
+      } else {
+        removal = { op: "remove", path, kind: dst.kind };
+        wrote = true;
+      }
+    }
+    const blocked = src !== undefined && dst !== undefined && src.kind !== dst.kind &&
+      (!input.deletions || kept !== undefined);
+    let write: Action | undefined;
+    let descend: FolderItem["descend"];
+    if (src !== undefined && !blocked) {
+      const present = dst?.kind === src.kind ? dst : undefined;
+      write = entryWrite(path, src, present, input.changed.has(name), owners);
+      if (write !== undefined && write.op !== "touch" && write.op !== "lchown") wrote = true;
+      if (src.kind === "dir") {
+        descend = present ? { source: src, replica: present } : { source: src };
+      }
+    }
+    if (removal || kept || write || descend) {
+      items.push({
+        name,
+        ...(removal ? { removal } : {}),
+        ...(kept ? { kept } : {}),
+        ...(write ? { write } : {}),
+        ...(descend ? { descend } : {}),
+      });
+    }
+  }
+  return { ...folderAttributes(dir, input.self, wrote, owners), items };
+}
+
+/** The write that makes the replica's `present` entry (of the same kind, or
+ * none) match the source's `src`, if one is needed. */
+function entryWrite(
+  path: string,
+  src: Entry,
+  present: Entry | undefined,
+  changed: boolean,
+  owners: Owners | undefined,
+): Action | undefined {
+  switch (src.kind) {
+    case "dir":
+      return present === undefined ? { op: "mkdir", path, mode: src.mode | 0o700 } : undefined;
+    case "file": {
+      if (present === undefined || present.size !== src.size || changed) {
+        return { op: "copy", path, source: src, update: present !== undefined };
+      }
+      const owner = ownerChange(src, present, owners);
+      if (present.mode === src.mode && present.mtimeMs === src.mtimeMs && !owner) return;
+      return { op: "touch", path, source: src, replica: present, ...(owner ? { owner } : {}) };
+    }
+    case "symlink": {
+      if (present?.target !== src.target) {
+        return {
+          op: "symlink",
+          path,
+          target: src.target ?? "",
+          update: present !== undefined,
+          ...(src.uid === undefined ? {} : { uid: src.uid }),
+          ...(src.gid === undefined ? {} : { gid: src.gid }),
+        };
+      }
+      const owner = ownerChange(src, present, owners);
+      return owner ? { op: "lchown", path, owner } : undefined;
+    }
+    case "other":
+      return undefined; // FIFOs, sockets and devices are not mirrored.
+  }
+}
+
+/** A folder's own attributes (and the opening before writes in it), given
+ * whether this cycle writes in it. */
+function folderAttributes(
+  path: string,
+  self: FolderInput["self"],
+  wrote: boolean,
+  owners: Owners | undefined,
+): { opening?: Action; attributes?: Action } {
+  const dst = self.replica;
+  const opens = wrote && dst !== undefined && (dst.mode & 0o700) !== 0o700;
+  if (self.kept) {
+    // A kept folder the mirror may not write in is opened for the removals in
+    // it, and closed again with its own attributes.
+    if (!opens) return {};
+    const own = { op: "folder" as const, path, mtimeMs: dst!.mtimeMs, quiet: true };
+    return {
+      opening: { ...own, mode: dst!.mode | 0o700, opening: true },
+      attributes: { ...own, mode: dst!.mode },
+    };
+  }
+  const src = self.source;
+  if (src === undefined || (path === "" && dst === undefined)) return {};
+  const owner = ownerChange(src, dst, owners);
+  const sameMode = dst !== undefined && dst.mode === src.mode;
+  const sameTime = dst !== undefined && dst.mtimeMs === src.mtimeMs;
+  if (sameMode && sameTime && owner === undefined && !wrote) return {};
+  // Quiet: the replica root (not an entry of the tree), a new folder, or one
+  // whose mtime alone differs while this cycle writes in it (its entries
+  // changed in the source, which moved the source folder's mtime).
+  const quiet = path === "" || dst === undefined ||
+    (sameMode && owner === undefined && (sameTime || wrote));
+  const attributes: Action = {
+    op: "folder",
+    path,
+    mode: src.mode,
+    mtimeMs: src.mtimeMs,
+    ...(owner ? { owner } : {}),
+    quiet,
+    ...(sameMode && sameTime && owner !== undefined ? { ownerOnly: true } : {}),
+  };
+  if (!opens) return { attributes };
+  return {
+    opening: {
+      op: "folder",
+      path,
+      mode: dst!.mode | 0o700,
+      mtimeMs: dst!.mtimeMs,
+      quiet: true,
+      opening: true,
+    },
+    attributes,
+  };
+}
+
+/**
+ * Plan the actions that turn `replica` into `source`, folder by folder
+ * ({@link planFolder}) over two whole trees.
+ *
+ * Order: the program's own stale temp files first, then removals (a removed
+ * folder takes its contents with it, and a path whose type changes is removed
+ * before it is recreated); then creations and updates in path order, each
+ * folder followed by its whole subtree (so parents come before children, and
+ * a new folder can be filled at once); last, folder attributes (permission
+ * bits, mtime, owner), deepest first: a read-only folder is made read-only,
+ * and a folder's mtime set, only after everything has been written into it,
+ * as `rsync -a` does.
  *
  * @param source the source tree.
  * @param replica the replica tree, as it is.
@@ -186,31 +437,49 @@ export interface PlanOptions {
  */
 export function plan(source: Tree, replica: Tree, options: PlanOptions): Action[] {
   const incomplete = options.incomplete ?? new Set<string>();
-  const deletions = options.deletions ?? true;
   const holdsExcluded = options.holdsExcluded ?? new Set<string>();
-  const owners = options.owners;
+  const deletions = options.deletions ?? true;
+  const sourceKids = childrenOf(source), replicaKids = childrenOf(replica);
+  const changed = namesByFolder(options.changed);
   const temps: Action[] = (options.temps ?? []).map(({ path, kind }) => ({
     op: "remove",
     path,
     kind,
   }));
-  const removals: Action[] = [];
-  const removedDirs = new Set<string>();
-  const kept: { path: string; blocks?: Kind }[] = [];
-  for (const path of deletions ? sortedKeys(replica) : []) {
-    const dst = replica.get(path)!;
-    const src = source.get(path);
-    if (src?.kind === dst.kind) continue;
-    if (hasAncestorIn(path, removedDirs)) continue;
-    if (src === undefined && hasAncestorIn(path, incomplete)) continue;
-    if (dst.kind === "dir" && holdsExcluded.has(path)) {
-      // Never removed with what it holds: its other entries are removed one by one.
-      kept.push(src === undefined ? { path } : { path, blocks: src.kind });
-      continue;
+  const withTemps = new Set((options.temps ?? []).map(({ path }) => parentOf(path)));
+  const removals: Action[] = [], kept: { path: string; blocks?: Kind }[] = [];
+  const writes: Action[] = [], opening: Action[] = [], attributes: Action[] = [];
+  const visit = (dir: string, self: FolderInput["self"], below: boolean) => {
+    const unread = below || incomplete.has(dir);
+    const folder = planFolder({
+      path: dir,
+      self,
+      source: self.kept ? [] : sourceKids.get(dir) ?? [],
+      replica: self.replica ? replicaKids.get(dir) ?? [] : [],
+      changed: changed.get(dir) ?? NONE,
+      incomplete: unread,
+      holdsExcluded: (name) => holdsExcluded.has(dir === "" ? name : `${dir}/${name}`),
+      hasTemps: withTemps.has(dir),
+      deletions,
+      owners: options.owners,
+    });
+    if (folder.opening) opening.push(folder.opening);
+    if (folder.attributes) attributes.push(folder.attributes);
+    for (const item of folder.items) {
+      const path = dir === "" ? item.name : `${dir}/${item.name}`;
+      if (item.removal) removals.push(item.removal);
+      if (item.kept) kept.push({ path, ...item.kept });
+      if (item.write) writes.push(item.write);
+      if (item.descend) visit(path, item.descend, unread);
+      else if (item.kept) visit(path, { replica: replica.get(path)!, kept: true }, unread);
     }
-    removals.push({ op: "remove", path, kind: dst.kind });
-    if (dst.kind === "dir") removedDirs.add(path);
-  }
+  };
+  const roots = options.roots;
+  visit(
+    "",
+    roots ? { source: roots.source, replica: roots.replica } : { replica: rootEntry },
+    false,
+  );
   // Say so when it matters: something in it was removed, or the source's entry cannot be made.
   const emptied = new Set<string>();
   for (const { path } of removals) {
@@ -218,138 +487,42 @@ export function plan(source: Tree, replica: Tree, options: PlanOptions): Action[
   }
   const keeps: Action[] = kept.filter(({ path, blocks }) =>
     blocks !== undefined || emptied.has(path)
-  )
-    .map(({ path, blocks }) =>
-      blocks === undefined ? { op: "keep", path } : { op: "keep", path, blocks }
-    );
-  const conflicts = new Set(kept.filter((k) => k.blocks !== undefined).map((k) => k.path));
-
-  const writes: Action[] = [];
-  /** Folders (source side) to set at the end: the created ones are quiet. */
-  const folders: { path: string; src: Entry; dst: Entry | undefined }[] = [];
-  const blocked = new Set<string>(); // type changes kept because deletions are off
-  for (const path of sortedKeys(source)) {
-    const src = source.get(path)!;
-    const dst = replica.get(path);
-    if (
-      (!deletions &&
-        ((dst !== undefined && dst.kind !== src.kind) || hasAncestorIn(path, blocked))) ||
-      conflicts.has(path) || hasAncestorIn(path, conflicts)
-    ) {
-      blocked.add(path);
-      continue;
-    }
-    const present = dst?.kind === src.kind ? dst : undefined;
-    switch (src.kind) {
-      case "dir": {
-        if (present === undefined) writes.push({ op: "mkdir", path, mode: src.mode | 0o700 });
-        folders.push({ path, src, dst: present });
-        break;
-      }
-      case "file":
-        if (
-          present === undefined || present.size !== src.size || options.changed.has(path)
-        ) {
-          writes.push({ op: "copy", path, source: src, update: present !== undefined });
-        } else {
-          const owner = ownerChange(src, present, owners);
-          if (present.mode !== src.mode || present.mtimeMs !== src.mtimeMs || owner) {
-            writes.push({
-              op: "touch",
-              path,
-              source: src,
-              replica: present,
-              ...(owner ? { owner } : {}),
-            });
-          }
-        }
-        break;
-      case "symlink": {
-        if (present?.target !== src.target) {
-          writes.push({
-            op: "symlink",
-            path,
-            target: src.target ?? "",
-            update: present !== undefined,
-            ...(src.uid === undefined ? {} : { uid: src.uid }),
-            ...(src.gid === undefined ? {} : { gid: src.gid }),
-          });
-        } else {
-          const owner = ownerChange(src, present, owners);
-          if (owner) writes.push({ op: "lchown", path, owner });
-        }
-        break;
-      }
-      case "other":
-        break; // FIFOs, sockets and devices are not mirrored.
-    }
-  }
-  // Every folder this plan writes in (its mtime changes) gets its attributes back.
-  const writtenIn = new Set<string>();
-  for (const action of [...temps, ...removals, ...writes]) {
-    if (action.op !== "touch" && action.op !== "lchown") writtenIn.add(parentOf(action.path));
-  }
-  if (options.roots) folders.unshift({ path: "", ...swap(options.roots) });
-  const opening: Action[] = [], attributes: Action[] = [];
-  for (const { path, src, dst } of folders) {
-    const owner = ownerChange(src, dst, owners);
-    const wrote = writtenIn.has(path);
-    const sameMode = dst !== undefined && dst.mode === src.mode;
-    const sameTime = dst !== undefined && dst.mtimeMs === src.mtimeMs;
-    if (sameMode && sameTime && owner === undefined && !wrote) continue;
-    // A replica folder the mirror may not write in (no owner rwx) is opened first.
-    if (wrote && dst !== undefined && (dst.mode & 0o700) !== 0o700) {
-      opening.push({
-        op: "folder",
-        path,
-        mode: dst.mode | 0o700,
-        mtimeMs: dst.mtimeMs,
-        quiet: true,
-        opening: true,
-      });
-    }
-    // Quiet: the replica root (not an entry of the tree), a new folder, or
-    // one whose mtime alone differs while this cycle writes in it (its
-    // entries changed in the source, which moved the source folder's mtime).
-    const quiet = path === "" || dst === undefined ||
-      (sameMode && owner === undefined && (sameTime || wrote));
-    attributes.push({
-      op: "folder",
-      path,
-      mode: src.mode,
-      mtimeMs: src.mtimeMs,
-      ...(owner ? { owner } : {}),
-      quiet,
-      ...(sameMode && sameTime && owner !== undefined ? { ownerOnly: true } : {}),
-    });
-  }
-  // A kept folder (it holds excluded entries) the mirror may not write in is
-  // opened for the removals in it, and closed again with its own attributes.
-  for (const { path } of kept) {
-    const dst = replica.get(path)!;
-    if (!writtenIn.has(path) || (dst.mode & 0o700) === 0o700) continue;
-    const own = { op: "folder" as const, path, mtimeMs: dst.mtimeMs, quiet: true };
-    opening.push({ ...own, mode: dst.mode | 0o700, opening: true });
-    attributes.push({ ...own, mode: dst.mode });
-  }
+  ).map(({ path, blocks }) =>
+    blocks === undefined ? { op: "keep", path } : { op: "keep", path, blocks }
+  );
   // Deepest first: a child folder's attributes never touch its parent's mtime,
   // but the order keeps a read-only parent last.
-  attributes.sort((a, b) => comparePaths(a.path, b.path));
-  attributes.reverse();
+  attributes.sort((a, b) => comparePaths(b.path, a.path));
   return [...opening, ...temps, ...removals, ...keeps, ...writes, ...attributes];
 }
 
-function swap(roots: { source: Entry; replica: Entry }): { src: Entry; dst: Entry } {
-  return { src: roots.source, dst: roots.replica };
+/** A stand-in for the replica root's entry when no roots are given: it exists. */
+const rootEntry: Entry = { kind: "dir", size: 0, mtimeMs: 0, ctimeMs: 0, ino: 0, mode: 0o700 };
+
+/** Folder path -> its entries, sorted by name. */
+function childrenOf(tree: Tree): Map<string, Child[]> {
+  const children = new Map<string, Child[]>();
+  for (const path of [...tree.keys()].sort(comparePaths)) {
+    const dir = parentOf(path);
+    let list = children.get(dir);
+    if (list === undefined) children.set(dir, list = []);
+    list.push({ name: path.slice(dir === "" ? 0 : dir.length + 1), entry: tree.get(path)! });
+  }
+  return children;
 }
 
-/**
- * Paths in an order where a folder comes first, followed by its whole subtree
- * (code-unit order with `/` below every other character: `a`, `a/x`, `a b`).
- * Scans produce this order already, and sorting sorted input is linear.
- */
-function sortedKeys(tree: Tree): string[] {
-  return [...tree.keys()].sort(comparePaths);
+const NONE: ReadonlySet<string> = new Set();
+
+/** Folder path -> the names in it of the paths in `paths`. */
+function namesByFolder(paths: ReadonlySet<string>): Map<string, Set<string>> {
+  const names = new Map<string, Set<string>>();
+  for (const path of paths) {
+    const dir = parentOf(path);
+    let set = names.get(dir);
+    if (set === undefined) names.set(dir, set = new Set());
+    set.add(path.slice(dir === "" ? 0 : dir.length + 1));
+  }
+  return names;
 }
 
 /**

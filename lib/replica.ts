@@ -12,6 +12,12 @@
  */
 import type { Entry, Owner, StatKey } from "./entry.ts";
 
+/**
+ * Files from this size on are big: written in the background, several at a
+ * time, each on its own (small ones go in batches), and read a chunk at a time.
+ */
+export const BIG_FILE = 1 << 20;
+
 /** A value now, or later. */
 export type MaybePromise<T> = T | Promise<T>;
 
@@ -36,7 +42,7 @@ export interface Listed {
 
 /** One folder's entries. */
 export interface Listing {
-  /** The entries, sorted by name (code units). */
+  /** The entries, sorted by name (`compareNames` of `paths.ts`). */
   readonly entries: readonly Listed[];
   /** Names that are there but could not be examined, and why (so the
    * listing is incomplete: nothing may be concluded from their absence). */
@@ -47,6 +53,9 @@ export interface Listing {
 export interface TreeReader {
   /** Where the tree is, for messages (a path as the user gave it). */
   readonly where: string;
+  /** The root's real path, when the tree is a folder on this machine: as the
+   * last {@link open} found it, or where it would be made when missing. */
+  readonly path?: string;
   /**
    * Find the root folder now (a root given as a symlink is followed anew at
    * each call).

@@ -1,6 +1,7 @@
 import type { Entry } from "./entry.ts";
 import type { HintSource } from "./loop.ts";
 import type { WriteObserver } from "./mirror.ts";
+import { asError } from "./error.ts";
 import { parentOf } from "./paths.ts";
 /**
  * File-system events as hints. `Deno.watchFs` drops events silently in
@@ -316,7 +317,8 @@ export class OwnWrites {
 export interface WatchModeOptions {
   /** The source and replica folders to watch, found anew after each full cycle. */
   readonly roots: () => { readonly source: string; readonly replica: string };
-  /** A replica entry as it is now (undefined: there is none). */
+  /** A replica entry as it is now (undefined: there is none). May throw
+   * (the path cannot be examined): the path then counts as changed. */
   readonly stat: (path: string) => Entry | undefined;
   /** Forget what is known of replica files someone else wrote (their
    * content is compared next, whatever their stat keys say). */
@@ -414,9 +416,15 @@ export class WatchMode implements WriteObserver {
     this.#watches.close();
   }
 
-  /** A replica path's stat key and mode, or "absent". */
+  /** A replica path's stat key and mode, "absent", or "unreadable" (a
+   * folder above it replaced by a file, no access: never as the mirror left it). */
   #state(path: string): string {
-    const entry = this.#options.stat(path);
+    let entry: Entry | undefined;
+    try {
+      entry = this.#options.stat(path);
+    } catch (error) {
+      return `unreadable: ${asError(error).name}`;
+    }
     return entry === undefined
       ? "absent"
       : `${entry.size}:${entry.mtimeMs}:${entry.ctimeMs}:${entry.ino}:${entry.mode}`;

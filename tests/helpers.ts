@@ -5,6 +5,7 @@
  */
 import { createHash } from "node:crypto";
 import assert from "node:assert/strict";
+import { TEMP_PREFIX } from "../lib/temp_names.ts";
 
 export const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
@@ -183,7 +184,7 @@ export async function waitFor(
 export function copyUnderWay(replica: string): () => boolean {
   return () =>
     [...Deno.readDirSync(replica)].some((entry) =>
-      entry.name.startsWith(".mirror.tmp.") && Deno.lstatSync(`${replica}/${entry.name}`).size > 0
+      entry.name.startsWith(TEMP_PREFIX) && Deno.lstatSync(`${replica}/${entry.name}`).size > 0
     );
 }
 

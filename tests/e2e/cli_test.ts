@@ -34,6 +34,11 @@ Deno.test("cli: --version prints the version", async () => {
   });
 });
 
+Deno.test("cli: the version is the one deno.json publishes", () => {
+  const config = JSON.parse(Deno.readTextFileSync(new URL("../../deno.json", import.meta.url)));
+  assert.equal(config.version, VERSION);
+});
+
 const badInputs: [string[], RegExp][] = [
   [["--bogus"], /No flag registered for --bogus/],
   [["--sourc", "x"], /No flag registered for --sourc, did you mean --source\?/],

@@ -11,43 +11,43 @@ import { withWork } from "../helpers.ts";
  * hasher, as if both scans had started at `observedAt()`.
  */
 function comparer(work: string, observedAt: () => number) {
-  const index = new PairIndex(), state = new Hasher();
+  const index = new PairIndex(), hasher = new Hasher();
   const trees = {
-    source: new LocalTree(`${work}/src`, { hasher: state }),
-    replica: new LocalTree(`${work}/rep`, { hasher: state }),
+    source: new LocalTree(`${work}/src`, { hasher }),
+    replica: new LocalTree(`${work}/rep`, { hasher }),
   };
   const scan = async (tree: LocalTree) => ({ ...await scanTree(tree), startedAt: observedAt() });
   const compare = async () =>
     findChangedFiles(trees, await scan(trees.source), await scan(trees.replica), index);
-  return { compare, state };
+  return { compare, hasher };
 }
 
-Deno.test("hash: an unchanged pair is not read again once its keys have settled", async () => {
+Deno.test("compare: an unchanged pair is not read again once its keys have settled", async () => {
   await withWork(async (work) => {
     Deno.mkdirSync(`${work}/rep`);
     for (const side of ["src", "rep"]) Deno.writeTextFileSync(`${work}/${side}/f`, "same bytes");
-    const { compare, state } = comparer(work, () => Date.now() + 2_000);
+    const { compare, hasher } = comparer(work, () => Date.now() + 2_000);
     assert.equal((await compare()).changed.size, 0);
-    assert.equal(state.hashedBytes, 20);
+    assert.equal(hasher.hashedBytes, 20);
     assert.equal((await compare()).changed.size, 0);
-    assert.equal(state.hashedBytes, 20, "second comparison read nothing");
+    assert.equal(hasher.hashedBytes, 20, "second comparison read nothing");
     // A later second, so the rewrite's key differs (no racy same-tick write).
     await new Promise((resolve) => setTimeout(resolve, 1100));
     Deno.writeTextFileSync(`${work}/src/f`, "SAME BYTES");
     assert.deepEqual([...(await compare()).changed], ["f"]);
-    assert.equal(state.hashedBytes, 30, "only the changed side was read again");
+    assert.equal(hasher.hashedBytes, 30, "only the changed side was read again");
   });
 });
 
-Deno.test("hash: keys observed in the second of their ctime are not trusted (racy edits)", async () => {
+Deno.test("compare: keys observed in the second of their ctime are not trusted (racy edits)", async () => {
   await withWork(async (work) => {
     Deno.mkdirSync(`${work}/rep`);
     for (const side of ["src", "rep"]) Deno.writeTextFileSync(`${work}/${side}/f`, "same");
     // Observed within the second of the files' ctime, whenever the test runs.
     const ctimeSecond = Deno.statSync(`${work}/src/f`).ctime!.getTime();
-    const { compare, state } = comparer(work, () => ctimeSecond + 500);
+    const { compare, hasher } = comparer(work, () => ctimeSecond + 500);
     await compare();
     await compare();
-    assert.equal(state.hashedBytes, 16, "a fresh file is hashed again until it settles");
+    assert.equal(hasher.hashedBytes, 16, "a fresh file is hashed again until it settles");
   });
 });

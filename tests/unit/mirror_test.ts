@@ -9,7 +9,7 @@ import { MirrorState } from "../../lib/state.ts";
 import { assertMirrored, listTree, withWork } from "../helpers.ts";
 import { mirrorIn, withRecords } from "./unit_helpers.ts";
 
-Deno.test("sync: an unchanged run reads no file content; one changed file is the only one read", async () => {
+Deno.test("mirror: an unchanged run reads no file content; one changed file is the only one read", async () => {
   await withWork(async (work) => {
     const sizes = [4096, 1000, 3 * 1024 * 1024]; // the last one is read asynchronously
     sizes.forEach((size, i) =>
@@ -50,7 +50,7 @@ Deno.test("sync: an unchanged run reads no file content; one changed file is the
   });
 });
 
-Deno.test("sync: the tree digest reuses what the comparison read; nothing is read twice", async () => {
+Deno.test("mirror: the tree digest reuses what the comparison read; nothing is read twice", async () => {
   await withWork(async (work) => {
     Deno.mkdirSync(`${work}/rep`);
     Deno.writeFileSync(`${work}/src/f`, new Uint8Array(4096).fill(1));
@@ -65,7 +65,7 @@ Deno.test("sync: the tree digest reuses what the comparison read; nothing is rea
   });
 });
 
-Deno.test("sync: a file that vanishes before its copy is one WARNING, not a failure", async () => {
+Deno.test("mirror: a file that vanishes before its copy is one WARNING, not a failure", async () => {
   await withRecords(async (records) => {
     await withWork(async (work) => {
       Deno.writeTextFileSync(`${work}/src/gone.txt`, "soon gone");
@@ -90,7 +90,7 @@ Deno.test("sync: a file that vanishes before its copy is one WARNING, not a fail
   });
 });
 
-Deno.test("sync: a copy worker that fails is reported once; its copies and later cycles go on without it", async () => {
+Deno.test("mirror: a copy worker that fails is reported once; its copies and later cycles go on without it", async () => {
   await withWork(async (work) => {
     const many = (folder: string) => {
       Deno.mkdirSync(`${work}/src/${folder}`);
@@ -114,5 +114,39 @@ Deno.test("sync: a copy worker that fails is reported once; its copies and later
     assert.equal(started, 1, "not started again");
     assert.equal(failures.length, 1);
     assert.match(failures[0]!.message, /broken worker/);
+  });
+});
+
+Deno.test("mirror: a missing replica inside the source is refused before it is made", async () => {
+  await withRecords(async (records) => {
+    await withWork(async (work) => {
+      Deno.writeTextFileSync(`${work}/src/a.jpg`, "photo");
+      const mirror = new Mirror(
+        new LocalTree(`${work}/src`),
+        new LocalReplica(`${work}/src/backup`),
+        {
+          log: getLogger(["test"]),
+        },
+      );
+      const result = await mirror.cycle();
+      assert.equal(result.failed, 1);
+      assert.deepEqual([...Deno.readDirSync(`${work}/src`)].map((e) => e.name), ["a.jpg"]);
+      const messages = records.map((record) => record.message.join(""));
+      assert.ok(
+        messages.some((m) => m.includes("overlaps the source folder")),
+        messages.join("\n"),
+      );
+    });
+  });
+});
+
+Deno.test("mirror: a second cycle of one mirror while one is under way is refused, not interleaved", async () => {
+  await withWork(async (work) => {
+    Deno.writeTextFileSync(`${work}/src/a`, "a");
+    const mirror = mirrorIn(work);
+    const first = mirror.cycle();
+    await assert.rejects(mirror.cycle(), /under way/);
+    assert.equal((await first).copied, 1);
+    assert.equal((await mirror.cycle()).copied, 0, "one after another is fine");
   });
 });
