@@ -72,11 +72,12 @@ export interface ApplyOptions {
    */
   readonly parallel?: number;
   /**
-   * Send small files to the replica in batches (see `copy_scheduler.ts`).
+   * Send small files to the replica in batches (see `copy_scheduler.ts`):
+   * always, never, or once many were submitted (`"auto"`).
    *
    * @default {false}
    */
-  readonly batches?: boolean;
+  readonly batches?: boolean | "auto";
   /**
    * Owners to give what is made or changed (learns refusals).
    *
@@ -137,6 +138,13 @@ export async function applyPlan(
   return outcomes;
 }
 
+/**
+ * Outcomes a new folder holds back at most: a bigger one is put in place
+ * when it has that many, and filled from there like any folder (memory stays
+ * bounded however big the new tree).
+ */
+const MAX_HELD_OUTCOMES = 4096;
+
 /** A new folder being filled, and the outcomes held back until it is in place. */
 interface Staging {
   readonly path: string;
@@ -186,6 +194,7 @@ export class Applier {
       await this.#scheduler.drain();
       await this.#scheduler.retryFailed(undefined);
     }
+    await this.#bounded();
     const staging = this.#staging;
     try {
       if (action.op === "copy") return await this.#copy(action, staging);
@@ -313,6 +322,13 @@ export class Applier {
   #record(outcome: Outcome, staging: Staging | undefined): void {
     if (staging) staging.outcomes.push(outcome);
     else this.#options.onOutcome?.(outcome);
+  }
+
+  /** A folder being filled that holds back too many outcomes is put in place now. */
+  async #bounded(): Promise<void> {
+    if (this.#staging && this.#staging.outcomes.length >= MAX_HELD_OUTCOMES) {
+      await this.#closeStaging();
+    }
   }
 
   /** Put the filled folder in place (drop it after a stop); report what was held back. */

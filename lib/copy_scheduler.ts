@@ -25,11 +25,12 @@ export interface SchedulerOptions {
    */
   readonly parallel?: number;
   /**
-   * Send small files in batches ({@link Replica.writeFiles}).
+   * Send small files in batches ({@link Replica.writeFiles}): always, never,
+   * or (`"auto"`) once {@link MIN_BATCHED_WRITES} small files were submitted.
    *
    * @default {false}
    */
-  readonly batches?: boolean;
+  readonly batches?: boolean | "auto";
   /**
    * When it aborts, writes under way stop (the replica removes their files)
    * and queued ones never start.
@@ -86,7 +87,9 @@ export class CopyScheduler<G = unknown> {
   readonly #replica: Replica;
   readonly #bigFile: number;
   readonly #parallel: number;
-  readonly #batches: boolean;
+  /** Whether small files go in batches now; `"auto"`: from the {@link MIN_BATCHED_WRITES}th on. */
+  #batches: boolean | "auto";
+  #smallFiles = 0;
   readonly #signal: AbortSignal | undefined;
   /** Big writes under way. */
   readonly #running = new Set<Promise<void>>();
@@ -101,7 +104,7 @@ export class CopyScheduler<G = unknown> {
     this.#replica = replica;
     this.#bigFile = options.bigFile ?? BIG_FILE;
     this.#parallel = options.parallel ?? 4;
-    this.#batches = (options.batches ?? false) && replica.writeFiles !== undefined;
+    this.#batches = replica.writeFiles === undefined ? false : options.batches ?? false;
     this.#signal = options.signal;
   }
 
@@ -117,7 +120,7 @@ export class CopyScheduler<G = unknown> {
         .finally(() => this.#running.delete(running));
       this.#running.add(running);
       if (this.#running.size >= this.#parallel) await Promise.race(this.#running);
-    } else if (this.#batches) {
+    } else if (this.#batched()) {
       this.#queued.push(pending);
       if (this.#queued.length >= MAX_BATCH) await this.#flush();
     } else {
@@ -133,6 +136,12 @@ export class CopyScheduler<G = unknown> {
       const { name, message } = asError(error);
       return { status: "failed", name, message };
     }
+  }
+
+  /** Whether this small file goes in a batch. */
+  #batched(): boolean {
+    if (this.#batches === "auto" && ++this.#smallFiles >= MIN_BATCHED_WRITES) this.#batches = true;
+    return this.#batches === true;
   }
 
   /** Wait for every write submitted (a failure waits for {@link retryFailed}). */

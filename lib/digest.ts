@@ -1,76 +1,359 @@
 /**
  * The tree digest: one MD5 for a whole tree, a one-line proof that anyone can
- * recompute with standard tools (the README gives a Python script):
+ * recompute with standard tools (the README gives a Python script).
  *
- * the MD5 of the lines `TYPE MODE PATH CONTENT\n`, one per entry below the
- * root, sorted by their UTF-8 bytes (`LC_ALL=C sort`), where TYPE is `file`,
- * `dir` or `symlink`; MODE the permission bits as four octal digits; PATH the
- * path relative to the root with `\` written `\\` and a newline `\n`; CONTENT
- * the file's MD5 in hex, the symlink's target (escaped the same way), or `-`
- * for a folder. Excluded paths, FIFOs, sockets and devices are left out;
- * every other entry counts, whatever its name.
+ * It is built folder by folder, as git builds its trees: the digest of a
+ * folder is the MD5 of one line per entry in it, `TYPE MODE NAME CONTENT\n`,
+ * in name order (by UTF-8 bytes), where TYPE is `file`, `dir` or `symlink`;
+ * MODE the permission bits as four octal digits; NAME the entry's name with
+ * `\` written `\\` and a newline `\n`; CONTENT the file's MD5 in hex, the
+ * folder's own digest, or the symlink's target (escaped like a name). The
+ * tree digest is the digest of the root folder. Excluded paths, FIFOs,
+ * sockets and devices are left out; every other entry counts, whatever its
+ * name.
  *
- * `node:crypto` is loaded on first use.
+ * So a walk computes it as it goes, holding no more than a folder, and a
+ * folder whose entries are all as they were (see {@link FolderDigests}) gets
+ * its digest back from the index without any MD5 being computed.
+ * `node:crypto` is loaded only when an MD5 is.
  *
  * @module
  */
-import type { Entry, Tree } from "./entry.ts";
-import type { PairIndex } from "./pair_index.ts";
-import type { TreeReader } from "./replica.ts";
+import { type Entry, isSettled, type Tree } from "./entry.ts";
+import { keyPrint, type PairIndex } from "./pair_index.ts";
+import { compareNames, parentOf } from "./paths.ts";
 
 /**
  * The most a cycle reads only to put the source's tree digest in its summary;
- * a cycle that copied more says the digest was not computed (`--verify`
+ * a cycle that needed more says the digest was not computed (`--verify`
  * computes it at any size).
  */
 export const DIGEST_BUDGET = { bytes: 64 * 1024 * 1024, files: 2000 } as const;
 
-/** The tree-digest line of one entry (`md5`: the file's MD5, for files). */
-export function digestLine(path: string, entry: Entry, md5?: string): string {
-  const content = entry.kind === "file"
-    ? md5 ?? "?"
-    : entry.kind === "symlink"
-    ? escape(entry.target ?? "")
-    : "-";
-  return `${entry.kind} ${octal(entry.mode)} ${escape(path)} ${content}\n`;
+/** Lines a cycle holds while MD5s they need are unknown; beyond, it gives up the digest. */
+const MAX_HELD_LINES = 100_000;
+
+/**
+ * The digest line of one entry in its folder.
+ *
+ * @param name the entry's name.
+ * @param entry what it is.
+ * @param content the file's MD5, the folder's digest, or (for a symlink, by default) its target.
+ * @returns the line, ending in a newline.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { entryLine } from "./digest.ts";
+ * const link = { kind: "symlink" as const, size: 1, mtimeMs: 0, ctimeMs: 0, ino: 1, mode: 0o777, target: "a" };
+ * assert.equal(entryLine("to a", link), "symlink 0777 to a a\n");
+ * ```
+ */
+export function entryLine(name: string, entry: Entry, content?: string): string {
+  const text = entry.kind === "symlink" ? escape(entry.target ?? "") : content ?? "?";
+  return `${entry.kind} ${octal(entry.mode)} ${escape(name)} ${text}\n`;
 }
 
 /**
- * MD5 of `lines` (each ending in `\n`) sorted by their UTF-8 bytes.
+ * The tree digest of a whole tree in memory.
  *
- * @param lines the tree-digest lines, one per entry, in any order.
- * @returns the MD5 of the sorted lines, in lowercase hex.
+ * @param tree every entry below the root (FIFOs, sockets and devices are left out).
+ * @param md5 the MD5 of the file at a path (undefined: unreadable, written `?`).
+ * @returns the tree digest, in lowercase hex.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { treeDigest } from "./digest.ts";
- * assert.equal(await treeDigest(["b\n", "a\n"]), await treeDigest(["a\n", "b\n"]));
+ * import type { Entry } from "./entry.ts";
+ * const file: Entry = { kind: "file", size: 0, mtimeMs: 0, ctimeMs: 0, ino: 1, mode: 0o644 };
+ * const dir: Entry = { ...file, kind: "dir", mode: 0o755 };
+ * const empty = "d41d8cd98f00b204e9800998ecf8427e";
+ * // The root holds the folder d, which holds an empty file e.
+ * const digest = await treeDigest(new Map([["d", dir], ["d/e", file]]), () => empty);
+ * assert.match(digest, /^[0-9a-f]{32}$/);
  * ```
  */
-export async function treeDigest(lines: readonly string[]): Promise<string> {
-  const { createHash } = await import("node:crypto");
-  const hash = createHash("md5");
-  // UTF-16 order equals UTF-8 byte order unless a line holds a surrogate or a
-  // character from U+E000 up; only then compare bytes (slower).
-  if (lines.some((line) => /[\uD800-\uFFFF]/.test(line))) {
-    const encoder = new TextEncoder();
-    for (const bytes of lines.map((line) => encoder.encode(line)).sort(compareBytes)) {
-      hash.update(bytes);
-    }
-  } else {
-    // One update per few thousand lines: each call into node:crypto costs
-    // more than hashing a line.
-    const sorted = [...lines].sort();
-    for (let i = 0; i < sorted.length; i += 4096) hash.update(sorted.slice(i, i + 4096).join(""));
+export async function treeDigest(
+  tree: Tree,
+  md5: (path: string) => string | undefined,
+): Promise<string> {
+  const children = new Map<string, string[]>();
+  for (const path of tree.keys()) {
+    const dir = parentOf(path);
+    let names = children.get(dir);
+    if (names === undefined) children.set(dir, names = []);
+    names.push(path.slice(dir === "" ? 0 : dir.length + 1));
   }
-  return hash.digest("hex");
+  const digestOf = async (dir: string): Promise<string> => {
+    const lines: string[] = [];
+    for (const name of (children.get(dir) ?? []).sort(compareNames)) {
+      const path = dir === "" ? name : `${dir}/${name}`;
+      const entry = tree.get(path)!;
+      if (entry.kind === "other") continue;
+      const content = entry.kind === "dir"
+        ? await digestOf(path)
+        : entry.kind === "file"
+        ? md5(path)
+        : undefined;
+      lines.push(entryLine(name, entry, content));
+    }
+    return await md5Of(lines);
+  };
+  return await digestOf("");
 }
 
-function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  const length = Math.min(a.length, b.length);
-  for (let i = 0; i < length; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
-  return a.length - b.length;
+/** One entry of a folder, as {@link FolderDigests.folder} needs it. */
+export interface DigestChild {
+  /** The entry's name. */
+  readonly name: string;
+  /** What it is (FIFOs, sockets and devices are skipped). */
+  readonly entry: Entry;
+  /** For a file: its MD5 when known now (undefined: read at the end, if the budget allows). */
+  readonly md5?: string;
+  /** For a folder: what {@link FolderDigests.folder} returned for it, or a {@link FolderDigests.hole}. */
+  readonly node?: DigestNode;
+}
+
+/** A folder's digest: known, or waiting for MD5s read at the end. */
+export interface DigestNode {
+  /** A print of what the folder holds (NaN: not known yet). */
+  readonly print: number;
+  /** Its digest may be kept in the index for its print (every file in it settled). */
+  readonly cacheable: boolean;
+  /** The digest, once known. */
+  digest?: string;
+  /** The folder's path and lines, while some content is not known. */
+  pending?: { readonly dir: string; readonly parts: readonly Part[] };
+  /** A stand-in for a folder walked later ({@link FolderDigests.hole}). */
+  readonly hole?: boolean;
+  /** For a hole: the folder's node, once walked. */
+  filled?: DigestNode;
+}
+
+type Part = string | { readonly line: string; readonly file: UnknownFile } | {
+  readonly line: string;
+  readonly node: DigestNode;
+};
+
+interface UnknownFile {
+  readonly path: string;
+  readonly entry: Entry;
+  md5?: string;
+}
+
+/**
+ * The source's tree digest, computed as a walk meets each folder (after its
+ * subfolders): a folder whose print (names, types, modes, stat keys, link
+ * targets, subfolders' prints) is the one the index recorded gets its digest
+ * from there; one whose content is all known is digested at once (and
+ * recorded); one waiting for files whose MD5 is unknown (copied this cycle)
+ * waits for {@link finish}, which reads them if the cycle needs its digest
+ * and they are within {@link DIGEST_BUDGET}.
+ */
+export class FolderDigests {
+  readonly #index: PairIndex;
+  readonly #observedAt: number;
+  readonly #unknown: UnknownFile[] = [];
+  #unknownBytes = 0;
+  #held = 0;
+  #gaveUp = false;
+
+  /**
+   * @param index where folder digests are recorded and found again.
+   * @param observedAt when the walk started (epoch ms): a file changed after
+   * that, or in the same second, leaves its folders' digests unrecorded.
+   */
+  constructor(index: PairIndex, observedAt: number) {
+    this.#index = index;
+    this.#observedAt = observedAt;
+  }
+
+  /** Whether the digest is given up for this cycle (too much unknown). */
+  get gaveUp(): boolean {
+    return this.#gaveUp;
+  }
+
+  /**
+   * A folder's entries, all met (its subfolders' nodes included).
+   *
+   * @param dir the folder's path (`""`: the root).
+   * @param children its entries, in name order.
+   * @param complete whether its listing is complete (else its digest is never recorded).
+   * @returns its node, or undefined once the digest is given up.
+   */
+  async folder(
+    dir: string,
+    children: readonly DigestChild[],
+    complete: boolean,
+  ): Promise<DigestNode | undefined> {
+    if (this.#gaveUp) return undefined;
+    const print = new Print();
+    let cacheable = complete, known = true;
+    for (const { name, entry, md5, node } of children) {
+      if (entry.kind === "other") continue;
+      print.text(name).number(KIND[entry.kind]).number(entry.mode);
+      if (entry.kind === "file") {
+        print.number(keyPrint([entry.size, entry.mtimeMs, entry.ctimeMs, entry.ino]));
+        cacheable &&= isSettled(entry, this.#observedAt);
+        known &&= md5 !== undefined;
+      } else if (entry.kind === "symlink") print.text(entry.target ?? "");
+      else {
+        if (node === undefined) return this.#giveUp(); // a subfolder's digest was given up
+        const sub = resolved(node);
+        if (sub === undefined) { // a hole, filled later
+          cacheable = known = false;
+          continue;
+        }
+        print.number(sub.print);
+        cacheable &&= sub.cacheable;
+        known &&= sub.digest !== undefined;
+      }
+    }
+    const node: DigestNode = { print: cacheable ? print.value() : NaN, cacheable };
+    const cached = cacheable ? this.#index.folderDigest(dir, node.print) : undefined;
+    if (cached !== undefined) return { ...node, digest: cached };
+    if (known) {
+      const lines = children.filter(({ entry }) => entry.kind !== "other")
+        .map(({ name, entry, md5, node }) => entryLine(name, entry, md5 ?? resolved(node)?.digest));
+      node.digest = await md5Of(lines);
+      if (cacheable) this.#index.recordFolderDigest(dir, node.print, node.digest);
+      return node;
+    }
+    const prefix = dir === "" ? "" : `${dir}/`;
+    const parts: Part[] = [];
+    for (const child of children) {
+      const { name, entry, md5 } = child;
+      if (entry.kind === "other") continue;
+      if (entry.kind === "file" && md5 === undefined) {
+        const file = { path: prefix + name, entry };
+        this.#unknown.push(file);
+        this.#unknownBytes += entry.size;
+        parts.push({ line: entryLine(name, entry, ""), file });
+      } else if (entry.kind === "dir" && resolved(child.node)?.digest === undefined) {
+        parts.push({ line: entryLine(name, entry, ""), node: child.node! });
+      } else parts.push(entryLine(name, entry, md5 ?? resolved(child.node)?.digest));
+    }
+    this.#held += parts.length;
+    if (
+      this.#unknown.length > DIGEST_BUDGET.files || this.#unknownBytes > DIGEST_BUDGET.bytes ||
+      this.#held > MAX_HELD_LINES
+    ) {
+      return this.#giveUp();
+    }
+    node.pending = { dir, parts };
+    return node;
+  }
+
+  /**
+   * A place for a subfolder walked later (after the removals, when its type
+   * changes): fill it with {@link fill}.
+   *
+   * @returns a node that stands for the subfolder until then.
+   */
+  hole(): DigestNode {
+    return { print: NaN, cacheable: false, hole: true };
+  }
+
+  /**
+   * The subfolder a {@link hole} stood for has been walked.
+   *
+   * @param hole the hole.
+   * @param node what {@link folder} returned for the subfolder.
+   */
+  fill(hole: DigestNode, node: DigestNode | undefined): void {
+    if (node === undefined) this.#giveUp();
+    else hole.filled = node;
+  }
+
+  /**
+   * The tree digest: the MD5s still unknown are read (with `read`, which
+   * records them), the folders waiting for them digested.
+   *
+   * @param root the root folder's node.
+   * @param read the MD5 of a source file (undefined: unreadable, written `?`).
+   * @returns the tree digest, or undefined when it was given up or a read was stopped.
+   */
+  async finish(
+    root: DigestNode | undefined,
+    read: (path: string, entry: Entry) => Promise<string | undefined>,
+  ): Promise<string | undefined> {
+    if (this.#gaveUp || root === undefined) return undefined;
+    for (const file of this.#unknown) file.md5 = await read(file.path, file.entry) ?? "?";
+    const digestOf = async (node: DigestNode): Promise<string | undefined> => {
+      const at = resolved(node);
+      if (at === undefined) return undefined; // a hole never filled
+      if (at.digest !== undefined) return at.digest;
+      const lines: string[] = [];
+      for (const part of at.pending!.parts) {
+        if (typeof part === "string") lines.push(part);
+        else {
+          const content = "file" in part ? part.file.md5 : await digestOf(part.node);
+          if (content === undefined) return undefined;
+          lines.push(`${part.line.slice(0, -1)}${content}\n`);
+        }
+      }
+      at.digest = await md5Of(lines);
+      return at.digest;
+    };
+    return await digestOf(root);
+  }
+
+  #giveUp(): undefined {
+    this.#gaveUp = true;
+    this.#unknown.length = 0;
+    return undefined;
+  }
+}
+
+/** The node itself, or for a hole the subfolder's (undefined while not filled). */
+function resolved(node: DigestNode | undefined): DigestNode | undefined {
+  return node?.hole ? resolved(node.filled) : node;
+}
+
+const KIND: Readonly<Record<Entry["kind"], number>> = { file: 1, dir: 2, symlink: 3, other: 4 };
+
+/** A 53-bit print of a sequence of numbers and texts (not a cryptographic hash). */
+class Print {
+  #a = 0x811c9dc5;
+  #b = 0x9e3779b9;
+
+  text(text: string): this {
+    for (let i = 0; i < text.length; i++) this.#mix(text.charCodeAt(i));
+    return this.#mix(0x10000);
+  }
+
+  number(value: number): this {
+    return this.#mix(value % 0x100000000 >>> 0).#mix(Math.floor(value / 0x100000000) >>> 0);
+  }
+
+  value(): number {
+    let a = this.#a, b = this.#b;
+    a = Math.imul(a ^ (a >>> 16), 0x85ebca6b);
+    b = Math.imul(b ^ (b >>> 13), 0xc2b2ae35);
+    a ^= b >>> 15;
+    b ^= a >>> 16;
+    return (a >>> 0) * 0x200000 + ((b >>> 0) >>> 11);
+  }
+
+  #mix(word: number): this {
+    this.#a = Math.imul(this.#a ^ word, 0x01000193);
+    this.#b = Math.imul(this.#b ^ word, 0x5bd1e995);
+    this.#b ^= this.#b >>> 15;
+    return this;
+  }
+}
+
+let crypto: typeof import("node:crypto") | undefined;
+
+/** The MD5 (hex) of `lines` joined. */
+async function md5Of(lines: readonly string[]): Promise<string> {
+  crypto ??= await import("node:crypto");
+  const hash = crypto.createHash("md5");
+  // One update per few thousand lines: each call into node:crypto costs more
+  // than hashing a line.
+  for (let i = 0; i < lines.length; i += 4096) hash.update(lines.slice(i, i + 4096).join(""));
+  return hash.digest("hex");
 }
 
 function escape(text: string): string {
@@ -80,51 +363,12 @@ function escape(text: string): string {
 
 const OCTAL = Array.from({ length: 0o10000 }, (_, mode) => mode.toString(8).padStart(4, "0"));
 
+/**
+ * Permission bits as four octal digits.
+ *
+ * @param mode the bits (`mode & 0o7777`).
+ * @returns e.g. `"0644"`.
+ */
 export function octal(mode: number): string {
   return OCTAL[mode] ?? mode.toString(8).padStart(4, "0");
-}
-
-/**
- * The source's tree digest after a cycle: file MD5s come from `index` where
- * their keys still hold, or from this cycle's comparison (`readThisCycle`);
- * the rest (files copied this cycle) are read here and recorded in `index`,
- * so that the next comparison need not read them. Reading is bounded
- * ({@link DIGEST_BUDGET}): a cycle that copied more gets undefined rather
- * than multiply its own cost (MD5 runs at ~450 MB/s, far slower than a kernel
- * copy). Undefined too when `signal` aborts.
- */
-export async function sourceTreeDigest(
-  tree: Tree,
-  reader: TreeReader,
-  index: PairIndex,
-  readThisCycle: ReadonlyMap<string, string>,
-  observedAt: number,
-  signal?: AbortSignal,
-): Promise<string | undefined> {
-  const inIndex = (path: string, entry: Entry) =>
-    index.knows(path, "source", entry) && index.md5(path) !== undefined;
-  let unknownBytes = 0, unknownFiles = 0;
-  for (const [path, entry] of tree) {
-    if (entry.kind !== "file" || inIndex(path, entry) || readThisCycle.has(path)) continue;
-    unknownBytes += entry.size;
-    unknownFiles++;
-  }
-  if (unknownBytes > DIGEST_BUDGET.bytes || unknownFiles > DIGEST_BUDGET.files) return undefined;
-  const lines: string[] = [];
-  for (const [path, entry] of tree) {
-    if (entry.kind === "other") continue;
-    let md5: string | undefined;
-    if (entry.kind === "file") {
-      md5 = inIndex(path, entry) ? index.md5(path) : readThisCycle.get(path);
-      try {
-        md5 ??= await reader.md5(path, entry.size, signal);
-        index.recordSource(path, entry, md5, observedAt);
-      } catch {
-        if (signal?.aborted) return undefined; // stopped: no digest
-        md5 = "?"; // unreadable or gone: the digest says so
-      }
-    }
-    lines.push(digestLine(path, entry, md5));
-  }
-  return await treeDigest(lines);
 }

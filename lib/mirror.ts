@@ -9,21 +9,21 @@
  * @module
  */
 import { getLogger } from "npm:@logtape/logtape@^2.4.2";
-import { applyPlan, type Outcome } from "./apply.ts";
-import { MIN_BATCHED_WRITES } from "./copy_scheduler.ts";
+import { Applier, type Outcome } from "./apply.ts";
 import { findChangedFiles } from "./compare.ts";
-import { sourceTreeDigest } from "./digest.ts";
-import { NOUN, type Tree } from "./entry.ts";
+import { FolderDigests } from "./digest.ts";
+import { type Entry, NOUN } from "./entry.ts";
 import { asError, reason } from "./error.ts";
 import { type ExcludeMatcher, excludeMatcher } from "./exclude.ts";
 import { deletionGuard } from "./guards.ts";
 import type { ConsoleTap } from "./log.ts";
+import { March } from "./march.ts";
 import { OwnerPolicy } from "./owners.ts";
 import type { PairIndex } from "./pair_index.ts";
-import { isWithin } from "./paths.ts";
+import { comparePaths, isWithin } from "./paths.ts";
 import { type Action, deletedEntries, plan } from "./plan.ts";
-import { startProgress } from "./progress.ts";
-import { BIG_FILE, type Replica, type RootInfo, type TreeReader } from "./replica.ts";
+import { CopyProgress } from "./progress.ts";
+import type { Replica, RootInfo, TreeReader } from "./replica.ts";
 import {
   count,
   emptyTally,
@@ -34,9 +34,8 @@ import {
   reportSummary,
   type Tally,
 } from "./report.ts";
-import { type Scan, scanAround, scanTree } from "./scan.ts";
+import { scanAround } from "./scan.ts";
 import { MirrorState } from "./state.ts";
-import { PackedTree } from "./tree.ts";
 
 /** What one cycle did: its counts (see `Tally`), frozen. */
 export type CycleResult = Readonly<Tally>;
@@ -277,9 +276,9 @@ export class Mirror {
     }
     let made = false;
     if (replica === undefined) {
-      const [root] = await this.#apply([{ op: "root", path: "" }], tally, signal);
+      const root = await this.#apply({ op: "root", path: "" }, tally, signal);
       if (this.#options.dryRun) return { source, replica: undefined };
-      if (root?.status !== "done") return undefined;
+      if (root !== "done") return undefined;
       replica = await this.#replica.open();
       if (replica === undefined) return undefined;
       made = true;
@@ -312,28 +311,159 @@ export class Mirror {
     paths: ReadonlySet<string> | undefined,
     signal?: AbortSignal,
   ): Promise<void> {
+    // Before the walk: finding out the owners may write in the replica root
+    // (its mtime is then read again).
+    const probed = this.#ownerPolicy === undefined;
+    const owners = await this.#owners(opened.replica === undefined);
+    if (probed && owners !== undefined && opened.replica !== undefined) {
+      const entry = await this.#replica.stat("");
+      if (entry?.kind === "dir") opened = { ...opened, replica: { ...opened.replica, entry } };
+    }
+    if (paths === undefined) await this.#full(tally, opened, owners, signal);
+    else await this.#partial(tally, opened, paths, owners, signal);
+  }
+
+  /** A full cycle: both trees walked folder by folder (`march.ts`). */
+  async #full(
+    tally: Tally,
+    opened: Opened,
+    owners: OwnerPolicy | undefined,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const state = this.#state, index = state.index;
+    const dryRun = this.#options.dryRun ?? false;
+    const observedAt = Date.now();
+    const digests = dryRun ? undefined : new FolderDigests(index, observedAt);
+    const tempsLeft: string[] = [];
+    const progress = dryRun || !this.#options.progress
+      ? undefined
+      : new CopyProgress(this.#options.progress);
+    const applier = this.#applier(tally, signal, {
+      sourceRoot: opened.source.path ?? "",
+      owners,
+      observedAt,
+      tempsLeft,
+      batches: "auto",
+      ...(progress ? { onCopyEnded: (bytes: number) => progress.advance(bytes) } : {}),
+    });
+    const writes = this.#options.writes;
+    const written: string[] = [];
+    const planned = (actions: readonly Action[]) => {
+      for (const action of actions) if (action.op === "copy") progress?.add(action.source.size);
+    };
+    const apply = async (action: Action) => {
+      if (writes) {
+        writes.writing([action.path]);
+        written.push(action.path);
+      }
+      await applier.apply(action);
+    };
+    const debug = this.#log.isEnabledFor("debug");
+    const march = new March({
+      trees: { source: this.#source, replica: this.#replica },
+      roots: opened.replica
+        ? { source: opened.source.entry, replica: opened.replica.entry }
+        : { source: opened.source.entry },
+      exclude: await this.#exclude,
+      isTemp: (name) => this.#replica.isTemp?.(name) ?? state.isTemp(name),
+      index,
+      owners,
+      observedAt,
+      countDeletes: this.#options.maxDelete !== undefined,
+      ...(digests ? { digests } : {}),
+      ...(signal ? { signal } : {}),
+      apply,
+      onPlanned: planned,
+      onProblem: (side, problem) => {
+        reportProblem(this.#log, side, problem);
+        tally.failed++;
+      },
+      onSpecial: (path) => tally.warnings += this.#warnAboutSpecialFile(path),
+      ...(debug
+        ? { onUnchanged: (path: string, entry: Entry) => this.#reportUnchanged(path, entry) }
+        : {}),
+    });
+    let result;
+    try {
+      result = await march.run(opened.replica !== undefined);
+      // The deletion guards see everything the walk would delete, before anything is.
+      const verdict = deletionGuard({
+        recorded: state.sourceRoot,
+        sourceId: opened.source.id,
+        sourceEntries: result.sourceEntries,
+        replicaEntries: result.replicaEntries,
+        full: true,
+        deletes: result.deletes,
+        ...(this.#options.maxDelete === undefined ? {} : { maxDelete: this.#options.maxDelete }),
+      });
+      if (verdict.record && !dryRun) state.sourceRoot = verdict.record;
+      if (verdict.refusal) this.#reportRefusal(tally, verdict.refusal);
+      const attributes = [...result.attributes];
+      if (verdict.deletions) {
+        for (const action of [...result.removals, ...result.keeps]) {
+          if (signal?.aborted) break;
+          await apply(action);
+        }
+        planned(result.blocked.map(({ write }) => write));
+        attributes.push(...await march.afterRemovals(result.blocked));
+      }
+      // Deepest first, after every write.
+      attributes.sort((a, b) => comparePaths(b.path, a.path));
+      for (const action of attributes) {
+        if (signal?.aborted) break;
+        await apply(action);
+      }
+    } finally {
+      await applier.finish();
+      await progress?.stop();
+      writes?.written(written);
+    }
+
+    // Remember.
+    if (dryRun || signal?.aborted) return;
+    if (tally.copied + tally.updated + tally.removed + tally.created > 0 && digests) {
+      const source = this.#source;
+      try {
+        tally.digest = await digests.finish(result.digest, async (path, entry) => {
+          try {
+            const md5 = await source.md5(path, entry.size, signal);
+            index.recordSource(path, entry, md5, observedAt);
+            return md5;
+          } catch (error) {
+            if (signal?.aborted) throw error;
+            return undefined; // unreadable or gone: the digest says so
+          }
+        }) ?? "not computed";
+      } catch (error) {
+        if (!signal?.aborted) throw error;
+      }
+    }
+    if (result.complete) index.sweep();
+    if (!signal?.aborted) state.tempsSwept(tempsLeft);
+    await this.saveState();
+  }
+
+  /** A partial cycle (`--watch`): the folders events named, planned whole (they are few). */
+  async #partial(
+    tally: Tally,
+    opened: Opened,
+    paths: ReadonlySet<string>,
+    owners: OwnerPolicy | undefined,
+    signal?: AbortSignal,
+  ): Promise<void> {
     const state = this.#state;
     const exclude = await this.#exclude;
     const isTemp = (name: string) => this.#replica.isTemp?.(name) ?? state.isTemp(name);
-    const full = paths === undefined;
     const trees = { source: this.#source, replica: this.#replica };
-    // Before the walk: finding out the owners may write in the replica root.
-    const owners = await this.#owners(opened.replica === undefined);
 
     // Walk.
-    const scanned = full
-      ? {
-        source: await scanTree(trees.source, { exclude, signal }),
-        replica: opened.replica === undefined
-          ? emptyScan()
-          : await scanTree(trees.replica, { exclude, isTemp, signal }),
-      }
-      : await scanAround(trees, paths, exclude, isTemp, signal);
-    const { source, replica } = scanned;
+    const { source, replica } = await scanAround(trees, paths, exclude, isTemp, signal);
     for (const problem of source.problems) reportProblem(this.#log, "source", problem);
     for (const problem of replica.problems) reportProblem(this.#log, "replica", problem);
     tally.failed += source.problems.length + replica.problems.length;
-    tally.warnings += this.#warnAboutSpecialFiles(source.tree);
+    for (const [path, entry] of source.tree) {
+      if (entry.kind === "other") tally.warnings += this.#warnAboutSpecialFile(path);
+    }
 
     // Compare.
     const index = state.index;
@@ -358,11 +488,10 @@ export class Mirror {
       sourceId: opened.source.id,
       sourceEntries: source.tree.size,
       replicaEntries: replica.tree.size,
-      full,
+      full: false,
       deletes: deletedEntries(actions, replica.tree),
       ...(this.#options.maxDelete === undefined ? {} : { maxDelete: this.#options.maxDelete }),
     });
-    if (verdict.record) state.sourceRoot = verdict.record;
     if (verdict.refusal) this.#reportRefusal(tally, verdict.refusal);
     if (!verdict.deletions) {
       actions = plan(source.tree, replica.tree, { ...inputs, deletions: false });
@@ -371,44 +500,57 @@ export class Mirror {
     // Apply.
     const writing = actions.map((action) => action.path);
     this.#options.writes?.writing(writing);
-    if (this.#log.isEnabledFor("debug")) this.#reportUnchanged(source.tree, actions);
-    const tap = this.#options.dryRun ? undefined : this.#options.progress;
-    const progress = tap ? await startProgress(...copyTotals(actions), tap) : undefined;
-    const tempsLeft: string[] = [];
+    if (this.#log.isEnabledFor("debug")) {
+      const touched = new Set(writing);
+      for (const [path, entry] of source.tree) {
+        if (!touched.has(path)) this.#reportUnchanged(path, entry);
+      }
+    }
+    const progress = this.#options.dryRun || !this.#options.progress
+      ? undefined
+      : new CopyProgress(this.#options.progress);
+    for (const action of actions) if (action.op === "copy") progress?.add(action.source.size);
+    const applier = this.#applier(tally, signal, {
+      sourceRoot: opened.source.path ?? "",
+      owners,
+      observedAt: source.startedAt,
+      tempsLeft: [],
+      batches: "auto",
+      ...(progress ? { onCopyEnded: (bytes: number) => progress.advance(bytes) } : {}),
+    });
     try {
-      await this.#apply(actions, tally, signal, {
-        sourceRoot: opened.source.path ?? "",
-        owners,
-        observedAt: source.startedAt,
-        tempsLeft,
-        onCopyEnded: (bytes) => progress?.advance(bytes),
-      });
+      for (const action of actions) {
+        if (signal?.aborted) break;
+        await applier.apply(action);
+      }
     } finally {
-      progress?.stop();
+      await applier.finish();
+      await progress?.stop();
       this.#options.writes?.written(writing);
     }
-
-    // Remember.
-    if (!full || this.#options.dryRun) return; // the state is saved by full, real cycles
-    if (tally.copied + tally.updated + tally.removed + tally.created > 0 && !signal?.aborted) {
-      const digest = await sourceTreeDigest(
-        source.tree,
-        trees.source,
-        index,
-        comparison.sourceMd5s,
-        source.startedAt,
-        signal,
-      );
-      tally.digest = digest ?? "not computed";
-    }
-    index.retain((path) => source.tree.get(path)?.kind === "file");
-    if (replica.problems.length === 0 && !signal?.aborted) state.tempsSwept(tempsLeft);
-    await this.saveState();
   }
 
-  /** Apply `actions`, report and count each outcome, learn from the mirror's own writes. */
+  /** Apply one action (the replica root), report and count its outcome; how it ended. */
   async #apply(
-    actions: readonly Action[],
+    action: Action,
+    tally: Tally,
+    signal: AbortSignal | undefined,
+  ): Promise<Outcome["status"] | undefined> {
+    let status: Outcome["status"] | undefined;
+    const applier = this.#applier(tally, signal, {
+      sourceRoot: "",
+      observedAt: 0,
+      tempsLeft: [],
+      batches: false,
+      onOutcome: (outcome) => status = outcome.status,
+    });
+    await applier.apply(action);
+    await applier.finish();
+    return status;
+  }
+
+  /** An applier whose outcomes are reported, counted, and learnt from (the mirror's own writes). */
+  #applier(
     tally: Tally,
     signal: AbortSignal | undefined,
     context: {
@@ -416,19 +558,21 @@ export class Mirror {
       readonly owners?: OwnerPolicy | undefined;
       readonly observedAt: number;
       readonly tempsLeft: string[];
+      readonly batches: boolean | "auto";
       readonly onCopyEnded?: (bytes: number) => void;
-    } = { sourceRoot: "", observedAt: 0, tempsLeft: [] },
-  ): Promise<Outcome[]> {
+      readonly onOutcome?: (outcome: Outcome) => void;
+    },
+  ): Applier {
     const index = this.#state.index;
-    const small = actions.filter((a) => a.op === "copy" && a.source.size < BIG_FILE).length;
-    return await applyPlan(actions, this.#replica, {
+    return new Applier(this.#replica, {
       sourceRoot: context.sourceRoot,
       dryRun: this.#options.dryRun ?? false,
-      batches: small >= MIN_BATCHED_WRITES,
+      batches: context.batches,
       ...(context.owners ? { owners: context.owners } : {}),
       ...(signal ? { signal } : {}),
       ...(context.onCopyEnded ? { onCopyEnded: context.onCopyEnded } : {}),
       onOutcome: (outcome) => {
+        context.onOutcome?.(outcome);
         if (outcome.status === "done") learnFromWrite(index, outcome, context.observedAt);
         else if (
           outcome.action.op === "remove" && this.#state.isTemp(baseName(outcome.action.path))
@@ -481,28 +625,21 @@ export class Mirror {
     }
   }
 
-  /** DEBUG lines for every source entry this cycle leaves alone. */
-  #reportUnchanged(tree: Tree, actions: readonly Action[]): void {
-    const touched = new Set(actions.map((action) => action.path));
-    for (const [path, entry] of tree) {
-      if (entry.kind === "other" || touched.has(path)) continue;
-      this.#log.debug(`${NOUN[entry.kind]} {path} is unchanged.`, { action: "none", path });
-    }
+  /** The DEBUG line of a source entry this cycle leaves alone. */
+  #reportUnchanged(path: string, entry: Entry): void {
+    if (entry.kind === "other") return;
+    this.#log.debug(`${NOUN[entry.kind]} {path} is unchanged.`, { action: "none", path });
   }
 
-  /** FIFOs, sockets and devices are never opened or mirrored; say so once per path. */
-  #warnAboutSpecialFiles(tree: Tree): number {
-    let warned = 0;
-    for (const [path, entry] of tree) {
-      if (entry.kind !== "other" || this.#warnedSpecial.has(path)) continue;
-      this.#warnedSpecial.add(path);
-      warned++;
-      this.#log.warn("Special file {path} (FIFO, socket or device) is skipped.", {
-        action: "skip",
-        path,
-      });
-    }
-    return warned;
+  /** FIFOs, sockets and devices are never opened or mirrored; said once per path (1 if said now). */
+  #warnAboutSpecialFile(path: string): number {
+    if (this.#warnedSpecial.has(path)) return 0;
+    this.#warnedSpecial.add(path);
+    this.#log.warn("Special file {path} (FIFO, socket or device) is skipped.", {
+      action: "skip",
+      path,
+    });
+    return 1;
   }
 
   /**
@@ -520,28 +657,6 @@ export class Mirror {
     }
     return this.#ownerPolicy;
   }
-}
-
-/** How many files the actions copy, and how many bytes. */
-function copyTotals(actions: readonly Action[]): [number, number] {
-  let files = 0, bytes = 0;
-  for (const action of actions) {
-    if (action.op !== "copy") continue;
-    files++;
-    bytes += action.source.size;
-  }
-  return [files, bytes];
-}
-
-function emptyScan(): Scan {
-  return {
-    tree: new PackedTree(),
-    problems: [],
-    incomplete: new Set(),
-    temps: [],
-    holdsExcluded: new Set(),
-    startedAt: Date.now(),
-  };
 }
 
 /**

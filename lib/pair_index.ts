@@ -1,41 +1,197 @@
 /**
  * What the program knows about file contents: for each file pair last found
- * identical, the stat keys of both sides at that moment and, when it was
- * read, their MD5. While both keys are unchanged, the pair is trusted without
- * reading a byte; when one side changed, the other side's MD5 (if known) is
- * not read again.
+ * identical, a print of the stat keys of both sides at that moment and, when
+ * it was read, their MD5. While both keys are unchanged, the pair is trusted
+ * without reading a byte; when one side changed, the other side's MD5 (if
+ * known) is not read again.
  *
  * A pair is known in three ways: compared by MD5 ({@link PairIndex.record}),
  * written by the mirror itself ({@link PairIndex.recordCopy}: the copy came
  * from the source as it was scanned, so no byte needs reading), or only the
  * source side read ({@link PairIndex.recordSource}).
  *
- * Memory matters at a million files, so a pair is not an object: each path
- * maps to a slot in flat arrays (eight numbers of keys, sixteen bytes of MD5,
- * one byte of flags), ~150 bytes a pair with its path. Its bytes
- * ({@link PairIndex.toBytes}) are the same arrays, written as they are, and go
- * into the state file (`state.ts`).
+ * Memory matters at a million files, so the index is kept per folder, in
+ * flat arrays: a folder's names in one string (sorted, so a name is found by
+ * binary search and a walk meets them in order), two 53-bit prints of stat
+ * keys, sixteen bytes of MD5 and one byte of flags a pair, ~45 bytes with a
+ * short name. A stat key's print ({@link keyPrint}) stands for its four
+ * numbers (size, mtime, ctime, inode): a changed key with the same print is
+ * one chance in 2^53. Each folder also keeps the print and MD5 of its tree
+ * digest (`digest.ts`), so an unchanged folder's digest is not computed
+ * again. Its bytes ({@link PairIndex.toBytes}) are the same arrays, folder
+ * after folder, and go into the state file (`state.ts`).
  *
  * @module
  */
-import { type Entry, isSettled, keyOf, type StatKey } from "./entry.ts";
+import { type Entry, isSettled, type StatKey } from "./entry.ts";
+import { compareNames, parentOf, rank } from "./paths.ts";
 
-/** Byte layout: the pair count (uint32), 4 bytes of padding, count × 8 float64
- * keys (source size, mtime, ctime, inode; the same for the replica, NaN when
- * only the source is known), count × 16 bytes of MD5, count flag bytes, and
- * the paths in UTF-8, each ended by a NUL (which no path contains). Numbers
- * are in the machine's byte order (the state records which). */
-const HEADER = 8;
-const KEYS = 8;
 const MD5_BYTES = 16;
 /** Flag: the MD5 of the pair is known. */
 const MD5_KNOWN = 1;
+/** Flag: the slot holds no pair (forgotten). */
+const GONE = 2;
+/** A print that no key has: the side is not known. */
+const UNKNOWN = -1;
 
 /** Which side's stat key {@link PairIndex.knows} checks. */
 export type Side = "source" | "replica";
 
+const scratch = new Float64Array(4);
+const words = new Uint32Array(scratch.buffer);
+
 /**
- * Path -> stat keys of both sides and their MD5.
+ * A 53-bit print of a stat key: equal keys give equal prints; different ones,
+ * different prints but for one chance in 2^53.
+ *
+ * @param key the key's four numbers: size, mtime, ctime, inode.
+ * @returns a whole number in [0, 2^53).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { keyPrint } from "./pair_index.ts";
+ * assert.equal(keyPrint([3, 1000, 2000, 7]), keyPrint([3, 1000, 2000, 7]));
+ * assert.notEqual(keyPrint([3, 1000, 2000, 7]), keyPrint([3, 1001, 2000, 7]));
+ * ```
+ */
+export function keyPrint(key: StatKey): number {
+  scratch[0] = key[0];
+  scratch[1] = key[1];
+  scratch[2] = key[2];
+  scratch[3] = key[3];
+  // Two lanes of murmur3's mixing over the key's 32 bytes, 53 bits kept.
+  let a = 0x9e3779b9, b = 0x7f4a7c15;
+  for (let i = 0; i < 8; i++) {
+    const word = words[i]!;
+    let k = Math.imul(word, 0xcc9e2d51);
+    k = Math.imul((k << 15) | (k >>> 17), 0x1b873593);
+    a ^= k;
+    a = (Math.imul((a << 13) | (a >>> 19), 5) + 0xe6546b64) | 0;
+    k = Math.imul(word, 0x85ebca6b);
+    k = Math.imul((k << 17) | (k >>> 15), 0xc2b2ae35);
+    b ^= k;
+    b = (Math.imul((b << 15) | (b >>> 17), 5) + 0x38495ab5) | 0;
+  }
+  a = fmix(a ^ 32);
+  b = fmix(b ^ 32);
+  a = (a + b) | 0;
+  b = (b + a) | 0;
+  return (a >>> 0) * 0x200000 + (b >>> 11);
+}
+
+function fmix(h: number): number {
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return h ^ (h >>> 16);
+}
+
+function entryPrint(entry: Entry): number {
+  scratch[0] = entry.size;
+  scratch[1] = entry.mtimeMs;
+  scratch[2] = entry.ctimeMs;
+  scratch[3] = entry.ino;
+  return keyPrint(scratch as unknown as StatKey);
+}
+
+/** A pair added to a folder since its arrays were last built. */
+interface Extra {
+  source: number;
+  replica: number;
+  md5?: Uint8Array;
+}
+
+/** One folder's pairs: sorted arrays, plus pairs added since (see {@link Folder.compact}). */
+class Folder {
+  /** The names, sorted, each followed by `\0`. */
+  names = "";
+  /** Where each name starts in {@link names}. */
+  starts: Uint32Array = new Uint32Array(0);
+  /** Per slot: the source key's print, the replica key's print ({@link UNKNOWN}: not known). */
+  prints: Float64Array = new Float64Array(0);
+  md5s: Uint8Array = new Uint8Array(0);
+  flags: Uint8Array = new Uint8Array(0);
+  /** Pairs of names not in the arrays. */
+  extra: Map<string, Extra> | undefined;
+  /** Live pairs (slots not gone, and extras). */
+  live = 0;
+  /** The last walk that visited it (see {@link PairIndex.sweep}). */
+  visited = 0;
+  /** The print and MD5 of the folder's tree digest, when known. */
+  digestPrint = UNKNOWN;
+  digest: Uint8Array | undefined;
+
+  get slots(): number {
+    return this.starts.length;
+  }
+
+  /** The slot of `name` in the arrays (gone or not), or -1. */
+  slotOf(name: string): number {
+    let low = 0, high = this.starts.length - 1;
+    const names = this.names, starts = this.starts;
+    while (low <= high) {
+      const mid = (low + high) >>> 1;
+      const order = compareAt(names, starts[mid]!, name);
+      if (order === 0) return mid;
+      if (order < 0) low = mid + 1;
+      else high = mid - 1;
+    }
+    return -1;
+  }
+
+  nameAt(slot: number): string {
+    const start = this.starts[slot]!;
+    return this.names.slice(start, this.names.indexOf("\0", start));
+  }
+
+  /** Build the arrays anew from the live pairs and the extras, sorted. */
+  compact(): void {
+    const pairs: { name: string; source: number; replica: number; md5?: Uint8Array }[] = [];
+    for (let slot = 0; slot < this.slots; slot++) {
+      if (this.flags[slot]! & GONE) continue;
+      pairs.push({
+        name: this.nameAt(slot),
+        source: this.prints[2 * slot]!,
+        replica: this.prints[2 * slot + 1]!,
+        ...(this.flags[slot]! & MD5_KNOWN
+          ? { md5: this.md5s.subarray(slot * MD5_BYTES, (slot + 1) * MD5_BYTES) }
+          : {}),
+      });
+    }
+    for (const [name, extra] of this.extra ?? []) pairs.push({ name, ...extra });
+    pairs.sort((a, b) => compareNames(a.name, b.name));
+    const count = pairs.length;
+    const prints = new Float64Array(2 * count), md5s = new Uint8Array(count * MD5_BYTES);
+    const flags = new Uint8Array(count), starts = new Uint32Array(count);
+    let at = 0;
+    pairs.forEach((pair, slot) => {
+      starts[slot] = at;
+      at += pair.name.length + 1;
+      prints[2 * slot] = pair.source;
+      prints[2 * slot + 1] = pair.replica;
+      if (pair.md5) {
+        md5s.set(pair.md5, slot * MD5_BYTES);
+        flags[slot] = MD5_KNOWN;
+      }
+    });
+    this.names = pairs.map((pair) => `${pair.name}\0`).join("");
+    Object.assign(this, { starts, prints, md5s, flags, extra: undefined, live: count });
+  }
+}
+
+/** Compare the name starting at `start` in `names` (ended by `\0`) with `name`, as `compareNames`. */
+function compareAt(names: string, start: number, name: string): number {
+  for (let i = 0;; i++) {
+    const x = names.charCodeAt(start + i);
+    if (x === 0) return i === name.length ? 0 : -1;
+    if (i === name.length) return 1;
+    const y = name.charCodeAt(i);
+    if (x !== y) return rank(x) - rank(y);
+  }
+}
+
+/**
+ * Path -> stat key prints of both sides and their MD5, folder by folder.
  *
  * @example
  * ```ts
@@ -50,15 +206,11 @@ export type Side = "source" | "replica";
  * ```
  */
 export class PairIndex {
-  /** Path -> slot in the arrays. */
-  readonly #slots = new Map<string, number>();
-  #keys = new Float64Array(0);
-  #md5s = new Uint8Array(0);
-  #flags = new Uint8Array(0);
-  /** Slots handed out so far; forgotten ones wait in {@link #free}. */
-  #used = 0;
-  readonly #free: number[] = [];
+  /** Folder path -> its pairs. */
+  readonly #folders = new Map<string, Folder>();
   #dirty = false;
+  /** The walk under way (see {@link visit}). */
+  #walk = 1;
 
   /**
    * The index `bytes` hold (from {@link toBytes}).
@@ -68,27 +220,99 @@ export class PairIndex {
    * @throws {Error} when the bytes are truncated or damaged.
    */
   static fromBytes(bytes: Uint8Array): PairIndex {
+    // The arrays are views of the bytes: make their start 8-byte aligned.
+    if (bytes.byteOffset % 8 !== 0) bytes = bytes.slice();
     const index = new PairIndex();
-    if (bytes.length < HEADER) throw new Error("truncated index");
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const decoder = new TextDecoder("utf-8", { fatal: true });
+    let at = 0;
+    const take = (length: number) => {
+      if (length < 0 || at + length > bytes.length) throw new Error("truncated index");
+      const start = at;
+      at += length;
+      return start;
+    };
+    const u32 = () => view.getUint32(take(4), true);
+    const align = () => take((8 - (at % 8)) % 8);
+    const folders = u32();
+    for (let f = 0; f < folders; f++) {
+      const pathLength = u32();
+      const path = decoder.decode(bytes.subarray(take(pathLength), at));
+      const count = u32(), namesLength = u32();
+      const names = decoder.decode(bytes.subarray(take(namesLength), at));
+      align();
+      const printsAt = take(count * 16), md5sAt = take(count * MD5_BYTES);
+      const flagsAt = take(count);
+      align();
+      const digestPrint = view.getFloat64(take(8), true);
+      const digest = bytes.slice(take(MD5_BYTES), at);
+      const folder = new Folder();
+      folder.names = names;
+      folder.starts = new Uint32Array(count);
+      let start = 0;
+      for (let slot = 0; slot < count; slot++) {
+        const end = names.indexOf("\0", start);
+        if (end < 0) throw new Error("damaged index (names)");
+        folder.starts[slot] = start;
+        start = end + 1;
+      }
+      if (start !== names.length) throw new Error("damaged index (names)");
+      folder.prints = new Float64Array(bytes.buffer, bytes.byteOffset + printsAt, 2 * count);
+      folder.md5s = bytes.subarray(md5sAt, md5sAt + count * MD5_BYTES);
+      folder.flags = bytes.subarray(flagsAt, flagsAt + count);
+      if (folder.flags.some((flag) => (flag & GONE) !== 0)) {
+        throw new Error("damaged index (flags)");
+      }
+      folder.live = count;
+      if (!Number.isNaN(digestPrint) && digestPrint !== UNKNOWN) {
+        folder.digestPrint = digestPrint;
+        folder.digest = digest;
+      }
+      if (index.#folders.has(path)) throw new Error("damaged index (a folder twice)");
+      index.#folders.set(path, folder);
+    }
+    if (at !== bytes.length) throw new Error("damaged index (trailing bytes)");
+    return index;
+  }
+
+  /**
+   * The index that bytes of the first format hold (one array of full stat
+   * keys for all paths, in the machine's byte order), converted: what a
+   * state file written by version 0.1 knew is not lost.
+   *
+   * @param bytes the bytes of a format-1 state.
+   * @returns a new index holding the same pairs, {@link dirty}.
+   * @throws {Error} when the bytes are truncated or damaged.
+   */
+  static fromFirstFormat(bytes: Uint8Array): PairIndex {
+    const index = new PairIndex();
+    if (bytes.length < 8) throw new Error("truncated index");
     const count = new DataView(bytes.buffer, bytes.byteOffset).getUint32(0, true);
-    const md5At = HEADER + count * KEYS * 8, flagsAt = md5At + count * MD5_BYTES;
+    const md5At = 8 + count * 64, flagsAt = md5At + count * MD5_BYTES;
     const pathsAt = flagsAt + count;
     if (bytes.length < pathsAt) throw new Error("truncated index");
     const paths = new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(pathsAt))
       .split("\0");
     if (paths.length !== count + 1 || paths[count] !== "") throw new Error("damaged index");
-    index.#keys = new Float64Array(bytes.slice(HEADER, md5At).buffer);
-    index.#md5s = bytes.slice(md5At, flagsAt);
-    index.#flags = bytes.slice(flagsAt, pathsAt);
-    for (let slot = 0; slot < count; slot++) index.#slots.set(paths[slot]!, slot);
-    if (index.#slots.size !== count) throw new Error("damaged index (a path twice)");
-    index.#used = count;
+    const keys = new Float64Array(bytes.slice(8, md5At).buffer);
+    for (let slot = 0; slot < count; slot++) {
+      const key = (at: number) => [keys[at]!, keys[at + 1]!, keys[at + 2]!, keys[at + 3]!] as const;
+      const replica = Number.isNaN(keys[slot * 8 + 4]!) ? UNKNOWN : keyPrint(key(slot * 8 + 4));
+      const known = (bytes[flagsAt + slot]! & MD5_KNOWN) !== 0;
+      const md5 = known
+        ? bytes.slice(md5At + slot * MD5_BYTES, md5At + (slot + 1) * MD5_BYTES)
+        : undefined;
+      index.#set(paths[slot]!, keyPrint(key(slot * 8)), replica, md5);
+    }
+    for (const folder of index.#folders.values()) folder.compact();
     return index;
   }
 
   /** Pairs known. */
   get size(): number {
-    return this.#slots.size;
+    let size = 0;
+    for (const folder of this.#folders.values()) size += folder.live;
+    return size;
   }
 
   /** Whether anything changed since the index was made, loaded or {@link saved}. */
@@ -115,11 +339,32 @@ export class PairIndex {
    * @returns true when the pair is known and that side's key is unchanged.
    */
   knows(path: string, side: Side, entry: Entry): boolean {
-    const slot = this.#slots.get(path);
-    if (slot === undefined) return false;
-    const at = slot * KEYS + (side === "source" ? 0 : 4), keys = this.#keys;
-    return keys[at] === entry.size && keys[at + 1] === entry.mtimeMs &&
-      keys[at + 2] === entry.ctimeMs && keys[at + 3] === entry.ino;
+    return this.knowsIn(parentOf(path), nameOf(path), side, entry);
+  }
+
+  /**
+   * {@link knows} for the name `name` in the folder `dir` (a walk has both at hand).
+   *
+   * @param dir the folder's path (`""`: the roots).
+   * @param name the file's name in it.
+   * @param side which side's key to check.
+   * @param entry that side's entry as scanned now.
+   * @returns true when the pair is known and that side's key is unchanged.
+   */
+  knowsIn(dir: string, name: string, side: Side, entry: Entry): boolean {
+    const folder = this.#folders.get(dir);
+    if (folder === undefined) return false;
+    let print: number;
+    const slot = folder.slotOf(name);
+    if (slot >= 0) {
+      if (folder.flags[slot]! & GONE) return false;
+      print = folder.prints[2 * slot + (side === "source" ? 0 : 1)]!;
+    } else {
+      const extra = folder.extra?.get(name);
+      if (extra === undefined) return false;
+      print = side === "source" ? extra.source : extra.replica;
+    }
+    return print !== UNKNOWN && print === entryPrint(entry);
   }
 
   /**
@@ -129,15 +374,12 @@ export class PairIndex {
    * @returns the MD5 in lowercase hex, or undefined when it is not known.
    */
   md5(path: string): string | undefined {
-    const slot = this.#slots.get(path);
-    if (slot === undefined || (this.#flags[slot]! & MD5_KNOWN) === 0) return undefined;
-    const codes = HEX_CODES;
-    for (let i = 0; i < MD5_BYTES; i++) {
-      const byte = this.#md5s[slot * MD5_BYTES + i]!;
-      codes[2 * i] = HEX_DIGITS[byte >> 4]!;
-      codes[2 * i + 1] = HEX_DIGITS[byte & 15]!;
-    }
-    return String.fromCharCode(...codes);
+    const found = this.#find(path);
+    if (found === undefined) return undefined;
+    if ("extra" in found) return found.extra.md5 && hex(found.extra.md5);
+    const { folder, slot } = found;
+    if ((folder.flags[slot]! & MD5_KNOWN) === 0) return undefined;
+    return hex(folder.md5s.subarray(slot * MD5_BYTES, (slot + 1) * MD5_BYTES));
   }
 
   /**
@@ -157,7 +399,7 @@ export class PairIndex {
       !this.knows(path, "source", source) || !this.knows(path, "replica", replica) ||
       this.md5(path) !== md5
     ) {
-      this.#set(path, keyOf(source), keyOf(replica), md5);
+      this.#set(path, entryPrint(source), entryPrint(replica), fromHex(md5));
     }
   }
 
@@ -177,7 +419,12 @@ export class PairIndex {
   recordCopy(path: string, source: Entry, replica: StatKey, observedAt: number): void {
     if (!isSettled(source, observedAt)) return this.forget(path);
     const md5 = this.knows(path, "source", source) ? this.md5(path) : undefined;
-    this.#set(path, keyOf(source), replica, md5);
+    this.#set(
+      path,
+      entryPrint(source),
+      keyPrint(replica),
+      md5 === undefined ? undefined : fromHex(md5),
+    );
   }
 
   /**
@@ -187,10 +434,11 @@ export class PairIndex {
    * @param path the pair's path relative to the roots.
    */
   distrustReplica(path: string): void {
-    const slot = this.#slots.get(path);
-    if (slot === undefined) return;
-    if ((this.#flags[slot]! & MD5_KNOWN) === 0) return this.forget(path);
-    this.#keys.fill(NaN, slot * KEYS + 4, slot * KEYS + 8);
+    const found = this.#find(path);
+    if (found === undefined) return;
+    if (this.md5(path) === undefined) return this.forget(path);
+    if ("extra" in found) found.extra.replica = UNKNOWN;
+    else found.folder.prints[2 * found.slot + 1] = UNKNOWN;
     this.#dirty = true;
   }
 
@@ -202,9 +450,16 @@ export class PairIndex {
    * @param replica the replica file's stat key after the change.
    */
   updateReplica(path: string, replica: StatKey): void {
-    const slot = this.#slots.get(path);
-    if (slot === undefined || Number.isNaN(this.#keys[slot * KEYS + 4]!)) return;
-    this.#keys.set(replica, slot * KEYS + 4);
+    const found = this.#find(path);
+    if (found === undefined) return;
+    if ("extra" in found) {
+      if (found.extra.replica === UNKNOWN) return;
+      found.extra.replica = keyPrint(replica);
+    } else {
+      const at = 2 * found.slot + 1;
+      if (found.folder.prints[at] === UNKNOWN) return;
+      found.folder.prints[at] = keyPrint(replica);
+    }
     this.#dirty = true;
   }
 
@@ -222,50 +477,16 @@ export class PairIndex {
   recordSource(path: string, source: Entry, md5: string, observedAt: number): void {
     if (!isSettled(source, observedAt)) return;
     if (!this.knows(path, "source", source)) {
-      this.#set(path, keyOf(source), undefined, md5);
+      this.#set(path, entryPrint(source), UNKNOWN, fromHex(md5));
     } else if (this.md5(path) === undefined) {
-      const slot = this.#slots.get(path)!;
-      this.#setMd5(slot, md5);
+      const found = this.#find(path)!;
+      if ("extra" in found) found.extra.md5 = fromHex(md5);
+      else {
+        found.folder.md5s.set(fromHex(md5), found.slot * MD5_BYTES);
+        found.folder.flags[found.slot]! |= MD5_KNOWN;
+      }
       this.#dirty = true;
     }
-  }
-
-  #set(path: string, source: StatKey, replica: StatKey | undefined, md5: string | undefined) {
-    let slot = this.#slots.get(path);
-    if (slot === undefined) {
-      slot = this.#free.pop() ?? this.#grow();
-      this.#slots.set(path, slot);
-    }
-    const at = slot * KEYS;
-    this.#keys.set(source, at);
-    if (replica === undefined) this.#keys.fill(NaN, at + 4, at + 8);
-    else this.#keys.set(replica, at + 4);
-    this.#flags[slot] = 0;
-    if (md5 !== undefined) this.#setMd5(slot, md5);
-    this.#dirty = true;
-  }
-
-  #setMd5(slot: number, md5: string): void {
-    for (let i = 0; i < MD5_BYTES; i++) {
-      this.#md5s[slot * MD5_BYTES + i] = parseInt(md5.slice(2 * i, 2 * i + 2), 16);
-    }
-    this.#flags[slot]! |= MD5_KNOWN;
-  }
-
-  /** A new slot at the end, doubling the arrays when full. */
-  #grow(): number {
-    if (this.#used === this.#flags.length) {
-      const capacity = Math.max(1024, 2 * this.#used);
-      const keys = new Float64Array(capacity * KEYS), md5s = new Uint8Array(capacity * MD5_BYTES);
-      const flags = new Uint8Array(capacity);
-      keys.set(this.#keys);
-      md5s.set(this.#md5s);
-      flags.set(this.#flags);
-      this.#keys = keys;
-      this.#md5s = md5s;
-      this.#flags = flags;
-    }
-    return this.#used++;
   }
 
   /**
@@ -274,10 +495,12 @@ export class PairIndex {
    * @param path the pair's path relative to the roots.
    */
   forget(path: string): void {
-    const slot = this.#slots.get(path);
-    if (slot === undefined) return;
-    this.#slots.delete(path);
-    this.#free.push(slot);
+    const found = this.#find(path);
+    if (found === undefined) return;
+    const folder = found.folder;
+    if ("extra" in found) folder.extra!.delete(nameOf(path));
+    else folder.flags[found.slot] = GONE;
+    folder.live--;
     this.#dirty = true;
   }
 
@@ -287,37 +510,210 @@ export class PairIndex {
    * @param keep says whether to keep the pair at a path.
    */
   retain(keep: (path: string) => boolean): void {
-    for (const path of this.#slots.keys()) if (!keep(path)) this.forget(path);
+    for (const path of [...this.#paths()]) if (!keep(path)) this.forget(path);
   }
 
   /**
-   * The index as bytes (live slots only), for the state file; {@link fromBytes}
-   * reads them back.
+   * A walk found the folder `dir` to hold, of all the files known, only
+   * `names` (sorted): the pairs of other names in it are dropped, and the
+   * folder is marked visited by this walk (see {@link sweep}).
    *
-   * @returns the known pairs, in the byte layout described at the top of `pair_index.ts`.
+   * @param dir the folder's path (`""`: the roots).
+   * @param names the names of the source files in it, in `compareNames` order.
+   */
+  visit(dir: string, names: readonly string[]): void {
+    const folder = this.#folders.get(dir);
+    if (folder === undefined) return;
+    folder.visited = this.#walk;
+    if (folder.extra !== undefined) folder.compact();
+    let next = 0;
+    for (let slot = 0; slot < folder.slots; slot++) {
+      while (
+        next < names.length && compareAt(folder.names, folder.starts[slot]!, names[next]!) > 0
+      ) {
+        next++;
+      }
+      const kept = next < names.length &&
+        compareAt(folder.names, folder.starts[slot]!, names[next]!) === 0;
+      if (!kept && !(folder.flags[slot]! & GONE)) {
+        folder.flags[slot] = GONE;
+        folder.live--;
+        this.#dirty = true;
+      }
+    }
+  }
+
+  /**
+   * The walk that called {@link visit} went everywhere: drop the folders it
+   * did not visit (the source no longer has them), and start a new walk.
+   */
+  sweep(): void {
+    for (const [dir, folder] of this.#folders) {
+      if (folder.visited !== this.#walk) {
+        this.#folders.delete(dir);
+        this.#dirty = true;
+      }
+    }
+    this.#walk++;
+  }
+
+  /**
+   * The tree digest recorded for the folder `dir` (see `digest.ts`), if its print is `print`.
+   *
+   * @param dir the folder's path (`""`: the roots).
+   * @param print the print of what the folder holds now.
+   * @returns the folder's digest (hex), or undefined when none is recorded for this print.
+   */
+  folderDigest(dir: string, print: number): string | undefined {
+    const folder = this.#folders.get(dir);
+    if (folder === undefined || folder.digestPrint !== print || folder.digest === undefined) return;
+    return hex(folder.digest);
+  }
+
+  /**
+   * Record the tree digest of the folder `dir`, for what it holds now (`print`).
+   *
+   * @param dir the folder's path (`""`: the roots).
+   * @param print the print of what the folder holds.
+   * @param digest the folder's digest (hex).
+   */
+  recordFolderDigest(dir: string, print: number, digest: string): void {
+    const folder = this.#folder(dir);
+    folder.visited = this.#walk;
+    if (
+      folder.digestPrint === print && folder.digest !== undefined && hex(folder.digest) === digest
+    ) {
+      return;
+    }
+    folder.digestPrint = print;
+    folder.digest = fromHex(digest);
+    this.#dirty = true;
+  }
+
+  /**
+   * The index as bytes, for the state file; {@link fromBytes} reads them back.
+   *
+   * @returns the known pairs: the folder count (uint32), then per folder its
+   * path (uint32 length, UTF-8), pair count (uint32), names (uint32 length,
+   * UTF-8, each ended by NUL), padding to 8 bytes, the prints (float64, two a
+   * pair), the MD5s (16 bytes a pair), the flags (a byte a pair), padding to
+   * 8, and the digest print (float64) and MD5 (16 bytes). Numbers are little-endian.
    */
   toBytes(): Uint8Array {
-    const count = this.#slots.size;
-    const paths = new TextEncoder().encode([...this.#slots.keys(), ""].join("\0"));
-    const md5At = HEADER + count * KEYS * 8, flagsAt = md5At + count * MD5_BYTES;
-    const pathsAt = flagsAt + count;
-    const bytes = new Uint8Array(pathsAt + paths.length);
-    new DataView(bytes.buffer).setUint32(0, count, true);
-    const keys = new Float64Array(bytes.buffer, HEADER, count * KEYS);
-    let i = 0;
-    for (const slot of this.#slots.values()) {
-      keys.set(this.#keys.subarray(slot * KEYS, (slot + 1) * KEYS), i * KEYS);
-      bytes.set(
-        this.#md5s.subarray(slot * MD5_BYTES, (slot + 1) * MD5_BYTES),
-        md5At + i * MD5_BYTES,
-      );
-      bytes[flagsAt + i] = this.#flags[slot]!;
-      i++;
+    const encoder = new TextEncoder();
+    const parts: { path: Uint8Array; names: Uint8Array; folder: Folder }[] = [];
+    let length = 4;
+    const pad = (n: number) => (8 - (n % 8)) % 8;
+    for (const [dir, folder] of this.#folders) {
+      if (folder.extra !== undefined || folder.live !== folder.slots) folder.compact();
+      if (folder.live === 0 && folder.digest === undefined) continue;
+      const part = { path: encoder.encode(dir), names: encoder.encode(folder.names), folder };
+      parts.push(part);
+      length += 4 + part.path.length + 8 + part.names.length;
+      length += pad(length) + folder.slots * (16 + MD5_BYTES + 1);
+      length += pad(length) + 8 + MD5_BYTES;
     }
-    bytes.set(paths, pathsAt);
+    const bytes = new Uint8Array(length);
+    const view = new DataView(bytes.buffer);
+    let at = 0;
+    const u32 = (value: number) => (view.setUint32(at, value, true), at += 4);
+    u32(parts.length);
+    for (const { path, names, folder } of parts) {
+      u32(path.length);
+      bytes.set(path, at);
+      at += path.length;
+      u32(folder.slots);
+      u32(names.length);
+      bytes.set(names, at);
+      at += names.length;
+      at += pad(at);
+      for (let i = 0; i < 2 * folder.slots; i++, at += 8) {
+        view.setFloat64(at, folder.prints[i]!, true);
+      }
+      bytes.set(folder.md5s, at);
+      at += folder.slots * MD5_BYTES;
+      bytes.set(folder.flags, at);
+      at += folder.slots;
+      at += pad(at);
+      view.setFloat64(at, folder.digest === undefined ? UNKNOWN : folder.digestPrint, true);
+      at += 8;
+      if (folder.digest) bytes.set(folder.digest, at);
+      at += MD5_BYTES;
+    }
     return bytes;
+  }
+
+  /** Every path with a live pair. */
+  *#paths(): Iterable<string> {
+    for (const [dir, folder] of this.#folders) {
+      const prefix = dir === "" ? "" : `${dir}/`;
+      for (let slot = 0; slot < folder.slots; slot++) {
+        if (!(folder.flags[slot]! & GONE)) yield prefix + folder.nameAt(slot);
+      }
+      for (const name of folder.extra?.keys() ?? []) yield prefix + name;
+    }
+  }
+
+  #folder(dir: string): Folder {
+    let folder = this.#folders.get(dir);
+    if (folder === undefined) {
+      this.#folders.set(dir, folder = new Folder());
+      folder.visited = this.#walk; // made by this walk's findings
+    }
+    return folder;
+  }
+
+  #find(path: string):
+    | { folder: Folder; slot: number }
+    | { folder: Folder; extra: Extra }
+    | undefined {
+    const folder = this.#folders.get(parentOf(path));
+    if (folder === undefined) return undefined;
+    const name = nameOf(path);
+    const slot = folder.slotOf(name);
+    if (slot >= 0) return folder.flags[slot]! & GONE ? undefined : { folder, slot };
+    const extra = folder.extra?.get(name);
+    return extra === undefined ? undefined : { folder, extra };
+  }
+
+  #set(path: string, source: number, replica: number, md5: Uint8Array | undefined): void {
+    const folder = this.#folder(parentOf(path));
+    const name = nameOf(path);
+    const slot = folder.slotOf(name);
+    if (slot >= 0) {
+      if (folder.flags[slot]! & GONE) folder.live++;
+      folder.prints[2 * slot] = source;
+      folder.prints[2 * slot + 1] = replica;
+      folder.flags[slot] = 0;
+      if (md5 !== undefined) {
+        folder.md5s.set(md5, slot * MD5_BYTES);
+        folder.flags[slot] = MD5_KNOWN;
+      }
+    } else {
+      folder.extra ??= new Map();
+      if (!folder.extra.has(name)) folder.live++;
+      folder.extra.set(name, md5 === undefined ? { source, replica } : { source, replica, md5 });
+      // Many names added at random: sorted arrays again, so lookups stay quick.
+      if (folder.extra.size > 64 && folder.extra.size > folder.slots) folder.compact();
+    }
+    this.#dirty = true;
   }
 }
 
-const HEX_DIGITS = Array.from("0123456789abcdef", (digit) => digit.charCodeAt(0));
-const HEX_CODES = new Array<number>(2 * MD5_BYTES).fill(0);
+function nameOf(path: string): string {
+  return path.slice(path.lastIndexOf("/") + 1);
+}
+
+const HEX = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, "0"));
+
+function hex(bytes: Uint8Array): string {
+  let text = "";
+  for (let i = 0; i < bytes.length; i++) text += HEX[bytes[i]!];
+  return text;
+}
+
+function fromHex(md5: string): Uint8Array {
+  const bytes = new Uint8Array(MD5_BYTES);
+  for (let i = 0; i < MD5_BYTES; i++) bytes[i] = parseInt(md5.slice(2 * i, 2 * i + 2), 16);
+  return bytes;
+}

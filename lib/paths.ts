@@ -63,10 +63,13 @@ export function comparePaths(a: string, b: string): number {
 export const compareNames: (a: string, b: string) => number = comparePaths;
 
 /**
- * A UTF-16 code unit's rank in code point order: `/` first; surrogates (which
- * encode characters above U+FFFF) after every other unit.
+ * A UTF-16 code unit's rank in the order of {@link comparePaths}: `/` first;
+ * surrogates (which encode characters above U+FFFF) after every other unit.
+ *
+ * @param unit a UTF-16 code unit (`charCodeAt`).
+ * @returns its rank: compare two units' ranks to order them.
  */
-function rank(unit: number): number {
+export function rank(unit: number): number {
   if (unit === 47) return -1;
   if (unit < 0xd800) return unit;
   return unit < 0xe000 ? unit + 0x2000 : unit - 0x800;

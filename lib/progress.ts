@@ -9,30 +9,100 @@
  */
 import type { ConsoleTap } from "./log.ts";
 
-/** A bar being shown. */
-export interface Progress {
-  /** One file of `bytes` bytes is done. */
-  advance(bytes: number): void;
-  /** Remove the bar. */
-  stop(): void;
-}
-
 /** Show a bar from this many files or bytes on. */
 export const PROGRESS_FILES = 100;
 export const PROGRESS_BYTES = 100 * 1000 * 1000;
 
 /**
- * Start a bar for copying `files` files of `bytes` bytes in all, or return
- * undefined when the work is small or stderr is not a terminal. Console log
- * lines go to `tap` while it shows.
+ * The progress of a cycle's copies, shown as a bar once there is a lot to
+ * copy: the totals grow as the walk finds more (a folder-by-folder cycle
+ * does not know them in advance). Console log lines go to `tap` while the
+ * bar shows.
  */
-export async function startProgress(
-  files: number,
-  bytes: number,
-  tap: ConsoleTap,
-): Promise<Progress | undefined> {
-  if (files <= PROGRESS_FILES && bytes <= PROGRESS_BYTES) return undefined;
-  if (!Deno.stderr.isTerminal()) return undefined;
+export class CopyProgress {
+  readonly #tap: ConsoleTap;
+  #files = 0;
+  #bytes = 0;
+  #doneFiles = 0;
+  #doneBytes = 0;
+  #started = 0;
+  #bar: Bar | undefined;
+  #starting: Promise<void> | undefined;
+  #stopped = false;
+
+  /** @param tap where console lines go while the bar shows. */
+  constructor(tap: ConsoleTap) {
+    this.#tap = tap;
+  }
+
+  /**
+   * One more file of `bytes` bytes to copy.
+   *
+   * @param bytes its size.
+   */
+  add(bytes: number): void {
+    this.#files++;
+    this.#bytes += bytes;
+    if (this.#starting || this.#stopped) return this.#bar?.update(this.#state());
+    if (this.#files <= PROGRESS_FILES && this.#bytes <= PROGRESS_BYTES) return;
+    if (!Deno.stderr.isTerminal()) {
+      this.#starting = Promise.resolve();
+      return;
+    }
+    this.#started = performance.now();
+    this.#starting = startBar(this.#tap, () => this.#state()).then((bar) => {
+      if (this.#stopped) return bar.stop();
+      this.#bar = bar;
+      bar.update(this.#state());
+    });
+  }
+
+  /**
+   * A copy ended (done or not).
+   *
+   * @param bytes its size.
+   */
+  advance(bytes: number): void {
+    this.#doneFiles++;
+    this.#doneBytes += bytes;
+    this.#bar?.update(this.#state());
+  }
+
+  /** Remove the bar (if one shows). */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    await this.#starting;
+    this.#bar?.stop();
+    this.#bar = undefined;
+  }
+
+  #state(): BarState {
+    const seconds = Math.max(0.001, (performance.now() - this.#started) / 1000);
+    return {
+      files: this.#files,
+      doneFiles: this.#doneFiles,
+      done: humanBytes(this.#doneBytes),
+      size: humanBytes(this.#bytes),
+      rate: `${humanBytes(this.#doneBytes / seconds)}/s`,
+    };
+  }
+}
+
+interface BarState {
+  readonly files: number;
+  readonly doneFiles: number;
+  readonly done: string;
+  readonly size: string;
+  readonly rate: string;
+}
+
+interface Bar {
+  update(state: BarState): void;
+  stop(): void;
+}
+
+/** Draw a bar on stderr (loading `cli-progress`), console lines above it. */
+async function startBar(tap: ConsoleTap, now: () => BarState): Promise<Bar> {
   const [{ default: cliProgress }, { default: process }] = await Promise.all([
     import("npm:cli-progress@^3.12.0"),
     import("node:process"),
@@ -45,21 +115,14 @@ export async function startProgress(
     format:
       `${bar} {percentage}% | {value}/{total} files | {done}/{size} | {rate} | ETA {eta_formatted}`,
   }, cliProgress.Presets.shades_classic);
-  const started = performance.now();
-  let doneBytes = 0, doneFiles = 0;
-  const payload = () => ({
-    done: humanBytes(doneBytes),
-    size: humanBytes(bytes),
-    rate: `${humanBytes(doneBytes / Math.max(0.001, (performance.now() - started) / 1000))}/s`,
-  });
-  const single = multi.create(files, 0, payload());
+  const state = now();
+  const single = multi.create(state.files, state.doneFiles, state);
   multi.update(); // draw at once, not only at the first timer tick
   tap.set((line) => multi.log(line));
   return {
-    advance(size) {
-      doneFiles++;
-      doneBytes += size;
-      single.update(doneFiles, payload());
+    update(state) {
+      single.setTotal(state.files);
+      single.update(state.doneFiles, state);
     },
     stop() {
       tap.set(undefined);

@@ -28,8 +28,9 @@ import { newRunId, runIdOf, TempNames } from "./temp_names.ts";
  * one); temp files of older ones are removed as ordinary extra entries.
  */
 const MAX_EARLIER_RUNS = 100;
-/** Bumped when the content's format changes; another format is set aside. */
-const FORMAT = 1;
+/** Bumped when the content's format changes; another format is set aside,
+ * except the first, which is converted. */
+const FORMAT = 2;
 const LITTLE_ENDIAN = new Uint8Array(new Float64Array([1]).buffer)[7] === 0x3f;
 
 /** The source root as last seen by a cycle that read it in full. */
@@ -194,7 +195,8 @@ export class MirrorState {
     } catch {
       return "it is damaged (unreadable header)";
     }
-    if (header.format !== FORMAT || header.littleEndian !== LITTLE_ENDIAN) {
+    const first = header.format === 1;
+    if ((header.format !== FORMAT && !first) || header.littleEndian !== LITTLE_ENDIAN) {
       return `it has another format (${String(header.format)}, not ${FORMAT})`;
     }
     if (header.source !== this.#pair.source || header.replica !== this.#pair.replica) {
@@ -205,7 +207,7 @@ export class MirrorState {
       const root = header.sourceRoot as SourceRoot | null;
       const runs = header.runs as unknown[];
       if (!Array.isArray(runs)) throw new Error("no run ids");
-      this.index = PairIndex.fromBytes(blob);
+      this.index = first ? PairIndex.fromFirstFormat(blob) : PairIndex.fromBytes(blob);
       this.#sourceRoot = root === null
         ? undefined
         : { id: String(root.id), heldEntries: Boolean(root.heldEntries) };

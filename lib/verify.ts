@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { digestLine, octal, treeDigest } from "./digest.ts";
+import { octal, treeDigest } from "./digest.ts";
 import { type Entry, NOUN } from "./entry.ts";
 import { reason } from "./error.ts";
 import type { ExcludeMatcher } from "./exclude.ts";
@@ -112,6 +112,5 @@ async function readSide(
       problems.push(`could not read ${side} ${path}: ${reason(error as Error)}`);
     }
   }
-  const lines = [...entries].map(([path, entry]) => digestLine(path, entry, md5.get(path)));
-  return { entries, md5, problems, digest: await treeDigest(lines) };
+  return { entries, md5, problems, digest: await treeDigest(entries, (path) => md5.get(path)) };
 }

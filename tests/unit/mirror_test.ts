@@ -94,7 +94,8 @@ Deno.test("mirror: a copy worker that fails is reported once; its copies and lat
   await withWork(async (work) => {
     const many = (folder: string) => {
       Deno.mkdirSync(`${work}/src/${folder}`);
-      for (let i = 0; i < MIN_BATCHED_WRITES; i++) {
+      // Batches start after MIN_BATCHED_WRITES small copies in a cycle.
+      for (let i = 0; i < 2 * MIN_BATCHED_WRITES; i++) {
         Deno.writeTextFileSync(`${work}/src/${folder}/f${i}`, `${i}`);
       }
     };

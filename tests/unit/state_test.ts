@@ -1,105 +1,14 @@
 /**
- * The state: the pair index, the crash-safe state file and what a run keeps
- * in it (unit and property tests; the end-to-end ones are in state_e2e_test.ts).
+ * The state: the crash-safe state file and what a run keeps in it (unit and
+ * property tests; the index's are in pair_index_test.ts, the end-to-end ones
+ * in tests/e2e/state_test.ts).
  */
 import assert from "node:assert/strict";
 import fc from "npm:fast-check@^4.11.0";
-import { type Entry, keyOf, statKey } from "../../lib/entry.ts";
-import { PairIndex } from "../../lib/pair_index.ts";
+import type { Entry } from "../../lib/entry.ts";
 import { MirrorState, StateFileError } from "../../lib/state.ts";
 import { fileStore, PAGE, StateFile, type Store } from "../../lib/state_file.ts";
 import { withWork } from "../helpers.ts";
-
-const entry = fc.record({
-  kind: fc.constant("file" as const),
-  size: fc.nat(),
-  mtimeMs: fc.integer({ min: 0, max: 2 ** 42 }),
-  ctimeMs: fc.integer({ min: 0, max: 2 ** 32 }).map((s) => s * 1000),
-  ino: fc.integer({ min: 0, max: 2 ** 52 }),
-  mode: fc.constant(0o644),
-});
-const path = fc.oneof(
-  fc.constantFrom("a", "b/c"), // often replaced
-  fc.string({ unit: "binary", minLength: 1, maxLength: 12 }).filter((p) => !p.includes("\0")),
-);
-const md5 = fc.uint8Array({ minLength: 16, maxLength: 16 })
-  .map((b) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join(""));
-
-Deno.test("index: any mix of records, copies and forgets survives its bytes", () => {
-  const op = fc.oneof(
-    fc.record({ op: fc.constant("pair" as const), path, source: entry, replica: entry, md5 }),
-    fc.record({ op: fc.constant("source" as const), path, source: entry, md5 }),
-    fc.record({ op: fc.constant("copy" as const), path, source: entry, replica: entry }),
-    fc.record({ op: fc.constant("racy" as const), path, source: entry, replica: entry, md5 }),
-    fc.record({ op: fc.constant("distrust" as const), path }),
-    fc.record({ op: fc.constant("forget" as const), path }),
-  );
-  fc.assert(
-    fc.property(fc.array(op, { maxLength: 60 }), (ops) => {
-      type Known = { source: Entry; replica: Entry | undefined; md5: string | undefined };
-      const model = new Map<string, Known>();
-      const index = new PairIndex();
-      const settled = Number.MAX_SAFE_INTEGER;
-      for (const o of ops) {
-        const old = model.get(o.path);
-        const sameSource = (source: Entry) =>
-          old !== undefined && statKey(old.source) === statKey(source);
-        switch (o.op) {
-          case "pair":
-            index.record(o.path, o.source, o.replica, o.md5, settled);
-            model.set(o.path, { source: o.source, replica: o.replica, md5: o.md5 });
-            break;
-          case "source":
-            index.recordSource(o.path, o.source, o.md5, settled);
-            if (!sameSource(o.source)) {
-              model.set(o.path, { source: o.source, replica: undefined, md5: o.md5 });
-            } else if (old!.md5 === undefined) old!.md5 = o.md5;
-            break;
-          case "copy": {
-            index.recordCopy(o.path, o.source, keyOf(o.replica), settled);
-            const kept = sameSource(o.source) ? old!.md5 : undefined;
-            model.set(o.path, { source: o.source, replica: o.replica, md5: kept });
-            break;
-          }
-          case "racy":
-            index.record(o.path, o.source, o.replica, o.md5, o.source.ctimeMs); // not settled
-            model.delete(o.path);
-            break;
-          case "distrust":
-            index.distrustReplica(o.path);
-            if (old?.md5 === undefined) model.delete(o.path);
-            else old.replica = undefined;
-            break;
-          case "forget":
-            index.forget(o.path);
-            model.delete(o.path);
-        }
-      }
-      for (const copy of [index, PairIndex.fromBytes(index.toBytes())]) {
-        assert.equal(copy.size, model.size);
-        for (const [path, known] of model) {
-          assert.equal(copy.md5(path), known.md5);
-          assert.ok(copy.knows(path, "source", known.source));
-          const replica = known.replica ?? { ...known.source, size: known.source.size + 1 };
-          assert.equal(copy.knows(path, "replica", replica), known.replica !== undefined);
-        }
-      }
-    }),
-    { numRuns: 300 },
-  );
-});
-
-Deno.test("index: truncated or damaged bytes are refused, never half-loaded", () => {
-  const index = new PairIndex(), now = Number.MAX_SAFE_INTEGER;
-  const file: Entry = { kind: "file", size: 3, mtimeMs: 1, ctimeMs: 0, ino: 7, mode: 0o644 };
-  index.record("a", file, file, "0123456789abcdef0123456789abcdef", now);
-  index.record("b/c", file, file, "00000000000000000000000000000000", now);
-  const bytes = index.toBytes();
-  assert.equal(PairIndex.fromBytes(bytes).size, 2);
-  for (let length = 0; length < bytes.length; length++) {
-    assert.throws(() => PairIndex.fromBytes(bytes.subarray(0, length)), `cut to ${length} bytes`);
-  }
-});
 
 /**
  * A store in memory that models a crash: bytes written since the last sync
@@ -335,6 +244,48 @@ Deno.test("state: another pair's, a damaged, a truncated or another format's sta
       assert.equal(reopened.warning, undefined, `${name}: saved again`);
       reopened.state.close();
     }
+  });
+});
+
+Deno.test("state: a state of the first format (version 0.1) is converted, not set aside", async () => {
+  await withWork(async (work) => {
+    const path = `${work}/state`;
+    const a: Entry = { kind: "file", size: 3, mtimeMs: 1, ctimeMs: 0, ino: 7, mode: 0o644 };
+    const b: Entry = { ...a, ino: 8 };
+    // The first format: count, padding, 8 float64 keys a pair (NaN: replica
+    // not known), 16 MD5 bytes, a flag byte (1: MD5 known), NUL-ended paths.
+    const paths = new TextEncoder().encode("d/a\0e\0");
+    const blob = new Uint8Array(8 + 2 * 64 + 2 * 16 + 2 + paths.length);
+    const view = new DataView(blob.buffer);
+    view.setUint32(0, 2, true);
+    const keys = new Float64Array(blob.buffer, 8, 16);
+    keys.set([a.size, a.mtimeMs, a.ctimeMs, a.ino, b.size, b.mtimeMs, b.ctimeMs, b.ino], 0);
+    keys.set([a.size, a.mtimeMs, a.ctimeMs, a.ino, NaN, NaN, NaN, NaN], 8);
+    blob.fill(0xab, 8 + 128, 8 + 128 + 16);
+    blob[8 + 128 + 32] = 1;
+    blob.set(paths, 8 + 128 + 32 + 2);
+    {
+      using handle = await Deno.open(path, { read: true, write: true, create: true });
+      const file = new StateFile(fileStore(handle));
+      await file.read();
+      const note = { format: 1, littleEndian: true, ...pair(work), sourceRoot: null, runs: [] };
+      await file.write(new TextEncoder().encode(JSON.stringify(note)), blob);
+    }
+    const { state, warning } = await MirrorState.open(path, pair(work));
+    try {
+      assert.equal(warning, undefined);
+      assert.equal(state.index.size, 2);
+      assert.ok(state.index.knows("d/a", "source", a) && state.index.knows("d/a", "replica", b));
+      assert.equal(state.index.md5("d/a"), "ab".repeat(16));
+      assert.ok(state.index.knows("e", "source", a) && !state.index.knows("e", "replica", a));
+      assert.equal(state.index.md5("e"), undefined);
+      await state.save();
+    } finally {
+      state.close();
+    }
+    const reopened = await MirrorState.open(path, pair(work));
+    assert.equal(reopened.state.index.md5("d/a"), "ab".repeat(16), "saved in the new format");
+    reopened.state.close();
   });
 });
 

@@ -1,0 +1,456 @@
+/**
+ * A full cycle, folder by folder, as rclone's `march` and rsync's incremental
+ * recursion do: list one source folder and its replica twin, compare their
+ * files, plan the folder ({@link planFolder}) and carry out its writes, then
+ * go down into its subfolders, in walk order (`comparePaths`). No whole tree
+ * is ever held: memory is one folder per level, the index and what waits for
+ * the end of the walk.
+ *
+ * What waits is what the deletion guards must see first: removals (with the
+ * number of entries they take), the folders kept because they hold excluded
+ * entries, and the names whose type changes (made after the removal of what
+ * is there). Folder attributes wait too, as in a whole-tree plan: they are
+ * set deepest first, after every write.
+ *
+ * @module
+ */
+import type { Entry, Kind } from "./entry.ts";
+import { asError } from "./error.ts";
+import type { ExcludeMatcher } from "./exclude.ts";
+import { comparePair } from "./compare.ts";
+import type { DigestChild, DigestNode, FolderDigests } from "./digest.ts";
+import { pacer } from "./pace.ts";
+import { compareNames } from "./paths.ts";
+import type { PairIndex } from "./pair_index.ts";
+import {
+  type Action,
+  type Child,
+  type FolderInput,
+  type FolderItem,
+  type Owners,
+  planFolder,
+} from "./plan.ts";
+import type { Listing, TreeReader } from "./replica.ts";
+import type { Problem } from "./scan.ts";
+
+/** What a march reads, writes and reports through. */
+export interface MarchOptions {
+  /** The two trees. */
+  readonly trees: { readonly source: TreeReader; readonly replica: TreeReader };
+  /** The roots as opened (`replica` undefined: there is no replica folder yet). */
+  readonly roots: { readonly source: Entry; readonly replica?: Entry };
+  /** Paths left out of both trees. */
+  readonly exclude: ExcludeMatcher | undefined;
+  /** Which replica names are the program's own temp files (removed at once). */
+  readonly isTemp: (name: string) => boolean;
+  /** What is known of file pairs; updated as files are compared. */
+  readonly index: PairIndex;
+  /** Owners to keep (undefined: left alone). */
+  readonly owners: Owners | undefined;
+  /** When the walk started (epoch ms), for `isSettled`. */
+  readonly observedAt: number;
+  /** Count the entries below a folder to be removed (for `--max-delete`);
+   * also done whenever excludes are given (a folder holding excluded entries is kept). */
+  readonly countDeletes: boolean;
+  /** The source's tree digest, computed as the walk goes (undefined: not wanted). */
+  readonly digests?: FolderDigests;
+  /** Stops the walk (it then throws the signal's reason). */
+  readonly signal?: AbortSignal;
+  /** Carry out an action now (a write in walk order, a stale temp file's removal). */
+  readonly apply: (action: Action) => Promise<void>;
+  /** A folder's writes are about to be carried out (its copies can be counted in advance). */
+  readonly onPlanned?: (writes: readonly Action[]) => void;
+  /** A path of either tree could not be read. */
+  readonly onProblem: (side: "source" | "replica", problem: Problem) => void;
+  /** A FIFO, socket or device in the source (never mirrored). */
+  readonly onSpecial: (path: string) => void;
+  /** A source entry the cycle leaves alone (for `--verbose`). */
+  readonly onUnchanged?: (path: string, entry: Entry) => void;
+}
+
+/** A name whose type changes: its source entry is made after the removal. */
+export interface Blocked {
+  /** The path. */
+  readonly path: string;
+  /** The write that makes it (`mkdir`, `copy` or `symlink`). */
+  readonly write: Action;
+  /** For a folder: its source entry (walked after the write). */
+  readonly folder?: Entry;
+  /** For a folder: where its digest goes. */
+  readonly hole?: DigestNode;
+}
+
+/** What a march leaves for the end of the cycle. */
+export interface MarchResult {
+  /** Source entries met (excluded ones left out). */
+  readonly sourceEntries: number;
+  /** Entries directly in the replica root. */
+  readonly replicaEntries: number;
+  /** Replica entries the removals take (with everything below a removed
+   * folder where it was counted; see {@link MarchOptions.countDeletes}). */
+  readonly deletes: number;
+  /** Removals, in walk order. */
+  readonly removals: readonly Action[];
+  /** Folders kept because they hold excluded entries (`keep` actions). */
+  readonly keeps: readonly Action[];
+  /** Names whose type changes, in walk order. */
+  readonly blocked: readonly Blocked[];
+  /** Folder attributes, in walk order (set them deepest first). */
+  readonly attributes: readonly Action[];
+  /** The root's digest node (see `digest.ts`). */
+  readonly digest?: DigestNode;
+  /** Whether every source folder was read completely. */
+  readonly complete: boolean;
+  /** The program's temp files found (their removal was asked for). */
+  readonly temps: number;
+}
+
+interface Side {
+  readonly children: Child[];
+  /** Names of the program's own temp entries (replica side). */
+  readonly temps: { readonly name: string; readonly kind: Kind }[];
+  /** Whether something in the folder was excluded. */
+  readonly excluded: boolean;
+  /** Whether the listing is incomplete. */
+  readonly incomplete: boolean;
+}
+
+const NOTHING: Side = { children: [], temps: [], excluded: false, incomplete: false };
+
+/** What a survey of a replica-only folder found. */
+interface Survey {
+  /** Entries below it. */
+  readonly entries: number;
+  /** Whether it holds an excluded entry, at any depth. */
+  readonly holdsExcluded: boolean;
+}
+
+/**
+ * Walk both trees folder by folder, applying each folder's writes as it
+ * goes; see the module documentation.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { LocalTree } from "./local.ts";
+ * import { March } from "./march.ts";
+ * import { PairIndex } from "./pair_index.ts";
+ * import type { Action } from "./plan.ts";
+ * const dir = Deno.makeTempDirSync();
+ * Deno.mkdirSync(`${dir}/src`);
+ * Deno.mkdirSync(`${dir}/rep`);
+ * Deno.writeTextFileSync(`${dir}/src/a`, "a");
+ * Deno.writeTextFileSync(`${dir}/rep/b`, "b");
+ * const trees = { source: new LocalTree(`${dir}/src`), replica: new LocalTree(`${dir}/rep`) };
+ * const applied: Action[] = [];
+ * const march = new March({
+ *   trees, roots: { source: (await trees.source.open())!.entry }, exclude: undefined,
+ *   isTemp: () => false, index: new PairIndex(), owners: undefined, observedAt: Date.now(),
+ *   countDeletes: true, apply: (action) => (applied.push(action), Promise.resolve()),
+ *   onProblem: () => {}, onSpecial: () => {},
+ * });
+ * const result = await march.run(true);
+ * assert.deepEqual(applied.map((a) => [a.op, a.path]), [["copy", "a"]]);
+ * assert.deepEqual(result.removals.map((a) => [a.op, a.path]), [["remove", "b"]]);
+ * ```
+ */
+export class March {
+  readonly #options: MarchOptions;
+  readonly #survey: boolean;
+  readonly #pace = pacer();
+  #sourceEntries = 0;
+  #replicaEntries = 0;
+  #deletes = 0;
+  #temps = 0;
+  #complete = true;
+  readonly #removals: Action[] = [];
+  readonly #keeps: Action[] = [];
+  readonly #blocked: Blocked[] = [];
+  readonly #attributes: Action[] = [];
+  /** Replica folders found to hold excluded entries (by surveys). */
+  readonly #holding = new Set<string>();
+  /** Entries below replica folders surveyed. */
+  readonly #counts = new Map<string, number>();
+
+  /** @param options see {@link MarchOptions}. */
+  constructor(options: MarchOptions) {
+    this.#options = options;
+    this.#survey = options.countDeletes || options.exclude !== undefined;
+  }
+
+  /**
+   * Walk from the roots.
+   *
+   * @param replicaExists whether the replica root exists.
+   * @returns what waits for the end of the cycle.
+   */
+  async run(replicaExists: boolean): Promise<MarchResult> {
+    const roots = this.#options.roots;
+    const self = replicaExists ? { source: roots.source, replica: roots.replica } : {
+      source: roots.source,
+    };
+    const digest = await this.#folder("", self, replicaExists, false, true);
+    return {
+      sourceEntries: this.#sourceEntries,
+      replicaEntries: this.#replicaEntries,
+      deletes: this.#deletes,
+      removals: this.#removals,
+      keeps: this.#keeps,
+      blocked: this.#blocked,
+      attributes: this.#attributes,
+      complete: this.#complete,
+      temps: this.#temps,
+      ...(digest ? { digest } : {}),
+    };
+  }
+
+  /**
+   * After the removals: make the names whose type changed, walking a folder's
+   * whole source subtree (its replica side is gone).
+   *
+   * @param blocked the names, from {@link run}'s result.
+   * @returns the folder attributes of what was made (set them with the others).
+   */
+  async afterRemovals(blocked: readonly Blocked[]): Promise<readonly Action[]> {
+    const before = this.#attributes.length;
+    for (const { write, folder, hole, path } of blocked) {
+      await this.#options.apply(write);
+      if (folder === undefined) continue;
+      const node = await this.#folder(path, { source: folder }, false, false, false);
+      if (hole !== undefined) this.#options.digests?.fill(hole, node);
+    }
+    return this.#attributes.slice(before);
+  }
+
+  /**
+   * One folder: list, compare, plan, apply its writes, go down; its digest
+   * node (undefined when not computed).
+   */
+  async #folder(
+    dir: string,
+    self: FolderInput["self"],
+    replicaExists: boolean,
+    unread: boolean,
+    isRoot: boolean,
+  ): Promise<DigestNode | undefined> {
+    const options = this.#options;
+    options.signal?.throwIfAborted();
+    await this.#pace();
+    const prefix = dir === "" ? "" : `${dir}/`;
+    const source = self.source !== undefined && !self.kept
+      ? await this.#list("source", dir)
+      : NOTHING;
+    const replica = replicaExists ? await this.#list("replica", dir) : NOTHING;
+    if (source.incomplete) this.#complete = false;
+    unread ||= source.incomplete;
+    if (isRoot) this.#replicaEntries = replica.children.length;
+    this.#sourceEntries += source.children.length;
+
+    for (const { name, entry } of source.children) {
+      if (entry.kind === "other") options.onSpecial(prefix + name);
+    }
+
+    // Replica folders the source lacks (or has as something else): what
+    // they hold, before deciding to remove them.
+    if (this.#survey) {
+      let s = 0;
+      for (const { name, entry } of replica.children) {
+        if (entry.kind !== "dir") continue;
+        while (
+          s < source.children.length && compareNames(source.children[s]!.name, name) < 0
+        ) s++;
+        const twin = source.children[s]?.name === name ? source.children[s]!.entry : undefined;
+        if (twin?.kind === "dir") continue;
+        const found = await this.#surveyReplica(prefix + name);
+        this.#counts.set(prefix + name, found.entries);
+        if (found.holdsExcluded) this.#holding.add(prefix + name);
+      }
+    }
+
+    // Compare the files both sides have, at the same size.
+    const changed = new Set<string>();
+    const md5s = new Map<string, string>();
+    const index = options.index;
+    const files: string[] = [];
+    {
+      let r = 0;
+      for (const { name, entry: src } of source.children) {
+        if (src.kind !== "file") continue;
+        files.push(name);
+        const path = prefix + name;
+        while (
+          r < replica.children.length && compareNames(replica.children[r]!.name, name) < 0
+        ) r++;
+        const twin = replica.children[r];
+        const dst = twin?.name === name ? twin.entry : undefined;
+        const sourceKnown = index.knowsIn(dir, name, "source", src);
+        if (
+          dst?.kind !== "file" || (sourceKnown && dst.size === src.size &&
+            index.knowsIn(dir, name, "replica", dst))
+        ) {
+          // Nothing to read: not a pair, or a pair the index vouches for.
+          if (options.digests && sourceKnown) {
+            const md5 = index.md5(path);
+            if (md5 !== undefined) md5s.set(name, md5);
+          }
+          continue;
+        }
+        const verdict = await comparePair(
+          options.trees,
+          path,
+          src,
+          dst,
+          index,
+          options.observedAt,
+          options.signal,
+        );
+        if (verdict.sourceMd5 !== undefined) md5s.set(name, verdict.sourceMd5);
+        if (verdict.problem) options.onProblem("source", verdict.problem);
+        else if (verdict.differs && src.size === dst.size) changed.add(name);
+        if (verdict.read) await this.#pace();
+      }
+    }
+    index.visit(dir, files);
+
+    const plan = planFolder({
+      path: dir,
+      self,
+      source: source.children,
+      replica: replica.children,
+      changed,
+      incomplete: unread,
+      holdsExcluded: (name) => this.#holding.has(prefix + name),
+      hasTemps: replica.temps.length > 0,
+      deletions: true,
+      owners: options.owners,
+    });
+    options.onPlanned?.(
+      plan.items.flatMap((item) => item.write && !item.removal ? [item.write] : []),
+    );
+    if (plan.opening) await options.apply(plan.opening);
+    // The program's own stale temp files go first, whatever the guards say.
+    for (const { name, kind } of replica.temps) {
+      this.#temps++;
+      await options.apply({ op: "remove", path: prefix + name, kind });
+    }
+    if (plan.attributes) this.#attributes.push(plan.attributes);
+    if (!isRoot && self.source !== undefined && !plan.attributes && !self.kept) {
+      options.onUnchanged?.(dir, self.source);
+    }
+
+    // Name by name: the source's entries (for the digest) beside the plan's items.
+    const digest: DigestChild[] = [];
+    let item = 0;
+    const items = plan.items;
+    for (const { name, entry } of source.children) {
+      while (item < items.length && compareNames(items[item]!.name, name) < 0) {
+        await this.#item(prefix, items[item++]!, unread);
+      }
+      const mine = items[item]?.name === name ? items[item++] : undefined;
+      const node = mine === undefined ? undefined : await this.#item(prefix, mine, unread);
+      if (mine === undefined && entry.kind !== "dir" && entry.kind !== "other") {
+        options.onUnchanged?.(prefix + name, entry);
+      }
+      if (entry.kind === "other") continue;
+      const md5 = md5s.get(name);
+      digest.push({ name, entry, ...(md5 ? { md5 } : {}), ...(node ? { node } : {}) });
+    }
+    while (item < items.length) await this.#item(prefix, items[item++]!, unread);
+    if (self.source === undefined || self.kept || options.digests === undefined) return undefined;
+    return await options.digests.folder(dir, digest, !source.incomplete);
+  }
+
+  /**
+   * One item of a folder's plan: its removal and keep wait, its write is
+   * carried out (or waits for the removal), a folder is walked. Returns the
+   * digest node of a source folder (walked, or a hole for one walked later).
+   */
+  async #item(prefix: string, item: FolderItem, unread: boolean): Promise<DigestNode | undefined> {
+    const options = this.#options;
+    const path = prefix + item.name;
+    if (item.removal) {
+      this.#removals.push(item.removal);
+      this.#deletes += 1 + (item.removal.kind === "dir" ? this.#counts.get(path) ?? 0 : 0);
+    }
+    if (item.removal && item.write) {
+      // A type change: made after the removal, at the end of the cycle.
+      const hole = item.descend && options.digests ? options.digests.hole() : undefined;
+      this.#blocked.push({
+        path,
+        write: item.write,
+        ...(item.descend ? { folder: item.descend.source } : {}),
+        ...(hole ? { hole } : {}),
+      });
+      return hole;
+    }
+    if (item.write) await options.apply(item.write);
+    if (item.descend) {
+      return await this.#folder(
+        path,
+        item.descend,
+        item.descend.replica !== undefined,
+        unread,
+        false,
+      );
+    }
+    if (item.kept) {
+      const removedBefore = this.#removals.length;
+      const replica = await options.trees.replica.stat(path);
+      if (replica?.kind === "dir") {
+        await this.#folder(path, { replica, kept: true }, true, unread, false);
+      }
+      if (item.kept.blocks !== undefined || this.#removals.length > removedBefore) {
+        this.#keeps.push(
+          item.kept.blocks === undefined
+            ? { op: "keep", path }
+            : { op: "keep", path, blocks: item.kept.blocks },
+        );
+      }
+    }
+    return undefined;
+  }
+
+  /** One folder of one tree, its names sorted, excluded and own entries set apart. */
+  async #list(side: "source" | "replica", dir: string): Promise<Side> {
+    const options = this.#options;
+    let listing: Listing;
+    try {
+      listing = await options.trees[side].list(dir);
+    } catch (error) {
+      if (options.signal?.aborted) throw error;
+      options.onProblem(side, { path: dir, error: asError(error) });
+      return { ...NOTHING, incomplete: true };
+    }
+    const prefix = dir === "" ? "" : `${dir}/`;
+    for (const { name, error } of listing.problems) {
+      options.onProblem(side, { path: prefix + name, error });
+    }
+    const children: Child[] = [];
+    const temps: { name: string; kind: Kind }[] = [];
+    let excluded = false;
+    for (const child of listing.entries) {
+      if (side === "replica" && options.isTemp(child.name)) {
+        temps.push({ name: child.name, kind: child.entry.kind });
+      } else if (options.exclude?.(prefix + child.name, child.entry.kind === "dir")) {
+        excluded = true;
+      } else children.push(child);
+    }
+    return { children, temps, excluded, incomplete: listing.problems.length > 0 };
+  }
+
+  /** What a replica folder the source lacks holds: entries, and whether any is excluded. */
+  async #surveyReplica(dir: string): Promise<Survey> {
+    const side = await this.#list("replica", dir);
+    let entries = side.children.length, holdsExcluded = side.excluded;
+    for (const { name, entry } of side.children) {
+      if (entry.kind !== "dir") continue;
+      const below = await this.#surveyReplica(`${dir}/${name}`);
+      entries += below.entries;
+      if (below.holdsExcluded) {
+        holdsExcluded = true;
+        this.#holding.add(`${dir}/${name}`);
+      }
+    }
+    return { entries, holdsExcluded };
+  }
+}

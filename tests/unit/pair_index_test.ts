@@ -1,0 +1,146 @@
+/** The pair index: what is known of file contents, folder by folder. */
+import assert from "node:assert/strict";
+import fc from "npm:fast-check@^4.11.0";
+import { type Entry, keyOf, statKey } from "../../lib/entry.ts";
+import { PairIndex } from "../../lib/pair_index.ts";
+
+const entry = fc.record({
+  kind: fc.constant("file" as const),
+  size: fc.nat(),
+  mtimeMs: fc.integer({ min: 0, max: 2 ** 42 }),
+  ctimeMs: fc.integer({ min: 0, max: 2 ** 32 }).map((s) => s * 1000),
+  ino: fc.integer({ min: 0, max: 2 ** 52 }),
+  mode: fc.constant(0o644),
+});
+const path = fc.oneof(
+  fc.constantFrom("a", "b/c"), // often replaced
+  fc.string({ unit: "binary", minLength: 1, maxLength: 12 }).filter((p) => !p.includes("\0")),
+);
+const md5 = fc.uint8Array({ minLength: 16, maxLength: 16 })
+  .map((b) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join(""));
+
+Deno.test("index: any mix of records, copies and forgets survives its bytes", () => {
+  const op = fc.oneof(
+    fc.record({ op: fc.constant("pair" as const), path, source: entry, replica: entry, md5 }),
+    fc.record({ op: fc.constant("source" as const), path, source: entry, md5 }),
+    fc.record({ op: fc.constant("copy" as const), path, source: entry, replica: entry }),
+    fc.record({ op: fc.constant("racy" as const), path, source: entry, replica: entry, md5 }),
+    fc.record({ op: fc.constant("distrust" as const), path }),
+    fc.record({ op: fc.constant("forget" as const), path }),
+  );
+  fc.assert(
+    fc.property(fc.array(op, { maxLength: 60 }), (ops) => {
+      type Known = { source: Entry; replica: Entry | undefined; md5: string | undefined };
+      const model = new Map<string, Known>();
+      const index = new PairIndex();
+      const settled = Number.MAX_SAFE_INTEGER;
+      for (const o of ops) {
+        const old = model.get(o.path);
+        const sameSource = (source: Entry) =>
+          old !== undefined && statKey(old.source) === statKey(source);
+        switch (o.op) {
+          case "pair":
+            index.record(o.path, o.source, o.replica, o.md5, settled);
+            model.set(o.path, { source: o.source, replica: o.replica, md5: o.md5 });
+            break;
+          case "source":
+            index.recordSource(o.path, o.source, o.md5, settled);
+            if (!sameSource(o.source)) {
+              model.set(o.path, { source: o.source, replica: undefined, md5: o.md5 });
+            } else if (old!.md5 === undefined) old!.md5 = o.md5;
+            break;
+          case "copy": {
+            index.recordCopy(o.path, o.source, keyOf(o.replica), settled);
+            const kept = sameSource(o.source) ? old!.md5 : undefined;
+            model.set(o.path, { source: o.source, replica: o.replica, md5: kept });
+            break;
+          }
+          case "racy":
+            index.record(o.path, o.source, o.replica, o.md5, o.source.ctimeMs); // not settled
+            model.delete(o.path);
+            break;
+          case "distrust":
+            index.distrustReplica(o.path);
+            if (old?.md5 === undefined) model.delete(o.path);
+            else old.replica = undefined;
+            break;
+          case "forget":
+            index.forget(o.path);
+            model.delete(o.path);
+        }
+      }
+      for (const copy of [index, PairIndex.fromBytes(index.toBytes())]) {
+        assert.equal(copy.size, model.size);
+        for (const [path, known] of model) {
+          assert.equal(copy.md5(path), known.md5);
+          assert.ok(copy.knows(path, "source", known.source));
+          const replica = known.replica ?? { ...known.source, size: known.source.size + 1 };
+          assert.equal(copy.knows(path, "replica", replica), known.replica !== undefined);
+        }
+      }
+    }),
+    { numRuns: 300 },
+  );
+});
+
+Deno.test("index: truncated or damaged bytes are refused, never half-loaded", () => {
+  const index = new PairIndex(), now = Number.MAX_SAFE_INTEGER;
+  const file: Entry = { kind: "file", size: 3, mtimeMs: 1, ctimeMs: 0, ino: 7, mode: 0o644 };
+  index.record("a", file, file, "0123456789abcdef0123456789abcdef", now);
+  index.record("b/c", file, file, "00000000000000000000000000000000", now);
+  const bytes = index.toBytes();
+  assert.equal(PairIndex.fromBytes(bytes).size, 2);
+  for (let length = 0; length < bytes.length; length++) {
+    assert.throws(() => PairIndex.fromBytes(bytes.subarray(0, length)), `cut to ${length} bytes`);
+  }
+});
+
+const settled = Number.MAX_SAFE_INTEGER;
+const file: Entry = { kind: "file", size: 3, mtimeMs: 1, ctimeMs: 0, ino: 7, mode: 0o644 };
+const MD5 = "0123456789abcdef0123456789abcdef";
+
+Deno.test("index: a walk keeps the pairs of the files it met, and drops the folders it did not visit", () => {
+  const index = new PairIndex();
+  for (const path of ["a", "b", "d/x", "d/y", "gone/z"]) {
+    index.record(path, file, file, MD5, settled);
+  }
+  index.sweep(); // the end of the walk that recorded them: all kept
+  assert.equal(index.size, 5);
+  index.visit("", ["a"]); // b is no longer in the source
+  index.visit("d", ["x", "y"]);
+  index.sweep(); // "gone" was not visited
+  assert.equal(index.size, 3);
+  assert.ok(index.knows("a", "source", file) && !index.knows("b", "source", file));
+  assert.ok(index.knows("d/y", "source", file) && !index.knows("gone/z", "source", file));
+  const copy = PairIndex.fromBytes(index.toBytes());
+  assert.equal(copy.size, 3);
+  assert.equal(copy.md5("d/x"), MD5);
+});
+
+Deno.test("index: many names added out of order are found, before and after their bytes", () => {
+  const index = new PairIndex();
+  const names = Array.from({ length: 500 }, (_, i) => `f${(i * 7919) % 500}`);
+  names.forEach((name, i) => index.record(`d/${name}`, { ...file, ino: i }, file, MD5, settled));
+  for (const copy of [index, PairIndex.fromBytes(index.toBytes())]) {
+    assert.equal(copy.size, 500);
+    names.forEach((name, i) => assert.ok(copy.knows(`d/${name}`, "source", { ...file, ino: i })));
+  }
+});
+
+Deno.test("index: a folder's digest is kept for the print it was recorded with", () => {
+  const index = new PairIndex();
+  index.recordFolderDigest("d", 42, MD5);
+  const copy = PairIndex.fromBytes(index.toBytes());
+  assert.equal(copy.folderDigest("d", 42), MD5);
+  assert.equal(copy.folderDigest("d", 43), undefined);
+  assert.equal(copy.folderDigest("e", 42), undefined);
+});
+
+Deno.test("index: bytes at any offset of a buffer load (the arrays are aligned copies)", () => {
+  const index = new PairIndex();
+  index.record("a", file, file, MD5, settled);
+  const bytes = index.toBytes();
+  const shifted = new Uint8Array(bytes.length + 3);
+  shifted.set(bytes, 3);
+  assert.equal(PairIndex.fromBytes(shifted.subarray(3)).md5("a"), MD5);
+});
