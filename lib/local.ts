@@ -26,12 +26,12 @@ import { type Entry, entryFromInfo, keyOf, type Owner, statKey } from "./entry.t
 import { asError, reason } from "./error.ts";
 import { Hasher } from "./hash.ts";
 import { OwnerPolicy } from "./owners.ts";
-import { compareNames, isBelow, joinPath, parentOf, realPathOf } from "./paths.ts";
+import { FolderLister, ListerGone, listingOf, readFolder, subfoldersOf } from "./lister.ts";
+import { isBelow, joinPath, parentOf, realPathOf } from "./paths.ts";
 import type {
   Attributes,
   AttributesResult,
   FileWrite,
-  Listed,
   Listing,
   Replica,
   RootInfo,
@@ -49,6 +49,12 @@ export interface LocalTreeOptions {
    * @default a new one
    */
   readonly hasher?: Hasher;
+  /**
+   * Reads folders ahead of a walk, on a worker (tests give a broken one).
+   *
+   * @default a new one
+   */
+  readonly lister?: FolderLister;
 }
 
 /**
@@ -75,6 +81,9 @@ export class LocalTree implements TreeReader {
   /** The root's real path, as the last {@link open} found it. */
   protected real: string;
   readonly #hasher: Hasher;
+  readonly #lister: FolderLister;
+  /** A walk that reads ahead starts at the next listing of the root. */
+  #ahead = false;
 
   /**
    * A folder to read; nothing is read until {@link open}.
@@ -87,6 +96,7 @@ export class LocalTree implements TreeReader {
     this.given = root;
     this.real = realPathOf(root);
     this.#hasher = options.hasher ?? new Hasher();
+    this.#lister = options.lister ?? new FolderLister();
   }
 
   /** Bytes of file content read so far for MD5s. */
@@ -119,6 +129,8 @@ export class LocalTree implements TreeReader {
     const info = Deno.lstatSync(real);
     if (!info.isDirectory) throw new Error("not a folder");
     this.real = real;
+    this.#lister.reset(); // what was read ahead may be out of date
+    this.#ahead = false;
     return { entry: entryFromInfo(info), id: `${info.dev}:${info.ino}`, path: real };
   }
 
@@ -129,26 +141,47 @@ export class LocalTree implements TreeReader {
    * @returns the folder's entries, and the names that could not be examined.
    * @throws {Deno.errors.NotFound} when the folder is gone.
    */
-  list(dir: string): Listing {
+  list(dir: string): Listing | Promise<Listing> {
     const base = joinPath(this.real, dir);
-    const names = Array.from(Deno.readDirSync(base), (item) => item.name).sort(compareNames);
-    const entries: Listed[] = [];
-    const problems: { name: string; error: Error }[] = [];
-    for (const name of names) {
-      const path = `${base}/${name}`;
-      try {
-        const info = Deno.lstatSync(path);
-        entries.push({
-          name,
-          entry: entryFromInfo(info, info.isSymlink ? Deno.readLinkSync(path) : undefined),
-        });
-      } catch (error) {
-        if (!(error instanceof Deno.errors.NotFound)) {
-          problems.push({ name, error: asError(error) });
-        }
-      }
+    if (dir === "" && this.#ahead) {
+      // The root is read here; the worker (only started when there are
+      // subfolders) reads the rest.
+      this.#ahead = false;
+      const raw = readFolder(base);
+      const below = subfoldersOf(raw);
+      if (below.length > 0) this.#lister.start(this.real, below);
+      return listingOf(raw);
     }
-    return { entries, problems };
+    const ahead = this.#lister.take(this.real, dir);
+    if (ahead === undefined) return listingOf(readFolder(base));
+    return ahead.then(listingOf, (error) => {
+      if (error instanceof ListerGone) return listingOf(readFolder(base));
+      throw error;
+    });
+  }
+
+  /**
+   * Start reading the whole tree on a second thread, ahead of a depth-first
+   * walk that lists its folders next.
+   */
+  readAhead(): void {
+    this.#lister.reset();
+    this.#ahead = true;
+  }
+
+  /**
+   * The walk that reads ahead will not list the folders `dirs`, nor anything
+   * below them: they need not be read.
+   *
+   * @param dirs folder paths relative to the root.
+   */
+  skip(dirs: readonly string[]): void {
+    this.#lister.skip(this.real, dirs);
+  }
+
+  /** Stop the thread that reads folders ahead, if it runs. */
+  close(): void {
+    this.#lister.close();
   }
 
   /**
@@ -502,7 +535,7 @@ export class LocalReplica extends LocalTree implements Replica {
   #idle(): void {
     if (--this.#onWorker > 0) return;
     clearTimeout(this.#idleTimer);
-    this.#idleTimer = setTimeout(() => this.close(), WORKER_IDLE_MS);
+    this.#idleTimer = setTimeout(() => this.#stopCopier(), WORKER_IDLE_MS);
   }
 
   /**
@@ -611,8 +644,13 @@ export class LocalReplica extends LocalTree implements Replica {
     return OwnerPolicy.probe(this.real, this.#names.temps.next());
   }
 
-  /** Stop the copy worker, if one was started. */
-  close(): void {
+  /** Stop the worker threads, if any was started. */
+  override close(): void {
+    super.close();
+    this.#stopCopier();
+  }
+
+  #stopCopier(): void {
     clearTimeout(this.#idleTimer);
     this.#worker?.close();
     this.#worker = undefined;

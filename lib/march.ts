@@ -111,11 +111,19 @@ interface Side {
   readonly temps: { readonly name: string; readonly kind: Kind }[];
   /** Whether something in the folder was excluded. */
   readonly excluded: boolean;
+  /** The names of all its subfolders, excluded and own ones included. */
+  readonly folders: readonly string[];
   /** Whether the listing is incomplete. */
   readonly incomplete: boolean;
 }
 
-const NOTHING: Side = { children: [], temps: [], excluded: false, incomplete: false };
+const NOTHING: Side = {
+  children: [],
+  temps: [],
+  excluded: false,
+  folders: [],
+  incomplete: false,
+};
 
 /** What a survey of a replica-only folder found. */
 interface Survey {
@@ -189,6 +197,7 @@ export class March {
     const self = replicaExists ? { source: roots.source, replica: roots.replica } : {
       source: roots.source,
     };
+    if (replicaExists) this.#options.trees.replica.readAhead?.();
     const digest = await this.#folder("", self, replicaExists, false, true);
     return {
       sourceEntries: this.#sourceEntries,
@@ -327,6 +336,17 @@ export class March {
     options.onPlanned?.(
       plan.items.flatMap((item) => item.write && !item.removal ? [item.write] : []),
     );
+    // Replica folders this walk will not list: not worth reading ahead.
+    if (replica.folders.length > 0 && options.trees.replica.skip) {
+      const walked = new Set<string>();
+      for (const item of plan.items) {
+        if ((item.descend?.replica !== undefined && !item.removal) || item.kept) {
+          walked.add(item.name);
+        }
+      }
+      const skipped = replica.folders.filter((name) => !walked.has(name));
+      if (skipped.length > 0) options.trees.replica.skip(skipped.map((name) => prefix + name));
+    }
     if (plan.opening) await options.apply(plan.opening);
     // The program's own stale temp files go first, whatever the guards say.
     for (const { name, kind } of replica.temps) {
@@ -428,14 +448,16 @@ export class March {
     const children: Child[] = [];
     const temps: { name: string; kind: Kind }[] = [];
     let excluded = false;
+    const folders: string[] = [];
     for (const child of listing.entries) {
+      if (child.entry.kind === "dir") folders.push(child.name);
       if (side === "replica" && options.isTemp(child.name)) {
         temps.push({ name: child.name, kind: child.entry.kind });
       } else if (options.exclude?.(prefix + child.name, child.entry.kind === "dir")) {
         excluded = true;
       } else children.push(child);
     }
-    return { children, temps, excluded, incomplete: listing.problems.length > 0 };
+    return { children, temps, excluded, folders, incomplete: listing.problems.length > 0 };
   }
 
   /** What a replica folder the source lacks holds: entries, and whether any is excluded. */

@@ -73,6 +73,19 @@ export interface TreeReader {
    */
   list(dir: string): MaybePromise<Listing>;
   /**
+   * Start reading the tree ahead of a walk that lists its folders next,
+   * depth-first, each folder's subfolders in name order (`compareNames`)
+   * before its later siblings. Optional.
+   */
+  readAhead?(): void;
+  /**
+   * The walk that reads ahead will not list the folders `dirs` (nor anything
+   * below them). Optional.
+   *
+   * @param dirs folder paths relative to the root.
+   */
+  skip?(dirs: readonly string[]): void;
+  /**
    * The entry at `path` now (a symlink itself, not what it points to).
    *
    * @param path the entry's path relative to the root.
@@ -89,6 +102,8 @@ export interface TreeReader {
    * @returns the file's MD5, in lowercase hex.
    */
   md5(path: string, size: number, signal?: AbortSignal): Promise<string>;
+  /** Release what the tree holds (worker threads). Optional. */
+  close?(): void;
 }
 
 /** One file to write into the replica, from a source file. */
@@ -282,6 +297,4 @@ export interface Replica extends TreeReader {
    * @returns true when it is one of the program's temp files.
    */
   isTemp?(name: string): boolean;
-  /** Release what the replica holds (a worker thread). Optional. */
-  close?(): void;
 }

@@ -1,0 +1,179 @@
+/**
+ * Reading a tree ahead of the walk, on a worker: what the walk takes is what
+ * it would have read itself, in its order, whatever subtrees it skips; the
+ * worker stays within its limits; a broken worker costs nothing but speed.
+ */
+import fc from "npm:fast-check@^4.11.0";
+import assert from "node:assert/strict";
+import { LocalTree } from "../../lib/local.ts";
+import {
+  type AheadAnswer,
+  FolderLister,
+  ListerGone,
+  listingOf,
+  readFolder,
+  subfoldersOf,
+  walkAhead,
+} from "../../lib/lister.ts";
+import { type World, worldArb } from "./model.ts";
+
+/** Make the model tree `world` on disk, in a new temp folder. */
+function materialize(world: World): string {
+  const root = Deno.makeTempDirSync({ prefix: "lister-" });
+  for (const [path, entry] of world.tree) {
+    const at = `${root}/${path}`;
+    if (entry.kind === "dir") Deno.mkdirSync(at, { recursive: true });
+    else if (entry.kind === "file") Deno.writeTextFileSync(at, world.content.get(path) ?? "");
+    else Deno.symlinkSync(entry.target ?? "x", at);
+  }
+  return root;
+}
+
+/** Folders of a tree on disk, depth-first, as the mirror's walk lists them. */
+function walkOrder(root: string, dir = "", out: string[] = []): string[] {
+  out.push(dir);
+  for (const sub of subfoldersOf(readFolder(dir === "" ? root : `${root}/${dir}`))) {
+    walkOrder(root, dir === "" ? sub : `${dir}/${sub}`, out);
+  }
+  return out;
+}
+
+Deno.test("lister: a walk that skips random subtrees takes, in its order, what it would read itself", async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      worldArb().chain((world) =>
+        fc.tuple(
+          fc.constant(world),
+          fc.subarray([...world.tree].filter(([, e]) => e.kind === "dir").map(([p]) => p)),
+        )
+      ),
+      async ([world, skipped]) => {
+        const root = materialize(world);
+        const lister = new FolderLister();
+        try {
+          const skip = new Set(skipped);
+          const root_ = readFolder(root);
+          lister.start(root, subfoldersOf(root_));
+          let taken = 0;
+          const walk = async (dir: string): Promise<void> => {
+            const base = dir === "" ? root : `${root}/${dir}`;
+            let listing;
+            if (dir === "") listing = listingOf(root_);
+            else {
+              const ahead = lister.take(root, dir);
+              assert.ok(ahead, `${dir} was read ahead`);
+              listing = listingOf(await ahead);
+              taken++;
+            }
+            assert.deepEqual(listing, listingOf(readFolder(base)));
+            for (const { name, entry } of listing.entries) {
+              const path = dir === "" ? name : `${dir}/${name}`;
+              if (entry.kind === "dir" && !skip.has(path)) await walk(path);
+            }
+          };
+          await walk("");
+          const expected = walkOrder(root).filter((dir) =>
+            dir !== "" && ![...skip].some((s) => dir === s || dir.startsWith(`${s}/`))
+          );
+          assert.equal(taken, expected.length);
+        } finally {
+          lister.close();
+          Deno.removeSync(root, { recursive: true });
+        }
+      },
+    ),
+    { numRuns: 40 },
+  );
+});
+
+Deno.test("lister: the worker's walk stops at its limits and goes on when credited", () => {
+  const root = Deno.makeTempDirSync();
+  for (const dir of ["a/x", "a/y", "b"]) Deno.mkdirSync(`${root}/${dir}`, { recursive: true });
+  Deno.writeTextFileSync(`${root}/a/x/f`, "f");
+  const answers: AheadAnswer[] = [];
+  const handle = walkAhead((answer) => answers.push(answer), { folders: 2, entries: 100 });
+  handle({ start: root, dirs: ["a", "b"], generation: 1 });
+  assert.deepEqual(answers.map((a) => a.dir), ["a", "a/x"]); // depth-first, two at most
+  Deno.removeSync(`${root}/b`);
+  handle({ credit: [1, 3], generation: 0 }); // another walk's credit: ignored
+  assert.equal(answers.length, 2);
+  handle({ credit: [2, 3], generation: 1 });
+  assert.deepEqual(answers.map((a) => a.dir), ["a", "a/x", "a/y", "b"]);
+  assert.equal(answers[3]?.error?.name, "NotFound"); // gone meanwhile: an error, sent in its place
+  handle({ stop: true });
+  handle({ credit: [4, 4], generation: 1 });
+  assert.equal(answers.length, 4);
+  Deno.removeSync(root, { recursive: true });
+});
+
+Deno.test("lister: a folder it will not read is the caller's; another root is not its own", async () => {
+  const root = Deno.makeTempDirSync();
+  Deno.mkdirSync(`${root}/a/b`, { recursive: true });
+  const lister = new FolderLister();
+  lister.start(root, ["a"]);
+  assert.equal(lister.take(`${root}/a`, "a"), undefined);
+  assert.equal(lister.take(root, "zzz"), undefined); // not a folder the worker found
+  assert.equal((await lister.take(root, "a"))?.names, "b\0");
+  assert.equal((await lister.take(root, "a/b"))?.names, "");
+  lister.close();
+  assert.equal(lister.take(root, "a"), undefined); // closed: every folder is the caller's
+  Deno.removeSync(root, { recursive: true });
+});
+
+Deno.test("lister: a broken worker leaves every folder to the caller, and the tree still lists", async () => {
+  const root = Deno.makeTempDirSync();
+  Deno.mkdirSync(`${root}/a/b`, { recursive: true });
+  Deno.writeTextFileSync(`${root}/a/b/f`, "f");
+  const broken = () => new FolderLister("throw new Error('broken worker')");
+  const lister = broken();
+  lister.start(root, ["a"]);
+  const ahead = lister.take(root, "a");
+  if (ahead) await assert.rejects(ahead, ListerGone);
+  lister.close();
+
+  const tree = new LocalTree(root, { lister: broken() });
+  assert.ok(tree.open());
+  tree.readAhead();
+  const names = async (dir: string) => (await tree.list(dir)).entries.map((e) => e.name);
+  assert.deepEqual(await names(""), ["a"]);
+  assert.deepEqual(await names("a"), ["b"]);
+  assert.deepEqual(await names("a/b"), ["f"]);
+  tree.close();
+  Deno.removeSync(root, { recursive: true });
+});
+
+Deno.test("lister: a tree read ahead lists what it lists without, and a new cycle reads afresh", async () => {
+  const root = Deno.makeTempDirSync();
+  Deno.mkdirSync(`${root}/a/b`, { recursive: true });
+  const tree = new LocalTree(root);
+  const names = async (dir: string) => (await tree.list(dir)).entries.map((e) => e.name);
+  assert.ok(tree.open());
+  tree.readAhead();
+  assert.deepEqual(await names(""), ["a"]);
+  assert.deepEqual(await names("a"), ["b"]);
+  // Changed after the worker read it: the next cycle (open) sees the change.
+  Deno.writeTextFileSync(`${root}/a/b/new`, "n");
+  assert.ok(tree.open());
+  tree.readAhead();
+  assert.deepEqual(await names(""), ["a"]);
+  assert.deepEqual(await names("a"), ["b"]);
+  assert.deepEqual(await names("a/b"), ["new"]);
+  tree.close();
+  Deno.removeSync(root, { recursive: true });
+});
+
+Deno.test("lister: the worker's walk leaves out the folders the mirror's walk will not list", () => {
+  const root = Deno.makeTempDirSync();
+  for (const dir of ["a/x/deep", "a/y", "b/z"]) {
+    Deno.mkdirSync(`${root}/${dir}`, { recursive: true });
+  }
+  const answers: AheadAnswer[] = [];
+  const handle = walkAhead((answer) => answers.push(answer), { folders: 1, entries: 100 });
+  handle({ start: root, dirs: ["a", "b"], generation: 1 });
+  assert.deepEqual(answers.map((a) => a.dir), ["a"]);
+  handle({ skip: ["a/x", "b"], generation: 1 }); // a/x was already queued: left out all the same
+  handle({ credit: [1, 2], generation: 1 });
+  handle({ credit: [1, 0], generation: 1 });
+  assert.deepEqual(answers.map((a) => a.dir), ["a", "a/y"]);
+  Deno.removeSync(root, { recursive: true });
+});
