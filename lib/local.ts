@@ -50,11 +50,12 @@ export interface LocalTreeOptions {
    */
   readonly hasher?: Hasher;
   /**
-   * Reads folders ahead of a walk, on a worker (tests give a broken one).
+   * The code of the worker that reads folders ahead of a walk (tests give a
+   * broken one).
    *
-   * @default a new one
+   * @default `lister.ts`'s
    */
-  readonly lister?: FolderLister;
+  readonly aheadSource?: string;
 }
 
 /**
@@ -96,7 +97,7 @@ export class LocalTree implements TreeReader {
     this.given = root;
     this.real = realPathOf(root);
     this.#hasher = options.hasher ?? new Hasher();
-    this.#lister = options.lister ?? new FolderLister();
+    this.#lister = new FolderLister(options.aheadSource);
   }
 
   /** Bytes of file content read so far for MD5s. */

@@ -124,14 +124,14 @@ Deno.test("lister: a broken worker leaves every folder to the caller, and the tr
   const root = Deno.makeTempDirSync();
   Deno.mkdirSync(`${root}/a/b`, { recursive: true });
   Deno.writeTextFileSync(`${root}/a/b/f`, "f");
-  const broken = () => new FolderLister("throw new Error('broken worker')");
-  const lister = broken();
+  const broken = "throw new Error('broken worker')";
+  const lister = new FolderLister(broken);
   lister.start(root, ["a"]);
   const ahead = lister.take(root, "a");
   if (ahead) await assert.rejects(ahead, ListerGone);
   lister.close();
 
-  const tree = new LocalTree(root, { lister: broken() });
+  const tree = new LocalTree(root, { aheadSource: broken });
   assert.ok(tree.open());
   tree.readAhead();
   const names = async (dir: string) => (await tree.list(dir)).entries.map((e) => e.name);
