@@ -18,6 +18,8 @@ Deno.test({
         "--quick",
         "--rounds",
         "1",
+        "--files",
+        "500",
       ],
       stdout: "piped",
       stderr: "piped",
@@ -27,10 +29,15 @@ Deno.test({
     const rows = stdout.split("\n").filter((line) =>
       /^\| (initial|first|unchanged|floor|1%|watch)/.test(line)
     );
-    assert.equal(rows.length, 9, stdout);
+    assert.equal(rows.length, 10, stdout);
     for (const row of rows.filter((r) => !r.startsWith("| watch"))) {
       assert.match(row, /\d+\.\d+ x \|/);
     }
     assert.match(stdout, /watch mode: .* p95 \d+\.\d ms/);
+    assert.match(stdout, /initial mirror, 500 files of ~256 B .*RSS <= 96 MiB/);
+    assert.match(
+      stdout,
+      /state file \(the compact index on disk\), 500 files \| \d+\.\d B an entry/,
+    );
   },
 });
