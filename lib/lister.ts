@@ -92,6 +92,42 @@ export function readFolder(base: string): RawFolder {
 const KINDS = ["file", "dir", "symlink", "other"] as const;
 
 /**
+ * An entry, made in one go with the same fields in the same order whatever
+ * it is (one object shape, no temporary objects; -1: unknown).
+ */
+function entryOf(
+  kind: Entry["kind"],
+  size: number,
+  mtimeMs: number,
+  ctimeMs: number,
+  ino: number,
+  mode: number,
+  uid: number,
+  gid: number,
+  blocks: number,
+  target: string | undefined,
+): Entry {
+  if (uid >= 0 && gid >= 0 && blocks >= 0) {
+    return target === undefined
+      ? { kind, size, mtimeMs, ctimeMs, ino, mode, uid, gid, blocks }
+      : { kind, size, mtimeMs, ctimeMs, ino, mode, target, uid, gid, blocks };
+  }
+  const entry: { -readonly [K in keyof Entry]: Entry[K] } = {
+    kind,
+    size,
+    mtimeMs,
+    ctimeMs,
+    ino,
+    mode,
+  };
+  if (target !== undefined) entry.target = target;
+  if (uid >= 0) entry.uid = uid;
+  if (gid >= 0) entry.gid = gid;
+  if (blocks >= 0) entry.blocks = blocks;
+  return entry;
+}
+
+/**
  * The listing of a folder read by {@link readFolder}.
  *
  * @example
@@ -115,21 +151,21 @@ export function listingOf(raw: RawFolder): Listing {
     const name = raw.names.slice(start, end);
     start = end + 1;
     const kind = KINDS[numbers[at]!]!;
-    const uid = numbers[at + 6]!, gid = numbers[at + 7]!, blocks = numbers[at + 8]!;
-    // Built field by field: no object spread, no temporary objects per entry.
-    const entry: { -readonly [K in keyof Entry]: Entry[K] } = {
-      kind,
-      size: numbers[at + 1]!,
-      mtimeMs: numbers[at + 2]!,
-      ctimeMs: numbers[at + 3]!,
-      ino: numbers[at + 4]!,
-      mode: numbers[at + 5]!,
-    };
-    if (kind === "symlink") entry.target = targets[link++]!;
-    if (uid >= 0) entry.uid = uid;
-    if (gid >= 0) entry.gid = gid;
-    if (blocks >= 0) entry.blocks = blocks;
-    entries.push({ name, entry });
+    entries.push({
+      name,
+      entry: entryOf(
+        kind,
+        numbers[at + 1]!,
+        numbers[at + 2]!,
+        numbers[at + 3]!,
+        numbers[at + 4]!,
+        numbers[at + 5]!,
+        numbers[at + 6]!,
+        numbers[at + 7]!,
+        numbers[at + 8]!,
+        kind === "symlink" ? targets[link++]! : undefined,
+      ),
+    });
     at += FIELDS;
   }
   return {
@@ -333,6 +369,8 @@ export class FolderLister {
     | undefined;
   #credit: [number, number] = [0, 0];
   #idleTimer: ReturnType<typeof setTimeout> | undefined;
+  /** When it was last used (`performance.now()`). */
+  #lastUse = 0;
   readonly #source: string;
 
   /** @param source the worker's code. Default: {@link aheadSource}. */
@@ -389,7 +427,6 @@ export class FolderLister {
       this.#arm();
       return undefined;
     }
-    clearTimeout(this.#idleTimer);
     this.#sendCredit();
     return new Promise<AheadAnswer>((resolve, reject) => {
       this.#waiter = { dir, resolve, reject };
@@ -426,6 +463,7 @@ export class FolderLister {
   /** Stop the worker now. */
   close(): void {
     clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
     this.#worker?.terminate();
     this.#worker = undefined;
     this.reset();
@@ -474,10 +512,24 @@ export class FolderLister {
     waiter.reject(new ListerGone());
   }
 
-  /** A worker left running keeps the process alive: it stops when unused for a while. */
+  /**
+   * A worker left running keeps the process alive: it stops when unused for
+   * a while. (One timer, which looks at the time of the last use when it
+   * fires, rather than a new timer at every use.)
+   */
   #arm(): void {
-    clearTimeout(this.#idleTimer);
-    this.#idleTimer = setTimeout(() => this.close(), IDLE_MS);
+    this.#lastUse = performance.now();
+    if (this.#idleTimer !== undefined) return;
+    const check = () => {
+      const idle = performance.now() - this.#lastUse;
+      if (this.#waiter !== undefined) this.#idleTimer = setTimeout(check, IDLE_MS);
+      else if (idle < IDLE_MS) this.#idleTimer = setTimeout(check, IDLE_MS - idle);
+      else {
+        this.#idleTimer = undefined;
+        this.close();
+      }
+    };
+    this.#idleTimer = setTimeout(check, IDLE_MS);
   }
 
   #start(): Worker | undefined {
