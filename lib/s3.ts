@@ -1,0 +1,379 @@
+/**
+ * The S3 calls a replica in a bucket needs, for one bucket and key prefix:
+ * list one folder, put, head, get and delete objects, a conditional put. It is
+ * the transport under the S3 replica (issue #13), tested on a real Ceph
+ * cluster (`radosgw`); the mapping of a tree onto objects sits above it.
+ *
+ * - Requests are signed with AWS Signature V4 by `aws4fetch`; one that fails
+ *   on the network or with a 5xx or 429 status is retried with exponential
+ *   backoff (`p-retry`). Only network access to the endpoint is needed.
+ * - At most {@link S3Options.inFlight} requests are in flight (`p-limit`);
+ *   `fetch` keeps connections alive.
+ * - Paths are the tree's (`a/b.txt`); the key is the prefix plus the path.
+ *   Every byte of a key is percent-encoded as SigV4 wants it, and listings ask
+ *   for URL-encoded keys, so any name round-trips.
+ *
+ * @module
+ */
+import { AwsClient } from "npm:aws4fetch@^1.0.20";
+import { XMLBuilder, XMLParser } from "npm:fast-xml-parser@^5.3.0";
+import pLimit from "npm:p-limit@^7.3.0";
+import pRetry from "npm:p-retry@^9.0.0";
+
+/** Credentials for the endpoint. */
+export interface S3Credentials {
+  /** The access key id. */
+  readonly accessKeyId: string;
+  /** The secret access key. */
+  readonly secretAccessKey: string;
+  /** A session token (temporary credentials). */
+  readonly sessionToken?: string;
+}
+
+/** Where and how {@link S3Store} talks to a bucket. */
+export interface S3Options {
+  /** The endpoint, e.g. `http://127.0.0.1:7480` (path-style addressing). */
+  readonly endpoint: string;
+  /** The region signed for. */
+  readonly region: string;
+  /** The bucket. */
+  readonly bucket: string;
+  /** The key prefix of the tree (`""`, or a path such as `backups/home`). */
+  readonly prefix: string;
+  /** The credentials. */
+  readonly credentials: S3Credentials;
+  /**
+   * Requests in flight at most.
+   *
+   * @default 32
+   */
+  readonly inFlight?: number;
+  /**
+   * Retries of a request that fails on the network or with a 5xx or 429 status.
+   *
+   * @default 4
+   */
+  readonly retries?: number;
+}
+
+/** One object of a folder listing. */
+export interface S3Object {
+  /** Its name in the folder (the key without the folder's prefix). */
+  readonly name: string;
+  /** Size in bytes. */
+  readonly size: number;
+  /** The ETag, without quotes (the MD5 in hex for a single-part upload). */
+  readonly etag: string;
+  /** When it was last written (epoch ms). */
+  readonly lastModified: number;
+}
+
+/** One folder of the tree as the bucket lists it. */
+export interface S3Folder {
+  /** The objects directly in it, in key order (its own marker `dir/` left out). */
+  readonly objects: readonly S3Object[];
+  /** The names of the folders below it (common prefixes), in key order. */
+  readonly folders: readonly string[];
+  /** Whether the folder's own marker object (`dir/`) exists. */
+  readonly marker: boolean;
+}
+
+/** What {@link S3Store.head} found. */
+export interface S3Head {
+  /** Size in bytes. */
+  readonly size: number;
+  /** The ETag, without quotes. */
+  readonly etag: string;
+  /** When it was last written (epoch ms). */
+  readonly lastModified: number;
+  /** Its user metadata (`x-amz-meta-NAME`, by lowercase NAME). */
+  readonly meta: Readonly<Record<string, string>>;
+}
+
+/** A request the store refused: its HTTP status and S3 error code. */
+export class S3Error extends Error {
+  /** The HTTP status. */
+  readonly status: number;
+  /** The S3 error code (`NoSuchKey`, `PreconditionFailed`, ...), or `""`. */
+  readonly code: string;
+
+  /**
+   * @param status the HTTP status.
+   * @param code the S3 error code.
+   * @param message what the store said.
+   */
+  constructor(status: number, code: string, message: string) {
+    super(message);
+    this.name = "S3Error";
+    this.status = status;
+    this.code = code;
+  }
+}
+
+/** The endpoint could not be reached (refused, reset, timed out). */
+export class S3Unreachable extends Error {
+  /** @param message what the network said. */
+  constructor(message: string) {
+    super(message);
+    this.name = "S3Unreachable";
+  }
+}
+
+/** Keys deleted per DeleteObjects request at most (S3's limit). */
+const DELETE_BATCH = 1000;
+const LIST_ARRAYS = new Set(["Contents", "CommonPrefixes", "Deleted", "Error"]);
+/** Reads the store's XML answers (values kept as text). */
+const parser = new XMLParser({ isArray: (name) => LIST_ARRAYS.has(name), parseTagValue: false });
+
+/**
+ * One bucket and prefix, through the S3 API; see the module documentation.
+ *
+ * @example
+ * ```ts ignore
+ * import { S3Store } from "./s3.ts";
+ * const store = new S3Store({
+ *   endpoint: "http://127.0.0.1:7480", region: "us-east-1", bucket: "backup", prefix: "home",
+ *   credentials: { accessKeyId: "AK", secretAccessKey: "SK" },
+ * });
+ * await store.put("notes/a.txt", new TextEncoder().encode("hi"), { mtime: "1700000000.5" });
+ * const { objects } = await store.list("notes");
+ * console.log(objects.map((o) => [o.name, o.size, o.etag]));
+ * ```
+ */
+export class S3Store {
+  readonly #client: AwsClient;
+  readonly #base: string;
+  readonly #prefix: string;
+  readonly #limit: ReturnType<typeof pLimit>;
+  readonly #retries: number;
+
+  /** @param options where and how; see {@link S3Options}. */
+  constructor(options: S3Options) {
+    this.#client = new AwsClient({
+      ...options.credentials,
+      service: "s3",
+      region: options.region,
+      retries: 0, // retried here, network errors included
+    });
+    this.#retries = options.retries ?? 4;
+    this.#base = `${options.endpoint.replace(/\/+$/, "")}/${encodeKey(options.bucket)}`;
+    const prefix = options.prefix.replace(/^\/+|\/+$/g, "");
+    this.#prefix = prefix === "" ? "" : `${prefix}/`;
+    this.#limit = pLimit(options.inFlight ?? 32);
+  }
+
+  /** The key of the tree's `path` (`""`: the root, the prefix itself). */
+  key(path: string): string {
+    return this.#prefix + path;
+  }
+
+  /** Make the bucket; one that exists already and is ours is fine. */
+  async createBucket(): Promise<void> {
+    const response = await this.#send("PUT", this.#base);
+    if (response.ok) return void await response.body?.cancel();
+    const error = await errorOf(response);
+    if (error.code !== "BucketAlreadyOwnedByYou") throw error;
+  }
+
+  /**
+   * The objects and subfolders of the folder `dir` (all pages of the listing).
+   *
+   * @param dir the folder's path (`""`: the root).
+   * @returns its objects and folder names, in key order.
+   */
+  async list(dir: string): Promise<S3Folder> {
+    const prefix = dir === "" ? this.#prefix : `${this.key(dir)}/`;
+    const objects: S3Object[] = [], folders: string[] = [];
+    let marker = false;
+    let token: string | undefined;
+    do {
+      const query = new URLSearchParams({
+        "list-type": "2",
+        delimiter: "/",
+        "encoding-type": "url",
+        prefix,
+      });
+      if (token !== undefined) query.set("continuation-token", token);
+      const response = await this.#send("GET", `${this.#base}?${query}`);
+      if (!response.ok) throw await errorOf(response);
+      const result = parser.parse(await response.text()).ListBucketResult ?? {};
+      for (const item of result.Contents ?? []) {
+        const key = decodeKey(item.Key);
+        if (key === prefix) {
+          marker = true;
+          continue;
+        }
+        objects.push({
+          name: key.slice(prefix.length),
+          size: Number(item.Size),
+          etag: unquote(item.ETag ?? ""),
+          lastModified: Date.parse(item.LastModified),
+        });
+      }
+      for (const item of result.CommonPrefixes ?? []) {
+        folders.push(decodeKey(item.Prefix).slice(prefix.length, -1));
+      }
+      token = result.IsTruncated === "true" ? result.NextContinuationToken : undefined;
+    } while (token !== undefined);
+    return { objects, folders, marker };
+  }
+
+  /**
+   * Write the object at `path` in one request.
+   *
+   * @param path the tree path (`dir/` with a trailing slash: a folder marker).
+   * @param body the content.
+   * @param meta user metadata (`x-amz-meta-NAME` headers).
+   * @param options `ifNoneMatch`: only when no object is there (else an
+   *   {@link S3Error} with status 412).
+   * @returns the new object's ETag, without quotes.
+   */
+  async put(
+    path: string,
+    body: Uint8Array<ArrayBuffer>,
+    meta: Readonly<Record<string, string>> = {},
+    options: { readonly ifNoneMatch?: boolean } = {},
+  ): Promise<string> {
+    const headers: Record<string, string> = { "content-length": String(body.length) };
+    for (const [name, value] of Object.entries(meta)) headers[`x-amz-meta-${name}`] = value;
+    if (options.ifNoneMatch) headers["if-none-match"] = "*";
+    const response = await this.#send("PUT", this.#url(path), { headers, body });
+    if (!response.ok) throw await errorOf(response);
+    await response.body?.cancel();
+    return unquote(response.headers.get("etag") ?? "");
+  }
+
+  /**
+   * What the object at `path` is, with its metadata.
+   *
+   * @param path the tree path.
+   * @returns the object, or undefined when there is none.
+   */
+  async head(path: string): Promise<S3Head | undefined> {
+    const response = await this.#send("HEAD", this.#url(path));
+    if (response.status === 404) return undefined;
+    if (!response.ok) throw new S3Error(response.status, "", `HEAD ${path}: ${response.status}`);
+    const meta: Record<string, string> = {};
+    for (const [name, value] of response.headers) {
+      if (name.startsWith("x-amz-meta-")) meta[name.slice("x-amz-meta-".length)] = value;
+    }
+    return {
+      size: Number(response.headers.get("content-length") ?? 0),
+      etag: unquote(response.headers.get("etag") ?? ""),
+      lastModified: Date.parse(response.headers.get("last-modified") ?? ""),
+      meta,
+    };
+  }
+
+  /**
+   * The content of the object at `path`, as a stream.
+   *
+   * @param path the tree path.
+   * @returns its bytes.
+   * @throws {S3Error} with status 404 when there is none.
+   */
+  async get(path: string): Promise<ReadableStream<Uint8Array>> {
+    const response = await this.#send("GET", this.#url(path));
+    if (!response.ok) throw await errorOf(response);
+    return response.body ?? new Blob([]).stream();
+  }
+
+  /**
+   * Delete the objects at `paths`, a thousand a request (each request with
+   * its `Content-MD5`, which older servers require). Gone already is fine.
+   *
+   * @param paths tree paths (`dir/`: a folder marker).
+   * @returns those that could not be deleted, and why.
+   */
+  async deleteMany(
+    paths: readonly string[],
+  ): Promise<{ readonly path: string; readonly error: S3Error }[]> {
+    const { createHash } = await import("node:crypto");
+    const builder = new XMLBuilder({});
+    const batches: string[][] = [];
+    for (let at = 0; at < paths.length; at += DELETE_BATCH) {
+      batches.push(paths.slice(at, at + DELETE_BATCH) as string[]);
+    }
+    const failed = await Promise.all(batches.map(async (batch) => {
+      const body = new TextEncoder().encode(builder.build({
+        Delete: { Quiet: true, Object: batch.map((path) => ({ Key: this.key(path) })) },
+      }));
+      const headers = {
+        "content-md5": createHash("md5").update(body).digest("base64"),
+        "content-type": "application/xml",
+      };
+      const response = await this.#send("POST", `${this.#base}?delete`, { headers, body });
+      if (!response.ok) {
+        const error = await errorOf(response);
+        return batch.map((path) => ({ path, error }));
+      }
+      const result = parser.parse(await response.text()).DeleteResult ?? {};
+      return (result.Error ?? []).map((item: { Key: string; Code?: string; Message?: string }) => ({
+        path: item.Key.slice(this.#prefix.length),
+        error: new S3Error(200, item.Code ?? "", item.Message ?? item.Code ?? "not deleted"),
+      }));
+    }));
+    return failed.flat();
+  }
+
+  #url(path: string): string {
+    return `${this.#base}/${encodeKey(this.key(path))}`;
+  }
+
+  #send(
+    method: string,
+    url: string,
+    init: { headers?: Record<string, string>; body?: Uint8Array<ArrayBuffer> } = {},
+  ): Promise<Response> {
+    const attempt = async () => {
+      let response: Response;
+      try {
+        response = await this.#client.fetch(url, {
+          method,
+          ...(init.headers ? { headers: init.headers } : {}),
+          ...(init.body ? { body: init.body } : {}),
+        });
+      } catch (error) {
+        throw new S3Unreachable(error instanceof Error ? error.message : String(error));
+      }
+      if (response.status >= 500 || response.status === 429) throw await errorOf(response);
+      return response;
+    };
+    return this.#limit(() =>
+      pRetry(attempt, { retries: this.#retries, minTimeout: 100, factor: 2, randomize: true })
+    );
+  }
+}
+
+/** A key as a URL path: every byte but the unreserved ones and `/` percent-encoded. */
+function encodeKey(key: string): string {
+  return encodeURIComponent(key).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16)}`)
+    .replace(/%2F/g, "/");
+}
+
+/** A key from a listing asked with `encoding-type=url`. */
+function decodeKey(key: string): string {
+  return decodeURIComponent(String(key).replace(/\+/g, " "));
+}
+
+function unquote(etag: string): string {
+  return etag.replace(/^"|"$/g, "");
+}
+
+/** The error a failed response stands for (its body's S3 error code and message). */
+async function errorOf(response: Response): Promise<S3Error> {
+  const text = await response.text();
+  let code = "", message = "";
+  try {
+    const error = parser.parse(text).Error?.[0] ?? {};
+    code = String(error.Code ?? "");
+    message = String(error.Message ?? "");
+  } catch {
+    // not XML: the status says it
+  }
+  return new S3Error(
+    response.status,
+    code,
+    `${response.status}${code ? ` ${code}` : ""}${message ? `: ${message}` : ""}`,
+  );
+}
