@@ -81,6 +81,8 @@ mon allow pool size one = true
 mon warn on pool no redundancy = false
 osd crush chooseleaf type = 0
 osd objectstore = memstore
+osd class update on start = false
+osd crush update on start = false
 memstore device bytes = 2147483648
 run dir = ${dir}/run
 admin socket = ${dir}/run/$name.asok
@@ -133,8 +135,11 @@ rgw data = ${dir}/rgw
     await run("monmaptool", "--create", "--add", "a", `v1:${mon}`, "--fsid", fsid, `${dir}/monmap`);
     await run("ceph-mon", "--mkfs", "-i", "a", "--monmap", `${dir}/monmap`, "-c", conf);
     daemon("ceph-mon", "-i", "a");
-    const id = (await ceph("osd", "create")).trim();
-    await run("ceph-osd", "-i", id, "--mkfs", "-c", conf);
+    // The OSD's uuid given to both: one it made up itself would not match
+    // the one the monitor recorded ("wrong fsid", and the OSD never comes up).
+    const uuid = crypto.randomUUID();
+    const id = (await ceph("osd", "create", uuid)).trim();
+    await run("ceph-osd", "-i", id, "--mkfs", "--osd-uuid", uuid, "-c", conf);
     await ceph("osd", "crush", "add", `osd.${id}`, "1.0", "host=localhost", "root=default");
     daemon("ceph-osd", "-i", id);
     gateway = daemon("radosgw", "-n", "client.rgw");

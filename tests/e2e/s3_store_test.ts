@@ -101,6 +101,98 @@ Deno.test({
         assert.deepEqual((await other.list("")).objects.map((o) => o.name), ["elsewhere.txt"]);
       });
 
+      await t.step(
+        "a big file goes up in parts, streamed; a stopped upload leaves nothing",
+        async () => {
+          const file = await Deno.makeTempFile();
+          const size = 23 * (1 << 20) + 12_345; // five parts of 5 MiB, the last one short
+          const bytes = new Uint8Array(size);
+          for (let at = 0; at < size; at += 65_536) {
+            crypto.getRandomValues(bytes.subarray(at, Math.min(size, at + 65_536)));
+          }
+          await Deno.writeFile(file, bytes);
+          try {
+            const etag = await store.putFile("big.bin", file, size, { md5chksum: "x" }, {
+              partSize: 5 << 20,
+            });
+            assert.match(etag, /^[0-9a-f]{32}-5$/); // a multipart ETag: MD5 of the parts' MD5s, -N
+            const head = await store.head("big.bin");
+            assert.equal(head?.size, size);
+            assert.equal(head?.meta.md5chksum, "x");
+            const got = new Uint8Array(
+              await new Response(await store.get("big.bin")).arrayBuffer(),
+            );
+            assert.equal(md5(got), md5(bytes));
+            // A small file is one PUT: its ETag is its MD5.
+            assert.equal(
+              await store.putFile("small.bin", file, 1000),
+              md5(bytes.subarray(0, 1000)),
+            );
+
+            // Stopped part-way: aborted, no object, no upload left.
+            const stop = new AbortController();
+            const stopped = store.putFile("stopped.bin", file, size, {}, {
+              partSize: 5 << 20,
+              parts: 1,
+              signal: stop.signal,
+            });
+            setTimeout(() => stop.abort(new Error("stopped")), 5);
+            await assert.rejects(stopped);
+            assert.equal(await store.head("stopped.bin"), undefined);
+            assert.deepEqual(await store.uploads(), []);
+          } finally {
+            await Deno.remove(file);
+          }
+          assert.deepEqual(await store.deleteMany(["big.bin", "small.bin"]), []);
+        },
+      );
+
+      await t.step(
+        "kill -9 during a multipart upload: the upload left behind is found and aborted",
+        async () => {
+          const file = await Deno.makeTempFile();
+          await Deno.writeFile(file, new Uint8Array(60 << 20));
+          const script = await Deno.makeTempFile({ suffix: ".ts" });
+          const lib = new URL("../../lib/s3.ts", import.meta.url).href;
+          await Deno.writeTextFile(
+            script,
+            `import { S3Store } from "${lib}";
+const store = new S3Store(${JSON.stringify({ ...options, prefix: "backups/home", inFlight: 1 })});
+await store.putFile("left.bin", ${JSON.stringify(file)}, ${60 << 20}, {}, { partSize: ${
+              5 << 20
+            }, parts: 1 });`,
+          );
+          const child = new Deno.Command(Deno.execPath(), {
+            args: [
+              "run",
+              `--allow-net=${new URL(ceph.endpoint).host}`,
+              `--allow-read=${file}`,
+              script,
+            ],
+            stdout: "null",
+            stderr: "null",
+          }).spawn();
+          try {
+            const started = Date.now();
+            while ((await store.uploads()).length === 0) {
+              assert.ok(Date.now() - started < 30_000, "the upload started");
+              await new Promise((resolve) => setTimeout(resolve, 20));
+            }
+          } finally {
+            child.kill("SIGKILL");
+            await child.status;
+            await Deno.remove(file);
+            await Deno.remove(script);
+          }
+          const left = await store.uploads();
+          assert.deepEqual(left.map((u) => u.path), ["left.bin"]);
+          assert.ok(Math.abs(left[0]!.initiated - Date.now()) < 60_000);
+          assert.equal(await store.head("left.bin"), undefined); // never seen half-written
+          for (const { path, uploadId } of left) await store.abortUpload(path, uploadId);
+          assert.deepEqual(await store.uploads(), []);
+        },
+      );
+
       await t.step("needs network access to the endpoint and nothing else", async () => {
         const script = await Deno.makeTempFile({ suffix: ".ts" });
         const lib = new URL("../../lib/s3.ts", import.meta.url).href;
