@@ -94,6 +94,9 @@ function entryPrint(entry: Entry): number {
   return keyPrint(scratch as unknown as StatKey);
 }
 
+/** Pairs added outside the folders' arrays before they are all compacted. */
+const MAX_EXTRAS = 4096;
+
 /** A pair added to a folder since its arrays were last built. */
 interface Extra {
   source: number;
@@ -208,6 +211,9 @@ function compareAt(names: string, start: number, name: string): number {
 export class PairIndex {
   /** Folder path -> its pairs. */
   readonly #folders = new Map<string, Folder>();
+  /** Folders with pairs added outside their arrays, and how many were added. */
+  readonly #withExtras = new Set<Folder>();
+  #extras = 0;
   #dirty = false;
   /** The walk under way (see {@link visit}). */
   #walk = 1;
@@ -313,6 +319,14 @@ export class PairIndex {
     let size = 0;
     for (const folder of this.#folders.values()) size += folder.live;
     return size;
+  }
+
+  /** Pairs added and not yet compacted into their folder's arrays (each
+   * one an object or two); kept few, however many pairs a cycle adds. */
+  get loose(): number {
+    let count = 0;
+    for (const folder of this.#folders.values()) count += folder.extra?.size ?? 0;
+    return count;
   }
 
   /** Whether anything changed since the index was made, loaded or {@link saved}. */
@@ -695,6 +709,15 @@ export class PairIndex {
       folder.extra.set(name, md5 === undefined ? { source, replica } : { source, replica, md5 });
       // Many names added at random: sorted arrays again, so lookups stay quick.
       if (folder.extra.size > 64 && folder.extra.size > folder.slots) folder.compact();
+      else this.#withExtras.add(folder);
+      // A pair added is an object or two until its folder is compacted: a
+      // cycle that copies a million files would hold a million of them.
+      // Every so many additions, every folder that has some is compacted.
+      if (++this.#extras >= MAX_EXTRAS) {
+        for (const held of this.#withExtras) if (held.extra !== undefined) held.compact();
+        this.#withExtras.clear();
+        this.#extras = 0;
+      }
     }
     this.#dirty = true;
   }

@@ -144,3 +144,39 @@ Deno.test("index: bytes at any offset of a buffer load (the arrays are aligned c
   shifted.set(bytes, 3);
   assert.equal(PairIndex.fromBytes(shifted.subarray(3)).md5("a"), MD5);
 });
+
+Deno.test("index: a cycle that adds a hundred thousand pairs holds few of them loose, and finds them all", () => {
+  const index = new PairIndex();
+  const file = (i: number): Entry => ({
+    kind: "file",
+    size: i,
+    mtimeMs: 1_000 + i,
+    ctimeMs: 0,
+    ino: i,
+    mode: 0o644,
+  });
+  const md5 = (i: number) => i.toString(16).padStart(32, "0");
+  let mostLoose = 0;
+  // As an initial mirror adds them: folder after folder, a hundred files each.
+  for (let i = 0; i < 100_000; i++) {
+    index.record(
+      `d${Math.floor(i / 100) % 30}/s${Math.floor(i / 100)}/f${i}`,
+      file(i),
+      file(i),
+      md5(i),
+      10_000, // observed well after the ctime: settled
+    );
+    if (i % 997 === 0) mostLoose = Math.max(mostLoose, index.loose);
+  }
+  assert.ok(mostLoose <= 4096 + 64, `${mostLoose} loose pairs at most`);
+  assert.equal(index.size, 100_000);
+  const loaded = PairIndex.fromBytes(index.toBytes());
+  for (const i of [0, 99, 100, 4_095, 4_096, 55_555, 99_999]) {
+    const path = `d${Math.floor(i / 100) % 30}/s${Math.floor(i / 100)}/f${i}`;
+    for (const known of [index, loaded]) {
+      assert.ok(known.knows(path, "source", file(i)), path);
+      assert.ok(known.knows(path, "replica", file(i)), path);
+      assert.equal(known.md5(path), md5(i));
+    }
+  }
+});
