@@ -199,12 +199,14 @@ export type AheadRequest =
   /** Stop walking. */
   | { readonly stop: true };
 
-/** One folder the read-ahead worker read (or could not). */
+/** One folder the read-ahead worker read (or could not), or the end of its walk. */
 export interface AheadAnswer {
   /** The walk it belongs to. */
   readonly generation: number;
-  /** The folder's path relative to the root. */
+  /** The folder's path relative to the root (`done`: none). */
   readonly dir: string;
+  /** The walk is over: no folder follows. */
+  readonly done?: true;
   /** The folder, when it could be read. */
   readonly folder?: RawFolder;
   /** Why it could not. */
@@ -228,7 +230,7 @@ export function walkAhead(
   send: (answer: AheadAnswer, transfer: ArrayBuffer[]) => void,
   limits: { readonly folders: number; readonly entries: number },
 ): (request: AheadRequest) => void {
-  let generation = 0, root = "", folders = 0, entries = 0, paused = false;
+  let generation = 0, root = "", folders = 0, entries = 0, paused = false, ended = true;
   let stack: string[] = [];
   const skipped = new Set<string>();
   const isSkipped = (dir: string) => {
@@ -269,6 +271,8 @@ export function walkAhead(
       entries += names.length - 1;
       send({ generation, dir, folder }, [folder.numbers.buffer as ArrayBuffer]);
     }
+    if (!ended) send({ generation, dir: "", done: true }, []);
+    ended = true;
   };
   return (request) => {
     if ("start" in request) {
@@ -276,6 +280,7 @@ export function walkAhead(
       stack = request.dirs.toReversed();
       folders = entries = 0;
       skipped.clear();
+      ended = false;
     } else if ("credit" in request) {
       if (request.generation !== generation) return;
       folders -= request.credit[0];
@@ -283,7 +288,10 @@ export function walkAhead(
     } else if ("skip" in request) {
       if (request.generation !== generation) return;
       for (const dir of request.skip) skipped.add(dir);
-    } else stack = [];
+    } else {
+      stack = [];
+      ended = true;
+    }
     if (!paused) walk();
   };
 }
@@ -364,6 +372,11 @@ export class FolderLister {
   readonly #expected = new Set<string>();
   /** Folders the caller read itself: their answers are dropped. */
   readonly #missed = new Set<string>();
+  /** Folders the walk will not list (nor anything below them). */
+  readonly #skipped = new Set<string>();
+  /** The last folder the worker answered, and whether its walk is over. */
+  #last: string | undefined;
+  #done = false;
   #waiter:
     | { readonly dir: string; resolve(answer: AheadAnswer): void; reject(error: Error): void }
     | undefined;
@@ -409,6 +422,9 @@ export class FolderLister {
    */
   take(root: string, dir: string): Promise<RawFolder> | undefined {
     if (root !== this.#root || this.#worker === undefined) return undefined;
+    // Listed out of the walk's order (a survey of what a removal takes):
+    // read by the caller, and nothing read ahead is dropped for it.
+    if (this.#skipped.size > 0 && isBelowAny(dir, this.#skipped)) return undefined;
     // What the walk passed without taking, it skipped.
     for (const [passed, answer] of this.#arrived) {
       if (comparePaths(passed, dir) >= 0) break;
@@ -422,12 +438,15 @@ export class FolderLister {
       this.#arm();
       return this.#taken(answer);
     }
-    if (!expected) {
+    const passed = this.#done || (this.#last !== undefined && comparePaths(this.#last, dir) > 0);
+    if (!expected || passed) {
+      // Not a folder the worker will send (any more): the caller reads it.
       this.#missed.add(dir);
       this.#arm();
       return undefined;
     }
     this.#sendCredit();
+    this.#waiter?.reject(new ListerGone()); // one waiter at a time (the walk is sequential)
     return new Promise<AheadAnswer>((resolve, reject) => {
       this.#waiter = { dir, resolve, reject };
     }).then((answer) => this.#taken(answer));
@@ -442,6 +461,7 @@ export class FolderLister {
    */
   skip(root: string, dirs: readonly string[]): void {
     if (root !== this.#root || dirs.length === 0) return;
+    for (const dir of dirs) this.#skipped.add(dir);
     const request = { skip: dirs, generation: this.#generation };
     this.#worker?.postMessage(request satisfies AheadRequest);
   }
@@ -454,6 +474,9 @@ export class FolderLister {
     this.#arrived.clear();
     this.#expected.clear();
     this.#missed.clear();
+    this.#skipped.clear();
+    this.#last = undefined;
+    this.#done = false;
     this.#credit = [0, 0];
     const waiter = this.#waiter;
     this.#waiter = undefined;
@@ -496,7 +519,18 @@ export class FolderLister {
 
   #answered(answer: AheadAnswer): void {
     if (answer.generation !== this.#generation) return;
+    if (answer.done) {
+      this.#done = true;
+      const waiter = this.#waiter;
+      this.#waiter = undefined;
+      waiter?.reject(new ListerGone()); // it will not come: the caller reads it
+      return;
+    }
+    this.#last = answer.dir;
     if (this.#missed.delete(answer.dir)) return this.#used(answer);
+    if (this.#skipped.size > 0 && isBelowAny(answer.dir, this.#skipped)) {
+      return this.#used(answer);
+    }
     const waiter = this.#waiter;
     if (waiter === undefined) {
       this.#arrived.set(answer.dir, answer);
@@ -555,6 +589,14 @@ export class FolderLister {
     this.#failed = true;
     this.close();
   }
+}
+
+/** Whether `dir` is one of `dirs` or below one of them. */
+function isBelowAny(dir: string, dirs: ReadonlySet<string>): boolean {
+  for (let at = dir.length; at > 0; at = dir.lastIndexOf("/", at - 1)) {
+    if (dirs.has(dir.slice(0, at))) return true;
+  }
+  return false;
 }
 
 /** The read-ahead stopped before it read a folder: read it yourself. */

@@ -118,6 +118,8 @@ export class LocalTree implements TreeReader {
    * @throws {Error} when it cannot be used (not a folder, a dangling symlink, no access).
    */
   open(): RootInfo | undefined {
+    this.#lister.reset(); // what was read ahead may be out of date
+    this.#ahead = false;
     let real: string;
     try {
       real = Deno.realPathSync(this.given);
@@ -130,8 +132,6 @@ export class LocalTree implements TreeReader {
     const info = Deno.lstatSync(real);
     if (!info.isDirectory) throw new Error("not a folder");
     this.real = real;
-    this.#lister.reset(); // what was read ahead may be out of date
-    this.#ahead = false;
     return { entry: entryFromInfo(info), id: `${info.dev}:${info.ino}`, path: real };
   }
 

@@ -262,6 +262,7 @@ export class March {
     // Replica folders the source lacks (or has as something else): what
     // they hold, before deciding to remove them.
     if (this.#survey) {
+      const surveyed: string[] = [];
       let s = 0;
       for (const { name, entry } of replica.children) {
         if (entry.kind !== "dir") continue;
@@ -269,10 +270,14 @@ export class March {
           s < source.children.length && compareNames(source.children[s]!.name, name) < 0
         ) s++;
         const twin = source.children[s]?.name === name ? source.children[s]!.entry : undefined;
-        if (twin?.kind === "dir") continue;
-        const found = await this.#surveyReplica(prefix + name);
-        this.#counts.set(prefix + name, found.entries);
-        if (found.holdsExcluded) this.#holding.add(prefix + name);
+        if (twin?.kind !== "dir") surveyed.push(prefix + name);
+      }
+      // Read out of the walk's order, and never walked: not from the read-ahead.
+      if (surveyed.length > 0) options.trees.replica.skip?.(surveyed);
+      for (const dir of surveyed) {
+        const found = await this.#surveyReplica(dir);
+        this.#counts.set(dir, found.entries);
+        if (found.holdsExcluded) this.#holding.add(dir);
       }
     }
 

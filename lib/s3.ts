@@ -72,7 +72,8 @@ export interface S3Object {
 export interface S3Folder {
   /** The objects directly in it, in key order (its own marker `dir/` left out). */
   readonly objects: readonly S3Object[];
-  /** The names of the folders below it (common prefixes), in key order. */
+  /** The names of the folders below it (common prefixes), in key order —
+   * the order of `name/`, so `a b` before `a`: not `compareNames` order. */
   readonly folders: readonly string[];
   /** Whether the folder's own marker object (`dir/`) exists. */
   readonly marker: boolean;
@@ -119,6 +120,10 @@ export class S3Unreachable extends Error {
   }
 }
 
+/** One attempt of a request gives up after this long. */
+const ATTEMPT_MS = 120_000;
+/** S3's most parts in one upload. */
+const MAX_PARTS = 10_000;
 /** S3's least part size (all parts but the last). */
 const MIN_PART = 5 << 20;
 /** Files up to this size are one PUT; bigger ones are uploaded in parts of it. */
@@ -242,7 +247,11 @@ export class S3Store {
     const headers: Record<string, string> = { "content-length": String(body.length) };
     for (const [name, value] of Object.entries(meta)) headers[`x-amz-meta-${name}`] = value;
     if (options.ifNoneMatch) headers["if-none-match"] = "*";
-    const response = await this.#send("PUT", this.#url(path), { headers, body });
+    const response = await this.#send("PUT", this.#url(path), {
+      headers,
+      body,
+      idempotent: !options.ifNoneMatch,
+    });
     if (!response.ok) throw await errorOf(response);
     await response.body?.cancel();
     return unquote(response.headers.get("etag") ?? "");
@@ -278,7 +287,7 @@ export class S3Store {
    * @throws {S3Error} with status 404 when there is none.
    */
   async get(path: string): Promise<ReadableStream<Uint8Array>> {
-    const response = await this.#send("GET", this.#url(path));
+    const response = await this.#send("GET", this.#url(path), { streamed: true });
     if (!response.ok) throw await errorOf(response);
     return response.body ?? new Blob([]).stream();
   }
@@ -307,7 +316,15 @@ export class S3Store {
         "content-md5": createHash("md5").update(body).digest("base64"),
         "content-type": "application/xml",
       };
-      const response = await this.#send("POST", `${this.#base}?delete`, { headers, body });
+      let response: Response;
+      try {
+        response = await this.#send("POST", `${this.#base}?delete`, { headers, body });
+      } catch (error) {
+        const failure = error instanceof S3Error
+          ? error
+          : new S3Error(0, "", error instanceof Error ? error.message : String(error));
+        return batch.map((path) => ({ path, error: failure }));
+      }
       if (!response.ok) {
         const error = await errorOf(response);
         return batch.map((path) => ({ path, error }));
@@ -347,7 +364,13 @@ export class S3Store {
       readonly signal?: AbortSignal;
     } = {},
   ): Promise<string> {
-    const partSize = Math.max(MIN_PART, options.partSize ?? DEFAULT_PART);
+    // At most MAX_PARTS parts: a bigger file gets bigger parts.
+    const partSize = Math.max(
+      MIN_PART,
+      options.partSize ?? DEFAULT_PART,
+      Math.ceil(size / MAX_PARTS),
+    );
+    const inFlight = Math.max(1, options.parts ?? 4);
     using handle = await Deno.open(file, { read: true });
     // One read at a time: a seek and its read must not interleave with another's.
     const reading = pLimit(1);
@@ -366,18 +389,24 @@ export class S3Store {
 
     const headers: Record<string, string> = {};
     for (const [name, value] of Object.entries(meta)) headers[`x-amz-meta-${name}`] = value;
-    const created = await this.#send("POST", `${this.#url(path)}?uploads`, { headers });
+    const created = await this.#send("POST", `${this.#url(path)}?uploads`, {
+      headers,
+      // Neither retried nor stopped half-way: either could leave an upload
+      // nobody knows of (the signal is looked at once it is answered).
+      idempotent: false,
+    });
     if (!created.ok) throw await errorOf(created);
     const uploadId = String(
       parser.parse(await created.text()).InitiateMultipartUploadResult?.UploadId ?? "",
     );
+    if (uploadId === "") throw new S3Error(created.status, "", `no upload id for ${path}`);
     const target = `${this.#url(path)}?uploadId=${encodeURIComponent(uploadId)}`;
     try {
       const count = Math.ceil(size / partSize);
       const etags: string[] = new Array(count);
-      let next = 0;
+      let next = 0, failed = false;
       const worker = async () => {
-        while (next < count) {
+        while (next < count && !failed) {
           options.signal?.throwIfAborted();
           const part = next++;
           const length = Math.min(partSize, size - part * partSize);
@@ -385,20 +414,33 @@ export class S3Store {
           const url = `${this.#url(path)}?partNumber=${part + 1}&uploadId=${
             encodeURIComponent(uploadId)
           }`;
-          const response = await this.#send("PUT", url, { body });
+          const response = await this.#send("PUT", url, {
+            body,
+            ...(options.signal ? { signal: options.signal } : {}),
+          });
           if (!response.ok) throw await errorOf(response);
           await response.body?.cancel();
           etags[part] = response.headers.get("etag") ?? "";
         }
       };
-      await Promise.all(Array.from({ length: Math.min(options.parts ?? 4, count) }, worker));
+      // Every part worker has stopped before the upload is aborted (a part
+      // still in flight could outlive the abort).
+      const settled = await Promise.allSettled(
+        Array.from({ length: Math.min(inFlight, count) }, () =>
+          worker().catch((error) => {
+            failed = true;
+            throw error;
+          })),
+      );
+      const rejected = settled.find((result) => result.status === "rejected");
+      if (rejected) throw (rejected as PromiseRejectedResult).reason;
       options.signal?.throwIfAborted();
       const body = new TextEncoder().encode(new XMLBuilder({}).build({
         CompleteMultipartUpload: {
           Part: etags.map((etag, i) => ({ PartNumber: i + 1, ETag: etag })),
         },
       }));
-      const done = await this.#send("POST", target, { body });
+      const done = await this.#send("POST", target, { body, idempotent: false });
       const text = await done.text();
       // A complete can fail with a 200 and an error in its body.
       if (!done.ok || parser.parse(text).Error) {
@@ -435,7 +477,7 @@ export class S3Store {
         });
       }
       const more = result.IsTruncated === "true";
-      keyMarker = more ? result.NextKeyMarker : undefined;
+      keyMarker = more && result.NextKeyMarker ? result.NextKeyMarker : undefined;
       idMarker = more ? result.NextUploadIdMarker : undefined;
     } while (keyMarker !== undefined);
     return found;
@@ -458,34 +500,60 @@ export class S3Store {
     return `${this.#base}/${encodeKey(this.key(path))}`;
   }
 
+  /**
+   * One request, retried with backoff on a network error, a 5xx or a 429 —
+   * unless it is not `idempotent` (a conditional put, a multipart upload's
+   * creation or completion: a retry after a lost answer would misreport what
+   * happened). Each attempt gives up after {@link ATTEMPT_MS}; `signal` stops it.
+   */
   #send(
     method: string,
     url: string,
-    init: { headers?: Record<string, string>; body?: Uint8Array<ArrayBuffer> } = {},
+    init: {
+      headers?: Record<string, string>;
+      body?: Uint8Array<ArrayBuffer>;
+      idempotent?: boolean;
+      signal?: AbortSignal;
+      /** The answer's body is read later, for as long as it takes: no time limit. */
+      streamed?: boolean;
+    } = {},
   ): Promise<Response> {
     const attempt = async () => {
+      init.signal?.throwIfAborted();
+      const timeout = init.streamed ? undefined : AbortSignal.timeout(ATTEMPT_MS);
+      const signals = [init.signal, timeout].filter((signal) => signal !== undefined);
       let response: Response;
       try {
         response = await this.#client.fetch(url, {
           method,
           ...(init.headers ? { headers: init.headers } : {}),
           ...(init.body ? { body: init.body } : {}),
+          ...(signals.length > 0 ? { signal: AbortSignal.any(signals) } : {}),
         });
       } catch (error) {
+        if (init.signal?.aborted) throw init.signal.reason;
         throw new S3Unreachable(error instanceof Error ? error.message : String(error));
       }
       if (response.status >= 500 || response.status === 429) throw await errorOf(response);
       return response;
     };
+    const retries = init.idempotent === false ? 0 : this.#retries;
     return this.#limit(() =>
-      pRetry(attempt, { retries: this.#retries, minTimeout: 100, factor: 2, randomize: true })
+      pRetry(attempt, {
+        retries,
+        minTimeout: 100,
+        factor: 2,
+        randomize: true,
+        ...(init.signal ? { signal: init.signal } : {}),
+      })
     );
   }
 }
 
 /** A key as a URL path: every byte but the unreserved ones and `/` percent-encoded. */
 function encodeKey(key: string): string {
-  return encodeURIComponent(key).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16)}`)
+  return encodeURIComponent(key)
+    .replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
     .replace(/%2F/g, "/");
 }
 

@@ -156,21 +156,27 @@ rgw data = ${dir}/rgw
       "--secret=SK",
     );
   } catch (error) {
-    const logs = await Array.fromAsync(Deno.readDir(`${dir}/log`));
-    const tails = await Promise.all(logs.map(async ({ name }) => {
-      const text = await Deno.readTextFile(`${dir}/log/${name}`);
-      return `--- ${name}\n${text.split("\n").slice(-8).join("\n")}`;
-    }));
-    await stop();
-    throw new Error(`${(error as Error).message}\n${tails.join("\n")}`);
+    let tails = "";
+    try {
+      for await (const { name } of Deno.readDir(`${dir}/log`)) {
+        const text = await Deno.readTextFile(`${dir}/log/${name}`);
+        tails += `\n--- ${name}\n${text.split("\n").slice(-8).join("\n")}`;
+      }
+    } catch {
+      // no logs to show
+    } finally {
+      await stop();
+    }
+    throw new Error(`${(error as Error).message}${tails}`);
   }
   return {
     endpoint,
     credentials: { accessKeyId: "AK", secretAccessKey: "SK" },
     async stopGateway() {
-      gateway?.kill("SIGKILL");
-      await gateway?.status;
-      daemons.splice(daemons.indexOf(gateway!), 1);
+      if (gateway === undefined) return;
+      gateway.kill("SIGKILL");
+      await gateway.status;
+      daemons.splice(daemons.indexOf(gateway), 1);
       gateway = undefined;
     },
     async startGateway() {

@@ -1,10 +1,13 @@
 /** The operator's flags: --dry-run and --exclude, against the real program. */
 import assert from "node:assert/strict";
 import {
+  assertMirrored,
   listTree,
   logHas,
   logLines,
   MAIN,
+  mirrorCommand,
+  PAIR,
   runMirror,
   runOnce,
   snapshot,
@@ -287,5 +290,26 @@ Deno.test("progress: never on a pipe", async () => {
     assert.equal(result.code, 0);
     assert.equal(result.stderr, "");
     assert.doesNotMatch(result.stdout, /files \|/);
+  });
+});
+
+Deno.test("--exclude and --max-delete: replica-only folders surveyed out of the walk's order, no hang", async () => {
+  await withWork(async (work) => {
+    // The survey of a replica-only folder (b, x/b) reads it before the shared
+    // folder that sorts first (a, x/a) is walked: the read-ahead must cope.
+    for (const dir of ["a/s", "x/a/s"]) writeFile(`${work}/src/${dir}/f.txt`, dir);
+    for (const dir of ["a/s", "x/a/s"]) writeFile(`${work}/rep/${dir}/f.txt`, dir);
+    for (const dir of ["b/t", "x/b/t", "x/c"]) {
+      writeFile(`${work}/rep/${dir}/g.txt`, "replica only");
+    }
+    for (const flags of [["--max-delete", "100"], ["--exclude", "*.tmp"]]) {
+      const child = mirrorCommand([...PAIR, "--once", ...flags], work).spawn();
+      const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+      const status = await child.status;
+      clearTimeout(timer);
+      assert.equal(status.code, 0, `${flags.join(" ")}: exit ${status.code} (killed after 30 s?)`);
+      assertMirrored(`${work}/src`, `${work}/rep`);
+      for (const dir of ["b/t", "x/b/t", "x/c"]) writeFile(`${work}/rep/${dir}/g.txt`, "again");
+    }
   });
 });

@@ -98,11 +98,12 @@ Deno.test("lister: the worker's walk stops at its limits and goes on when credit
   handle({ credit: [1, 3], generation: 0 }); // another walk's credit: ignored
   assert.equal(answers.length, 2);
   handle({ credit: [2, 3], generation: 1 });
-  assert.deepEqual(answers.map((a) => a.dir), ["a", "a/x", "a/y", "b"]);
+  assert.deepEqual(answers.map((a) => a.dir), ["a", "a/x", "a/y", "b", ""]);
   assert.equal(answers[3]?.error?.name, "NotFound"); // gone meanwhile: an error, sent in its place
+  assert.equal(answers[4]?.done, true); // the end of the walk
   handle({ stop: true });
   handle({ credit: [4, 4], generation: 1 });
-  assert.equal(answers.length, 4);
+  assert.equal(answers.length, 5);
   Deno.removeSync(root, { recursive: true });
 });
 
@@ -174,6 +175,32 @@ Deno.test("lister: the worker's walk leaves out the folders the mirror's walk wi
   handle({ skip: ["a/x", "b"], generation: 1 }); // a/x was already queued: left out all the same
   handle({ credit: [1, 2], generation: 1 });
   handle({ credit: [1, 0], generation: 1 });
-  assert.deepEqual(answers.map((a) => a.dir), ["a", "a/y"]);
+  assert.deepEqual(answers.map((a) => a.dir), ["a", "a/y", ""]);
   Deno.removeSync(root, { recursive: true });
+});
+
+Deno.test("lister: folders taken out of the walk's order never hang the walk", async () => {
+  const root = Deno.makeTempDirSync();
+  for (const dir of ["a/s", "b/t", "c"]) Deno.mkdirSync(`${root}/${dir}`, { recursive: true });
+  const lister = new FolderLister();
+  try {
+    // A survey reads b before the walk takes a: skipped, b is the caller's.
+    lister.start(root, ["a", "b", "c"]);
+    lister.skip(root, ["b"]);
+    assert.equal(lister.take(root, "b"), undefined);
+    assert.equal(lister.take(root, "b/t"), undefined);
+    assert.equal((await lister.take(root, "a"))?.names, "s\0");
+    assert.equal((await lister.take(root, "a/s"))?.names, "");
+    assert.equal((await lister.take(root, "c"))?.names, "");
+
+    // Without the skip: taking c first drops a and b; a, asked later, is the
+    // caller's (the worker is past it), not a wait that never ends.
+    lister.start(root, ["a", "b", "c"]);
+    assert.equal((await lister.take(root, "c"))?.names, "");
+    const late = lister.take(root, "a");
+    if (late !== undefined) await assert.rejects(late, ListerGone);
+  } finally {
+    lister.close();
+    Deno.removeSync(root, { recursive: true });
+  }
 });
