@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { S3Error, S3Store, S3Unreachable } from "../../lib/s3.ts";
 import { cephMissing, startCeph } from "../ceph.ts";
+import { succeeds } from "../helpers.ts";
 
 const missing = cephMissing();
 if (missing !== undefined) console.warn(`s3 store tests skipped: ${missing}`);
@@ -192,6 +193,53 @@ await store.putFile("left.bin", ${JSON.stringify(file)}, ${60 << 20}, {}, { part
           assert.deepEqual(await store.uploads(), []);
         },
       );
+
+      await t.step({
+        name: "rclone (Debian's 1.60) reads the conventions: mtime, mode, .rclonelink",
+        ignore: !succeeds("rclone", "version"), // apt-get install rclone
+        fn: async () => {
+          const interop = new S3Store({ ...options, prefix: "interop" });
+          // mtime as float seconds, mode as octal, a symlink as NAME.rclonelink holding its target.
+          await interop.put("a.txt", encoder.encode("hello"), {
+            mtime: "1700000000.123456789",
+            mode: "100640",
+          });
+          await interop.put("d/link.rclonelink", encoder.encode("../a.txt"), {
+            mtime: "1700000002",
+          });
+          const remote =
+            `:s3,provider=Ceph,endpoint='${ceph.endpoint}',access_key_id=${ceph.credentials.accessKeyId},secret_access_key=${ceph.credentials.secretAccessKey}:${options.bucket}/interop`;
+          // AWS_CA_BUNDLE (set on these machines) breaks rclone on plain http.
+          const rclone = (...args: string[]) =>
+            new Deno.Command("rclone", {
+              args: [...args, "--config", "/dev/null"],
+              env: { AWS_CA_BUNDLE: "" },
+              stdout: "piped",
+              stderr: "piped",
+            }).output();
+          const listed = await rclone("lsjson", "-R", "--metadata", remote);
+          assert.ok(listed.success, new TextDecoder().decode(listed.stderr));
+          const items = JSON.parse(new TextDecoder().decode(listed.stdout)) as {
+            Path: string;
+            ModTime: string;
+            Metadata?: Record<string, string>;
+          }[];
+          const file = items.find((item) => item.Path === "a.txt");
+          assert.equal(file?.ModTime, "2023-11-14T22:13:20.123456789Z");
+          assert.equal(file?.Metadata?.mode, "100640");
+          const local = await Deno.makeTempDir();
+          try {
+            const copied = await rclone("copy", "--links", remote, local);
+            assert.ok(copied.success, new TextDecoder().decode(copied.stderr));
+            assert.equal(await Deno.readLink(`${local}/d/link`), "../a.txt");
+            assert.equal(await Deno.readTextFile(`${local}/a.txt`), "hello");
+            assert.equal((await Deno.stat(`${local}/a.txt`)).mtime?.getTime(), 1_700_000_000_123);
+          } finally {
+            await Deno.remove(local, { recursive: true });
+          }
+          assert.deepEqual(await interop.deleteMany(["a.txt", "d/link.rclonelink"]), []);
+        },
+      });
 
       await t.step("needs network access to the endpoint and nothing else", async () => {
         const script = await Deno.makeTempFile({ suffix: ".ts" });
