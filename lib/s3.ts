@@ -235,16 +235,23 @@ export class S3Store {
    * @param body the content.
    * @param meta user metadata (`x-amz-meta-NAME` headers).
    * @param options `ifNoneMatch`: only when no object is there (else an
-   *   {@link S3Error} with status 412).
+   *   {@link S3Error} with status 412); `md5`: the content's MD5 (hex), sent
+   *   as `Content-MD5` for the store to check (default: computed here).
    * @returns the new object's ETag, without quotes.
    */
   async put(
     path: string,
     body: Uint8Array<ArrayBuffer>,
     meta: Readonly<Record<string, string>> = {},
-    options: { readonly ifNoneMatch?: boolean } = {},
+    options: { readonly ifNoneMatch?: boolean; readonly md5?: string } = {},
   ): Promise<string> {
-    const headers: Record<string, string> = { "content-length": String(body.length) };
+    const headers: Record<string, string> = {
+      "content-length": String(body.length),
+      // The store checks what it got against it: a body damaged on the way is refused.
+      "content-md5": options.md5 === undefined
+        ? await md5Base64(body)
+        : Uint8Array.fromHex(options.md5).toBase64(),
+    };
     for (const [name, value] of Object.entries(meta)) headers[`x-amz-meta-${name}`] = value;
     if (options.ifNoneMatch) headers["if-none-match"] = "*";
     const response = await this.#send("PUT", this.#url(path), {
@@ -302,7 +309,6 @@ export class S3Store {
   async deleteMany(
     paths: readonly string[],
   ): Promise<{ readonly path: string; readonly error: S3Error }[]> {
-    const { createHash } = await import("node:crypto");
     const builder = new XMLBuilder({});
     const batches: string[][] = [];
     for (let at = 0; at < paths.length; at += DELETE_BATCH) {
@@ -313,7 +319,7 @@ export class S3Store {
         Delete: { Quiet: true, Object: batch.map((path) => ({ Key: this.key(path) })) },
       }));
       const headers = {
-        "content-md5": createHash("md5").update(body).digest("base64"),
+        "content-md5": await md5Base64(body),
         "content-type": "application/xml",
       };
       let response: Response;
@@ -416,6 +422,7 @@ export class S3Store {
           }`;
           const response = await this.#send("PUT", url, {
             body,
+            headers: { "content-md5": await md5Base64(body) },
             ...(options.signal ? { signal: options.signal } : {}),
           });
           if (!response.ok) throw await errorOf(response);
@@ -548,6 +555,12 @@ export class S3Store {
       })
     );
   }
+}
+
+/** The MD5 of `bytes`, in base64 (a `Content-MD5` header). */
+async function md5Base64(bytes: Uint8Array): Promise<string> {
+  const { createHash } = await import("node:crypto");
+  return createHash("md5").update(bytes).digest("base64");
 }
 
 /** A key as a URL path: every byte but the unreserved ones and `/` percent-encoded. */

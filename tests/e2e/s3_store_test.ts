@@ -70,6 +70,21 @@ Deno.test({
         );
       });
 
+      await t.step(
+        "a body that does not match its MD5 is refused; the old object stays",
+        async () => {
+          await store.put("checked.txt", encoder.encode("first"));
+          await assert.rejects(
+            store.put("checked.txt", encoder.encode("second"), {}, {
+              md5: md5(encoder.encode("other")),
+            }),
+            (e) => e instanceof S3Error && e.status === 400 && e.code === "BadDigest",
+          );
+          assert.equal(await new Response(await store.get("checked.txt")).text(), "first");
+          assert.deepEqual(await store.deleteMany(["checked.txt"]), []);
+        },
+      );
+
       await t.step("a write only where nothing is: 412 where something is", async () => {
         await store.put("lock", encoder.encode("1"), {}, { ifNoneMatch: true });
         await assert.rejects(
