@@ -155,6 +155,9 @@ export class Mirror {
   #replicaAt: string | undefined;
   /** A cycle is under way (cycles of one mirror never overlap). */
   #cycling = false;
+  /** A full cycle has logged its summary: the first one always does (so a run
+   * that finds the replica up to date says so, with the tree digest). */
+  #summarized = false;
   /** Loaded with the first cycle. */
   readonly #exclude: Promise<ExcludeMatcher | undefined>;
 
@@ -242,8 +245,9 @@ export class Mirror {
     }
     const dryRun = this.#options.dryRun ?? false;
     // A partial (--watch) cycle logs its actions only: one line per change mirrored.
-    if (dryRun || (paths === undefined && eventful(tally))) {
+    if (dryRun || (paths === undefined && (eventful(tally) || !this.#summarized))) {
       reportSummary(this.#log, tally, performance.now() - started, dryRun);
+      if (paths === undefined && !dryRun) this.#summarized = true;
     }
     return Object.freeze({ ...tally });
   }
@@ -421,7 +425,8 @@ export class Mirror {
 
     // Remember.
     if (dryRun || signal?.aborted) return;
-    if (tally.copied + tally.updated + tally.removed + tally.created > 0 && digests) {
+    const changed = tally.copied + tally.updated + tally.removed + tally.created > 0;
+    if ((changed || !this.#summarized) && digests) {
       const source = this.#source;
       try {
         tally.digest = await digests.finish(result.digest, async (path, entry) => {

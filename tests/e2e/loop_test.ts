@@ -9,6 +9,7 @@ import {
   mirrorCommand,
   mirrored,
   PAIR,
+  runOnce,
   waitFor,
   withWork,
 } from "../helpers.ts";
@@ -99,5 +100,22 @@ Deno.test("loop: an interval beyond the timer limit (~24.8 days) waits quietly a
     assert.equal(new TextDecoder().decode(result.stderr), "", "no timer warnings");
     assert.ok(!listTree(`${work}/rep`).has("b.txt"), "the timer did not fire early");
     assert.match(logLines(`${work}/log.txt`).at(-1)!, /Mirror stopped by SIGINT\.$/);
+  });
+});
+
+Deno.test("a run that finds the replica up to date says so, with the tree digest (its first cycle's summary)", async () => {
+  await withWork(async (work) => {
+    Deno.writeTextFileSync(`${work}/src/a.txt`, "one");
+    const summaries = () =>
+      logLines(`${work}/log.txt`).filter((line) => line.includes("Cycle finished"));
+    assert.equal((await runOnce(work)).code, 0);
+    const digest = summaries()[0]?.match(/source tree digest ([0-9a-f]{32})/)?.[1];
+    assert.ok(digest, summaries().join("\n"));
+    // Nothing to do: the next run's first (and only) cycle still ends with a summary.
+    const again = await runOnce(work);
+    assert.equal(again.code, 0);
+    assert.match(again.stdout, /Cycle finished: 0 copied, 0 updated, 0 removed/);
+    assert.equal(summaries().length, 2);
+    assert.ok(summaries()[1]!.endsWith(`source tree digest ${digest}.`), summaries()[1]);
   });
 });
