@@ -114,11 +114,12 @@ export async function comparePair(
       ? { differs: false, read: false }
       : { differs: false, sourceMd5: knownMd5, read: false };
   }
+  // A side the index vouches for needs no reading.
+  const md5Of = (side: "source" | "replica", entry: Entry, known: boolean) =>
+    known && knownMd5 !== undefined ? knownMd5 : hashStable(trees[side], path, entry, signal);
   let sourceMd5: string | undefined;
   try {
-    sourceMd5 = sourceKnown && knownMd5 !== undefined
-      ? knownMd5
-      : await hashStable(trees.source, path, src, signal);
+    sourceMd5 = await md5Of("source", src, sourceKnown);
   } catch (error) {
     if (signal?.aborted) throw error;
     // A file that vanished meanwhile is the next walk's business.
@@ -127,9 +128,7 @@ export async function comparePair(
   }
   let replicaMd5: string | undefined;
   try {
-    replicaMd5 = replicaKnown && knownMd5 !== undefined
-      ? knownMd5
-      : await hashStable(trees.replica, path, dst, signal);
+    replicaMd5 = await md5Of("replica", dst, replicaKnown);
   } catch (error) {
     if (signal?.aborted) throw error;
     // An unreadable replica file is simply replaced.

@@ -220,7 +220,7 @@ export interface AheadAnswer {
  * folders or entries sent are not credited back. It pauses every few
  * folders to take in requests (a skip, a stop). Runs on the worker; made
  * from its source text, so it uses nothing but its parameters,
- * {@link readFolder} and `FIELDS`.
+ * {@link readFolder}, `isBelowAny` and `FIELDS`.
  *
  * @param send sends an answer (and the buffers to transfer with it).
  * @param limits folders and entries sent and not credited yet, at most.
@@ -233,12 +233,6 @@ export function walkAhead(
   let generation = 0, root = "", folders = 0, entries = 0, paused = false, ended = true;
   let stack: string[] = [];
   const skipped = new Set<string>();
-  const isSkipped = (dir: string) => {
-    for (let at = dir.length; at > 0; at = dir.lastIndexOf("/", at - 1)) {
-      if (skipped.has(dir.slice(0, at))) return true;
-    }
-    return false;
-  };
   const walk = () => {
     paused = false;
     for (let listed = 0; stack.length > 0; listed++) {
@@ -249,7 +243,7 @@ export function walkAhead(
         return;
       }
       const dir = stack.pop()!;
-      if (skipped.size > 0 && isSkipped(dir)) continue;
+      if (skipped.size > 0 && isBelowAny(dir, skipped)) continue;
       const base = dir === "" ? root : root === "/" ? `/${dir}` : `${root}/${dir}`;
       folders++;
       let folder: RawFolder;
@@ -299,7 +293,7 @@ export function walkAhead(
 /** The read-ahead worker's whole code. */
 export function aheadSource(): string {
   return [
-    ...[readFolder, comparePaths, rank, walkAhead].map(String),
+    ...[readFolder, comparePaths, rank, isBelowAny, walkAhead].map(String),
     `const FIELDS = ${FIELDS};`,
     `const handle = walkAhead((answer, transfer) => self.postMessage(answer, transfer), ${
       JSON.stringify(LIMITS)
