@@ -22,6 +22,15 @@ import { WatchMode } from "./lib/watch.ts";
 import { stablePathOf } from "./lib/paths.ts";
 import { LocalReplica, LocalTree } from "./lib/local.ts";
 import { refusal } from "./lib/refusal.ts";
+import { connectS3, type S3Connection } from "./lib/s3_setup.ts";
+import { S3Replica, type S3ReplicaOptions } from "./lib/s3_replica.ts";
+import { ObjectMemory } from "./lib/s3_memory.ts";
+import { BucketLock } from "./lib/s3_lock.ts";
+import type { MirrorState } from "./lib/state.ts";
+import type { Replica, TreeReader } from "./lib/replica.ts";
+
+/** A replica's lock in a bucket lasts this long at least unless renewed. */
+const LOCK_TTL_MS = 120_000;
 
 /** Exit codes. */
 const OK = 0, PARTIAL = 1, USAGE = 2;
@@ -33,13 +42,19 @@ function printError(message: string): void {
 }
 
 /** `--verify`: print the differences and both tree digests; 0 if identical. */
-async function verify(options: Options): Promise<number> {
+async function verify(options: Options, bucket: S3Connection | undefined): Promise<number> {
   const { verifyTrees } = await import("./lib/verify.ts"); // loads node:crypto: only here
-  const result = await verifyTrees(
-    new LocalTree(options.source),
-    new LocalTree(options.replica),
-    await excludeMatcher(options.exclude),
-  );
+  const excluded = await excludeMatcher(options.exclude);
+  let replica: TreeReader = new LocalTree(options.replica), exclude = excluded;
+  if (bucket) {
+    const s3 = s3Replica(options, bucket, { readOnly: true, readBack: true });
+    replica = s3;
+    // What the bucket cannot hold is left out, as a cycle leaves it out.
+    exclude = (path, isDir) =>
+      (excluded?.(path, isDir) ?? false) ||
+      s3.refuses(path.slice(path.lastIndexOf("/") + 1), isDir ? "dir" : "file") !== undefined;
+  }
+  const result = await verifyTrees(new LocalTree(options.source), replica, exclude);
   const lines = [
     ...result.differences,
     `source tree digest: ${result.sourceDigest}`,
@@ -50,6 +65,21 @@ async function verify(options: Options): Promise<number> {
   ];
   Deno.stdout.writeSync(encoder.encode(lines.map((line) => `${line}\n`).join("")));
   return result.differences.length === 0 ? OK : PARTIAL;
+}
+
+/** The replica in a bucket. */
+function s3Replica(
+  options: Options,
+  bucket: S3Connection,
+  extra: Partial<S3ReplicaOptions> = {},
+): S3Replica {
+  return new S3Replica({
+    store: bucket.store,
+    where: options.replica,
+    id: bucket.id,
+    prefixed: bucket.location.prefix !== "",
+    ...extra,
+  });
 }
 
 async function main(args: string[]): Promise<number> {
@@ -74,11 +104,24 @@ async function main(args: string[]): Promise<number> {
     printError(refused);
     return USAGE;
   }
-  if (options.verify) return await verify(options);
-  // The state knows the pair by its stable paths (a symlinked source stays one).
-  const pair = { source: stablePathOf(options.source), replica: stablePathOf(options.replica) };
+  let bucket: S3Connection | undefined;
+  if (options.s3) {
+    try {
+      bucket = await connectS3({ replica: options.replica, ...options.s3 });
+    } catch (error) {
+      printError(`${reason(error as Error)}.`);
+      return USAGE;
+    }
+  }
+  if (options.verify) return await verify(options, bucket);
+  // The state knows the pair by its stable paths (a symlinked source stays
+  // one); a bucket by its endpoint, bucket and prefix.
+  const pair = {
+    source: stablePathOf(options.source),
+    replica: bucket ? bucket.id : stablePathOf(options.replica),
+  };
   const claimed = await Claim.claim(
-    { replica: options.replica, stateFile: options.stateFile, roots: pair },
+    { replica: options.replica, stateFile: options.stateFile, roots: pair, remote: !!bucket },
     options.dryRun,
   );
   if (typeof claimed === "string") {
@@ -106,6 +149,24 @@ async function main(args: string[]): Promise<number> {
     return USAGE;
   }
   const state = claimed.state;
+  // One writer per replica in a bucket: its lock object.
+  let bucketLock: BucketLock | undefined;
+  if (bucket && !options.dryRun) {
+    const ttl = Math.max(LOCK_TTL_MS, 3 * options.intervalSeconds * 1000);
+    bucketLock = new BucketLock(bucket.lock.store, bucket.lock.key, state.runId, ttl);
+    let held: string | undefined;
+    try {
+      held = await bucketLock.acquire((runId) => state.isEarlierRun(runId));
+    } catch (error) {
+      held = `its lock could not be taken: ${reason(error as Error)}`;
+    }
+    if (held !== undefined) {
+      claimed.release();
+      await closeLogging();
+      printError(`--replica: '${options.replica}' is being written by another mirror (${held}).`);
+      return USAGE;
+    }
+  }
 
   // This run's id (and process id) is recorded before its first temp file is made.
   let unrecorded: Error | undefined;
@@ -168,15 +229,20 @@ async function main(args: string[]): Promise<number> {
   }
   // The two trees, as typed (made absolute): every cycle resolves them again.
   const source = new LocalTree(resolve(options.source));
-  const replica = new LocalReplica(resolve(options.replica), {
-    names: state,
-    onWorkerFailure: (error) =>
-      log.warn(
-        "The copy worker stopped ({reason}); files are copied without it from now on.",
-        { action: "worker", reason: reason(error) },
-      ),
-  });
-  const watchMode = options.watch
+  const replica: Replica = bucket
+    ? bucketReplica(options, bucket, state, bucketLock)
+    : new LocalReplica(
+      resolve(options.replica),
+      {
+        names: state,
+        onWorkerFailure: (error) =>
+          log.warn(
+            "The copy worker stopped ({reason}); files are copied without it from now on.",
+            { action: "worker", reason: reason(error) },
+          ),
+      },
+    );
+  const watchMode = options.watch && replica instanceof LocalReplica
     ? new WatchMode({
       roots: () => ({ source: source.path, replica: replica.path }),
       stat: (path) => replica.stat(path),
@@ -221,12 +287,41 @@ async function main(args: string[]): Promise<number> {
     );
     watchMode?.close();
   }
-  replica.close();
+  replica.close?.();
+  await bucketLock?.release();
   if (stop.signal.aborted) log.info("Mirror stopped by {signal}.", { signal: stop.signal.reason });
   for (const [name, listener] of listeners) Deno.removeSignalListener(name, listener);
   claimed.release();
   await closeLogging();
   return code;
+}
+
+/** The replica in a bucket a mirroring run writes: what it knows of its objects is kept in the state. */
+function bucketReplica(
+  options: Options,
+  bucket: S3Connection,
+  state: MirrorState,
+  lock: BucketLock | undefined,
+): S3Replica {
+  const memory = new ObjectMemory();
+  state.remember(memory);
+  const log = logger();
+  lock?.keep((error) =>
+    log.error("The replica's lock could not be renewed ({reason}).", {
+      action: "lock",
+      reason: reason(error),
+    })
+  );
+  return s3Replica(options, bucket, {
+    memory,
+    readOnly: options.dryRun,
+    ...(lock ? { beforeCycle: () => lock.renew() } : {}),
+    onAbortedUpload: (path) =>
+      log.info("Incomplete upload of {path} left by an earlier run has been aborted.", {
+        action: "abort",
+        path,
+      }),
+  });
 }
 
 try {

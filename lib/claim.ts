@@ -23,6 +23,13 @@ export interface ClaimPaths {
   readonly stateFile: string;
   /** Real paths of the pair. */
   readonly roots: StatePair;
+  /**
+   * The replica is not a folder here (a bucket): neither locked nor made
+   * here (its own lock is the replica's business).
+   *
+   * @default {false}
+   */
+  readonly remote?: boolean;
 }
 
 /** Refusal messages are one line naming the flag. */
@@ -67,7 +74,7 @@ export class Claim {
       const refused = await claim.#openState(true);
       return refused ?? claim;
     }
-    if (exists(paths.roots.replica)) {
+    if (!paths.remote && exists(paths.roots.replica)) {
       const refused = await claim.#lockReplica();
       if (refused !== undefined) return refused;
     }
@@ -88,7 +95,9 @@ export class Claim {
       const refused = await this.#openState(false);
       if (refused !== undefined) return refused;
     }
-    if (this.#replicaLock === undefined && this.lockWarning === undefined) {
+    if (
+      !this.#paths.remote && this.#replicaLock === undefined && this.lockWarning === undefined
+    ) {
       try {
         Deno.mkdirSync(this.#paths.roots.replica, { recursive: true });
         this.createdReplica = true;
@@ -113,7 +122,7 @@ export class Claim {
    * lock the new one. Returns an error message when another mirror got it.
    */
   async relock(): Promise<Refusal | undefined> {
-    if (this.#dryRun || this.lockWarning !== undefined) return undefined;
+    if (this.#dryRun || this.#paths.remote || this.lockWarning !== undefined) return undefined;
     this.#replicaLock?.close();
     this.#replicaLock = undefined;
     return await this.#lockReplica();

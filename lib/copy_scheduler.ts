@@ -104,7 +104,12 @@ export class CopyScheduler<G = unknown> {
     this.#replica = replica;
     this.#bigFile = options.bigFile ?? BIG_FILE;
     this.#parallel = options.parallel ?? 4;
-    this.#batches = replica.writeFiles === undefined ? false : options.batches ?? false;
+    const batches = options.batches ?? false;
+    this.#batches = replica.writeFiles === undefined
+      ? false
+      : batches === "auto" && replica.batched
+      ? true
+      : batches;
     this.#signal = options.signal;
   }
 

@@ -149,6 +149,7 @@ export class Mirror {
   readonly #state: MirrorState;
   readonly #warnedSpecial = new Set<string>();
   readonly #warnedKept = new Set<string>();
+  readonly #warnedRefused = new Set<string>();
   /** Which owners are kept, once found out (see {@link #owners}). */
   #ownerPolicy: OwnerPolicy | undefined;
   /** Where the replica root was at the last cycle (its real path or identity). */
@@ -368,7 +369,7 @@ export class Mirror {
       roots: opened.replica
         ? { source: opened.source.entry, replica: opened.replica.entry }
         : { source: opened.source.entry },
-      exclude: await this.#exclude,
+      exclude: await this.#excluder(tally),
       isTemp: (name) => this.#replica.isTemp?.(name) ?? state.isTemp(name),
       index,
       owners,
@@ -457,7 +458,7 @@ export class Mirror {
     signal?: AbortSignal,
   ): Promise<void> {
     const state = this.#state;
-    const exclude = await this.#exclude;
+    const exclude = await this.#excluder(tally);
     const isTemp = (name: string) => this.#replica.isTemp?.(name) ?? state.isTemp(name);
     const trees = { source: this.#source, replica: this.#replica };
 
@@ -634,6 +635,27 @@ export class Mirror {
   #reportUnchanged(path: string, entry: Entry): void {
     if (entry.kind === "other") return;
     this.#log.debug(`${NOUN[entry.kind]} {path} is unchanged.`, { action: "none", path });
+  }
+
+  /**
+   * What a cycle leaves out: the excluded paths, and the source entries the
+   * replica cannot hold (said once per path, a WARNING counted in `tally`).
+   */
+  async #excluder(tally: Tally): Promise<ExcludeMatcher | undefined> {
+    const excluded = await this.#exclude;
+    const replica = this.#replica;
+    if (replica.refuses === undefined) return excluded;
+    return (path, isDir) => {
+      if (excluded?.(path, isDir)) return true;
+      const why = replica.refuses!(path.slice(path.lastIndexOf("/") + 1), isDir ? "dir" : "file");
+      if (why === undefined) return false;
+      if (!this.#warnedRefused.has(path)) {
+        this.#warnedRefused.add(path);
+        tally.warnings++;
+        this.#log.warn("File {path} is not mirrored: {why}.", { action: "skip", path, why });
+      }
+      return true;
+    };
   }
 
   /** FIFOs, sockets and devices are never opened or mirrored; said once per path (1 if said now). */

@@ -28,11 +28,26 @@ export interface Options {
    */
   readonly source: string;
   /**
-   * Folder kept identical to the source.
+   * Folder kept identical to the source, or `s3://BUCKET/PREFIX`.
    *
    * @default {"replica"}
    */
   readonly replica: string;
+  /**
+   * For a replica in a bucket: where and how to reach it.
+   *
+   * @default none (a local replica)
+   */
+  readonly s3?: {
+    /** `--s3-endpoint` (default: AWS's endpoint of the region). */
+    readonly endpoint?: string;
+    /** `--s3-region`. */
+    readonly region: string;
+    /** `--s3-credentials`: an AWS shared-credentials file. */
+    readonly credentialsFile?: string;
+    /** `--s3-profile`: its section. */
+    readonly profile: string;
+  };
   /**
    * Log file, appended to.
    *
@@ -145,6 +160,10 @@ interface Flags {
   readonly exclude?: readonly string[];
   readonly watch?: boolean;
   readonly maxDelete?: number;
+  readonly s3Endpoint?: string;
+  readonly s3Region: string;
+  readonly s3Credentials?: string;
+  readonly s3Profile: string;
 }
 
 const path = (brief: string, fallback: string) => ({
@@ -168,7 +187,10 @@ function buildApp(received: (flags: Flags) => void) {
     parameters: {
       flags: {
         source: path("folder to mirror", "source"),
-        replica: path("folder kept identical to the source (made if missing)", "replica"),
+        replica: path(
+          "folder kept identical to the source (made if missing), or s3://BUCKET/PREFIX",
+          "replica",
+        ),
         logFile: path("log file, appended to", "log.txt"),
         stateFile: {
           kind: "parsed",
@@ -210,6 +232,34 @@ function buildApp(received: (flags: Flags) => void) {
           brief: "a cycle that would delete more entries than this deletes none",
           optional: true,
           placeholder: "count",
+        },
+        s3Endpoint: {
+          kind: "parsed",
+          parse: String,
+          brief: "S3 endpoint URL, path-style (default: AWS's endpoint of --s3-region)",
+          optional: true,
+          placeholder: "url",
+        },
+        s3Region: {
+          kind: "parsed",
+          parse: String,
+          brief: "S3 region requests are signed for",
+          default: "us-east-1",
+          placeholder: "region",
+        },
+        s3Credentials: {
+          kind: "parsed",
+          parse: nonEmptyPath,
+          brief: "AWS shared-credentials file (default: the AWS_* environment variables)",
+          optional: true,
+          placeholder: "path",
+        },
+        s3Profile: {
+          kind: "parsed",
+          parse: String,
+          brief: "its profile (section)",
+          default: "default",
+          placeholder: "name",
         },
       },
       positional: { kind: "tuple", parameters: [] },
@@ -290,11 +340,34 @@ export async function parseOptions(args: readonly string[]): Promise<ParseResult
   if (flags.watch && flags.dryRun) {
     throw new UsageError("--watch and --dry-run cannot be combined (a dry run is one cycle).");
   }
+  const s3 = flags.replica.startsWith("s3://");
+  if (!s3) {
+    const given = [
+      ["--s3-endpoint", flags.s3Endpoint !== undefined],
+      ["--s3-credentials", flags.s3Credentials !== undefined],
+      ["--s3-region", flags.s3Region !== "us-east-1"],
+      ["--s3-profile", flags.s3Profile !== "default"],
+    ].find(([, isGiven]) => isGiven);
+    if (given) throw new UsageError(`${given[0]} is only for a replica s3://BUCKET/PREFIX.`);
+  }
+  if (s3 && flags.watch) {
+    throw new UsageError("--watch is for a local replica only (a bucket sends no events).");
+  }
   return {
     kind: "run",
     options: Object.freeze({
       source: flags.source,
       replica: flags.replica,
+      ...(s3
+        ? {
+          s3: Object.freeze({
+            ...(flags.s3Endpoint === undefined ? {} : { endpoint: flags.s3Endpoint }),
+            region: flags.s3Region,
+            ...(flags.s3Credentials === undefined ? {} : { credentialsFile: flags.s3Credentials }),
+            profile: flags.s3Profile,
+          }),
+        }
+        : {}),
       logFile: flags.logFile,
       stateFile: flags.stateFile ?? `${flags.logFile}.state`,
       intervalSeconds: flags.timeInterval,

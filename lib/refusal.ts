@@ -48,47 +48,29 @@ export function refusal(paths: Paths): string | undefined {
   } catch (error) {
     return `--source: cannot use '${source}': ${reason(asError(error))}.`;
   }
-  try {
-    if (!Deno.statSync(replica).isDirectory) {
-      return `--replica: '${replica}' exists and is not a folder.`;
-    }
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) {
-      return `--replica: cannot use '${replica}': ${reason(asError(error))}.`;
-    }
-    const link = danglingLink(replica);
-    if (link !== undefined) {
-      return `--replica: '${replica}' is a symlink to '${link}', which does not exist.`;
-    }
+  // A replica in a bucket (s3://) is checked when it is reached.
+  const remote = replica.startsWith("s3://");
+  if (!remote) {
+    const refused = localReplicaRefusal(replica);
+    if (refused !== undefined) return refused;
   }
   let real: Paths;
   try {
     real = {
       source: realPathOf(source),
-      replica: realPathOf(replica),
+      replica: remote ? replica : realPathOf(replica),
       logFile: realPathOf(logFile),
       stateFile: realPathOf(stateFile),
     };
   } catch (error) {
     return `cannot resolve the paths: ${reason(asError(error))}.`;
   }
-  if (real.source === real.replica) {
-    return `--replica: '${replica}' is the source folder itself.`;
-  }
-  if (isWithin(real.replica, real.source)) {
-    return `--replica: '${replica}' is inside the source folder '${source}'.`;
-  }
-  if (isWithin(real.source, real.replica)) {
-    return `--replica: '${replica}' contains the source folder '${source}'.`;
-  }
-  if (isWithin(real.logFile, real.replica)) {
-    return `--log-file: '${logFile}' is inside the replica folder, where it would be deleted.`;
+  if (!remote) {
+    const refused = overlapRefusal(real, paths);
+    if (refused !== undefined) return refused;
   }
   if (isWithin(real.logFile, real.source)) {
     return `--log-file: '${logFile}' is inside the source folder, where it would be mirrored.`;
-  }
-  if (isWithin(real.stateFile, real.replica)) {
-    return `--state-file: '${stateFile}' is inside the replica folder, where it would be deleted.`;
   }
   if (isWithin(real.stateFile, real.source)) {
     return `--state-file: '${stateFile}' is inside the source folder, where it would be mirrored.`;
@@ -104,6 +86,45 @@ export function refusal(paths: Paths): string | undefined {
         reason(asError(error))
       }).`;
     }
+  }
+  return undefined;
+}
+
+/** Why a local replica folder cannot be used, if it cannot. */
+function localReplicaRefusal(replica: string): string | undefined {
+  try {
+    if (!Deno.statSync(replica).isDirectory) {
+      return `--replica: '${replica}' exists and is not a folder.`;
+    }
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) {
+      return `--replica: cannot use '${replica}': ${reason(asError(error))}.`;
+    }
+    const link = danglingLink(replica);
+    if (link !== undefined) {
+      return `--replica: '${replica}' is a symlink to '${link}', which does not exist.`;
+    }
+  }
+  return undefined;
+}
+
+/** Why a local replica folder overlaps the source or holds the program's files, if it does. */
+function overlapRefusal(real: Paths, paths: Paths): string | undefined {
+  const { source, replica, logFile, stateFile } = paths;
+  if (real.source === real.replica) {
+    return `--replica: '${replica}' is the source folder itself.`;
+  }
+  if (isWithin(real.replica, real.source)) {
+    return `--replica: '${replica}' is inside the source folder '${source}'.`;
+  }
+  if (isWithin(real.source, real.replica)) {
+    return `--replica: '${replica}' contains the source folder '${source}'.`;
+  }
+  if (isWithin(real.logFile, real.replica)) {
+    return `--log-file: '${logFile}' is inside the replica folder, where it would be deleted.`;
+  }
+  if (isWithin(real.stateFile, real.replica)) {
+    return `--state-file: '${stateFile}' is inside the replica folder, where it would be deleted.`;
   }
   return undefined;
 }

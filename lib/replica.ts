@@ -10,7 +10,7 @@
  *
  * @module
  */
-import type { Entry, Owner, StatKey } from "./entry.ts";
+import type { Entry, Kind, Owner, StatKey } from "./entry.ts";
 
 /**
  * Files from this size on are big: written in the background, several at a
@@ -289,6 +289,20 @@ export interface Replica extends TreeReader {
    * owners or finding out failed.
    */
   probeOwner?(): MaybePromise<{ readonly uid: number; readonly gid: number } | undefined>;
+  /**
+   * Small writes are worth sending as batches from the first one (requests in
+   * flight), not only when there are many. Optional.
+   */
+  readonly batched?: boolean;
+  /**
+   * Why a source entry named `name` of `kind` cannot be held by this replica
+   * (it is then left out, with a warning, like an excluded one). Optional.
+   *
+   * @param name the source entry's name.
+   * @param kind what it is.
+   * @returns the reason, or undefined when it can be mirrored.
+   */
+  refuses?(name: string, kind: Kind): string | undefined;
   /**
    * Whether `name` is one of the program's temp files in this replica (this
    * run's or an earlier one's). Optional: else the state decides.

@@ -156,6 +156,9 @@ export class S3Store {
   readonly #prefix: string;
   readonly #limit: ReturnType<typeof pLimit>;
   readonly #retries: number;
+  /** A request failed on the network after all its retries, and none has
+   * been answered since. */
+  #unreachable = false;
 
   /** @param options where and how; see {@link S3Options}. */
   constructor(options: S3Options) {
@@ -183,6 +186,46 @@ export class S3Store {
     if (response.ok) return void await response.body?.cancel();
     const error = await errorOf(response);
     if (error.code !== "BucketAlreadyOwnedByYou") throw error;
+  }
+
+  /**
+   * Whether the bucket exists (and may be listed with these credentials).
+   *
+   * @returns true when it does, false when there is no such bucket.
+   * @throws {S3Error} for any other answer (no access, a bad signature).
+   */
+  async bucketExists(): Promise<boolean> {
+    const response = await this.#send("HEAD", `${this.#base}/`);
+    await response.body?.cancel();
+    if (response.status === 404) return false;
+    if (!response.ok) {
+      throw new S3Error(response.status, "", `HEAD bucket: ${response.status}`);
+    }
+    return true;
+  }
+
+  /**
+   * Every object at or below the folder `dir`, at any depth (all pages).
+   *
+   * @param dir the folder's path (`""`: the whole tree).
+   * @returns their tree paths (`dir/` for a folder's marker), in key order.
+   */
+  async pathsUnder(dir: string): Promise<string[]> {
+    const prefix = dir === "" ? this.#prefix : `${this.key(dir)}/`;
+    const paths: string[] = [];
+    let token: string | undefined;
+    do {
+      const query = new URLSearchParams({ "list-type": "2", "encoding-type": "url", prefix });
+      if (token !== undefined) query.set("continuation-token", token);
+      const response = await this.#send("GET", `${this.#base}?${query}`);
+      if (!response.ok) throw await errorOf(response);
+      const result = parser.parse(await response.text()).ListBucketResult ?? {};
+      for (const item of result.Contents ?? []) {
+        paths.push(decodeKey(item.Key).slice(this.#prefix.length));
+      }
+      token = result.IsTruncated === "true" ? result.NextContinuationToken : undefined;
+    } while (token !== undefined);
+    return paths;
   }
 
   /**
@@ -274,16 +317,54 @@ export class S3Store {
     const response = await this.#send("HEAD", this.#url(path));
     if (response.status === 404) return undefined;
     if (!response.ok) throw new S3Error(response.status, "", `HEAD ${path}: ${response.status}`);
-    const meta: Record<string, string> = {};
-    for (const [name, value] of response.headers) {
-      if (name.startsWith("x-amz-meta-")) meta[name.slice("x-amz-meta-".length)] = value;
+    return headOf(response);
+  }
+
+  /**
+   * Replace the user metadata of the object at `path` (a copy onto itself;
+   * the content stays).
+   *
+   * @param path the tree path.
+   * @param meta the new user metadata (all of it).
+   * @returns the object's ETag and last-modified time (epoch ms) now.
+   */
+  async setMeta(
+    path: string,
+    meta: Readonly<Record<string, string>>,
+  ): Promise<{ etag: string; lastModified: number }> {
+    const bucket = this.#base.slice(this.#base.lastIndexOf("/") + 1);
+    const headers: Record<string, string> = {
+      "x-amz-copy-source": `/${bucket}/${encodeKey(this.key(path))}`,
+      "x-amz-metadata-directive": "REPLACE",
+    };
+    for (const [name, value] of Object.entries(meta)) headers[`x-amz-meta-${name}`] = value;
+    const response = await this.#send("PUT", this.#url(path), { headers });
+    const text = await response.text();
+    const result = response.ok ? parser.parse(text) : undefined;
+    // A copy can fail with a 200 and an error in its body.
+    if (result === undefined || result.Error) {
+      throw await errorOf(new Response(text, { status: response.ok ? 500 : response.status }));
     }
     return {
-      size: Number(response.headers.get("content-length") ?? 0),
-      etag: unquote(response.headers.get("etag") ?? ""),
-      lastModified: Date.parse(response.headers.get("last-modified") ?? ""),
-      meta,
+      etag: unquote(String(result.CopyObjectResult?.ETag ?? "")),
+      lastModified: Date.parse(String(result.CopyObjectResult?.LastModified ?? "")),
     };
+  }
+
+  /**
+   * A small object's content and metadata, in one request.
+   *
+   * @param path the tree path.
+   * @returns its bytes and what {@link head} would say, or undefined when there is none.
+   */
+  async read(path: string): Promise<(S3Head & { body: Uint8Array }) | undefined> {
+    const response = await this.#send("GET", this.#url(path));
+    if (response.status === 404) {
+      await response.body?.cancel();
+      return undefined;
+    }
+    if (!response.ok) throw await errorOf(response);
+    return { ...headOf(response), body: new Uint8Array(await response.arrayBuffer()) };
   }
 
   /**
@@ -541,10 +622,13 @@ export class S3Store {
         if (init.signal?.aborted) throw init.signal.reason;
         throw new S3Unreachable(error instanceof Error ? error.message : String(error));
       }
+      this.#unreachable = false;
       if (response.status >= 500 || response.status === 429) throw await errorOf(response);
       return response;
     };
-    const retries = init.idempotent === false ? 0 : this.#retries;
+    // While the endpoint is unreachable, each request tries once: a gateway
+    // gone for good costs each path one refused connection, not a backoff.
+    const retries = init.idempotent === false || this.#unreachable ? 0 : this.#retries;
     return this.#limit(() =>
       pRetry(attempt, {
         retries,
@@ -552,9 +636,26 @@ export class S3Store {
         factor: 2,
         randomize: true,
         ...(init.signal ? { signal: init.signal } : {}),
+      }).catch((error) => {
+        if (error instanceof S3Unreachable) this.#unreachable = true;
+        throw error;
       })
     );
   }
+}
+
+/** What the headers of an object's HEAD or GET say of it. */
+function headOf(response: Response): S3Head {
+  const meta: Record<string, string> = {};
+  for (const [name, value] of response.headers) {
+    if (name.startsWith("x-amz-meta-")) meta[name.slice("x-amz-meta-".length)] = value;
+  }
+  return {
+    size: Number(response.headers.get("content-length") ?? 0),
+    etag: unquote(response.headers.get("etag") ?? ""),
+    lastModified: Date.parse(response.headers.get("last-modified") ?? ""),
+    meta,
+  };
 }
 
 /** The MD5 of `bytes`, in base64 (a `Content-MD5` header). */

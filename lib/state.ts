@@ -9,7 +9,9 @@
  * - the ids of runs whose temp files may still be in the replica: a temp file
  *   is recognised by its run id, never by its name alone, so a source entry of
  *   any name is mirrored;
- * - the real paths of the source and replica it belongs to.
+ * - the real paths of the source and replica it belongs to;
+ * - what a replica remembers of its own entries (an S3 replica: its objects'
+ *   metadata, see `s3_memory.ts`), when it does.
  *
  * The file is crash-safe (`state_file.ts`) and locked for the run, so two
  * instances never share one. A state of another pair, a damaged one, or one
@@ -30,7 +32,7 @@ import { newRunId, runIdOf, TempNames } from "./temp_names.ts";
 const MAX_EARLIER_RUNS = 100;
 /** Bumped when the content's format changes; another format is set aside,
  * except the first, which is converted. */
-const FORMAT = 2;
+const FORMAT = 3;
 const LITTLE_ENDIAN = new Uint8Array(new Float64Array([1]).buffer)[7] === 0x3f;
 
 /** The source root as last seen by a cycle that read it in full. */
@@ -39,6 +41,20 @@ export interface SourceRoot {
   readonly id: string;
   /** Whether it held any entries then. */
   readonly heldEntries: boolean;
+}
+
+/** What a replica remembers between runs, kept in the state file beside the index. */
+export interface Remembered {
+  /** Changed since it was loaded or saved. */
+  readonly dirty: boolean;
+  /** It was saved. */
+  saved(): void;
+  /** It must be saved again (a save failed). */
+  touched(): void;
+  /** Its bytes, to save. */
+  toBytes(): Uint8Array;
+  /** Replace what it holds by what was saved. */
+  load(bytes: Uint8Array): void;
 }
 
 /** The real paths a state belongs to. */
@@ -107,6 +123,9 @@ export class MirrorState {
   #written = false;
   readonly #file: StateFile | undefined;
   readonly #handle: Deno.FsFile | undefined;
+  /** What the replica remembers, as loaded (until it is attached). */
+  #rememberedBytes: Uint8Array | undefined;
+  #remembered: Remembered | undefined;
 
   private constructor(pair: StatePair, file?: StateFile, handle?: Deno.FsFile) {
     this.#pair = pair;
@@ -196,7 +215,11 @@ export class MirrorState {
       return "it is damaged (unreadable header)";
     }
     const first = header.format === 1;
-    if ((header.format !== FORMAT && !first) || header.littleEndian !== LITTLE_ENDIAN) {
+    // Format 2 is format 3 without a replica's memory.
+    if (
+      (header.format !== FORMAT && header.format !== 2 && !first) ||
+      header.littleEndian !== LITTLE_ENDIAN
+    ) {
       return `it has another format (${String(header.format)}, not ${FORMAT})`;
     }
     if (header.source !== this.#pair.source || header.replica !== this.#pair.replica) {
@@ -207,7 +230,11 @@ export class MirrorState {
       const root = header.sourceRoot as SourceRoot | null;
       const runs = header.runs as unknown[];
       if (!Array.isArray(runs)) throw new Error("no run ids");
-      this.index = first ? PairIndex.fromFirstFormat(blob) : PairIndex.fromBytes(blob);
+      const remembered = typeof header.remembered === "number" ? header.remembered : 0;
+      if (remembered < 0 || remembered > blob.length) throw new Error("a bad length");
+      const indexBytes = blob.subarray(0, blob.length - remembered);
+      this.index = first ? PairIndex.fromFirstFormat(indexBytes) : PairIndex.fromBytes(indexBytes);
+      this.#rememberedBytes = remembered > 0 ? blob.slice(blob.length - remembered) : undefined;
       this.#sourceRoot = root === null
         ? undefined
         : { id: String(root.id), heldEntries: Boolean(root.heldEntries) };
@@ -225,6 +252,18 @@ export class MirrorState {
     // recorded (a meta page, not the index) before its first temp file.
     this.#written = true;
     return undefined;
+  }
+
+  /**
+   * Keep what the replica remembers in this state: it gets what was saved
+   * (if anything was), and is saved with the index.
+   *
+   * @param remembered what the replica remembers.
+   */
+  remember(remembered: Remembered): void {
+    this.#remembered = remembered;
+    if (this.#rememberedBytes !== undefined) remembered.load(this.#rememberedBytes);
+    this.#rememberedBytes = undefined;
   }
 
   /** The source root as last seen by a full cycle, if any. */
@@ -281,6 +320,17 @@ export class MirrorState {
   }
 
   /**
+   * Whether `runId` is the id of an earlier run of this state file (one that
+   * may have left temp files, or a lock, behind).
+   *
+   * @param runId a run id.
+   * @returns true when an earlier run had it.
+   */
+  isEarlierRun(runId: string): boolean {
+    return this.#earlierRuns.has(runId);
+  }
+
+  /**
    * A full scan of the whole replica found temp files only of the runs in
    * `remaining` (they are being removed): earlier runs with none left are
    * forgotten.
@@ -300,7 +350,8 @@ export class MirrorState {
 
   /** Whether {@link save} has anything to write. */
   get unsaved(): boolean {
-    return this.#changed || this.index.dirty || this.deniedGroups.size !== this.#deniedSaved;
+    return this.#changed || this.index.dirty || this.deniedGroups.size !== this.#deniedSaved ||
+      (this.#remembered?.dirty ?? false);
   }
 
   /**
@@ -313,6 +364,9 @@ export class MirrorState {
    */
   async save(): Promise<void> {
     if (this.#file === undefined || this.#handle === undefined || !this.unsaved) return;
+    const remembered = this.#remembered;
+    const dirty = this.index.dirty || !this.#written || (remembered?.dirty ?? false);
+    const extra = dirty ? remembered?.toBytes() : undefined;
     const note = new TextEncoder().encode(JSON.stringify({
       format: FORMAT,
       littleEndian: LITTLE_ENDIAN,
@@ -326,13 +380,15 @@ export class MirrorState {
       deniedFor: this.#deniedFor ?? null,
       // This run's id first: it is recorded before its first temp file is made.
       runs: [this.runId, ...[...this.#earlierRuns].slice(0, MAX_EARLIER_RUNS)],
+      // The replica's memory is the blob's last bytes.
+      remembered: extra?.length ?? 0,
     }));
-    const dirty = this.index.dirty || !this.#written;
-    const blob = dirty ? this.index.toBytes() : undefined;
+    const blob = dirty ? joined(this.index.toBytes(), extra) : undefined;
     // Marked clean before the write: a change made while it is under way
     // (a watcher's callback) marks it dirty again and is not lost.
     this.#changed = false;
     this.index.saved();
+    if (dirty) remembered?.saved();
     const deniedBefore = this.#deniedSaved;
     this.#deniedSaved = this.deniedGroups.size;
     try {
@@ -340,7 +396,10 @@ export class MirrorState {
     } catch (error) {
       this.#changed = true;
       this.#deniedSaved = deniedBefore;
-      if (dirty) this.index.touched();
+      if (dirty) {
+        this.index.touched();
+        remembered?.touched();
+      }
       throw error;
     }
     this.#written = true;
@@ -354,6 +413,15 @@ export class MirrorState {
       // already closed
     }
   }
+}
+
+/** `head` then `tail` (if any), as one array. */
+function joined(head: Uint8Array, tail: Uint8Array | undefined): Uint8Array {
+  if (tail === undefined || tail.length === 0) return head;
+  const bytes = new Uint8Array(head.length + tail.length);
+  bytes.set(head);
+  bytes.set(tail, head.length);
+  return bytes;
 }
 
 /** The process id a state file's note names (its writer records it at start). */

@@ -19,6 +19,23 @@ export interface Ceph {
   startGateway(): Promise<void>;
   /** Stop everything and remove the folder. */
   stop(): Promise<void>;
+  /** {@link stop}, without waiting (for the process's `unload`). */
+  kill(): void;
+}
+
+let shared: Promise<Ceph> | undefined;
+
+/**
+ * The one cluster all S3 tests of this process share (they use buckets of
+ * their own): started by the first to ask, killed when the process ends.
+ * Tests using it turn the resource and op sanitizers off (it outlives them).
+ */
+export function sharedCeph(): Promise<Ceph> {
+  shared ??= startCeph().then((ceph) => {
+    globalThis.addEventListener("unload", () => ceph.kill());
+    return ceph;
+  });
+  return shared;
 }
 
 /** Why the cluster cannot be started here, or undefined when it can. */
@@ -131,6 +148,21 @@ rgw data = ${dir}/rgw
     daemons.length = 0;
     await Deno.remove(dir, { recursive: true });
   };
+  const kill = () => {
+    for (const child of daemons) {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // gone already
+      }
+    }
+    daemons.length = 0;
+    try {
+      Deno.removeSync(dir, { recursive: true });
+    } catch {
+      // a daemon still writing: the temp folder stays
+    }
+  };
   try {
     await run("monmaptool", "--create", "--add", "a", `v1:${mon}`, "--fsid", fsid, `${dir}/monmap`);
     await run("ceph-mon", "--mkfs", "-i", "a", "--monmap", `${dir}/monmap`, "-c", conf);
@@ -184,5 +216,6 @@ rgw data = ${dir}/rgw
       await waitUntil("radosgw", gatewayUp);
     },
     stop,
+    kill,
   };
 }

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { S3Error, S3Store, S3Unreachable } from "../../lib/s3.ts";
-import { cephMissing, startCeph } from "../ceph.ts";
+import { cephMissing, sharedCeph } from "../ceph.ts";
 import { succeeds } from "../helpers.ts";
 
 const missing = cephMissing();
@@ -18,9 +18,12 @@ const md5 = (bytes: Uint8Array) => createHash("md5").update(bytes).digest("hex")
 Deno.test({
   name: "s3 store: on a real Ceph cluster",
   ignore: missing !== undefined, // the reason: cephMissing()
+  // The cluster is shared by all S3 tests and outlives each.
+  sanitizeResources: false,
+  sanitizeOps: false,
   fn: async (t) => {
-    const ceph = await startCeph();
-    try {
+    const ceph = await sharedCeph();
+    {
       const options = {
         endpoint: ceph.endpoint,
         region: "us-east-1",
@@ -291,8 +294,6 @@ await store.deleteMany(["a.txt"]);`,
           assert.deepEqual((await quick.list("")).objects.map((o) => o.name), ["a"]);
         },
       );
-    } finally {
-      await ceph.stop();
     }
   },
 });

@@ -1,0 +1,461 @@
+/**
+ * {@link S3Replica}: a replica in an S3 bucket (under a key prefix), laid out
+ * as rclone lays out a tree (`s3_layout.ts`), so either tool reads the
+ * other's replica. It is a {@link Replica} like the local folder: the engine
+ * does not know the difference.
+ *
+ * - Listing: one request per folder (a page per thousand objects). An
+ *   object's mtime and mode are in its metadata, which listings do not carry:
+ *   what was learnt of an object (written or examined) is kept in an
+ *   {@link ObjectMemory} (saved in the state file) while its size, ETag and
+ *   last-modified time stay as they were; any other object is examined (a
+ *   HEAD; a symlink's target, a GET).
+ * - An entry's stat key is its size, mtime and ETag (`ino`); `ctimeMs` is 0:
+ *   an object's content never changes under the same ETag, so a key is
+ *   trusted at once.
+ * - Writes: a file is one PUT up to the part size, else a multipart upload
+ *   (aborted when it fails or is stopped; ones a killed run left behind are
+ *   aborted when the next cycle opens the replica). Readers never see part
+ *   of an object. Every write sends the content's MD5 (`Content-MD5`) and
+ *   records it (`x-amz-meta-md5chksum`).
+ * - Attributes: a file's are replaced by copying the object onto itself with
+ *   new metadata; a folder's are its marker's metadata.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { type Entry, entryFromInfo, type Kind, type StatKey, statKey } from "./entry.ts";
+import { asError } from "./error.ts";
+import type {
+  Attributes,
+  AttributesResult,
+  FileWrite,
+  Listed,
+  Listing,
+  Replica,
+  RootInfo,
+  WriteResult,
+} from "./replica.ts";
+import type { S3Head, S3Store } from "./s3.ts";
+import { ROOT_LOCK } from "./s3_lock.ts";
+import { type Known, ObjectMemory } from "./s3_memory.ts";
+import { attributesOf, entriesOf, isLinkName, LINK_SUFFIX, metaOf } from "./s3_layout.ts";
+
+/** Files up to this size are read whole and sent in one PUT. */
+const ONE_PUT = 16 << 20;
+/** Mode of a folder or file whose object records none. */
+const DIR_MODE = 0o755, FILE_MODE = 0o644;
+
+/** Where an {@link S3Replica} is and what it is told. */
+export interface S3ReplicaOptions {
+  /** The bucket and prefix. */
+  readonly store: S3Store;
+  /** How messages name it (`s3://bucket/prefix`). */
+  readonly where: string;
+  /** The replica's identity (endpoint, bucket and prefix). */
+  readonly id: string;
+  /** Whether the tree is under a key prefix (its root has a marker) rather
+   * than the whole bucket. */
+  readonly prefixed: boolean;
+  /**
+   * What is known of the objects (kept in the state file).
+   *
+   * @default an empty memory
+   */
+  readonly memory?: ObjectMemory;
+  /**
+   * Writes nothing when opened (a dry run): left-behind uploads are not aborted.
+   *
+   * @default {false}
+   */
+  readonly readOnly?: boolean;
+  /**
+   * Told of a multipart upload a killed run left behind, once aborted.
+   *
+   * @default nothing
+   */
+  readonly onAbortedUpload?: (path: string) => void;
+  /**
+   * MD5s are always read from the objects' content (`--verify`), never taken
+   * from ETags or metadata.
+   *
+   * @default {false}
+   */
+  readonly readBack?: boolean;
+  /**
+   * Called as each cycle opens the replica, unless `readOnly` (the lock is
+   * renewed); what it throws makes the replica unusable for the cycle.
+   *
+   * @default nothing
+   */
+  readonly beforeCycle?: () => Promise<void>;
+}
+
+/** A replica in a bucket; see the module documentation. */
+export class S3Replica implements Replica {
+  readonly where: string;
+  readonly #store: S3Store;
+  readonly #memory: ObjectMemory;
+  readonly #options: S3ReplicaOptions;
+  /** Bytes of object content read for MD5s. */
+  hashedBytes = 0;
+  /** Small writes are worth sending side by side from the first one. */
+  readonly batched = true;
+
+  /** @param options where and how; see {@link S3ReplicaOptions}. */
+  constructor(options: S3ReplicaOptions) {
+    this.where = options.where;
+    this.#store = options.store;
+    this.#memory = options.memory ?? new ObjectMemory();
+    this.#options = options;
+  }
+
+  /** The bucket (missing: undefined) and the root's attributes; left-behind uploads aborted. */
+  async open(): Promise<RootInfo | undefined> {
+    if (!await this.#store.bucketExists()) return undefined;
+    if (!this.#options.readOnly) {
+      await this.#options.beforeCycle?.();
+      for (const upload of await this.#store.uploads()) {
+        await this.#store.abortUpload(upload.path, upload.uploadId);
+        this.#options.onAbortedUpload?.(upload.path);
+      }
+    }
+    return { entry: await this.#rootEntry(), id: this.#options.id };
+  }
+
+  async #rootEntry(): Promise<Entry> {
+    const root = { kind: "dir" as const, size: 0, ctimeMs: 0, ino: 0 };
+    if (!this.#options.prefixed) return { ...root, mtimeMs: 0, mode: DIR_MODE };
+    const known = this.#memory.get("") ?? await this.#examineMarker("");
+    return { ...root, mtimeMs: known?.mtimeMs ?? 0, mode: known?.mode ?? DIR_MODE };
+  }
+
+  async list(dir: string): Promise<Listing> {
+    let folder = await this.#store.list(dir);
+    if (dir === "" && !this.#options.prefixed) {
+      // The lock object of a tree that is the whole bucket is not an entry.
+      folder = { ...folder, objects: folder.objects.filter((o) => o.name !== ROOT_LOCK) };
+    }
+    const { entries, clashes } = entriesOf(folder);
+    const prefix = dir === "" ? "" : `${dir}/`;
+    const names = new Set<string>();
+    const problems: { name: string; error: Error }[] = clashes.map((name) => ({
+      name,
+      error: new Error(`more than one object in the bucket stands for '${prefix}${name}'`),
+    }));
+    const listed = await Promise.all(entries.map(async (laid): Promise<Listed | undefined> => {
+      const path = prefix + laid.name;
+      try {
+        if (laid.kind === "dir") {
+          names.add(`${laid.name}/`);
+          const known = this.#memory.get(`${path}/`) ?? await this.#examineMarker(path);
+          return { name: laid.name, entry: folderEntry(known) };
+        }
+        const object = laid.object!;
+        names.add(object.name);
+        const objectPath = prefix + object.name;
+        const known = this.#memory.match(objectPath, object) ??
+          await this.#examine(objectPath, laid.kind);
+        if (known === undefined) return undefined; // gone since the listing
+        return { name: laid.name, entry: objectEntry(laid.kind, known) };
+      } catch (error) {
+        problems.push({ name: laid.name, error: asError(error) });
+        return undefined;
+      }
+    }));
+    this.#memory.listed(dir, names);
+    return {
+      entries: listed.filter((entry) => entry !== undefined),
+      problems: problems.sort((a, b) => (a.name < b.name ? -1 : 1)),
+    };
+  }
+
+  /** Learn what an object is (its metadata; a symlink's target too). */
+  async #examine(objectPath: string, kind: "file" | "symlink"): Promise<Known | undefined> {
+    let head: S3Head | undefined, target: string | undefined;
+    if (kind === "symlink") {
+      const read = await this.#store.read(objectPath);
+      if (read !== undefined) {
+        head = read;
+        target = new TextDecoder().decode(read.body);
+      }
+    } else head = await this.#store.head(objectPath);
+    if (head === undefined) return undefined;
+    const found = attributesOf(head.meta);
+    const md5 = found.md5 ?? (isMd5(head.etag) ? head.etag : undefined);
+    const known: Known = {
+      etag: head.etag,
+      lastModified: head.lastModified,
+      size: head.size,
+      mtimeMs: found.mtimeMs ?? head.lastModified,
+      mode: found.mode ?? (kind === "symlink" ? 0o777 : FILE_MODE),
+      ...(md5 === undefined ? {} : { md5 }),
+      ...(target === undefined ? {} : { target }),
+    };
+    this.#memory.set(objectPath, known);
+    return known;
+  }
+
+  /** Learn a folder's attributes from its marker (none: undefined). */
+  async #examineMarker(dir: string): Promise<Known | undefined> {
+    const markerPath = dir === "" ? "" : `${dir}/`;
+    const head = await this.#store.head(markerPath);
+    if (head === undefined) return undefined;
+    const found = attributesOf(head.meta);
+    const known: Known = {
+      etag: head.etag,
+      lastModified: head.lastModified,
+      size: head.size,
+      mtimeMs: found.mtimeMs ?? head.lastModified,
+      mode: found.mode ?? DIR_MODE,
+    };
+    this.#memory.set(markerPath, known);
+    return known;
+  }
+
+  async stat(path: string): Promise<Entry | undefined> {
+    if (path === "") return (await this.open())?.entry;
+    const file = await this.#examine(path, "file");
+    if (file !== undefined) return objectEntry("file", file);
+    const link = await this.#examine(path + LINK_SUFFIX, "symlink");
+    if (link !== undefined) return objectEntry("symlink", link);
+    const marker = await this.#examineMarker(path);
+    if (marker !== undefined) return folderEntry(marker);
+    const below = await this.#store.list(path);
+    return below.objects.length > 0 || below.folders.length > 0
+      ? folderEntry(undefined)
+      : undefined;
+  }
+
+  async md5(path: string, _size: number, signal?: AbortSignal): Promise<string> {
+    const known = this.#options.readBack ? undefined : this.#memory.get(path);
+    if (known?.md5 !== undefined) return known.md5;
+    const hash = createHash("md5");
+    const stream = await this.#store.get(path);
+    for await (const chunk of stream) {
+      if (signal?.aborted) {
+        await stream.cancel().catch(() => {});
+        throw signal.reason;
+      }
+      hash.update(chunk);
+      this.hashedBytes += chunk.length;
+    }
+    return hash.digest("hex");
+  }
+
+  async makeRoot(): Promise<void> {
+    await this.#store.createBucket();
+    if (this.#options.prefixed) await this.#putMarker("", DIR_MODE, Date.now());
+  }
+
+  async makeFolder(path: string, mode: number): Promise<void> {
+    await this.#putMarker(path, mode, Date.now());
+  }
+
+  async #putMarker(dir: string, mode: number, mtimeMs: number): Promise<void> {
+    const markerPath = dir === "" ? "" : `${dir}/`;
+    const folder = { kind: "dir" as const, size: 0, mtimeMs, ctimeMs: 0, ino: 0, mode };
+    const etag = await this.#store.put(markerPath, new Uint8Array(0), metaOf(folder));
+    this.#memory.set(markerPath, { etag, lastModified: NaN, size: 0, mtimeMs, mode });
+  }
+
+  async writeFile(write: FileWrite, signal?: AbortSignal): Promise<WriteResult> {
+    try {
+      signal?.throwIfAborted();
+      if (await currentKey(write.from) !== write.expectedKey) {
+        return { status: "skipped", reason: "it changed since it was listed" };
+      }
+      const attributes = { kind: "file" as const, size: write.size, ctimeMs: 0, ino: 0 };
+      const file = { ...attributes, mtimeMs: write.mtimeMs, mode: write.mode };
+      let etag: string, md5: string;
+      if (write.size <= ONE_PUT) {
+        const bytes = await Deno.readFile(write.from, signal ? { signal } : {});
+        if (bytes.length !== write.size) {
+          return { status: "skipped", reason: "it changed since it was listed" };
+        }
+        md5 = createHash("md5").update(bytes).digest("hex");
+        etag = await this.#store.put(write.path, bytes, metaOf(file, md5), { md5 });
+      } else {
+        md5 = await hashFile(write.from, signal);
+        etag = await this.#store.putFile(
+          write.path,
+          write.from,
+          write.size,
+          metaOf(file, md5),
+          signal ? { signal } : {},
+        );
+      }
+      this.#memory.set(write.path, {
+        etag,
+        lastModified: NaN,
+        size: write.size,
+        mtimeMs: write.mtimeMs,
+        mode: write.mode,
+        md5,
+      });
+      if (await currentKey(write.from) !== write.expectedKey) {
+        // What was sent is whole, but maybe not the file as it is now: compared next cycle.
+        this.#memory.forget(write.path);
+        return { status: "skipped", reason: "it changed while it was copied" };
+      }
+      return { status: "done", key: [write.size, write.mtimeMs, 0, etagNumber(etag)] };
+    } catch (error) {
+      if (signal?.aborted) return { status: "skipped", reason: "the run was stopped" };
+      if (error instanceof Deno.errors.NotFound) {
+        return { status: "skipped", reason: "it vanished from the source" };
+      }
+      const { name, message } = asError(error);
+      return { status: "failed", name, message };
+    }
+  }
+
+  writeFiles(writes: readonly FileWrite[]): Promise<WriteResult[]> {
+    return Promise.all(writes.map((write) => this.writeFile(write)));
+  }
+
+  async makeSymlink(path: string, target: string): Promise<undefined> {
+    const mtimeMs = Date.now();
+    const link = { kind: "symlink" as const, size: 0, mtimeMs, ctimeMs: 0, ino: 0, mode: 0o777 };
+    const body = new TextEncoder().encode(target);
+    const etag = await this.#store.put(path + LINK_SUFFIX, body, metaOf(link));
+    this.#memory.set(path + LINK_SUFFIX, {
+      etag,
+      lastModified: NaN,
+      size: body.length,
+      mtimeMs,
+      mode: 0o777,
+      target,
+    });
+    return undefined;
+  }
+
+  async setAttributes(
+    path: string,
+    kind: "file" | "dir" | "symlink",
+    attributes: Attributes,
+  ): Promise<AttributesResult> {
+    if (kind === "symlink") return {}; // an object has no owner; a link's mode means nothing
+    if (kind === "dir") {
+      if (path === "" && !this.#options.prefixed) return {}; // the bucket itself: nowhere to keep them
+      const known = this.#memory.get(path === "" ? "" : `${path}/`);
+      await this.#putMarker(
+        path,
+        attributes.mode ?? known?.mode ?? DIR_MODE,
+        attributes.mtimeMs ?? known?.mtimeMs ?? Date.now(),
+      );
+      return {};
+    }
+    const known = this.#memory.get(path) ?? await this.#examine(path, "file");
+    if (known === undefined) throw new Deno.errors.NotFound(`${path}: no such object`);
+    const mtimeMs = attributes.mtimeMs ?? known.mtimeMs, mode = attributes.mode ?? known.mode;
+    const file = { kind: "file" as const, size: known.size, mtimeMs, ctimeMs: 0, ino: 0, mode };
+    const copied = await this.#store.setMeta(path, metaOf(file, known.md5));
+    this.#memory.set(path, {
+      ...known,
+      etag: copied.etag,
+      lastModified: copied.lastModified,
+      mtimeMs,
+      mode,
+    });
+    const expected = attributes.expect;
+    if (expected !== undefined && expected.ino !== etagNumber(known.etag)) return {};
+    const key: StatKey = [known.size, mtimeMs, 0, etagNumber(copied.etag)];
+    return { key };
+  }
+
+  async remove(path: string, kind: Kind): Promise<void> {
+    let paths: string[];
+    if (kind === "dir") {
+      paths = await this.#store.pathsUnder(path);
+      this.#memory.forgetFolder(path);
+    } else {
+      paths = [kind === "symlink" ? path + LINK_SUFFIX : path];
+      this.#memory.forget(paths[0]!);
+    }
+    const failed = await this.#store.deleteMany(paths);
+    if (failed.length > 0) throw failed[0]!.error;
+  }
+
+  /** An S3 replica never holds temp entries: every write is whole or absent. */
+  isTemp(): boolean {
+    return false;
+  }
+
+  /**
+   * Why a source entry cannot be mirrored here: a file whose name ends in
+   * `.rclonelink` would read back as a symlink.
+   *
+   * @param name the source entry's name.
+   * @param kind what it is.
+   * @returns the reason, or undefined when it can be mirrored.
+   */
+  refuses(name: string, kind: Kind): string | undefined {
+    if (kind !== "file" || !isLinkName(name)) return undefined;
+    return `in an S3 replica a name ending in ${LINK_SUFFIX} stands for a symlink (rclone's --links)`;
+  }
+}
+
+/** The entry of an object as known. */
+function objectEntry(kind: "file" | "symlink", known: Known): Entry {
+  const entry = {
+    kind,
+    size: known.size,
+    mtimeMs: known.mtimeMs,
+    ctimeMs: 0,
+    ino: etagNumber(known.etag),
+    mode: known.mode,
+  };
+  return kind === "symlink" ? { ...entry, target: known.target ?? "" } : entry;
+}
+
+/** A folder's entry from its marker (none: a folder with default attributes). */
+function folderEntry(known: Known | undefined): Entry {
+  return {
+    kind: "dir",
+    size: 0,
+    mtimeMs: known?.mtimeMs ?? 0,
+    ctimeMs: 0,
+    ino: 0,
+    mode: known?.mode ?? DIR_MODE,
+  };
+}
+
+/** Whether an ETag is the MD5 of the content (a single-part upload's). */
+function isMd5(etag: string): boolean {
+  return /^[0-9a-f]{32}$/.test(etag);
+}
+
+/**
+ * An ETag as a number for a stat key: its first 52 bits (an MD5's, or a
+ * multipart ETag's); any other text hashed (FNV-1a) to as many.
+ */
+export function etagNumber(etag: string): number {
+  if (/^[0-9a-f]{13}/.test(etag)) return parseInt(etag.slice(0, 13), 16);
+  let high = 0x811c, low = 0x9dc5;
+  for (let i = 0; i < etag.length; i++) {
+    low ^= etag.charCodeAt(i);
+    const product = low * 0x193;
+    low = product & 0xffff;
+    high = (high * 0x193 + (product >>> 16) + (low >>> 16)) & 0xfffffff;
+  }
+  return high * 0x10000 + low;
+}
+
+/** The stat key of the local file at `path` now. */
+async function currentKey(path: string): Promise<string> {
+  return statKey(entryFromInfo(await Deno.lstat(path)));
+}
+
+/** The MD5 (hex) of a local file, streamed. */
+async function hashFile(path: string, signal?: AbortSignal): Promise<string> {
+  const hash = createHash("md5");
+  using file = await Deno.open(path, { read: true });
+  const buffer = new Uint8Array(1 << 20);
+  for (;;) {
+    signal?.throwIfAborted();
+    const n = await file.read(buffer);
+    if (n === null) break;
+    hash.update(buffer.subarray(0, n));
+  }
+  return hash.digest("hex");
+}

@@ -1,0 +1,195 @@
+/**
+ * From the command line to an S3 replica: `--replica s3://BUCKET/PREFIX`,
+ * the endpoint and region, and the credentials, found without prompting
+ * (the `AWS_*` environment variables where `--allow-env` grants them, or an
+ * AWS shared-credentials file). Every failure is one line naming the flag.
+ *
+ * @module
+ */
+import { parse as parseIni } from "npm:ini@^7.0.0";
+import { asError, reason } from "./error.ts";
+import { type S3Credentials, S3Store } from "./s3.ts";
+import { ROOT_LOCK } from "./s3_lock.ts";
+
+/** The scheme of a replica in a bucket. */
+export const S3_SCHEME = "s3://";
+
+/** Where a replica in a bucket is. */
+export interface S3Location {
+  /** The bucket. */
+  readonly bucket: string;
+  /** The key prefix (`""`: the whole bucket), without slashes at its ends. */
+  readonly prefix: string;
+}
+
+/** A replica given as `s3://...`. */
+export function isS3(replica: string): boolean {
+  return replica.startsWith(S3_SCHEME);
+}
+
+/**
+ * The bucket and prefix of `s3://BUCKET/PREFIX`.
+ *
+ * @param url the `--replica` value.
+ * @returns the bucket and prefix.
+ * @throws {Error} with a one-line message when it is not a valid bucket URL.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseS3Url } from "./s3_setup.ts";
+ * assert.deepEqual(parseS3Url("s3://backup/home/alice/"), { bucket: "backup", prefix: "home/alice" });
+ * assert.throws(() => parseS3Url("s3://A_B"), /bucket name/);
+ * ```
+ */
+export function parseS3Url(url: string): S3Location {
+  const rest = url.slice(S3_SCHEME.length);
+  const slash = rest.indexOf("/");
+  const bucket = slash < 0 ? rest : rest.slice(0, slash);
+  const prefix = slash < 0 ? "" : rest.slice(slash + 1).replace(/^\/+|\/+$/g, "");
+  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) {
+    throw new Error(
+      `'${bucket}' is not a bucket name (3-63 characters: lowercase letters, digits, '.' and '-')`,
+    );
+  }
+  if (prefix.split("/").some((part) => part === "" || part === "." || part === "..")) {
+    throw new Error(`the prefix '${prefix}' has an empty, '.' or '..' part`);
+  }
+  return { bucket, prefix };
+}
+
+/** The environment variables credentials are read from. */
+const ENV_NAMES = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"] as const;
+
+/**
+ * The credentials: from the shared-credentials `file` (section `profile`)
+ * when one is given, else from the environment where it may be read without
+ * asking.
+ *
+ * @param file `--s3-credentials`, if given.
+ * @param profile `--s3-profile`.
+ * @returns the credentials.
+ * @throws {Error} with a one-line message naming what is missing.
+ */
+export async function s3Credentials(
+  file: string | undefined,
+  profile: string,
+): Promise<S3Credentials> {
+  if (file !== undefined) {
+    let text: string;
+    try {
+      text = await Deno.readTextFile(file);
+    } catch (error) {
+      throw new Error(`--s3-credentials: cannot read '${file}': ${reason(asError(error))}`);
+    }
+    const section = parseIni(text)[profile];
+    const id = section?.aws_access_key_id, secret = section?.aws_secret_access_key;
+    if (typeof id !== "string" || typeof secret !== "string" || id === "" || secret === "") {
+      throw new Error(
+        `--s3-credentials: '${file}' has no aws_access_key_id and aws_secret_access_key ` +
+          `in the profile [${profile}]`,
+      );
+    }
+    const token = section.aws_session_token;
+    return {
+      accessKeyId: id,
+      secretAccessKey: secret,
+      ...(typeof token === "string" && token !== "" ? { sessionToken: token } : {}),
+    };
+  }
+  const value = (name: string) =>
+    Deno.permissions.querySync({ name: "env", variable: name }).state === "granted"
+      ? Deno.env.get(name)
+      : undefined;
+  const [id, secret, token] = ENV_NAMES.map(value);
+  if (!id || !secret) {
+    throw new Error(
+      "no S3 credentials: give --s3-credentials FILE, or AWS_ACCESS_KEY_ID and " +
+        `AWS_SECRET_ACCESS_KEY with --allow-env=${ENV_NAMES.join(",")}`,
+    );
+  }
+  return { accessKeyId: id, secretAccessKey: secret, ...(token ? { sessionToken: token } : {}) };
+}
+
+/** The S3 flags of a run. */
+export interface S3Flags {
+  /** `--replica s3://...`. */
+  readonly replica: string;
+  /** `--s3-endpoint` (default: AWS's endpoint of the region). */
+  readonly endpoint?: string;
+  /** `--s3-region`. */
+  readonly region: string;
+  /** `--s3-credentials`. */
+  readonly credentialsFile?: string;
+  /** `--s3-profile`. */
+  readonly profile: string;
+}
+
+/** What {@link connectS3} sets up. */
+export interface S3Connection {
+  /** The bucket and prefix, through the S3 API. */
+  readonly store: S3Store;
+  /** Where it is. */
+  readonly location: S3Location;
+  /** The endpoint used. */
+  readonly endpoint: string;
+  /** The replica's identity: endpoint, bucket and prefix (the state file's pair). */
+  readonly id: string;
+  /** Where its lock object goes: the bucket without a prefix, and the key. */
+  readonly lock: { readonly store: S3Store; readonly key: string };
+}
+
+/**
+ * Check the flags and credentials and reach the endpoint once.
+ *
+ * @param flags the S3 flags.
+ * @returns the store and where it is.
+ * @throws {Error} with a one-line message naming the flag at fault.
+ */
+export async function connectS3(flags: S3Flags): Promise<S3Connection> {
+  let location: S3Location;
+  try {
+    location = parseS3Url(flags.replica);
+  } catch (error) {
+    throw new Error(`--replica: ${asError(error).message}`);
+  }
+  const endpoint = (flags.endpoint ?? `https://s3.${flags.region}.amazonaws.com`)
+    .replace(/\/+$/, "");
+  let url: URL;
+  try {
+    url = new URL(endpoint);
+    if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error("not http(s)");
+  } catch {
+    throw new Error(`--s3-endpoint: '${endpoint}' is not an http:// or https:// URL`);
+  }
+  const credentials = await s3Credentials(flags.credentialsFile, flags.profile);
+  const store = new S3Store({
+    endpoint,
+    region: flags.region,
+    bucket: location.bucket,
+    prefix: location.prefix,
+    credentials,
+    // Only the first contact: a gateway that is not there is said at once.
+    retries: 1,
+  });
+  try {
+    await store.bucketExists();
+  } catch (error) {
+    const why = reason(asError(error));
+    if (asError(error).name === "S3Error") {
+      throw new Error(`--replica: the endpoint refused bucket '${location.bucket}' (${why})`);
+    }
+    throw new Error(`--s3-endpoint: cannot reach ${endpoint} (${why})`);
+  }
+  const at = { endpoint, region: flags.region, bucket: location.bucket, credentials };
+  return {
+    store: new S3Store({ ...at, prefix: location.prefix }),
+    lock: {
+      store: new S3Store({ ...at, prefix: "" }),
+      key: location.prefix === "" ? ROOT_LOCK : `${location.prefix}.folder-mirror-lock`,
+    },
+    location,
+    endpoint,
+    id: `${endpoint}/${location.bucket}/${location.prefix}`,
+  };
+}
