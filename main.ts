@@ -150,12 +150,17 @@ async function main(args: string[]): Promise<number> {
   }
   const state = claimed.state;
   // One writer per replica in a bucket: its lock object.
-  let bucketLock: BucketLock | undefined;
+  let bucketLock: BucketLock | undefined, createdBucket = false;
   if (bucket && !options.dryRun) {
     const ttl = Math.max(LOCK_TTL_MS, 3 * options.intervalSeconds * 1000);
     bucketLock = new BucketLock(bucket.lock.store, bucket.lock.key, state.runId, ttl);
     let held: string | undefined;
     try {
+      // The lock is in the bucket: the bucket is made first.
+      if (!await bucket.store.bucketExists()) {
+        await bucket.store.createBucket();
+        createdBucket = true;
+      }
       held = await bucketLock.acquire((runId) => state.isEarlierRun(runId));
     } catch (error) {
       held = `its lock could not be taken: ${reason(error as Error)}`;
@@ -203,7 +208,7 @@ async function main(args: string[]): Promise<number> {
         : "",
     },
   );
-  if (claimed.createdReplica) {
+  if (claimed.createdReplica || createdBucket) {
     log.info("Replica folder {path} has been created.", { action: "mkdir", path: options.replica });
   }
   if (unrecorded !== undefined) {

@@ -182,7 +182,8 @@ export class S3Replica implements Replica {
     } else head = await this.#store.head(objectPath);
     if (head === undefined) return undefined;
     const found = attributesOf(head.meta);
-    const md5 = found.md5 ?? (isMd5(head.etag) ? head.etag : undefined);
+    // A single-part object's ETag is its MD5 as the store computed it: it wins over a record.
+    const md5 = isMd5(head.etag) ? head.etag : found.md5;
     const known: Known = {
       etag: head.etag,
       lastModified: head.lastModified,

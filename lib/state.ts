@@ -126,6 +126,8 @@ export class MirrorState {
   /** What the replica remembers, as loaded (until it is attached). */
   #rememberedBytes: Uint8Array | undefined;
   #remembered: Remembered | undefined;
+  /** How many of the last bytes of the blob on disk are the replica's memory. */
+  #rememberedOnDisk = 0;
 
   private constructor(pair: StatePair, file?: StateFile, handle?: Deno.FsFile) {
     this.#pair = pair;
@@ -235,6 +237,7 @@ export class MirrorState {
       const indexBytes = blob.subarray(0, blob.length - remembered);
       this.index = first ? PairIndex.fromFirstFormat(indexBytes) : PairIndex.fromBytes(indexBytes);
       this.#rememberedBytes = remembered > 0 ? blob.slice(blob.length - remembered) : undefined;
+      this.#rememberedOnDisk = remembered;
       this.#sourceRoot = root === null
         ? undefined
         : { id: String(root.id), heldEntries: Boolean(root.heldEntries) };
@@ -380,8 +383,8 @@ export class MirrorState {
       deniedFor: this.#deniedFor ?? null,
       // This run's id first: it is recorded before its first temp file is made.
       runs: [this.runId, ...[...this.#earlierRuns].slice(0, MAX_EARLIER_RUNS)],
-      // The replica's memory is the blob's last bytes.
-      remembered: extra?.length ?? 0,
+      // The replica's memory is the blob's last bytes (a note alone: the blob on disk stays).
+      remembered: dirty ? extra?.length ?? 0 : this.#rememberedOnDisk,
     }));
     const blob = dirty ? joined(this.index.toBytes(), extra) : undefined;
     // Marked clean before the write: a change made while it is under way
@@ -403,6 +406,7 @@ export class MirrorState {
       throw error;
     }
     this.#written = true;
+    if (dirty) this.#rememberedOnDisk = extra?.length ?? 0;
   }
 
   /** Release the lock and the file. */

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import fc from "npm:fast-check@^4.11.0";
 import type { Entry } from "../../lib/entry.ts";
 import { MirrorState, StateFileError } from "../../lib/state.ts";
+import { ObjectMemory } from "../../lib/s3_memory.ts";
 import { fileStore, PAGE, StateFile, type Store } from "../../lib/state_file.ts";
 import { withWork } from "../helpers.ts";
 
@@ -343,4 +344,44 @@ Deno.test("state: temp names are recognised by run id only", async () => {
       second.state.close();
     }
   });
+});
+
+Deno.test("state: a replica's memory is kept beside the index, across a save of the note alone", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/mirror.state`;
+    const pair = { source: `${dir}/src`, replica: "http://127.0.0.1:1/bucket/prefix" };
+    const known = { etag: "e1", lastModified: 5, size: 3, mtimeMs: 7, mode: 0o640, md5: "ab" };
+    {
+      const { state } = await MirrorState.open(path, pair);
+      const memory = new ObjectMemory();
+      state.remember(memory);
+      memory.set("d/a.txt", known);
+      state.index.recordSource(
+        "d/a.txt",
+        { kind: "file", size: 3, mtimeMs: 7, ctimeMs: 0, ino: 1, mode: 0o640 },
+        "0123456789abcdef0123456789abcdef",
+        5000,
+      );
+      await state.save();
+      assert.equal(memory.dirty, false);
+      // Only the note changes now: the blob on disk, memory included, stays as it is.
+      state.sourceRoot = { id: "1:2", heldEntries: true };
+      await state.save();
+      state.close();
+    }
+    const { state, warning } = await MirrorState.open(path, pair);
+    try {
+      assert.equal(warning, undefined);
+      assert.equal(state.sourceRoot?.id, "1:2");
+      assert.equal(state.index.md5("d/a.txt"), "0123456789abcdef0123456789abcdef");
+      const memory = new ObjectMemory();
+      state.remember(memory);
+      assert.deepEqual(memory.get("d/a.txt"), known);
+    } finally {
+      state.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
