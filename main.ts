@@ -22,15 +22,12 @@ import { WatchMode } from "./lib/watch.ts";
 import { stablePathOf } from "./lib/paths.ts";
 import { LocalReplica, LocalTree } from "./lib/local.ts";
 import { refusal } from "./lib/refusal.ts";
-import { connectS3, type S3Connection } from "./lib/s3_setup.ts";
-import { S3Replica, type S3ReplicaOptions } from "./lib/s3_replica.ts";
-import { ObjectMemory } from "./lib/s3_memory.ts";
-import { BucketLock } from "./lib/s3_lock.ts";
-import type { MirrorState } from "./lib/state.ts";
-import type { Replica, TreeReader } from "./lib/replica.ts";
+// Types only: the S3 modules are loaded for a replica in a bucket alone.
+import type { S3Connection } from "./lib/s3_setup.ts";
+import type { BucketLock } from "./lib/s3_lock.ts";
 
-/** A replica's lock in a bucket lasts this long at least unless renewed. */
-const LOCK_TTL_MS = 120_000;
+type S3Setup = typeof import("./lib/s3_setup.ts");
+import type { Replica, TreeReader } from "./lib/replica.ts";
 
 /** Exit codes. */
 const OK = 0, PARTIAL = 1, USAGE = 2;
@@ -42,12 +39,15 @@ function printError(message: string): void {
 }
 
 /** `--verify`: print the differences and both tree digests; 0 if identical. */
-async function verify(options: Options, bucket: S3Connection | undefined): Promise<number> {
+async function verify(
+  options: Options,
+  bucket: { s3: S3Setup; connection: S3Connection } | undefined,
+): Promise<number> {
   const { verifyTrees } = await import("./lib/verify.ts"); // loads node:crypto: only here
   const excluded = await excludeMatcher(options.exclude);
   let replica: TreeReader = new LocalTree(options.replica), exclude = excluded;
   if (bucket) {
-    const s3 = s3Replica(options, bucket, { readOnly: true, readBack: true });
+    const s3 = bucket.s3.bucketTree(bucket.connection, options.replica);
     replica = s3;
     // What the bucket cannot hold is left out, as a cycle leaves it out.
     exclude = (path, isDir) =>
@@ -65,21 +65,6 @@ async function verify(options: Options, bucket: S3Connection | undefined): Promi
   ];
   Deno.stdout.writeSync(encoder.encode(lines.map((line) => `${line}\n`).join("")));
   return result.differences.length === 0 ? OK : PARTIAL;
-}
-
-/** The replica in a bucket. */
-function s3Replica(
-  options: Options,
-  bucket: S3Connection,
-  extra: Partial<S3ReplicaOptions> = {},
-): S3Replica {
-  return new S3Replica({
-    store: bucket.store,
-    where: options.replica,
-    id: bucket.id,
-    prefixed: bucket.location.prefix !== "",
-    ...extra,
-  });
 }
 
 async function main(args: string[]): Promise<number> {
@@ -104,10 +89,11 @@ async function main(args: string[]): Promise<number> {
     printError(refused);
     return USAGE;
   }
-  let bucket: S3Connection | undefined;
+  let bucket: { s3: S3Setup; connection: S3Connection } | undefined;
   if (options.s3) {
+    const s3 = await import("./lib/s3_setup.ts");
     try {
-      bucket = await connectS3({ replica: options.replica, ...options.s3 });
+      bucket = { s3, connection: await s3.connectS3({ replica: options.replica, ...options.s3 }) };
     } catch (error) {
       printError(`${reason(error as Error)}.`);
       return USAGE;
@@ -118,7 +104,7 @@ async function main(args: string[]): Promise<number> {
   // one); a bucket by its endpoint, bucket and prefix.
   const pair = {
     source: stablePathOf(options.source),
-    replica: bucket ? bucket.id : stablePathOf(options.replica),
+    replica: bucket ? bucket.connection.id : stablePathOf(options.replica),
   };
   const claimed = await Claim.claim(
     { replica: options.replica, stateFile: options.stateFile, roots: pair, remote: !!bucket },
@@ -152,25 +138,14 @@ async function main(args: string[]): Promise<number> {
   // One writer per replica in a bucket: its lock object.
   let bucketLock: BucketLock | undefined, createdBucket = false;
   if (bucket && !options.dryRun) {
-    const ttl = Math.max(LOCK_TTL_MS, 3 * options.intervalSeconds * 1000);
-    bucketLock = new BucketLock(bucket.lock.store, bucket.lock.key, state.runId, ttl);
-    let held: string | undefined;
-    try {
-      // The lock is in the bucket: the bucket is made first.
-      if (!await bucket.store.bucketExists()) {
-        await bucket.store.createBucket();
-        createdBucket = true;
-      }
-      held = await bucketLock.acquire((runId) => state.isEarlierRun(runId));
-    } catch (error) {
-      held = `its lock could not be taken: ${reason(error as Error)}`;
-    }
-    if (held !== undefined) {
+    const taken = await bucket.s3.takeBucket(bucket.connection, state, options.intervalSeconds);
+    if (typeof taken === "string") {
       claimed.release();
       await closeLogging();
-      printError(`--replica: '${options.replica}' is being written by another mirror (${held}).`);
+      printError(`--replica: '${options.replica}' is being written by another mirror (${taken}).`);
       return USAGE;
     }
+    ({ lock: bucketLock, created: createdBucket } = taken);
   }
 
   // This run's id (and process id) is recorded before its first temp file is made.
@@ -235,7 +210,12 @@ async function main(args: string[]): Promise<number> {
   // The two trees, as typed (made absolute): every cycle resolves them again.
   const source = new LocalTree(resolve(options.source));
   const replica: Replica = bucket
-    ? bucketReplica(options, bucket, state, bucketLock)
+    ? bucket.s3.bucketReplica(bucket.connection, options.replica, {
+      state,
+      log,
+      readOnly: options.dryRun,
+      ...(bucketLock ? { lock: bucketLock } : {}),
+    })
     : new LocalReplica(
       resolve(options.replica),
       {
@@ -299,34 +279,6 @@ async function main(args: string[]): Promise<number> {
   claimed.release();
   await closeLogging();
   return code;
-}
-
-/** The replica in a bucket a mirroring run writes: what it knows of its objects is kept in the state. */
-function bucketReplica(
-  options: Options,
-  bucket: S3Connection,
-  state: MirrorState,
-  lock: BucketLock | undefined,
-): S3Replica {
-  const memory = new ObjectMemory();
-  state.remember(memory);
-  const log = logger();
-  lock?.keep((error) =>
-    log.error("The replica's lock could not be renewed ({reason}).", {
-      action: "lock",
-      reason: reason(error),
-    })
-  );
-  return s3Replica(options, bucket, {
-    memory,
-    readOnly: options.dryRun,
-    ...(lock ? { beforeCycle: () => lock.renew() } : {}),
-    onAbortedUpload: (path) =>
-      log.info("Incomplete upload of {path} left by an earlier run has been aborted.", {
-        action: "abort",
-        path,
-      }),
-  });
 }
 
 try {

@@ -15,10 +15,24 @@
  *               the issue's million: `--files 1000000`, ~4 GB per copy, three copies)
  *   --quick     tiny trees, for checking that the script works
  *   --dir PATH  where to build the trees (default: a new temp folder, removed after)
+ *   --no-s3     leave out the S3 rows (against rclone, on a Ceph cluster started for
+ *               them: needs ceph-mon ceph-osd ceph-common radosgw rclone)
  *
  * @module
  */
 import { parseArgs } from "node:util";
+import {
+  buildTree,
+  compareRounds,
+  percentile,
+  printTable,
+  rand,
+  randomBytes,
+  type Row,
+  type Run,
+  timed,
+} from "./common.ts";
+import { benchS3, s3BenchMissing } from "./s3.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const { values: flags } = parseArgs({
@@ -28,6 +42,7 @@ const { values: flags } = parseArgs({
     files: { type: "string" },
     quick: { type: "boolean", default: false },
     dir: { type: "string" },
+    "no-s3": { type: "boolean", default: false },
   },
 });
 const ROUNDS = Math.max(1, Number(flags.rounds));
@@ -71,43 +86,6 @@ const freshPath = (label: string) => `${base}/${label}-${fresh++}`;
 
 // ---------------------------------------------------------------- data
 
-const pool = new Uint8Array(1 << 20);
-for (let i = 0; i < pool.length; i += 65_536) crypto.getRandomValues(pool.subarray(i, i + 65_536));
-let seed = 12345;
-/** Deterministic pseudo-random integer in [0, n). */
-function rand(n: number): number {
-  seed = (seed * 1_103_515_245 + 12_345) & 0x7fffffff;
-  return seed % n;
-}
-function randomBytes(size: number): Uint8Array {
-  const start = rand(pool.length - Math.min(size, pool.length));
-  if (size <= pool.length) return pool.slice(start, start + size);
-  const out = new Uint8Array(size);
-  for (let at = 0; at < size; at += pool.length) {
-    out.set(pool.subarray(0, Math.min(pool.length, size - at)), at);
-  }
-  out[0] = rand(256);
-  return out;
-}
-
-/** `count` files of mean `meanBytes` spread over `dirs` folders (two levels). */
-function buildTree(root: string, count: number, dirs: number, meanBytes: number): string[] {
-  const folders: string[] = [];
-  const top = Math.max(1, Math.round(Math.sqrt(dirs)));
-  for (let i = 0; folders.length < dirs; i++) {
-    const parent = `d${i % top}`;
-    folders.push(i < top ? parent : `${parent}/s${i}`);
-  }
-  for (const folder of folders) Deno.mkdirSync(`${root}/${folder}`, { recursive: true });
-  const files: string[] = [];
-  for (let i = 0; i < count; i++) {
-    const path = `${folders[i % folders.length]}/f${i}.dat`;
-    Deno.writeFileSync(`${root}/${path}`, randomBytes(rand(2 * meanBytes + 1)));
-    files.push(path);
-  }
-  return files;
-}
-
 function buildLarge(root: string): void {
   Deno.mkdirSync(root, { recursive: true });
   for (let i = 0; i < SIZES.large; i++) {
@@ -116,26 +94,6 @@ function buildLarge(root: string): void {
 }
 
 // ---------------------------------------------------------------- running
-
-interface Run {
-  seconds: number;
-  rssMiB: number;
-}
-
-/** Run a command under GNU time; wall seconds and peak RSS. */
-function timed(program: string, args: string[]): Run {
-  const started = performance.now();
-  const out = new Deno.Command("/usr/bin/time", {
-    args: ["-f", "@@rss %M", program, ...args],
-    stdout: "null",
-    stderr: "piped",
-  }).outputSync();
-  const seconds = (performance.now() - started) / 1000;
-  const stderr = new TextDecoder().decode(out.stderr);
-  const rss = Number(stderr.match(/@@rss (\d+)/)?.[1] ?? 0) / 1024;
-  if (!out.success) throw new Error(`${program} ${args.join(" ")} failed:\n${stderr}`);
-  return { seconds, rssMiB: rss };
-}
 
 /** The program's command line, as users run it, on `source` -> `replica`
  * (a log file, and so a state file, of each replica's own, beside it). */
@@ -153,59 +111,19 @@ function rsync(source: string, replica: string): Run {
   return timed("rsync", ["-a", "--delete", `${source}/`, `${replica}/`]);
 }
 
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
-interface Row {
-  scenario: string;
-  tool: string;
-  rsync: string;
-  ratio: string;
-  target: string;
-  rss: string;
-}
 const rows: Row[] = [];
 
-/** Alternate tool and rsync for ROUNDS rounds; `prepare` runs before each pair. */
-async function compare(
+/** Alternate tool and rsync for ROUNDS rounds; `round` sets up each pair. */
+function compare(
   scenario: string,
   target: string,
   round: (i: number) => { tool: () => Run | Promise<Run>; rsync: () => Run },
   rounds = ROUNDS,
 ): Promise<void> {
-  const tools: Run[] = [], rsyncs: Run[] = [], ratios: number[] = [];
-  for (let i = 0; i < rounds; i++) {
+  return compareRounds(rows, scenario, target, (i) => {
     const pair = round(i);
-    let t: Run, r: Run;
-    if (i % 2 === 0) {
-      t = await pair.tool();
-      r = pair.rsync();
-    } else {
-      r = pair.rsync();
-      t = await pair.tool();
-    }
-    tools.push(t);
-    rsyncs.push(r);
-    ratios.push(t.seconds / r.seconds);
-  }
-  const row = {
-    scenario,
-    tool: `${median(tools.map((r) => r.seconds)).toFixed(3)} s`,
-    rsync: `${median(rsyncs.map((r) => r.seconds)).toFixed(3)} s`,
-    ratio: `${median(ratios).toFixed(2)} x`,
-    target,
-    rss: `${Math.max(...tools.map((r) => r.rssMiB)).toFixed(0)} MiB`,
-  };
-  rows.push(row);
-  console.error(`  ${scenario}: ${row.tool} vs ${row.rsync} -> ${row.ratio}`);
+    return { tool: pair.tool, other: pair.rsync };
+  }, rounds);
 }
 
 // ---------------------------------------------------------------- scenarios
@@ -382,6 +300,13 @@ console.error("watch mode latency");
   console.error(`  p50 ${p50.toFixed(1)} ms, p95 ${p95.toFixed(1)} ms`);
 }
 
+// ---------------------------------------------------------------- S3
+
+const s3Missing = flags["no-s3"] ? "--no-s3 given" : s3BenchMissing();
+let s3Rows: Row[] = [];
+if (s3Missing === undefined) s3Rows = await benchS3({ rounds: ROUNDS, quick: QUICK, base });
+else console.error(`S3 rows left out: ${s3Missing}`);
+
 // ---------------------------------------------------------------- report
 
 const machine = `${navigator.hardwareConcurrency} cores, Deno ${Deno.version.deno}, ${
@@ -389,13 +314,9 @@ const machine = `${navigator.hardwareConcurrency} cores, Deno ${Deno.version.den
     .split("\n")[0]
 }`;
 console.log(`\nMachine: ${machine}; ${ROUNDS} rounds, medians.\n`);
-console.log(
-  "| scenario | folder-mirror | rsync -a --delete | ratio (median of pairs) | target | peak RSS |",
-);
-console.log("|---|---|---|---|---|---|");
-for (const row of rows) {
-  console.log(
-    `| ${row.scenario} | ${row.tool} | ${row.rsync} | ${row.ratio} | ${row.target} | ${row.rss} |`,
-  );
+printTable("rsync -a --delete", rows);
+if (s3Rows.length > 0) {
+  console.log("");
+  printTable("rclone sync --links --metadata --checksum", s3Rows);
 }
 if (flags.dir === undefined) Deno.removeSync(base, { recursive: true });

@@ -16,7 +16,7 @@
  * @module
  */
 import { AwsClient } from "npm:aws4fetch@^1.0.20";
-import { XMLBuilder, XMLParser } from "npm:fast-xml-parser@^5.3.0";
+import { parse as parseNodes, stringify, type TNode } from "npm:txml@^6.0.3/txml";
 import pLimit from "npm:p-limit@^7.3.0";
 import pRetry from "npm:p-retry@^9.0.0";
 
@@ -132,8 +132,42 @@ const DEFAULT_PART = 16 << 20;
 /** Keys deleted per DeleteObjects request at most (S3's limit). */
 const DELETE_BATCH = 1000;
 const LIST_ARRAYS = new Set(["Contents", "CommonPrefixes", "Deleted", "Error", "Upload"]);
-/** Reads the store's XML answers (values kept as text). */
-const parser = new XMLParser({ isArray: (name) => LIST_ARRAYS.has(name), parseTagValue: false });
+
+/** Plain data from XML: elements by name (those that repeat in a list, arrays), text as text. */
+// deno-lint-ignore no-explicit-any
+type Xml = Record<string, any>;
+
+/**
+ * The store's XML answer as plain data (a listing of 1,000 objects parses in
+ * ~1 ms with txml, ~19 with fast-xml-parser 5): each element by its name, its
+ * text as text (entities decoded); the elements of {@link LIST_ARRAYS} always
+ * as arrays.
+ */
+function parseXml(text: string): Xml {
+  const toData = (nodes: readonly (TNode | string)[]): Xml | string => {
+    if (nodes.every((node) => typeof node === "string")) return nodes.join("");
+    const data: Xml = {};
+    for (const node of nodes) {
+      if (typeof node === "string") continue;
+      const value = toData(node.children);
+      if (LIST_ARRAYS.has(node.tagName)) (data[node.tagName] ??= []).push(value);
+      else data[node.tagName] = value;
+    }
+    return data;
+  };
+  const data = toData(parseNodes(text, { decodeEntities: true, skipXmlDeclaration: true }));
+  return typeof data === "string" ? {} : data;
+}
+
+/** A request's XML body: `<tag>` holding `children` (elements, or text escaped). */
+function element(tag: string, ...children: (TNode | string)[]): TNode {
+  return { tagName: tag, attributes: {}, children };
+}
+
+/** The bytes of an XML request body. */
+function xmlBody(root: TNode): Uint8Array<ArrayBuffer> {
+  return new TextEncoder().encode(stringify(root, { encodeEntities: true }));
+}
 
 /**
  * One bucket and prefix, through the S3 API; see the module documentation.
@@ -219,7 +253,7 @@ export class S3Store {
       if (token !== undefined) query.set("continuation-token", token);
       const response = await this.#send("GET", `${this.#base}?${query}`);
       if (!response.ok) throw await errorOf(response);
-      const result = parser.parse(await response.text()).ListBucketResult ?? {};
+      const result = parseXml(await response.text()).ListBucketResult ?? {};
       for (const item of result.Contents ?? []) {
         paths.push(decodeKey(item.Key).slice(this.#prefix.length));
       }
@@ -249,7 +283,7 @@ export class S3Store {
       if (token !== undefined) query.set("continuation-token", token);
       const response = await this.#send("GET", `${this.#base}?${query}`);
       if (!response.ok) throw await errorOf(response);
-      const result = parser.parse(await response.text()).ListBucketResult ?? {};
+      const result = parseXml(await response.text()).ListBucketResult ?? {};
       for (const item of result.Contents ?? []) {
         const key = decodeKey(item.Key);
         if (key === prefix) {
@@ -340,7 +374,7 @@ export class S3Store {
     for (const [name, value] of Object.entries(meta)) headers[`x-amz-meta-${name}`] = value;
     const response = await this.#send("PUT", this.#url(path), { headers });
     const text = await response.text();
-    const result = response.ok ? parser.parse(text) : undefined;
+    const result = response.ok ? parseXml(text) : undefined;
     // A copy can fail with a 200 and an error in its body.
     if (result === undefined || result.Error) {
       throw await errorOf(new Response(text, { status: response.ok ? 500 : response.status }));
@@ -390,15 +424,16 @@ export class S3Store {
   async deleteMany(
     paths: readonly string[],
   ): Promise<{ readonly path: string; readonly error: S3Error }[]> {
-    const builder = new XMLBuilder({});
     const batches: string[][] = [];
     for (let at = 0; at < paths.length; at += DELETE_BATCH) {
       batches.push(paths.slice(at, at + DELETE_BATCH) as string[]);
     }
     const failed = await Promise.all(batches.map(async (batch) => {
-      const body = new TextEncoder().encode(builder.build({
-        Delete: { Quiet: true, Object: batch.map((path) => ({ Key: this.key(path) })) },
-      }));
+      const body = xmlBody(element(
+        "Delete",
+        element("Quiet", "true"),
+        ...batch.map((path) => element("Object", element("Key", this.key(path)))),
+      ));
       const headers = {
         "content-md5": await md5Base64(body),
         "content-type": "application/xml",
@@ -416,7 +451,7 @@ export class S3Store {
         const error = await errorOf(response);
         return batch.map((path) => ({ path, error }));
       }
-      const result = parser.parse(await response.text()).DeleteResult ?? {};
+      const result = parseXml(await response.text()).DeleteResult ?? {};
       return (result.Error ?? []).map((item: { Key: string; Code?: string; Message?: string }) => ({
         path: item.Key.slice(this.#prefix.length),
         error: new S3Error(200, item.Code ?? "", item.Message ?? item.Code ?? "not deleted"),
@@ -484,7 +519,7 @@ export class S3Store {
     });
     if (!created.ok) throw await errorOf(created);
     const uploadId = String(
-      parser.parse(await created.text()).InitiateMultipartUploadResult?.UploadId ?? "",
+      parseXml(await created.text()).InitiateMultipartUploadResult?.UploadId ?? "",
     );
     if (uploadId === "") throw new S3Error(created.status, "", `no upload id for ${path}`);
     const target = `${this.#url(path)}?uploadId=${encodeURIComponent(uploadId)}`;
@@ -523,15 +558,16 @@ export class S3Store {
       const rejected = settled.find((result) => result.status === "rejected");
       if (rejected) throw (rejected as PromiseRejectedResult).reason;
       options.signal?.throwIfAborted();
-      const body = new TextEncoder().encode(new XMLBuilder({}).build({
-        CompleteMultipartUpload: {
-          Part: etags.map((etag, i) => ({ PartNumber: i + 1, ETag: etag })),
-        },
-      }));
+      const body = xmlBody(element(
+        "CompleteMultipartUpload",
+        ...etags.map((etag, i) =>
+          element("Part", element("PartNumber", String(i + 1)), element("ETag", etag))
+        ),
+      ));
       const done = await this.#send("POST", target, { body, idempotent: false });
       const text = await done.text();
       // A complete can fail with a 200 and an error in its body.
-      if (!done.ok || parser.parse(text).Error) {
+      if (!done.ok || parseXml(text).Error) {
         throw await errorOf(new Response(text, { status: done.ok ? 500 : done.status }));
       }
     } catch (error) {
@@ -551,21 +587,25 @@ export class S3Store {
     const found: { path: string; uploadId: string; initiated: number }[] = [];
     let keyMarker: string | undefined, idMarker: string | undefined;
     do {
-      const query = new URLSearchParams({ uploads: "", prefix: this.#prefix });
+      const query = new URLSearchParams({
+        uploads: "",
+        prefix: this.#prefix,
+        "encoding-type": "url",
+      });
       if (keyMarker !== undefined) query.set("key-marker", keyMarker);
       if (idMarker !== undefined) query.set("upload-id-marker", idMarker);
       const response = await this.#send("GET", `${this.#base}?${query}`);
       if (!response.ok) throw await errorOf(response);
-      const result = parser.parse(await response.text()).ListMultipartUploadsResult ?? {};
+      const result = parseXml(await response.text()).ListMultipartUploadsResult ?? {};
       for (const item of result.Upload ?? []) {
         found.push({
-          path: String(item.Key).slice(this.#prefix.length),
+          path: decodeKey(item.Key).slice(this.#prefix.length),
           uploadId: String(item.UploadId),
           initiated: Date.parse(item.Initiated),
         });
       }
       const more = result.IsTruncated === "true";
-      keyMarker = more && result.NextKeyMarker ? result.NextKeyMarker : undefined;
+      keyMarker = more && result.NextKeyMarker ? decodeKey(result.NextKeyMarker) : undefined;
       idMarker = more ? result.NextUploadIdMarker : undefined;
     } while (keyMarker !== undefined);
     return found;
@@ -685,7 +725,7 @@ async function errorOf(response: Response): Promise<S3Error> {
   const text = await response.text();
   let code = "", message = "";
   try {
-    const error = parser.parse(text).Error?.[0] ?? {};
+    const error = parseXml(text).Error?.[0] ?? {};
     code = String(error.Code ?? "");
     message = String(error.Message ?? "");
   } catch {

@@ -43,6 +43,8 @@ export class BucketLock {
   readonly #runId: string;
   readonly #ttlMs: number;
   #timer: ReturnType<typeof setInterval> | undefined;
+  /** When it was last written (epoch ms). */
+  #writtenAt = 0;
 
   /**
    * @param store the bucket, with no prefix (the lock is beside the tree).
@@ -68,6 +70,7 @@ export class BucketLock {
     for (let attempt = 0; attempt < 3; attempt++) {
       try {
         await this.#store.put(this.#path, this.#body(), {}, { ifNoneMatch: true });
+        this.#writtenAt = Date.now();
         return undefined;
       } catch (error) {
         if (!(error instanceof S3Error) || error.status !== 412) throw error;
@@ -107,6 +110,15 @@ export class BucketLock {
       throw new Error(`another mirror (pid ${holder.pid}) holds the replica's lock now`);
     }
     await this.#store.put(this.#path, this.#body());
+    this.#writtenAt = Date.now();
+  }
+
+  /**
+   * {@link renew}, when a third of the lock's lifetime has passed since it
+   * was last written (a cycle soon after another asks nothing of the store).
+   */
+  async renewIfDue(): Promise<void> {
+    if (Date.now() - this.#writtenAt >= this.#ttlMs / 3) await this.renew();
   }
 
   /** Stop renewing; delete the lock if it is still this run's. */

@@ -36,13 +36,18 @@ import type {
   RootInfo,
   WriteResult,
 } from "./replica.ts";
-import type { S3Head, S3Store } from "./s3.ts";
+import { S3Error, type S3Folder, type S3Head, type S3Store } from "./s3.ts";
+import { compareNames } from "./paths.ts";
 import { ROOT_LOCK } from "./s3_lock.ts";
 import { type Known, ObjectMemory } from "./s3_memory.ts";
 import { attributesOf, entriesOf, isLinkName, LINK_SUFFIX, metaOf } from "./s3_layout.ts";
 
 /** Files up to this size are read whole and sent in one PUT. */
 const ONE_PUT = 16 << 20;
+/** Folder listings asked for ahead of the walk at most. */
+const LISTED_AHEAD = 64;
+/** Files up to this size are read synchronously. */
+const SYNC_READ = 1 << 20;
 /** Mode of a folder or file whose object records none. */
 const DIR_MODE = 0o755, FILE_MODE = 0o644;
 
@@ -101,6 +106,9 @@ export class S3Replica implements Replica {
   hashedBytes = 0;
   /** Small writes are worth sending side by side from the first one. */
   readonly batched = true;
+  /** Folder listings asked for ahead of the walk (see {@link readAhead}). */
+  readonly #ahead = new Map<string, Promise<S3Folder>>();
+  #readingAhead = false;
 
   /** @param options where and how; see {@link S3ReplicaOptions}. */
   constructor(options: S3ReplicaOptions) {
@@ -112,10 +120,20 @@ export class S3Replica implements Replica {
 
   /** The bucket (missing: undefined) and the root's attributes; left-behind uploads aborted. */
   async open(): Promise<RootInfo | undefined> {
-    if (!await this.#store.bucketExists()) return undefined;
-    if (!this.#options.readOnly) {
+    this.close();
+    if (this.#options.readOnly) {
+      if (!await this.#store.bucketExists()) return undefined;
+    } else {
+      // Listing the uploads says whether the bucket exists, too.
+      let uploads;
+      try {
+        uploads = await this.#store.uploads();
+      } catch (error) {
+        if (error instanceof S3Error && error.code === "NoSuchBucket") return undefined;
+        throw error;
+      }
       await this.#options.beforeCycle?.();
-      for (const upload of await this.#store.uploads()) {
+      for (const upload of uploads) {
         await this.#store.abortUpload(upload.path, upload.uploadId);
         this.#options.onAbortedUpload?.(upload.path);
       }
@@ -130,8 +148,39 @@ export class S3Replica implements Replica {
     return { ...root, mtimeMs: known?.mtimeMs ?? 0, mode: known?.mode ?? DIR_MODE };
   }
 
+  /**
+   * From now until the replica is opened again, each folder listed has its
+   * subfolders listed ahead, in the walk's order, at most
+   * {@link LISTED_AHEAD} folders ahead: the walk finds them listed.
+   */
+  readAhead(): void {
+    this.#readingAhead = true;
+  }
+
+  /**
+   * The walk will not list `dirs`: their listings ahead are dropped.
+   *
+   * @param dirs folder paths.
+   */
+  skip(dirs: readonly string[]): void {
+    for (const dir of dirs) {
+      for (const path of [...this.#ahead.keys()]) {
+        if (path === dir || path.startsWith(`${dir}/`)) this.#ahead.delete(path);
+      }
+    }
+  }
+
+  /** Stop reading ahead; drop what was read ahead. */
+  close(): void {
+    this.#readingAhead = false;
+    this.#ahead.clear();
+  }
+
   async list(dir: string): Promise<Listing> {
-    let folder = await this.#store.list(dir);
+    const ahead = this.#ahead.get(dir);
+    this.#ahead.delete(dir);
+    let folder = await (ahead ?? this.#store.list(dir));
+    if (this.#readingAhead) this.#listAhead(dir, folder.folders);
     if (dir === "" && !this.#options.prefixed) {
       // The lock object of a tree that is the whole bucket is not an entry.
       folder = { ...folder, objects: folder.objects.filter((o) => o.name !== ROOT_LOCK) };
@@ -168,6 +217,18 @@ export class S3Replica implements Replica {
       entries: listed.filter((entry) => entry !== undefined),
       problems: problems.sort((a, b) => (a.name < b.name ? -1 : 1)),
     };
+  }
+
+  /** List the subfolders `names` of `dir` ahead of the walk, while there is room. */
+  #listAhead(dir: string, names: readonly string[]): void {
+    for (const name of [...names].sort(compareNames)) {
+      if (this.#ahead.size >= LISTED_AHEAD) return;
+      const path = dir === "" ? name : `${dir}/${name}`;
+      if (this.#ahead.has(path)) continue;
+      const listing = this.#store.list(path);
+      listing.catch(() => {}); // a failure surfaces when the walk lists the folder
+      this.#ahead.set(path, listing);
+    }
   }
 
   /** Learn what an object is (its metadata; a symlink's target too). */
@@ -249,9 +310,13 @@ export class S3Replica implements Replica {
     if (this.#options.prefixed) await this.#putMarker("", DIR_MODE, Date.now());
   }
 
-  async makeFolder(path: string, mode: number): Promise<void> {
-    await this.#putMarker(path, mode, Date.now());
-  }
+  /**
+   * Nothing to do now: objects below a folder need no marker to be written,
+   * and the marker comes with the folder's attributes, which a cycle sets
+   * after every write in it (a stopped cycle leaves a folder without a
+   * marker, which the next one gives it).
+   */
+  makeFolder(): void {}
 
   async #putMarker(dir: string, mode: number, mtimeMs: number): Promise<void> {
     const markerPath = dir === "" ? "" : `${dir}/`;
@@ -263,14 +328,17 @@ export class S3Replica implements Replica {
   async writeFile(write: FileWrite, signal?: AbortSignal): Promise<WriteResult> {
     try {
       signal?.throwIfAborted();
-      if (await currentKey(write.from) !== write.expectedKey) {
+      if (currentKey(write.from) !== write.expectedKey) {
         return { status: "skipped", reason: "it changed since it was listed" };
       }
       const attributes = { kind: "file" as const, size: write.size, ctimeMs: 0, ino: 0 };
       const file = { ...attributes, mtimeMs: write.mtimeMs, mode: write.mode };
       let etag: string, md5: string;
       if (write.size <= ONE_PUT) {
-        const bytes = await Deno.readFile(write.from, signal ? { signal } : {});
+        // Small files are read at once: a synchronous read costs a fraction of an async one.
+        const bytes = write.size <= SYNC_READ
+          ? Deno.readFileSync(write.from)
+          : await Deno.readFile(write.from, signal ? { signal } : {});
         if (bytes.length !== write.size) {
           return { status: "skipped", reason: "it changed since it was listed" };
         }
@@ -294,7 +362,7 @@ export class S3Replica implements Replica {
         mode: write.mode,
         md5,
       });
-      if (await currentKey(write.from) !== write.expectedKey) {
+      if (currentKey(write.from) !== write.expectedKey) {
         // What was sent is whole, but maybe not the file as it is now: compared next cycle.
         this.#memory.forget(write.path);
         return { status: "skipped", reason: "it changed while it was copied" };
@@ -443,8 +511,8 @@ export function etagNumber(etag: string): number {
 }
 
 /** The stat key of the local file at `path` now. */
-async function currentKey(path: string): Promise<string> {
-  return statKey(entryFromInfo(await Deno.lstat(path)));
+function currentKey(path: string): string {
+  return statKey(entryFromInfo(Deno.lstatSync(path)));
 }
 
 /** The MD5 (hex) of a local file, streamed. */

@@ -6,10 +6,16 @@
  *
  * @module
  */
-import { parse as parseIni } from "npm:ini@^7.0.0";
 import { asError, reason } from "./error.ts";
+import type { MirrorLog } from "./report.ts";
 import { type S3Credentials, S3Store } from "./s3.ts";
-import { ROOT_LOCK } from "./s3_lock.ts";
+import { BucketLock, ROOT_LOCK } from "./s3_lock.ts";
+import { ObjectMemory } from "./s3_memory.ts";
+import { S3Replica } from "./s3_replica.ts";
+import type { MirrorState } from "./state.ts";
+
+/** A replica's lock in a bucket lasts this long at least unless renewed. */
+const LOCK_TTL_MS = 120_000;
 
 /** The scheme of a replica in a bucket. */
 export const S3_SCHEME = "s3://";
@@ -82,7 +88,9 @@ export async function s3Credentials(
     } catch (error) {
       throw new Error(`--s3-credentials: cannot read '${file}': ${reason(asError(error))}`);
     }
-    const section = parseIni(text)[profile];
+    // Loaded only here: it costs ~40 ms, and most runs do not read such a file.
+    const { parse } = await import("npm:ini@^7.0.0");
+    const section = parse(text)[profile];
     const id = section?.aws_access_key_id, secret = section?.aws_secret_access_key;
     if (typeof id !== "string" || typeof secret !== "string" || id === "" || secret === "") {
       throw new Error(
@@ -137,6 +145,8 @@ export interface S3Connection {
   readonly id: string;
   /** Where its lock object goes: the bucket without a prefix, and the key. */
   readonly lock: { readonly store: S3Store; readonly key: string };
+  /** Whether the bucket existed when it was reached. */
+  readonly existed: boolean;
 }
 
 /**
@@ -172,8 +182,9 @@ export async function connectS3(flags: S3Flags): Promise<S3Connection> {
     // Only the first contact: a gateway that is not there is said at once.
     retries: 1,
   });
+  let existed: boolean;
   try {
-    await store.bucketExists();
+    existed = await store.bucketExists();
   } catch (error) {
     const why = reason(asError(error));
     if (asError(error).name === "S3Error") {
@@ -191,5 +202,100 @@ export async function connectS3(flags: S3Flags): Promise<S3Connection> {
     location,
     endpoint,
     id: `${endpoint}/${location.bucket}/${location.prefix}`,
+    existed,
   };
+}
+
+/**
+ * The replica in a bucket as `--verify` reads it: every object's content read
+ * back, nothing written.
+ *
+ * @param connection from {@link connectS3}.
+ * @param where `--replica` as given.
+ * @returns the tree.
+ */
+export function bucketTree(connection: S3Connection, where: string): S3Replica {
+  return new S3Replica({
+    store: connection.store,
+    where,
+    id: connection.id,
+    prefixed: connection.location.prefix !== "",
+    readOnly: true,
+    readBack: true,
+  });
+}
+
+/**
+ * Take the bucket for a run that writes: make it if missing, and take the
+ * replica's lock (see `s3_lock.ts`).
+ *
+ * @param connection from {@link connectS3}.
+ * @param state the run's state (its run id; an earlier run's lock is taken over).
+ * @param intervalSeconds `--time-interval` (the lock outlives three of them).
+ * @returns the lock held, and whether the bucket was made; or who holds it, in a few words.
+ */
+export async function takeBucket(
+  connection: S3Connection,
+  state: MirrorState,
+  intervalSeconds: number,
+): Promise<{ lock: BucketLock; created: boolean } | string> {
+  const ttl = Math.max(LOCK_TTL_MS, 3 * intervalSeconds * 1000);
+  const lock = new BucketLock(connection.lock.store, connection.lock.key, state.runId, ttl);
+  let created = false;
+  try {
+    // The lock is in the bucket: the bucket is made first.
+    if (!connection.existed && !await connection.store.bucketExists()) {
+      await connection.store.createBucket();
+      created = true;
+    }
+    const held = await lock.acquire((runId) => state.isEarlierRun(runId));
+    return held ?? { lock, created };
+  } catch (error) {
+    return `its lock could not be taken: ${reason(asError(error))}`;
+  }
+}
+
+/**
+ * The replica in a bucket a mirroring run writes: what it learns of its
+ * objects is kept in the state; its lock is renewed as each cycle opens it and
+ * in between.
+ *
+ * @param connection from {@link connectS3}.
+ * @param where `--replica` as given.
+ * @param run the state, the log, whether it writes, the lock it holds.
+ * @returns the replica.
+ */
+export function bucketReplica(
+  connection: S3Connection,
+  where: string,
+  run: {
+    readonly state: MirrorState;
+    readonly log: MirrorLog;
+    readonly readOnly: boolean;
+    readonly lock?: BucketLock;
+  },
+): S3Replica {
+  const memory = new ObjectMemory();
+  run.state.remember(memory);
+  const { lock, log } = run;
+  lock?.keep((error) =>
+    log.error("The replica's lock could not be renewed ({reason}).", {
+      action: "lock",
+      reason: reason(error),
+    })
+  );
+  return new S3Replica({
+    store: connection.store,
+    where,
+    id: connection.id,
+    prefixed: connection.location.prefix !== "",
+    memory,
+    readOnly: run.readOnly,
+    ...(lock ? { beforeCycle: () => lock.renewIfDue() } : {}),
+    onAbortedUpload: (path) =>
+      log.info("Incomplete upload of {path} left by an earlier run has been aborted.", {
+        action: "abort",
+        path,
+      }),
+  });
 }
