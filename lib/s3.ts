@@ -99,6 +99,8 @@ export class S3Error extends Error {
   readonly code: string;
 
   /**
+   * A refusal, as the store answered it.
+   *
    * @param status the HTTP status.
    * @param code the S3 error code.
    * @param message what the store said.
@@ -113,7 +115,11 @@ export class S3Error extends Error {
 
 /** The endpoint could not be reached (refused, reset, timed out). */
 export class S3Unreachable extends Error {
-  /** @param message what the network said. */
+  /**
+   * A request that got no answer.
+   *
+   * @param message what the network said.
+   */
   constructor(message: string) {
     super(message);
     this.name = "S3Unreachable";
@@ -194,7 +200,11 @@ export class S3Store {
    * been answered since. */
   #unreachable = false;
 
-  /** @param options where and how; see {@link S3Options}. */
+  /**
+   * The bucket and prefix of `options`; nothing is sent until asked.
+   *
+   * @param options where and how; see {@link S3Options}.
+   */
   constructor(options: S3Options) {
     this.#client = new AwsClient({
       ...options.credentials,

@@ -42,10 +42,12 @@ const VERSION = 1;
  * const memory = new ObjectMemory();
  * memory.set("d/a", { etag: "e", lastModified: NaN, size: 1, mtimeMs: 5, mode: 0o644 });
  * assert.equal(memory.match("d/a", { etag: "e", lastModified: 7, size: 1 })?.mtimeMs, 5);
- * assert.equal(memory.match("d/a", { etag: "f", lastModified: 7, size: 1 }), undefined);
  * const again = new ObjectMemory();
  * again.load(memory.toBytes());
  * assert.equal(again.get("d/a")?.lastModified, 7); // adopted from the listing
+ * // Replaced by someone else: forgotten.
+ * assert.equal(again.match("d/a", { etag: "f", lastModified: 8, size: 1 }), undefined);
+ * assert.equal(again.get("d/a"), undefined);
  * ```
  */
 export class ObjectMemory {

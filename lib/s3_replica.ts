@@ -110,7 +110,12 @@ export class S3Replica implements Replica {
   readonly #ahead = new Map<string, Promise<S3Folder>>();
   #readingAhead = false;
 
-  /** @param options where and how; see {@link S3ReplicaOptions}. */
+  /**
+   * A replica in the bucket and prefix of `options.store`; nothing is asked
+   * of the store until it is opened.
+   *
+   * @param options where and how; see {@link S3ReplicaOptions}.
+   */
   constructor(options: S3ReplicaOptions) {
     this.where = options.where;
     this.#store = options.store;

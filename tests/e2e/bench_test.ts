@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { succeeds } from "../helpers.ts";
+import { s3BenchMissing } from "../../bench/s3.ts";
 
 const BENCH = new URL("../../bench/bench.ts", import.meta.url).pathname;
 
@@ -13,6 +14,7 @@ Deno.test({
         "--allow-read",
         "--allow-write",
         "--allow-run",
+        "--allow-net=127.0.0.1",
         "--no-prompt",
         BENCH,
         "--quick",
@@ -39,5 +41,15 @@ Deno.test({
       stdout,
       /state file \(the compact index on disk\), 500 files \| \d+\.\d B an entry/,
     );
+    // Against rclone on a Ceph cluster, where the packages are here.
+    const s3Rows = stdout.split("\n").filter((line) => line.startsWith("| S3: "));
+    if (s3BenchMissing() === undefined) {
+      assert.match(
+        stdout,
+        /\| scenario \| folder-mirror \| rclone sync --links --metadata --checksum/,
+      );
+      assert.equal(s3Rows.length, 4, stdout);
+      for (const row of s3Rows) assert.match(row, /\d+\.\d+ x \| <= 0\.5 x \| \d+ MiB \|$/);
+    } else assert.equal(s3Rows.length, 0);
   },
 });
