@@ -49,6 +49,14 @@ export interface S3Options {
    */
   readonly inFlight?: number;
   /**
+   * Parts of multipart uploads in memory at once, over all uploads (each up
+   * to the part size, 16 MiB by default): what bounds the memory that
+   * uploading big files takes.
+   *
+   * @default 6
+   */
+  readonly partsInMemory?: number;
+  /**
    * Retries of a request that fails on the network or with a 5xx or 429 status.
    *
    * @default 4
@@ -132,8 +140,9 @@ const ATTEMPT_MS = 120_000;
 const MAX_PARTS = 10_000;
 /** S3's least part size (all parts but the last). */
 const MIN_PART = 5 << 20;
-/** Files up to this size are one PUT; bigger ones are uploaded in parts of it. */
-const DEFAULT_PART = 16 << 20;
+/** Files up to this size are one PUT; bigger ones a multipart upload in
+ * parts of it (bigger parts for files above 78 GiB). */
+export const DEFAULT_PART = 8 << 20;
 
 /** Keys deleted per DeleteObjects request at most (S3's limit). */
 const DELETE_BATCH = 1000;
@@ -199,6 +208,8 @@ export class S3Store {
   /** A request failed on the network after all its retries, and none has
    * been answered since. */
   #unreachable = false;
+  /** Parts in memory at once, over all uploads. */
+  readonly #partSlots: ReturnType<typeof pLimit>;
 
   /**
    * The bucket and prefix of `options`; nothing is sent until asked.
@@ -217,6 +228,7 @@ export class S3Store {
     const prefix = options.prefix.replace(/^\/+|\/+$/g, "");
     this.#prefix = prefix === "" ? "" : `${prefix}/`;
     this.#limit = pLimit(options.inFlight ?? 32);
+    this.#partSlots = pLimit(options.partsInMemory ?? 6);
   }
 
   /** The key of the tree's `path` (`""`: the root, the prefix itself). */
@@ -472,8 +484,11 @@ export class S3Store {
 
   /**
    * Write the object at `path` from the local file `file` of `size` bytes,
-   * streamed from disk a part at a time: one PUT up to `partSize`, a
-   * multipart upload above it (at most `parts` parts in memory). A reader of
+   * read from disk a part at a time: one PUT up to `partSize`, a multipart
+   * upload above it (at most `parts` parts of this upload in flight, and
+   * {@link S3Options.partsInMemory} over all uploads). (A request body is
+   * held in memory: Deno's `fetch` sends a streamed one chunked, which S3
+   * refuses.) A reader of
    * the bucket sees the old object or the whole new one, never a part. A
    * failed or stopped upload is aborted (nothing of it stays); one a killed
    * process left behind is found by {@link uploads}.
@@ -542,18 +557,21 @@ export class S3Store {
           options.signal?.throwIfAborted();
           const part = next++;
           const length = Math.min(partSize, size - part * partSize);
-          const body = await read(part * partSize, length);
-          const url = `${this.#url(path)}?partNumber=${part + 1}&uploadId=${
-            encodeURIComponent(uploadId)
-          }`;
-          const response = await this.#send("PUT", url, {
-            body,
-            headers: { "content-md5": await md5Base64(body) },
-            ...(options.signal ? { signal: options.signal } : {}),
+          // A part in memory takes one of the store's slots, whatever upload it belongs to.
+          etags[part] = await this.#partSlots(async () => {
+            const body = await read(part * partSize, length);
+            const url = `${this.#url(path)}?partNumber=${part + 1}&uploadId=${
+              encodeURIComponent(uploadId)
+            }`;
+            const response = await this.#send("PUT", url, {
+              body,
+              headers: { "content-md5": await md5Base64(body) },
+              ...(options.signal ? { signal: options.signal } : {}),
+            });
+            if (!response.ok) throw await errorOf(response);
+            await response.body?.cancel();
+            return response.headers.get("etag") ?? "";
           });
-          if (!response.ok) throw await errorOf(response);
-          await response.body?.cancel();
-          etags[part] = response.headers.get("etag") ?? "";
         }
       };
       // Every part worker has stopped before the upload is aborted (a part
@@ -586,6 +604,41 @@ export class S3Store {
     }
     // Some servers (radosgw) answer the complete without the ETag: ask for it.
     return (await this.head(path))?.etag ?? "";
+  }
+
+  /**
+   * Write the object at `path` in one PUT whose body is streamed from the
+   * local file `file` (its first `size` bytes), checked by the store against
+   * `md5`; memory stays small whatever the size (up to S3's 5 GiB for one PUT).
+   *
+   * @param path the tree path.
+   * @param file the local file's path.
+   * @param size the bytes to send.
+   * @param md5 their MD5 (hex), sent as `Content-MD5`.
+   * @param meta user metadata.
+   * @param signal stops it.
+   * @returns the new object's ETag, without quotes.
+   */
+  async putFromFile(
+    path: string,
+    file: string,
+    size: number,
+    md5: string,
+    meta: Readonly<Record<string, string>> = {},
+    signal?: AbortSignal,
+  ): Promise<string> {
+    const headers: Record<string, string> = {
+      "content-md5": Uint8Array.fromHex(md5).toBase64(),
+    };
+    for (const [name, value] of Object.entries(meta)) headers[`x-amz-meta-${name}`] = value;
+    const response = await this.#send("PUT", this.#url(path), {
+      headers,
+      file: { path: file, size },
+      ...(signal ? { signal } : {}),
+    });
+    if (!response.ok) throw await errorOf(response);
+    await response.body?.cancel();
+    return unquote(response.headers.get("etag") ?? "");
   }
 
   /**
@@ -650,6 +703,8 @@ export class S3Store {
     init: {
       headers?: Record<string, string>;
       body?: Uint8Array<ArrayBuffer>;
+      /** The body is the first `size` bytes of this local file, streamed from disk. */
+      file?: { readonly path: string; readonly size: number };
       idempotent?: boolean;
       signal?: AbortSignal;
       /** The answer's body is read later, for as long as it takes: no time limit. */
@@ -662,12 +717,21 @@ export class S3Store {
       const signals = [init.signal, timeout].filter((signal) => signal !== undefined);
       let response: Response;
       try {
-        response = await this.#client.fetch(url, {
+        // Signed without the body (its hash is not signed: UNSIGNED-PAYLOAD), so
+        // that the body is copied once, by fetch, not also by a Request of aws4fetch.
+        const signed = await this.#client.sign(url, {
           method,
           ...(init.headers ? { headers: init.headers } : {}),
-          ...(init.body ? { body: init.body } : {}),
-          ...(signals.length > 0 ? { signal: AbortSignal.any(signals) } : {}),
         });
+        const signal = signals.length > 0 ? AbortSignal.any(signals) : undefined;
+        response = init.file
+          ? await sendFile(signed, init.file.path, init.file.size, signal)
+          : await fetch(signed.url, {
+            method,
+            headers: signed.headers,
+            ...(init.body ? { body: init.body } : {}),
+            ...(signal ? { signal } : {}),
+          });
       } catch (error) {
         if (init.signal?.aborted) throw init.signal.reason;
         throw new S3Unreachable(error instanceof Error ? error.message : String(error));
@@ -692,6 +756,50 @@ export class S3Store {
       })
     );
   }
+}
+
+/**
+ * Send `signed` with the first `size` bytes of `file` as its body, streamed
+ * from disk with a `Content-Length` (node's http client: Deno's `fetch` sends
+ * a streamed body chunked, which S3 refuses). Loaded only when a big file is
+ * sent. The answer's body is read whole (S3 answers a PUT with little).
+ */
+async function sendFile(
+  signed: Request,
+  file: string,
+  size: number,
+  signal: AbortSignal | undefined,
+): Promise<Response> {
+  const url = new URL(signed.url);
+  const { request } = url.protocol === "https:"
+    ? await import("node:https")
+    : await import("node:http");
+  const { createReadStream } = await import("node:fs");
+  const headers: Record<string, string> = { "content-length": String(size) };
+  signed.headers.forEach((value, name) => headers[name] = value);
+  return await new Promise<Response>((resolve, reject) => {
+    const sent = request(
+      url,
+      { method: signed.method, headers, ...(signal ? { signal } : {}) },
+      (answer) => {
+        const chunks: Uint8Array<ArrayBuffer>[] = [];
+        answer.on("data", (chunk: Uint8Array<ArrayBuffer>) => chunks.push(chunk));
+        answer.on("error", reject);
+        answer.on("end", () => {
+          const got = new Headers();
+          for (const [name, value] of Object.entries(answer.headers)) {
+            if (value !== undefined) got.set(name, Array.isArray(value) ? value.join(", ") : value);
+          }
+          resolve(new Response(new Blob(chunks), { status: answer.statusCode ?? 0, headers: got }));
+        });
+      },
+    );
+    sent.on("error", reject);
+    if (size === 0) return void sent.end();
+    const body = createReadStream(file, { start: 0, end: size - 1, highWaterMark: 1 << 20 });
+    body.on("error", (error) => sent.destroy(error));
+    body.pipe(sent);
+  });
 }
 
 /** What the headers of an object's HEAD or GET say of it. */

@@ -24,6 +24,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
+import pLimit from "npm:p-limit@^7.3.0";
 import { type Entry, entryFromInfo, type Kind, type StatKey, statKey } from "./entry.ts";
 import { asError } from "./error.ts";
 import type {
@@ -36,16 +37,18 @@ import type {
   RootInfo,
   WriteResult,
 } from "./replica.ts";
-import { S3Error, type S3Folder, type S3Head, type S3Store } from "./s3.ts";
+import { DEFAULT_PART, S3Error, type S3Folder, type S3Head, type S3Store } from "./s3.ts";
 import { compareNames } from "./paths.ts";
 import { ROOT_LOCK } from "./s3_lock.ts";
 import { type Known, ObjectMemory } from "./s3_memory.ts";
 import { attributesOf, entriesOf, isLinkName, LINK_SUFFIX, metaOf } from "./s3_layout.ts";
 
-/** Files up to this size are read whole and sent in one PUT. */
-const ONE_PUT = 16 << 20;
+/** Files of a batch read and sent at once. */
+const WRITES_AT_ONCE = 32;
 /** Folder listings asked for ahead of the walk at most. */
 const LISTED_AHEAD = 64;
+/** Files up to this size are one PUT streamed from disk; bigger ones are uploaded in parts. */
+const UPLOAD_CUTOFF = 200 << 20;
 /** Files up to this size are read synchronously. */
 const SYNC_READ = 1 << 20;
 /** Mode of a folder or file whose object records none. */
@@ -108,6 +111,7 @@ export class S3Replica implements Replica {
   readonly batched = true;
   /** Folder listings asked for ahead of the walk (see {@link readAhead}). */
   readonly #ahead = new Map<string, Promise<S3Folder>>();
+  readonly #writing = pLimit(WRITES_AT_ONCE);
   #readingAhead = false;
 
   /**
@@ -339,8 +343,8 @@ export class S3Replica implements Replica {
       const attributes = { kind: "file" as const, size: write.size, ctimeMs: 0, ino: 0 };
       const file = { ...attributes, mtimeMs: write.mtimeMs, mode: write.mode };
       let etag: string, md5: string;
-      if (write.size <= ONE_PUT) {
-        // Small files are read at once: a synchronous read costs a fraction of an async one.
+      if (write.size <= DEFAULT_PART) {
+        // One PUT from memory (small files read synchronously: a fraction of an async read's cost).
         const bytes = write.size <= SYNC_READ
           ? Deno.readFileSync(write.from)
           : await Deno.readFile(write.from, signal ? { signal } : {});
@@ -350,14 +354,19 @@ export class S3Replica implements Replica {
         md5 = createHash("md5").update(bytes).digest("hex");
         etag = await this.#store.put(write.path, bytes, metaOf(file, md5), { md5 });
       } else {
+        // Read twice: for its MD5 (recorded with it, checked by the store),
+        // then sent from disk: one PUT up to rclone's cut-off, else in parts.
         md5 = await hashFile(write.from, signal);
-        etag = await this.#store.putFile(
-          write.path,
-          write.from,
-          write.size,
-          metaOf(file, md5),
-          signal ? { signal } : {},
-        );
+        const meta = metaOf(file, md5);
+        etag = write.size <= UPLOAD_CUTOFF
+          ? await this.#store.putFromFile(write.path, write.from, write.size, md5, meta, signal)
+          : await this.#store.putFile(
+            write.path,
+            write.from,
+            write.size,
+            meta,
+            signal ? { signal } : {},
+          );
       }
       this.#memory.set(write.path, {
         etag,
@@ -383,8 +392,9 @@ export class S3Replica implements Replica {
     }
   }
 
+  /** Each file is read only when a request can take it: memory is {@link WRITES_AT_ONCE} files. */
   writeFiles(writes: readonly FileWrite[]): Promise<WriteResult[]> {
-    return Promise.all(writes.map((write) => this.writeFile(write)));
+    return Promise.all(writes.map((write) => this.#writing(() => this.writeFile(write))));
   }
 
   async makeSymlink(path: string, target: string): Promise<undefined> {
