@@ -49,13 +49,12 @@ export interface S3Options {
    */
   readonly inFlight?: number;
   /**
-   * Parts of multipart uploads in memory at once, over all uploads (each up
-   * to the part size, 16 MiB by default): what bounds the memory that
-   * uploading big files takes.
+   * Parts of multipart uploads sent at once, over all uploads (each part is
+   * streamed from disk: none is held in memory).
    *
    * @default 6
    */
-  readonly partsInMemory?: number;
+  readonly partsInFlight?: number;
   /**
    * Retries of a request that fails on the network or with a 5xx or 429 status.
    *
@@ -208,7 +207,7 @@ export class S3Store {
   /** A request failed on the network after all its retries, and none has
    * been answered since. */
   #unreachable = false;
-  /** Parts in memory at once, over all uploads. */
+  /** Parts sent at once, over all uploads. */
   readonly #partSlots: ReturnType<typeof pLimit>;
 
   /**
@@ -228,7 +227,7 @@ export class S3Store {
     const prefix = options.prefix.replace(/^\/+|\/+$/g, "");
     this.#prefix = prefix === "" ? "" : `${prefix}/`;
     this.#limit = pLimit(options.inFlight ?? 32);
-    this.#partSlots = pLimit(options.partsInMemory ?? 6);
+    this.#partSlots = pLimit(options.partsInFlight ?? 6);
   }
 
   /** The key of the tree's `path` (`""`: the root, the prefix itself). */
@@ -483,12 +482,11 @@ export class S3Store {
   }
 
   /**
-   * Write the object at `path` from the local file `file` of `size` bytes,
-   * read from disk a part at a time: one PUT up to `partSize`, a multipart
-   * upload above it (at most `parts` parts of this upload in flight, and
-   * {@link S3Options.partsInMemory} over all uploads). (A request body is
-   * held in memory: Deno's `fetch` sends a streamed one chunked, which S3
-   * refuses.) A reader of
+   * Write the object at `path` from the local file `file` of `size` bytes:
+   * one PUT from memory up to `partSize`, a multipart upload above it, each
+   * part read for its MD5 and then streamed from disk (at most `parts` parts
+   * of this upload in flight, and {@link S3Options.partsInFlight} over all
+   * uploads), so memory stays small whatever the size. A reader of
    * the bucket sees the old object or the whole new one, never a part. A
    * failed or stopped upload is aborted (nothing of it stays); one a killed
    * process left behind is found by {@link uploads}.
@@ -521,9 +519,9 @@ export class S3Store {
     using handle = await Deno.open(file, { read: true });
     // One read at a time: a seek and its read must not interleave with another's.
     const reading = pLimit(1);
-    const read = (at: number, length: number) =>
+    const read = (at: number, length: number, into = new Uint8Array(length)) =>
       reading(async () => {
-        const bytes = new Uint8Array(length);
+        const bytes = into.subarray(0, length);
         await handle.seek(at, Deno.SeekMode.Start);
         for (let got = 0; got < length;) {
           const n = await handle.read(bytes.subarray(got));
@@ -552,20 +550,28 @@ export class S3Store {
       const count = Math.ceil(size / partSize);
       const etags: string[] = new Array(count);
       let next = 0, failed = false;
+      const { createHash } = await import("node:crypto");
       const worker = async () => {
+        const chunk = new Uint8Array(1 << 20);
         while (next < count && !failed) {
           options.signal?.throwIfAborted();
           const part = next++;
           const length = Math.min(partSize, size - part * partSize);
-          // A part in memory takes one of the store's slots, whatever upload it belongs to.
+          // A part takes one of the store's slots, whatever upload it belongs to.
           etags[part] = await this.#partSlots(async () => {
-            const body = await read(part * partSize, length);
+            // The part is read twice: a megabyte at a time for its MD5, then
+            // streamed from disk as the request's body. No part is ever in memory.
+            const at = part * partSize;
+            const hash = createHash("md5");
+            for (let done = 0; done < length; done += chunk.length) {
+              hash.update(await read(at + done, Math.min(chunk.length, length - done), chunk));
+            }
             const url = `${this.#url(path)}?partNumber=${part + 1}&uploadId=${
               encodeURIComponent(uploadId)
             }`;
             const response = await this.#send("PUT", url, {
-              body,
-              headers: { "content-md5": await md5Base64(body) },
+              headers: { "content-md5": hash.digest("base64") },
+              file: { path: file, start: at, size: length },
               ...(options.signal ? { signal: options.signal } : {}),
             });
             if (!response.ok) throw await errorOf(response);
@@ -703,8 +709,8 @@ export class S3Store {
     init: {
       headers?: Record<string, string>;
       body?: Uint8Array<ArrayBuffer>;
-      /** The body is the first `size` bytes of this local file, streamed from disk. */
-      file?: { readonly path: string; readonly size: number };
+      /** The body is `size` bytes of this local file from `start` (default 0), streamed from disk. */
+      file?: { readonly path: string; readonly start?: number; readonly size: number };
       idempotent?: boolean;
       signal?: AbortSignal;
       /** The answer's body is read later, for as long as it takes: no time limit. */
@@ -724,14 +730,12 @@ export class S3Store {
           ...(init.headers ? { headers: init.headers } : {}),
         });
         const signal = signals.length > 0 ? AbortSignal.any(signals) : undefined;
-        response = init.file
-          ? await sendFile(signed, init.file.path, init.file.size, signal)
-          : await fetch(signed.url, {
-            method,
-            headers: signed.headers,
-            ...(init.body ? { body: init.body } : {}),
-            ...(signal ? { signal } : {}),
-          });
+        response = init.file ? await sendFile(signed, init.file, signal) : await fetch(signed.url, {
+          method,
+          headers: signed.headers,
+          ...(init.body ? { body: init.body } : {}),
+          ...(signal ? { signal } : {}),
+        });
       } catch (error) {
         if (init.signal?.aborted) throw init.signal.reason;
         throw new S3Unreachable(error instanceof Error ? error.message : String(error));
@@ -759,17 +763,17 @@ export class S3Store {
 }
 
 /**
- * Send `signed` with the first `size` bytes of `file` as its body, streamed
+ * Send `signed` with `size` bytes of `file` from `start` as its body, streamed
  * from disk with a `Content-Length` (node's http client: Deno's `fetch` sends
  * a streamed body chunked, which S3 refuses). Loaded only when a big file is
  * sent. The answer's body is read whole (S3 answers a PUT with little).
  */
 async function sendFile(
   signed: Request,
-  file: string,
-  size: number,
+  file: { readonly path: string; readonly start?: number; readonly size: number },
   signal: AbortSignal | undefined,
 ): Promise<Response> {
+  const { path, start = 0, size } = file;
   const url = new URL(signed.url);
   const { request } = url.protocol === "https:"
     ? await import("node:https")
@@ -796,7 +800,7 @@ async function sendFile(
     );
     sent.on("error", reject);
     if (size === 0) return void sent.end();
-    const body = createReadStream(file, { start: 0, end: size - 1, highWaterMark: 1 << 20 });
+    const body = createReadStream(path, { start, end: start + size - 1, highWaterMark: 1 << 20 });
     body.on("error", (error) => sent.destroy(error));
     body.pipe(sent);
   });

@@ -203,6 +203,11 @@ export class S3Replica implements Replica {
     }));
     const listed = await Promise.all(entries.map(async (laid): Promise<Listed | undefined> => {
       const path = prefix + laid.name;
+      if (laid.name === "" || laid.name === "." || laid.name === "..") {
+        // A key such as `a//b` or `a/./b`: not an entry a folder can hold.
+        problems.push({ name: laid.name, error: new Error("an object name no folder can hold") });
+        return undefined;
+      }
       try {
         if (laid.kind === "dir") {
           names.add(`${laid.name}/`);
@@ -285,7 +290,7 @@ export class S3Replica implements Replica {
   }
 
   async stat(path: string): Promise<Entry | undefined> {
-    if (path === "") return (await this.open())?.entry;
+    if (path === "") return await this.#store.bucketExists() ? await this.#rootEntry() : undefined;
     const file = await this.#examine(path, "file");
     if (file !== undefined) return objectEntry("file", file);
     const link = await this.#examine(path + LINK_SUFFIX, "symlink");
@@ -421,6 +426,8 @@ export class S3Replica implements Replica {
     if (kind === "symlink") return {}; // an object has no owner; a link's mode means nothing
     if (kind === "dir") {
       if (path === "" && !this.#options.prefixed) return {}; // the bucket itself: nowhere to keep them
+      // Opening a folder for writes (its mode alone): a mode binds nothing in a bucket.
+      if (attributes.mtimeMs === undefined) return {};
       const known = this.#memory.get(path === "" ? "" : `${path}/`);
       await this.#putMarker(
         path,
