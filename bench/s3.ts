@@ -10,6 +10,7 @@
  */
 import { S3Store } from "../lib/s3.ts";
 import { cephMissing, startCeph } from "../tests/ceph.ts";
+import { s3ProgramArgs } from "../tests/helpers.ts";
 import {
   buildTree,
   compareRounds,
@@ -20,7 +21,6 @@ import {
   timed,
 } from "./common.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const BUCKET = "bench";
 
 /** Why the S3 rows cannot run here, or undefined when they can. */
@@ -73,25 +73,21 @@ export async function benchS3(
     let fresh = 0;
     const freshPrefix = (label: string) => `${label}-${fresh++}`;
     const tool = (source: string, prefix: string) =>
-      timed(Deno.execPath(), [
-        "run",
-        "--allow-read",
-        "--allow-write",
-        `--allow-net=${new URL(endpoint).host}`,
-        "--no-prompt",
-        MAIN,
-        "--source",
-        source,
-        "--replica",
-        `s3://${BUCKET}/${prefix}`,
-        "--s3-endpoint",
-        endpoint,
-        "--s3-credentials",
-        credentialsFile,
-        "--log-file",
-        `${base}/logs/${prefix}.log`,
-        "--once",
-      ]);
+      timed(
+        Deno.execPath(),
+        s3ProgramArgs(
+          endpoint,
+          "--source",
+          source,
+          "--replica",
+          `s3://${BUCKET}/${prefix}`,
+          "--s3-credentials",
+          credentialsFile,
+          "--log-file",
+          `${base}/logs/${prefix}.log`,
+          "--once",
+        ),
+      );
     const rclone = (source: string, prefix: string) =>
       timed("env", [
         "AWS_CA_BUNDLE=",

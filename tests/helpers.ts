@@ -46,6 +46,16 @@ export function mirrorCommand(
   });
 }
 
+/**
+ * The program's arguments (after the Deno executable) for a replica in a
+ * bucket at `endpoint`, as the README gives them: read and write access, and
+ * network access to the endpoint only.
+ */
+export function s3ProgramArgs(endpoint: string, ...args: string[]): string[] {
+  return ["run", "--allow-read", "--allow-write", `--allow-net=${new URL(endpoint).host}`]
+    .concat(["--no-prompt", MAIN, "--s3-endpoint", endpoint, ...args]);
+}
+
 /** Run the program to completion in `cwd`. */
 export async function runMirror(
   args: readonly string[],

@@ -22,6 +22,7 @@ import {
   logLines,
   MAIN,
   type RunResult,
+  s3ProgramArgs,
   succeeds,
   waitFor,
   writeFile,
@@ -36,20 +37,13 @@ const md5 = (bytes: Uint8Array) => createHash("md5").update(bytes).digest("hex")
 /** The command line the README gives for a bucket, credentials in a file. */
 function s3Command(work: string, endpoint: string, args: readonly string[]): Deno.Command {
   return new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-read",
-      "--allow-write",
-      `--allow-net=${new URL(endpoint).host}`,
-      "--no-prompt",
-      MAIN,
+    args: s3ProgramArgs(
+      endpoint,
       "--source",
       "src",
-      "--s3-endpoint",
-      endpoint,
       ...(args.includes("--s3-credentials") ? [] : ["--s3-credentials", "credentials"]),
       ...args,
-    ],
+    ),
     cwd: work,
     stdin: "null",
     stdout: "piped",
