@@ -142,7 +142,7 @@ async function main(args: string[]): Promise<number> {
     if (typeof taken === "string") {
       claimed.release();
       await closeLogging();
-      printError(`--replica: '${options.replica}' is being written by another mirror (${taken}).`);
+      printError(`--replica: '${options.replica}' ${taken}.`);
       return USAGE;
     }
     ({ lock: bucketLock, created: createdBucket } = taken);

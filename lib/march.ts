@@ -465,10 +465,15 @@ export class March {
     return { children, temps, excluded, folders, incomplete: listing.problems.length > 0 };
   }
 
-  /** What a replica folder the source lacks holds: entries, and whether any is excluded. */
+  /**
+   * What a replica folder the source lacks holds: entries, and whether any is
+   * excluded. A folder that could not be listed (in full) is taken as holding
+   * excluded entries: it is kept, and so is every folder above it; only what
+   * is known to be extra is removed.
+   */
   async #surveyReplica(dir: string): Promise<Survey> {
     const side = await this.#list("replica", dir);
-    let entries = side.children.length, holdsExcluded = side.excluded;
+    let entries = side.children.length, holdsExcluded = side.excluded || side.incomplete;
     for (const { name, entry } of side.children) {
       if (entry.kind !== "dir") continue;
       const below = await this.#surveyReplica(`${dir}/${name}`);

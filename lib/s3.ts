@@ -143,6 +143,9 @@ const MIN_PART = 5 << 20;
  * parts of it (bigger parts for files above 78 GiB). */
 export const DEFAULT_PART = 8 << 20;
 
+/** Characters XML 1.0 cannot hold (a key with one is deleted on its own). */
+// deno-lint-ignore no-control-regex
+const XML_UNSAFE = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]/;
 /** Keys deleted per DeleteObjects request at most (S3's limit). */
 const DELETE_BATCH = 1000;
 const LIST_ARRAYS = new Set(["Contents", "CommonPrefixes", "Deleted", "Error", "Upload"]);
@@ -159,6 +162,8 @@ type Xml = Record<string, any>;
  */
 function parseXml(text: string): Xml {
   const toData = (nodes: readonly (TNode | string)[]): Xml | string => {
+    // An element's text is kept as it is (a key may end in a space); the
+    // layout between elements (all whitespace) is not text of anything.
     if (nodes.every((node) => typeof node === "string")) return nodes.join("");
     const data: Xml = {};
     for (const node of nodes) {
@@ -169,7 +174,9 @@ function parseXml(text: string): Xml {
     }
     return data;
   };
-  const data = toData(parseNodes(text, { decodeEntities: true, skipXmlDeclaration: true }));
+  const data = toData(
+    parseNodes(text, { decodeEntities: true, skipXmlDeclaration: true, keepWhitespace: true }),
+  );
   return typeof data === "string" ? {} : data;
 }
 
@@ -180,7 +187,11 @@ function element(tag: string, ...children: (TNode | string)[]): TNode {
 
 /** The bytes of an XML request body. */
 function xmlBody(root: TNode): Uint8Array<ArrayBuffer> {
-  return new TextEncoder().encode(stringify(root, { encodeEntities: true }));
+  // Whitespace kept (a key may end in a space); a carriage return written as a
+  // reference, or the parser on the other side would read it as a newline.
+  const text = stringify(root, { encodeEntities: true, keepWhitespace: true })
+    .replace(/\r/g, "&#13;");
+  return new TextEncoder().encode(text);
 }
 
 /**
@@ -204,6 +215,7 @@ export class S3Store {
   readonly #prefix: string;
   readonly #limit: ReturnType<typeof pLimit>;
   readonly #retries: number;
+  readonly #region: string;
   /** A request failed on the network after all its retries, and none has
    * been answered since. */
   #unreachable = false;
@@ -223,6 +235,7 @@ export class S3Store {
       retries: 0, // retried here, network errors included
     });
     this.#retries = options.retries ?? 4;
+    this.#region = options.region;
     this.#base = `${options.endpoint.replace(/\/+$/, "")}/${encodeKey(options.bucket)}`;
     const prefix = options.prefix.replace(/^\/+|\/+$/g, "");
     this.#prefix = prefix === "" ? "" : `${prefix}/`;
@@ -237,7 +250,12 @@ export class S3Store {
 
   /** Make the bucket; one that exists already and is ours is fine. */
   async createBucket(): Promise<void> {
-    const response = await this.#send("PUT", this.#base);
+    // Outside us-east-1, AWS wants the region said again in the body.
+    const body = this.#region === "us-east-1" ? undefined : xmlBody(element(
+      "CreateBucketConfiguration",
+      element("LocationConstraint", this.#region),
+    ));
+    const response = await this.#send("PUT", this.#base, body ? { body } : {});
     if (response.ok) return void await response.body?.cancel();
     const error = await errorOf(response);
     if (error.code !== "BucketAlreadyOwnedByYou") throw error;
@@ -429,8 +447,11 @@ export class S3Store {
    * @returns its bytes.
    * @throws {S3Error} with status 404 when there is none.
    */
-  async get(path: string): Promise<ReadableStream<Uint8Array>> {
-    const response = await this.#send("GET", this.#url(path), { streamed: true });
+  async get(path: string, signal?: AbortSignal): Promise<ReadableStream<Uint8Array>> {
+    const response = await this.#send("GET", this.#url(path), {
+      streamed: true,
+      ...(signal ? { signal } : {}),
+    });
     if (!response.ok) throw await errorOf(response);
     return response.body ?? new Blob([]).stream();
   }
@@ -445,10 +466,24 @@ export class S3Store {
   async deleteMany(
     paths: readonly string[],
   ): Promise<{ readonly path: string; readonly error: S3Error }[]> {
+    // A name XML 1.0 cannot hold (a control character) is deleted on its own.
+    const alone = paths.filter((path) => XML_UNSAFE.test(this.key(path)));
+    const listed = paths.filter((path) => !XML_UNSAFE.test(this.key(path)));
     const batches: string[][] = [];
-    for (let at = 0; at < paths.length; at += DELETE_BATCH) {
-      batches.push(paths.slice(at, at + DELETE_BATCH) as string[]);
+    for (let at = 0; at < listed.length; at += DELETE_BATCH) {
+      batches.push(listed.slice(at, at + DELETE_BATCH));
     }
+    const single = await Promise.all(alone.map(async (path) => {
+      try {
+        const response = await this.#send("DELETE", this.#url(path));
+        await response.body?.cancel();
+        if (response.ok || response.status === 404) return [];
+        return [{ path, error: new S3Error(response.status, "", `DELETE: ${response.status}`) }];
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        return [{ path, error: error instanceof S3Error ? error : new S3Error(0, "", message) }];
+      }
+    }));
     const failed = await Promise.all(batches.map(async (batch) => {
       const body = xmlBody(element(
         "Delete",
@@ -478,7 +513,7 @@ export class S3Store {
         error: new S3Error(200, item.Code ?? "", item.Message ?? item.Code ?? "not deleted"),
       }));
     }));
-    return failed.flat();
+    return [...single, ...failed].flat();
   }
 
   /**
@@ -719,7 +754,9 @@ export class S3Store {
   ): Promise<Response> {
     const attempt = async () => {
       init.signal?.throwIfAborted();
-      const timeout = init.streamed ? undefined : AbortSignal.timeout(ATTEMPT_MS);
+      // A body streamed from a file gets longer: as if sent at 1 MiB/s at least.
+      const limit = ATTEMPT_MS + (init.file ? init.file.size / 1024 : 0);
+      const timeout = init.streamed ? undefined : AbortSignal.timeout(limit);
       const signals = [init.signal, timeout].filter((signal) => signal !== undefined);
       let response: Response;
       try {

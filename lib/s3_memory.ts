@@ -160,11 +160,14 @@ export class ObjectMemory {
   listed(dir: string, names: ReadonlySet<string>): void {
     const folder = this.#folders.get(dir);
     if (folder === undefined) return;
-    for (const name of folder.keys()) {
-      if (name !== "" && !names.has(name)) {
-        folder.delete(name);
-        this.#dirty = true;
+    for (const name of [...folder.keys()]) {
+      if (name === "" || names.has(name)) continue;
+      // A folder gone (its marker, `sub/`): what was known below it goes too.
+      if (name.endsWith("/")) {
+        this.forgetFolder(dir === "" ? name.slice(0, -1) : `${dir}/${name.slice(0, -1)}`);
       }
+      folder.delete(name);
+      this.#dirty = true;
     }
   }
 

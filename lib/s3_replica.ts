@@ -218,7 +218,7 @@ export class S3Replica implements Replica {
         names.add(object.name);
         const objectPath = prefix + object.name;
         const known = this.#memory.match(objectPath, object) ??
-          await this.#examine(objectPath, laid.kind);
+          await this.#examine(objectPath, laid.kind, object);
         if (known === undefined) return undefined; // gone since the listing
         return { name: laid.name, entry: objectEntry(laid.kind, known) };
       } catch (error) {
@@ -245,8 +245,17 @@ export class S3Replica implements Replica {
     }
   }
 
-  /** Learn what an object is (its metadata; a symlink's target too). */
-  async #examine(objectPath: string, kind: "file" | "symlink"): Promise<Known | undefined> {
+  /**
+   * Learn what an object is (its metadata; a symlink's target too). When it
+   * was `listed`, the listing's last-modified time is what is remembered (a
+   * HEAD gives whole seconds where a listing may give milliseconds: the next
+   * listing would not match).
+   */
+  async #examine(
+    objectPath: string,
+    kind: "file" | "symlink",
+    listed?: { readonly etag: string; readonly lastModified: number },
+  ): Promise<Known | undefined> {
     let head: S3Head | undefined, target: string | undefined;
     if (kind === "symlink") {
       const read = await this.#store.read(objectPath);
@@ -261,7 +270,11 @@ export class S3Replica implements Replica {
     const md5 = isMd5(head.etag) ? head.etag : found.md5;
     const known: Known = {
       etag: head.etag,
-      lastModified: head.lastModified,
+      lastModified: listed?.etag === head.etag
+        ? listed.lastModified
+        : this.#memory.get(objectPath)?.etag === head.etag
+        ? this.#memory.get(objectPath)!.lastModified // as listed earlier: keep its precision
+        : head.lastModified,
       size: head.size,
       mtimeMs: found.mtimeMs ?? head.lastModified,
       mode: found.mode ?? (kind === "symlink" ? 0o777 : FILE_MODE),
@@ -307,7 +320,7 @@ export class S3Replica implements Replica {
     const known = this.#options.readBack ? undefined : this.#memory.get(path);
     if (known?.md5 !== undefined) return known.md5;
     const hash = createHash("md5");
-    const stream = await this.#store.get(path);
+    const stream = await this.#store.get(path, signal);
     for await (const chunk of stream) {
       if (signal?.aborted) {
         await stream.cancel().catch(() => {});
@@ -481,6 +494,9 @@ export class S3Replica implements Replica {
    * @returns the reason, or undefined when it can be mirrored.
    */
   refuses(name: string, kind: Kind): string | undefined {
+    if (name === ROOT_LOCK && !this.#options.prefixed) {
+      return "in a replica that is a whole bucket, that name is the mirror's lock";
+    }
     if (kind !== "file" || !isLinkName(name)) return undefined;
     return `in an S3 replica a name ending in ${LINK_SUFFIX} stands for a symlink (rclone's --links)`;
   }

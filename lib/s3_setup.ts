@@ -45,6 +45,8 @@ export function isS3(replica: string): boolean {
  * import assert from "node:assert/strict";
  * import { parseS3Url } from "./s3_setup.ts";
  * assert.deepEqual(parseS3Url("s3://backup/home/alice/"), { bucket: "backup", prefix: "home/alice" });
+ * assert.deepEqual(parseS3Url("s3://backup"), { bucket: "backup", prefix: "" }); // the whole bucket
+ * assert.throws(() => parseS3Url("s3://backup/a//b"), /empty/);
  * assert.throws(() => parseS3Url("s3://A_B"), /bucket name/);
  * ```
  */
@@ -58,7 +60,7 @@ export function parseS3Url(url: string): S3Location {
       `'${bucket}' is not a bucket name (3-63 characters: lowercase letters, digits, '.' and '-')`,
     );
   }
-  if (prefix.split("/").some((part) => part === "" || part === "." || part === "..")) {
+  if (prefix !== "" && prefix.split("/").some((part) => ["", ".", ".."].includes(part))) {
     throw new Error(`the prefix '${prefix}' has an empty, '.' or '..' part`);
   }
   return { bucket, prefix };
@@ -232,7 +234,8 @@ export function bucketTree(connection: S3Connection, where: string): S3Replica {
  * @param connection from {@link connectS3}.
  * @param state the run's state (its run id; an earlier run's lock is taken over).
  * @param intervalSeconds `--time-interval` (the lock outlives three of them).
- * @returns the lock held, and whether the bucket was made; or who holds it, in a few words.
+ * @returns the lock held, and whether the bucket was made; or why the run
+ *   must not start, as a sentence (without its final period).
  */
 export async function takeBucket(
   connection: S3Connection,
@@ -249,9 +252,10 @@ export async function takeBucket(
       created = true;
     }
     const held = await lock.acquire((runId) => state.isEarlierRun(runId));
-    return held ?? { lock, created };
+    if (held === undefined) return { lock, created };
+    return `is being written by another mirror (${held})`;
   } catch (error) {
-    return `its lock could not be taken: ${reason(asError(error))}`;
+    return `cannot take the replica's lock (${reason(asError(error))})`;
   }
 }
 

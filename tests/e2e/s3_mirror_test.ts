@@ -11,12 +11,14 @@ import { LocalTree } from "../../lib/local.ts";
 import { Mirror } from "../../lib/mirror.ts";
 import { S3Store } from "../../lib/s3.ts";
 import { ObjectMemory } from "../../lib/s3_memory.ts";
+import { metaOf } from "../../lib/s3_layout.ts";
 import { S3Replica } from "../../lib/s3_replica.ts";
 import type { MirrorLog } from "../../lib/report.ts";
 import { MirrorState } from "../../lib/state.ts";
 import { stablePathOf } from "../../lib/paths.ts";
 import { cephMissing, sharedCeph } from "../ceph.ts";
 import {
+  afterCtimeSecond,
   type Item,
   listTree,
   logLines,
@@ -39,8 +41,7 @@ function s3Command(work: string, endpoint: string, args: readonly string[]): Den
   return new Deno.Command(Deno.execPath(), {
     args: s3ProgramArgs(
       endpoint,
-      "--source",
-      "src",
+      ...(args.includes("--source") ? [] : ["--source", "src"]),
       ...(args.includes("--s3-credentials") ? [] : ["--s3-credentials", "credentials"]),
       ...args,
     ),
@@ -225,10 +226,33 @@ Deno.test({
               prefixed: true,
               memory,
             });
-            const result = await new Mirror(new LocalTree(src), s3, { state, log: quietLog() })
-              .cycle();
+            const mirror = new Mirror(new LocalTree(src), s3, { state, log: quietLog() });
+            const result = await mirror.cycle();
             assert.equal(result.copied + result.updated + result.removed + result.created, 0);
             assert.deepEqual(asked, []);
+            // An identical object another tool wrote is examined in one cycle, then known.
+            writeFile(`${src}/theirs.txt`, "theirs", 0o640, 1_700_000_003_250);
+            const info = Deno.statSync(`${src}/theirs.txt`);
+            await store.put(
+              "theirs.txt",
+              encoder.encode("theirs"),
+              metaOf({
+                kind: "file",
+                size: 6,
+                mtimeMs: 1_700_000_003_250,
+                ctimeMs: 0,
+                ino: 0,
+                mode: 0o640,
+              }),
+            );
+            assert.equal(info.size, 6);
+            await afterCtimeSecond(`${src}/theirs.txt`); // settled: its pair can be recorded
+            const first = await mirror.cycle();
+            assert.equal(first.copied + first.updated + first.removed + first.created, 0);
+            // The walk examines it, the comparison checks it did not change meanwhile.
+            assert.deepEqual(asked, ["HEAD theirs.txt", "HEAD theirs.txt"]);
+            await mirror.cycle();
+            assert.equal(asked.length, 2, "the second cycle asks nothing more");
           } finally {
             state.close();
           }
@@ -427,6 +451,18 @@ Deno.test({
           assert.deepEqual(await store.uploads(), []);
         },
       );
+      await t.step("a whole bucket: s3://BUCKET, its lock at the root never an entry", async () => {
+        writeFile(`${work}/whole/a.txt`, "a");
+        writeFile(`${work}/whole/.folder-mirror-lock`, "mine"); // the lock's name: refused
+        const args = ["--source", "whole", "--replica", "s3://mirror-whole", "--log-file", "w.txt"];
+        const run = await s3Run(work, endpoint, ...args, "--once");
+        assert.equal(run.code, 0, run.stderr);
+        assert.match(run.stderr, /File \.folder-mirror-lock is not mirrored: .*lock/);
+        const whole = new S3Store({ ...options, bucket: "mirror-whole", prefix: "" });
+        assert.deepEqual(await whole.pathsUnder(""), ["a.txt"]);
+        const verify = await s3Run(work, endpoint, ...args, "--verify");
+        assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+      });
     } finally {
       await Deno.remove(work, { recursive: true });
     }

@@ -104,6 +104,23 @@ Deno.test({
         assert.deepEqual(many.objects.map((o) => o.name), names);
       });
 
+      await t.step(
+        "a delete names exactly its keys: spaces kept, control characters too",
+        async () => {
+          for (const name of ["x", "x ", " x", "tab\tx", "cr\rx", "ctl\u0001x"]) {
+            await store.put(`ws/${name}`, encoder.encode(name));
+          }
+          assert.deepEqual(
+            await store.deleteMany(["ws/x ", "ws/ x", "ws/cr\rx", "ws/ctl\u0001x"]),
+            [],
+          );
+          const left = (await store.list("ws")).objects.map((o) => o.name).sort();
+          assert.deepEqual(left, ["tab\tx", "x"]);
+          assert.deepEqual(await store.deleteMany(["ws/x", "ws/tab\tx"]), []);
+          assert.deepEqual((await store.list("ws")).objects, []);
+        },
+      );
+
       await t.step("deletes in batches of a thousand; gone already is fine", async () => {
         const all = [
           ...(await store.list("many")).objects.map((o) => `many/${o.name}`),

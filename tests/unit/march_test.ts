@@ -43,11 +43,18 @@ function reader(world: World, unreadable: ReadonlySet<string> = new Set()): Tree
 async function marchActions(
   source: World,
   replica: World,
-  options: { exclude?: ExcludeMatcher; unreadable?: ReadonlySet<string> } = {},
+  options: {
+    exclude?: ExcludeMatcher;
+    unreadable?: ReadonlySet<string>;
+    replicaUnreadable?: ReadonlySet<string>;
+  } = {},
 ): Promise<Action[]> {
   const actions: Action[] = [];
   const march = new March({
-    trees: { source: reader(source, options.unreadable), replica: reader(replica) },
+    trees: {
+      source: reader(source, options.unreadable),
+      replica: reader(replica, options.replicaUnreadable),
+    },
     roots: { source: ROOT, replica: ROOT },
     exclude: options.exclude,
     isTemp: () => false,
@@ -107,6 +114,31 @@ Deno.test("march: excluded entries are in neither tree; a replica folder holding
     }),
     { numRuns: 300 },
   );
+});
+
+Deno.test("march: a replica folder the survey cannot list is not removed, nor any folder above it", async () => {
+  const file = (size: number) => entry("file", size, 0o644, 2_000, 0);
+  const dir = () => entry("dir", 0, 0o755, 2_000, 0);
+  const replica: World = {
+    tree: new Map([
+      ["", ROOT],
+      ["old", dir()],
+      ["old/a", file(1)],
+      ["old/sub", dir()],
+      ["old/sub/b", file(2)],
+    ]),
+    content: new Map([["old/a", "a"], ["old/sub/b", "bb"]]),
+  };
+  const source: World = { tree: new Map([["", ROOT]]), content: new Map() };
+  // An exclude pattern (matching nothing) makes the march survey what it would remove.
+  const actions = await marchActions(source, replica, {
+    exclude: () => false,
+    replicaUnreadable: new Set(["old/sub"]),
+  });
+  const removed = actions.filter((action) => action.op === "remove").map((a) => a.path);
+  // What is known to be extra goes; what could not be listed, and the folders above it, stay.
+  assert.deepEqual(removed, ["old/a"]);
+  assert.ok(actions.some((action) => action.op === "keep" && action.path === "old"));
 });
 
 Deno.test("march: nothing under a source folder that cannot be listed is removed", async () => {
