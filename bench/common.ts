@@ -16,7 +16,8 @@ export function rand(n: number): number {
 }
 /** `size` bytes of random-looking data (slices of one random megabyte). */
 export function randomBytes(size: number): Uint8Array {
-  const start = rand(pool.length - Math.min(size, pool.length));
+  // (A whole megabyte starts at 0: rand(0) would be NaN.)
+  const start = size < pool.length ? rand(pool.length - size) : 0;
   if (size <= pool.length) return pool.slice(start, start + size);
   const out = new Uint8Array(size);
   for (let at = 0; at < size; at += pool.length) {
