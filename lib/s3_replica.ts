@@ -39,6 +39,7 @@ import type {
 } from "./replica.ts";
 import { DEFAULT_PART, S3Error, type S3Folder, type S3Head, type S3Store } from "./s3.ts";
 import { compareNames } from "./paths.ts";
+import { Hasher } from "./hash.ts";
 import { ROOT_LOCK } from "./s3_lock.ts";
 import { type Known, ObjectMemory } from "./s3_memory.ts";
 import { attributesOf, entriesOf, isLinkName, LINK_SUFFIX, metaOf } from "./s3_layout.ts";
@@ -374,7 +375,8 @@ export class S3Replica implements Replica {
       } else {
         // Read twice: for its MD5 (recorded with it, checked by the store),
         // then sent from disk: one PUT up to rclone's cut-off, else in parts.
-        md5 = await hashFile(write.from, signal);
+        // A Hasher of its own: one reads through its buffer across awaits.
+        md5 = await new Hasher().md5(write.from, write.size, signal);
         const meta = metaOf(file, md5);
         etag = write.size <= UPLOAD_CUTOFF
           ? await this.#store.putFromFile(write.path, write.from, write.size, md5, meta, signal)
@@ -551,18 +553,4 @@ export function etagNumber(etag: string): number {
 /** The stat key of the local file at `path` now. */
 function currentKey(path: string): string {
   return statKey(entryFromInfo(Deno.lstatSync(path)));
-}
-
-/** The MD5 (hex) of a local file, streamed. */
-async function hashFile(path: string, signal?: AbortSignal): Promise<string> {
-  const hash = createHash("md5");
-  using file = await Deno.open(path, { read: true });
-  const buffer = new Uint8Array(1 << 20);
-  for (;;) {
-    signal?.throwIfAborted();
-    const n = await file.read(buffer);
-    if (n === null) break;
-    hash.update(buffer.subarray(0, n));
-  }
-  return hash.digest("hex");
 }

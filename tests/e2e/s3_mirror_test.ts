@@ -11,6 +11,7 @@ import { LocalTree } from "../../lib/local.ts";
 import { Mirror } from "../../lib/mirror.ts";
 import { S3Store } from "../../lib/s3.ts";
 import { ObjectMemory } from "../../lib/s3_memory.ts";
+import { BucketLock } from "../../lib/s3_lock.ts";
 import { metaOf } from "../../lib/s3_layout.ts";
 import { S3Replica } from "../../lib/s3_replica.ts";
 import type { MirrorLog } from "../../lib/report.ts";
@@ -368,6 +369,20 @@ Deno.test({
           assert.equal(other.code, 0, other.stderr);
         },
       );
+
+      await t.step("a lock nobody renews lapses; one renewed is kept", async () => {
+        const bucketRoot = new S3Store({ ...options, prefix: "" });
+        const key = "lapse.folder-mirror-lock";
+        const first = new BucketLock(bucketRoot, key, "run-a", 1_000);
+        assert.equal(await first.acquire(() => false), undefined);
+        const second = new BucketLock(bucketRoot, key, "run-b", 1_000);
+        assert.match((await second.acquire(() => false)) ?? "", /^pid \d+; its lock lapses/);
+        await new Promise((resolve) => setTimeout(resolve, 1_200)); // not renewed: lapsed
+        assert.equal(await second.acquire(() => false), undefined);
+        await assert.rejects(first.renew(), /another mirror .* holds the replica's lock/);
+        await second.release();
+        assert.equal(await bucketRoot.head(key), undefined);
+      });
 
       await t.step(
         "kill -9 during a multipart upload: the next cycle aborts what was left",
