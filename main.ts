@@ -200,6 +200,13 @@ async function main(args: string[]): Promise<number> {
       { action: "lock", path: options.replica, reason: claimed.lockWarning },
     );
   }
+  if (claimed.older !== undefined) {
+    log.warn(
+      "The state file {path} has a damaged newest record ({why}); the one before it is used, " +
+        "so what the last cycle learnt is lost (files it knew are compared again).",
+      { action: "state", path: options.stateFile, why: claimed.older },
+    );
+  }
   if (claimed.warning !== undefined) {
     log.warn(
       "The state file {path} was set aside: {why}; this run starts afresh (it reads every " +
@@ -248,6 +255,7 @@ async function main(args: string[]): Promise<number> {
     state,
     onReplicaChanged: () => claimed.relock(),
     ...(options.maxDelete === undefined ? {} : { maxDelete: options.maxDelete }),
+    acceptEmptySource: options.acceptEmptySource,
     ...(options.console === "quiet" ? {} : { progress: tap }),
     ...(watchMode ? { writes: watchMode } : {}),
   });

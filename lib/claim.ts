@@ -13,6 +13,7 @@
  */
 import { asError, reason } from "./error.ts";
 import { LockedError, lockFolder } from "./lock.ts";
+import { pathExists } from "./paths.ts";
 import { MirrorState, runningMirrorOf, StateFileError, type StatePair } from "./state.ts";
 
 /** The paths a claim is about: as the user gave them (for messages) and real. */
@@ -35,15 +36,6 @@ export interface ClaimPaths {
 /** Refusal messages are one line naming the flag. */
 export type Refusal = string;
 
-function exists(path: string): boolean {
-  try {
-    Deno.lstatSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** A run's hold on its replica and state; see the module documentation. */
 export class Claim {
   readonly #paths: ClaimPaths;
@@ -52,6 +44,8 @@ export class Claim {
   #state: MirrorState | undefined;
   /** Why the state file's content was set aside, if it was. */
   warning: string | undefined;
+  /** Why the state file's newest record could not be used, when the one before it was. */
+  older: string | undefined;
   /** The replica folder did not exist and was made. */
   createdReplica = false;
   /** The replica folder could not be locked (a file system without `flock`):
@@ -74,11 +68,11 @@ export class Claim {
       const refused = await claim.#openState(true);
       return refused ?? claim;
     }
-    if (!paths.remote && exists(paths.roots.replica)) {
+    if (!paths.remote && pathExists(paths.roots.replica)) {
       const refused = await claim.#lockReplica();
       if (refused !== undefined) return refused;
     }
-    if (exists(paths.stateFile)) {
+    if (pathExists(paths.stateFile)) {
       const refused = await claim.#openState(false);
       if (refused !== undefined) {
         claim.release();
@@ -163,6 +157,7 @@ export class Claim {
       const opened = await MirrorState.open(this.#paths.stateFile, this.#paths.roots, { readOnly });
       this.#state = opened.state;
       this.warning = opened.warning;
+      this.older = opened.older;
       return undefined;
     } catch (error) {
       if (!(error instanceof StateFileError)) throw error;

@@ -2,12 +2,15 @@
  * The deletion guards, as a pure function beside the planner: whether a
  * cycle may delete anything in the replica, and why not.
  *
- * - An empty source that is no longer the folder last seen (an unmounted disk
- *   shows its empty mount point) deletes nothing, in this run or a later one
- *   (the state remembers the source root).
+ * - An empty source beside a replica that is not empty deletes nothing,
+ *   unless a trusted state recorded this very source root (its device and
+ *   inode) in an earlier cycle, or the user accepts it for the run
+ *   (`--accept-empty-source`). An unmounted disk shows its empty mount point;
+ *   a lost, damaged or other working folder's state file records nothing: in
+ *   neither case is the empty folder taken as the source's new content.
  * - A plan that would delete more entries than `--max-delete` deletes none.
- * - A partial (`--watch`) cycle leaves deletions to the next full cycle when
- *   the source root changed.
+ * - A partial (`--watch`) cycle leaves deletions to the next full cycle
+ *   unless the source root is the one a full cycle recorded.
  *
  * @module
  */
@@ -33,17 +36,32 @@ export interface GuardInputs {
    * @default no limit
    */
   readonly maxDelete?: number;
+  /**
+   * `--accept-empty-source`: an empty source may empty the replica in this
+   * run even though no earlier cycle recorded this source root.
+   *
+   * @default {false}
+   */
+  readonly acceptEmptySource?: boolean;
 }
+
+/** Why a guard held deletions back (each deserves an ERROR). */
+export type GuardRefusal =
+  /** The source is empty and is not the folder a full cycle recorded (an unmounted disk?). */
+  | { readonly kind: "unmounted" }
+  /** The source is empty and no trusted record of it exists (a first run, a lost state). */
+  | { readonly kind: "unrecorded" }
+  /** More deletions than `--max-delete`. */
+  | { readonly kind: "max-delete"; readonly count: number; readonly limit: number };
 
 /** What the guards decided. */
 export interface GuardVerdict {
   /** Whether the plan may delete. */
   readonly deletions: boolean;
   /** Why not, when a guard held that deserves an ERROR. */
-  readonly refusal?:
-    | { readonly kind: "unmounted" }
-    | { readonly kind: "max-delete"; readonly count: number; readonly limit: number };
-  /** What the state should record as the source root (after a full cycle the guard let pass). */
+  readonly refusal?: GuardRefusal;
+  /** What the state should record as the source root (after a full cycle
+   * whose source is not held back as empty). */
   readonly record?: SourceRoot;
 }
 
@@ -67,10 +85,12 @@ export interface GuardVerdict {
  */
 export function deletionGuard(inputs: GuardInputs): GuardVerdict {
   const { recorded, sourceId, full } = inputs;
-  if (recorded !== undefined && recorded.id !== sourceId) {
-    if (!full) return { deletions: false };
-    if (recorded.heldEntries && inputs.sourceEntries === 0 && inputs.replicaEntries > 0) {
-      return { deletions: false, refusal: { kind: "unmounted" } };
+  const known = recorded !== undefined && recorded.id === sourceId;
+  if (!full && !known) return { deletions: false };
+  if (inputs.sourceEntries === 0 && inputs.replicaEntries > 0 && !known) {
+    if (!inputs.acceptEmptySource) {
+      // Not recorded either: the next cycle decides afresh.
+      return { deletions: false, refusal: { kind: recorded ? "unmounted" : "unrecorded" } };
     }
   }
   const record = full ? { id: sourceId, heldEntries: inputs.sourceEntries > 0 } : undefined;

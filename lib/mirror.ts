@@ -15,7 +15,7 @@ import { FolderDigests } from "./digest.ts";
 import { type Entry, NOUN } from "./entry.ts";
 import { asError, reason } from "./error.ts";
 import { type ExcludeMatcher, excludeMatcher } from "./exclude.ts";
-import { deletionGuard } from "./guards.ts";
+import { deletionGuard, type GuardRefusal } from "./guards.ts";
 import type { ConsoleTap } from "./log.ts";
 import { March } from "./march.ts";
 import { OwnerPolicy } from "./owners.ts";
@@ -73,6 +73,13 @@ export interface MirrorOptions {
    * @default no limit
    */
   readonly maxDelete?: number;
+  /**
+   * An empty source may empty the replica even though no earlier cycle
+   * recorded this source root (`--accept-empty-source`; see `guards.ts`).
+   *
+   * @default {false}
+   */
+  readonly acceptEmptySource?: boolean;
   /**
    * Walk, compare and plan, log what would be done, change nothing (not
    * even make the replica folder or save the state).
@@ -399,6 +406,7 @@ export class Mirror {
         replicaEntries: result.replicaEntries,
         full: true,
         deletes: result.deletes,
+        acceptEmptySource: this.#options.acceptEmptySource ?? false,
         ...(this.#options.maxDelete === undefined ? {} : { maxDelete: this.#options.maxDelete }),
       });
       if (verdict.record && !dryRun) state.sourceRoot = verdict.record;
@@ -611,15 +619,20 @@ export class Mirror {
     }
   }
 
-  #reportRefusal(
-    tally: Tally,
-    refusal: NonNullable<ReturnType<typeof deletionGuard>["refusal"]>,
-  ): void {
+  #reportRefusal(tally: Tally, refusal: GuardRefusal): void {
     tally.failed++;
+    const accept = " If the source is meant to be empty, run once with --accept-empty-source.";
     if (refusal.kind === "unmounted") {
       this.#log.error(
         "Source folder {path} is empty and is no longer the folder it was (its device or " +
-          "inode changed: an unmounted disk?); nothing was deleted.",
+          "inode changed: an unmounted disk?); nothing was deleted." + accept,
+        { action: "guard", path: this.#source.where },
+      );
+    } else if (refusal.kind === "unrecorded") {
+      this.#log.error(
+        "Source folder {path} is empty, the replica is not, and no earlier cycle recorded " +
+          "this folder as the source (an unmounted disk? a first run, or a lost or damaged " +
+          "state file?); nothing was deleted." + accept,
         { action: "guard", path: this.#source.where },
       );
     } else {

@@ -79,6 +79,13 @@ export interface Options {
    */
   readonly maxDelete?: number;
   /**
+   * An empty source may empty the replica in this run, even though no earlier
+   * cycle recorded this source folder (see `guards.ts`).
+   *
+   * @default {false}
+   */
+  readonly acceptEmptySource: boolean;
+  /**
    * Also mirror changes as file-system events report them.
    *
    * @default {false}
@@ -160,6 +167,7 @@ interface Flags {
   readonly exclude?: readonly string[];
   readonly watch?: boolean;
   readonly maxDelete?: number;
+  readonly acceptEmptySource?: boolean;
   readonly s3Endpoint?: string;
   readonly s3Region: string;
   readonly s3Credentials?: string;
@@ -233,6 +241,10 @@ function buildApp(received: (flags: Flags) => void) {
           optional: true,
           placeholder: "count",
         },
+        acceptEmptySource: toggle(
+          "this run may empty the replica although the source is empty and no earlier " +
+            "cycle recorded it (never put it in a unit file)",
+        ),
         s3Endpoint: {
           kind: "parsed",
           parse: String,
@@ -379,6 +391,7 @@ export async function parseOptions(args: readonly string[]): Promise<ParseResult
       console: flags.quiet ? "quiet" : flags.verbose ? "verbose" : "normal",
       exclude: Object.freeze([...flags.exclude ?? []]),
       ...(flags.maxDelete === undefined ? {} : { maxDelete: flags.maxDelete }),
+      acceptEmptySource: flags.acceptEmptySource ?? false,
     }),
   };
 }

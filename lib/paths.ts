@@ -126,3 +126,13 @@ export function stablePathOf(path: string): string {
 export function isWithin(inner: string, outer: string): boolean {
   return inner === outer || inner.startsWith(outer.endsWith("/") ? outer : `${outer}/`);
 }
+
+/** Whether anything is at `path` (a symlink itself counts, whatever it points to). */
+export function pathExists(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

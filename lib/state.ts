@@ -22,6 +22,7 @@
  */
 import { asError, reason } from "./error.ts";
 import { PairIndex } from "./pair_index.ts";
+import { pathExists } from "./paths.ts";
 import { fileStore, StateFile } from "./state_file.ts";
 import { newRunId, runIdOf, TempNames } from "./temp_names.ts";
 
@@ -157,7 +158,9 @@ export class MirrorState {
    * @param path the state file's path (made when missing, unless `readOnly`).
    * @param pair the real paths of the source and replica it belongs to.
    * @param options `readOnly`: neither lock nor write the file (default: false).
-   * @returns the state, and the reason the file's content was set aside, if it was.
+   * @returns the state; `warning`: why the file's content was set aside, if it
+   * was; `older`: why its newest record could not be used, when the record
+   * before it was (what the last commit recorded is lost).
    * @throws {StateFileError} when the file is in use by another running
    * mirror, is not a state file at all (it is never overwritten), or cannot
    * be opened; the message is one line, naming the path.
@@ -166,8 +169,9 @@ export class MirrorState {
     path: string,
     pair: StatePair,
     options: { readonly readOnly?: boolean } = {},
-  ): Promise<{ state: MirrorState; warning?: string }> {
+  ): Promise<{ state: MirrorState; warning?: string; older?: string }> {
     let handle: Deno.FsFile;
+    const existed = pathExists(path);
     try {
       handle = options.readOnly
         ? Deno.openSync(path, { read: true })
@@ -200,8 +204,14 @@ export class MirrorState {
       let warning: string | undefined;
       if (found.kind === "damaged") warning = `it is damaged (${found.why})`;
       else if (found.kind === "blob") warning = state.#load(found.note, found.blob);
+      else if (existed && handle.statSync().size === 0) warning = "it is empty (0 bytes)";
       if (options.readOnly) handle.close();
-      return warning === undefined ? { state } : { state, warning };
+      const older = found.kind === "blob" && warning === undefined ? found.older : undefined;
+      return {
+        state,
+        ...(warning === undefined ? {} : { warning }),
+        ...(older === undefined ? {} : { older }),
+      };
     } catch (error) {
       handle.close();
       throw error;

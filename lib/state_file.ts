@@ -80,8 +80,15 @@ export function fileStore(file: Deno.FsFile): Store {
 
 /** What {@link StateFile.read} found. */
 export type ReadResult =
-  /** The newest committed blob and note. */
-  | { readonly kind: "blob"; readonly blob: Uint8Array; readonly note: Uint8Array }
+  /** The newest committed blob and note; `older` says why the newest meta
+   * page could not be used, when the one before it was (a torn or damaged
+   * page: what the last commit recorded is lost). */
+  | {
+    readonly kind: "blob";
+    readonly blob: Uint8Array;
+    readonly note: Uint8Array;
+    readonly older?: string;
+  }
   /** Nothing was ever committed (a new or empty file). */
   | { readonly kind: "empty" }
   /** The file is ours but no blob in it can be trusted; `why` says what is wrong. */
@@ -121,12 +128,12 @@ export class StateFile {
     const pages = [header.subarray(0, PAGE), header.subarray(PAGE)];
     if (!pages.some((page) => page.length > 0 && startsLikeOurs(page))) return { kind: "foreign" };
     const metas: Meta[] = [];
-    let why = "no valid meta page";
+    let why = "no valid meta page", passedOver: string | undefined;
     for (const slot of [0, 1]) {
       const page = header.subarray(slot * PAGE, (slot + 1) * PAGE);
       const parsed = await parseMeta(page, slot);
       if (typeof parsed === "string") {
-        if (parsed !== "blank") why = parsed;
+        if (parsed !== "blank") why = passedOver = parsed;
       } else metas.push(parsed);
     }
     // The newest meta page with a valid checksum is in charge: a crash can
@@ -139,7 +146,14 @@ export class StateFile {
       if (blob.length === meta.length && equal(await sha256(blob), meta.blobSum)) {
         this.#current = meta;
         // Generation 0 is the mark a new file gets before its first commit.
-        return meta.generation === 0 ? { kind: "empty" } : { kind: "blob", blob, note: meta.note };
+        if (meta.generation === 0) {
+          return passedOver === undefined
+            ? { kind: "empty" }
+            : { kind: "damaged", why: passedOver };
+        }
+        return passedOver === undefined
+          ? { kind: "blob", blob, note: meta.note }
+          : { kind: "blob", blob, note: meta.note, older: passedOver };
       }
       why = blob.length < meta.length ? "truncated" : "checksum mismatch";
     }

@@ -13,6 +13,7 @@ import {
   mirrorCommand,
   mirrored,
   mountTmpfs,
+  PAIR,
   runMirror,
   runOnce,
   runOnceUnder,
@@ -150,7 +151,10 @@ Deno.test({
           unmount();
           await waitFor(
             "the guard",
-            logHas(work, /\[ERROR\]: Source folder .* unmounted disk\?\); nothing was deleted\.$/),
+            logHas(
+              work,
+              /\[ERROR\]: Source folder .* unmounted disk\?\); nothing was deleted\. If the source is meant to be empty, run once with --accept-empty-source\.$/,
+            ),
           );
           const cycles = logLines(`${work}/log.txt`).filter((l) =>
             l.includes("nothing was deleted")
@@ -168,6 +172,107 @@ Deno.test({
       }
     });
   },
+});
+
+/** Ways a run can find no trusted record of the source root (#18). */
+const lostRecords: [string, (work: string) => string[]][] = [
+  ["the state file truncated to 0 bytes", (work) => {
+    Deno.truncateSync(`${work}/log.txt.state`, 0);
+    return [];
+  }],
+  ["the same command run from another working folder (the relative default state)", (work) => {
+    Deno.mkdirSync(`${work}/elsewhere`);
+    return ["--source", "../src", "--replica", "../rep", "--log-file", "log.txt"];
+  }],
+  ["7 bytes overwritten at offset 100 after exactly one earlier run", (work) => {
+    const file = Deno.openSync(`${work}/log.txt.state`, { write: true });
+    file.seekSync(100, Deno.SeekMode.Start);
+    file.writeSync(new TextEncoder().encode("GARBAGE"));
+    file.close();
+    return [];
+  }],
+];
+
+for (const [how, damage] of lostRecords) {
+  Deno.test({
+    name: `an empty source deletes nothing without a trusted record of it: ${how}`,
+    ignore: !canMount(), // needs `mount -t tmpfs` (root)
+    fn: async () => {
+      await withWork(async (work) => {
+        const unmount = mountTmpfs(`${work}/src`, "4m");
+        try {
+          writeFile(`${work}/src/f1`, "precious");
+          writeFile(`${work}/src/d/f2`, "precious");
+          assert.equal((await runOnce(work)).code, 0);
+          unmount(); // the empty mount point shows
+          const args = damage(work);
+          const cwd = args.length > 0 ? `${work}/elsewhere` : work;
+          const result = await runMirror(
+            args.length > 0 ? [...args, "--once"] : [...PAIR, "--once"],
+            cwd,
+          );
+          const log = Deno.readTextFileSync(`${cwd}/log.txt`);
+          assert.equal(result.code, 1, result.stdout + result.stderr);
+          assert.match(
+            log,
+            /\[ERROR\]: Source folder .* is empty, the replica is not, and no earlier cycle recorded this folder as the source .*nothing was deleted\. If the source is meant to be empty, run once with --accept-empty-source\.\n/,
+          );
+          assert.doesNotMatch(log, /has been removed/);
+          assert.equal(Deno.readTextFileSync(`${work}/rep/f1`), "precious");
+          assert.equal(Deno.readTextFileSync(`${work}/rep/d/f2`), "precious");
+          if (how.includes("truncated")) {
+            assert.match(
+              log,
+              /\[WARNING\]: The state file .* was set aside: it is empty \(0 bytes\)/,
+            );
+          }
+          if (how.includes("overwritten")) {
+            assert.match(
+              log,
+              /\[WARNING\]: The state file .* has a damaged newest record \(.*\); the one before it is used/,
+            );
+          }
+          // Run again: still refused (a refused cycle records nothing).
+          const again = await runMirror(
+            args.length > 0 ? [...args, "--once"] : [...PAIR, "--once"],
+            cwd,
+          );
+          assert.equal(again.code, 1);
+          assert.equal(Deno.readTextFileSync(`${work}/rep/f1`), "precious");
+          // Accepted for one run: the replica is emptied, and the record then allows it.
+          const accepted = await runMirror(
+            [...(args.length > 0 ? args : PAIR), "--once", "--accept-empty-source"],
+            cwd,
+          );
+          assert.equal(accepted.code, 0, accepted.stdout + accepted.stderr);
+          assert.deepEqual([...Deno.readDirSync(`${work}/rep`)], []);
+        } finally {
+          unmount();
+        }
+      });
+    },
+  });
+}
+
+Deno.test("an emptied source folder (the same folder, recorded) empties the replica", async () => {
+  await withWork(async (work) => {
+    writeFile(`${work}/src/a.txt`, "a");
+    assert.equal((await runOnce(work)).code, 0);
+    Deno.removeSync(`${work}/src/a.txt`);
+    const result = await runOnce(work);
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual([...Deno.readDirSync(`${work}/rep`)], []);
+  });
+});
+
+Deno.test("a first run from an empty source beside a full replica deletes nothing (exit 1)", async () => {
+  await withWork(async (work) => {
+    writeFile(`${work}/rep/old.txt`, "old");
+    const result = await runOnce(work);
+    assert.equal(result.code, 1);
+    assert.equal(Deno.readTextFileSync(`${work}/rep/old.txt`), "old");
+    assert.ok(logHas(work, /no earlier cycle recorded this folder as the source/)());
+  });
 });
 
 Deno.test("--max-delete: a cycle over the limit deletes nothing but still copies", async () => {

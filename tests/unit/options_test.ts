@@ -18,6 +18,7 @@ Deno.test("options: defaults are the original tool's", async () => {
     logFormat: "text",
     console: "normal",
     exclude: [],
+    acceptEmptySource: false,
   });
   assert.ok(Object.isFrozen(result.options));
 });

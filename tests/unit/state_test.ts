@@ -152,11 +152,30 @@ Deno.test("state file: a meta page that lost its first sector is a torn write, n
   bytes.fill(0, PAGE, PAGE + 512); // its first sector never reached the disk
   store.durable = bytes;
   const found = await new StateFile(store).read();
-  assert.equal(found.kind, "empty", "generation 0 (page 0) is in charge: the old content");
+  // Generation 0 (page 0) holds nothing: falling back to it is said (#18).
+  assert.equal(found.kind, "damaged", "a torn page is never passed over in silence");
   store.durable = new TextEncoder().encode("x".repeat(3 * PAGE)); // someone else's file
   assert.equal((await new StateFile(store).read()).kind, "foreign");
   store.durable = new Uint8Array(3 * PAGE); // zeros are not ours either (say, an ISO image's start)
   assert.equal((await new StateFile(store).read()).kind, "foreign");
+});
+
+Deno.test("state file: falling back to the older meta page says why (#18)", async () => {
+  const store = new CrashingStore();
+  const file = new StateFile(store);
+  await file.read();
+  await file.write(new TextEncoder().encode("first"), new Uint8Array([1])); // page 1
+  await file.write(new TextEncoder().encode("second"), new Uint8Array([2])); // page 0
+  const clean = await new StateFile(store).read();
+  assert.ok(clean.kind === "blob" && clean.older === undefined);
+  const bytes = store.durable.slice();
+  bytes.set(new TextEncoder().encode("GARBAGE"), 100); // inside page 0's fixed part
+  store.durable = bytes;
+  const found = await new StateFile(store).read();
+  assert.equal(found.kind, "blob");
+  if (found.kind !== "blob") return;
+  assert.equal(new TextDecoder().decode(found.note), "first");
+  assert.match(found.older ?? "", /damaged meta page/);
 });
 
 Deno.test("state file: stays within a few times its content however often it is rewritten", async () => {
