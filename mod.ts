@@ -43,7 +43,7 @@ export { treeDigest } from "./lib/digest.ts";
 export { deletedEntries, ownerChange, plan } from "./lib/plan.ts";
 export type { Action, Owners, PlanOptions } from "./lib/plan.ts";
 export { deletionGuard } from "./lib/guards.ts";
-export type { GuardInputs, GuardVerdict } from "./lib/guards.ts";
+export type { GuardInputs, GuardRefusal, GuardVerdict } from "./lib/guards.ts";
 export type { Entry, Kind, Owner, StatKey, Tree } from "./lib/entry.ts";
 export { PackedTree } from "./lib/tree.ts";
 export { VERSION } from "./lib/version.ts";
