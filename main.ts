@@ -11,7 +11,14 @@
 import { reason } from "./lib/error.ts";
 import { excludeMatcher } from "./lib/exclude.ts";
 
-import { closeLogging, ConsoleTap, type LogFile, logger, setupLogging } from "./lib/log.ts";
+import {
+  closeLogging,
+  ConsoleTap,
+  type LogFile,
+  logger,
+  printable,
+  setupLogging,
+} from "./lib/log.ts";
 import { runLoop } from "./lib/loop.ts";
 import { type Options, parseOptions, UsageError } from "./lib/options.ts";
 import { Claim } from "./lib/claim.ts";
@@ -63,7 +70,8 @@ async function verify(
       ? "identical"
       : `${result.differences.length} difference${result.differences.length === 1 ? "" : "s"}`,
   ];
-  Deno.stdout.writeSync(encoder.encode(lines.map((line) => `${line}\n`).join("")));
+  // One line per difference, names written as in the log (escaped).
+  Deno.stdout.writeSync(encoder.encode(lines.map((line) => `${printable(line)}\n`).join("")));
   return result.differences.length === 0 ? OK : PARTIAL;
 }
 

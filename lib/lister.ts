@@ -49,6 +49,12 @@ export interface RawFolder {
  * Read the folder `base`: its entries' names sorted, and each one's `lstat`
  * (a name gone meanwhile is left out).
  *
+ * A name that is not valid UTF-8 cannot be used at all: the runtime hands it
+ * back with U+FFFD in place of each bad byte, and that name does not exist on
+ * disk. Such a name is a problem (so the folder counts as incompletely read),
+ * as is a name listed twice (two bad names, or a bad one and a real one,
+ * that read the same): it is listed once, with the entry that name has.
+ *
  * @param base the folder's absolute path.
  * @returns the folder, compactly.
  * @throws {Error} when the folder cannot be read at all.
@@ -60,14 +66,25 @@ export function readFolder(base: string): RawFolder {
   const problems: { name: string; error: RawError }[] = [];
   let names = "";
   let at = 0;
-  for (const name of all) {
+  for (let i = 0; i < all.length; i++) {
+    const name = all[i]!;
+    if (all[i + 1] === name) {
+      // Several names read as this one: each of the others is unusable.
+      while (all[i + 1] === name) i++;
+      problems.push({ name, error: { name: "InvalidData", message: NOT_UTF8_TWICE } });
+    }
     const path = `${base}/${name}`;
     let info: Deno.FileInfo;
     try {
       info = Deno.lstatSync(path);
       if (info.isSymlink) targets.push(Deno.readLinkSync(path));
     } catch (error) {
-      if (!(error instanceof Deno.errors.NotFound)) {
+      const notFound = error instanceof Deno.errors.NotFound;
+      if (notFound && name.includes("\uFFFD")) {
+        if (problems.at(-1)?.name !== name) {
+          problems.push({ name, error: { name: "InvalidData", message: NOT_UTF8 } });
+        }
+      } else if (!notFound) {
         const { name: kind, message } = error instanceof Error
           ? error
           : { name: "Error", message: String(error) };
@@ -88,6 +105,13 @@ export function readFolder(base: string): RawFolder {
   }
   return { names, numbers: numbers.subarray(0, at), targets, problems };
 }
+
+/** Why a name read with U+FFFD in it cannot be used (see {@link readFolder}). */
+export const NOT_UTF8 = "its name is not valid UTF-8, and the runtime (Deno) can neither " +
+  "read, copy nor remove such a name (it shows U+FFFD for each bad byte); rename it";
+const NOT_UTF8_TWICE = "two or more names in this folder read as this one (names that are " +
+  "not valid UTF-8: the runtime (Deno) shows U+FFFD for each bad byte, and can neither read, " +
+  "copy nor remove them); rename them";
 
 const KINDS = ["file", "dir", "symlink", "other"] as const;
 
@@ -295,6 +319,8 @@ export function aheadSource(): string {
   return [
     ...[readFolder, comparePaths, rank, isBelowAny, walkAhead].map(String),
     `const FIELDS = ${FIELDS};`,
+    `const NOT_UTF8 = ${JSON.stringify(NOT_UTF8)};`,
+    `const NOT_UTF8_TWICE = ${JSON.stringify(NOT_UTF8_TWICE)};`,
     `const handle = walkAhead((answer, transfer) => self.postMessage(answer, transfer), ${
       JSON.stringify(LIMITS)
     });`,

@@ -63,7 +63,9 @@ const ESCAPES: Readonly<Record<string, string>> = {
  * A value as it goes into a log line: every record stays one line, and every
  * name can be told from every other. A backslash is written `\\`; a newline,
  * carriage return and tab `\n`, `\r`, `\t`; other control characters (and the
- * line and paragraph separators) `\xNN` or `\uNNNN`. So a file named
+ * line and paragraph separators) `\xNN` or `\uNNNN`; U+FFFD, which the runtime
+ * puts in place of the bytes of a name that is not valid UTF-8, is written
+ * `\uFFFD`. So a file named
  * `a<newline>b` logs as `a\nb`, and one named `a\nb` (a backslash and an n)
  * as `a\\nb`.
  *
@@ -74,18 +76,19 @@ const ESCAPES: Readonly<Record<string, string>> = {
  * assert.equal(printable("a\tb\nc"), "a\\tb\\nc");
  * assert.equal(printable("lit\\n"), "lit\\\\n");
  * assert.equal(printable("bell\x07"), "bell\\x07");
+ * assert.equal(printable("caf\uFFFD.txt"), "caf\\uFFFD.txt");
  * ```
  */
 export function printable(value: unknown): string {
   const text = typeof value === "string" ? value : String(value);
   // deno-lint-ignore no-control-regex -- matching control characters is the point
-  return text.replace(/[\\\x00-\x1f\x7f-\x9f\u2028\u2029]/g, (char) => {
+  return text.replace(/[\\\x00-\x1f\x7f-\x9f\u2028\u2029\ufffd]/g, (char) => {
     const known = ESCAPES[char];
     if (known !== undefined) return known;
     const code = char.charCodeAt(0);
     return code < 0x100
       ? `\\x${code.toString(16).padStart(2, "0")}`
-      : `\\u${code.toString(16).padStart(4, "0")}`;
+      : `\\u${code.toString(16).toUpperCase().padStart(4, "0")}`;
   });
 }
 

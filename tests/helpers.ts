@@ -298,7 +298,14 @@ export function listTree(root: string): Map<string, Item> {
     for (const child of Deno.readDirSync(dir === "" ? root : `${root}/${dir}`)) {
       const path = dir === "" ? child.name : `${dir}/${child.name}`;
       const abs = `${root}/${path}`;
-      const info = Deno.lstatSync(abs);
+      let info: Deno.FileInfo;
+      try {
+        info = Deno.lstatSync(abs);
+      } catch (error) {
+        // A name that is not valid UTF-8 reads with U+FFFD and cannot be opened.
+        if (error instanceof Deno.errors.NotFound && child.name.includes("\uFFFD")) continue;
+        throw error;
+      }
       const mode = (info.mode ?? 0) & 0o7777;
       if (info.isFile) {
         const md5 = md5Of(abs);
