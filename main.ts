@@ -36,8 +36,8 @@ import type { BucketLock } from "./lib/s3_lock.ts";
 type S3Setup = typeof import("./lib/s3_setup.ts");
 import type { Replica, TreeReader } from "./lib/replica.ts";
 
-/** Exit codes. */
-const OK = 0, PARTIAL = 1, USAGE = 2;
+/** Exit codes (see the README's table). */
+const OK = 0, PARTIAL = 1, USAGE = 2, LEFT_BEHIND = 24;
 
 const encoder = new TextEncoder();
 
@@ -89,7 +89,7 @@ async function main(args: string[]): Promise<number> {
     options = parsed.options;
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
-    printError(`${error.message} (see --help)`);
+    printError(`${error.message.replace(/\.$/, "")} (see --help).`);
     return USAGE;
   }
   const refused = refusal(options);
@@ -175,22 +175,26 @@ async function main(args: string[]): Promise<number> {
   Deno.removeSignalListener("SIGHUP", ignoreHangUp);
   log.info(
     "Mirror started (version {version}): source {source}, replica {replica}, " +
-      "log file {logFile}, every {interval} s{mode}.",
+      "log file {logFile}, {mode}.",
     {
       version: VERSION,
       source: options.source,
       replica: options.replica,
       logFile: options.logFile,
-      interval: options.intervalSeconds,
       mode: options.dryRun
-        ? ", dry run"
+        ? "dry run (one cycle)"
         : options.once
-        ? ", one cycle"
-        : options.watch
-        ? ", watching for changes"
-        : "",
+        ? "one cycle"
+        : `every ${options.intervalSeconds} s${options.watch ? ", watching for changes" : ""}`,
     },
   );
+  if (bucketLock?.takenOver !== undefined) {
+    log.warn("The lock of replica {path} was taken over ({holder}); it was deleted.", {
+      action: "lock",
+      path: options.replica,
+      holder: bucketLock.takenOver,
+    });
+  }
   if (claimed.createdReplica || createdBucket) {
     log.info("Replica folder {path} has been created.", { action: "mkdir", path: options.replica });
   }
@@ -223,7 +227,7 @@ async function main(args: string[]): Promise<number> {
     );
   }
   // The two trees, as typed (made absolute): every cycle resolves them again.
-  const source = new LocalTree(resolve(options.source));
+  const source = new LocalTree(resolve(options.source), { where: options.source });
   const replica: Replica = bucket
     ? bucket.s3.bucketReplica(bucket.connection, options.replica, {
       state,
@@ -234,6 +238,7 @@ async function main(args: string[]): Promise<number> {
     : new LocalReplica(
       resolve(options.replica),
       {
+        where: options.replica,
         names: state,
         onWorkerFailure: (error) =>
           log.warn(
@@ -272,7 +277,11 @@ async function main(args: string[]): Promise<number> {
   if (options.dryRun) {
     await mirror.cycle(stop.signal); // changes nothing: exit 0 whatever it found
   } else if (options.once) {
-    code = (await mirror.cycle(stop.signal)).failed > 0 ? PARTIAL : OK;
+    const result = await mirror.cycle(stop.signal);
+    // Stopped by a signal: all good (what was done stays done).
+    if (!stop.signal.aborted) {
+      code = result.failed > 0 ? PARTIAL : result.leftBehind > 0 ? LEFT_BEHIND : OK;
+    }
   } else {
     watchMode?.ensure();
     await runLoop(

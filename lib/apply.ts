@@ -25,16 +25,27 @@ export type Outcome =
   /** Done; `bytes` of file content copied. For a file copied or touched,
    * `replicaKey` is the replica file's stat key as the mirror left it.
    * `quiet`: nothing worth a log line changed (a folder's mtime put back after
-   * this cycle's own writes in it, an owner change that was not allowed). */
+   * this cycle's own writes in it, an owner change that was not allowed).
+   * `prefix`: a file copied as its first bytes only (it grew while copied;
+   * see `WriteResult`). */
   | {
     readonly status: "done";
     readonly action: Action;
     readonly bytes: number;
     readonly replicaKey?: StatKey;
     readonly quiet?: boolean;
+    readonly prefix?: boolean;
   }
-  /** Not done, for a reason that the next cycle resolves (the source moved on). */
-  | { readonly status: "skipped"; readonly action: Action; readonly reason: string }
+  /** Not done, for a reason that the next cycle resolves (the source moved on).
+   * `changed`: the source changed while it was copied; `retryInMs`: it is
+   * tried again after this pause (it keeps changing). */
+  | {
+    readonly status: "skipped";
+    readonly action: Action;
+    readonly reason: string;
+    readonly changed?: boolean;
+    readonly retryInMs?: number;
+  }
   /** Failed. */
   | { readonly status: "failed"; readonly action: Action; readonly error: Error }
   /** Not attempted: a dry run. */
@@ -380,9 +391,13 @@ function quiet(action: Action): Outcome {
 function toOutcome(action: Extract<Action, { op: "copy" }>, result: WriteResult): Outcome {
   switch (result.status) {
     case "done":
-      return done(action, action.source.size, result.key);
+      return result.prefix
+        ? { status: "done", action, bytes: action.source.size, prefix: true }
+        : done(action, action.source.size, result.key);
     case "skipped":
-      return { status: "skipped", action, reason: result.reason };
+      return result.changed
+        ? { status: "skipped", action, reason: result.reason, changed: true }
+        : { status: "skipped", action, reason: result.reason };
     case "failed":
       return {
         status: "failed",

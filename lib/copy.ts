@@ -6,6 +6,7 @@
  */
 import type { Disk } from "./disk.ts";
 import { entryFromInfo, keyOf, type Owner, statKey } from "./entry.ts";
+import { asError } from "./error.ts";
 import type { WriteResult } from "./replica.ts";
 
 /** One file to copy. */
@@ -59,9 +60,18 @@ export function copyFile(
     // sparse copy is made private: the mode is set last.
     if (job.owner !== undefined || job.sparse) disk.chmod(job.dest, job.mode);
     disk.utime(job.dest, new Date(), new Date(job.mtimeMs));
-    if (statKey(entryFromInfo(disk.lstat(job.from))) !== job.expectedKey) {
+    const now = entryFromInfo(disk.lstat(job.from));
+    if (statKey(now) !== job.expectedKey) {
       removeQuietly(disk, job.dest);
-      return { status: "skipped", reason: "it changed while being copied" };
+      // Same file, only longer: perhaps appended to (see `copyPrefix`).
+      const [size, , , ino] = job.expectedKey.split(":").map(Number);
+      const grew = now.kind === "file" && now.ino === ino && now.size > size!;
+      return {
+        status: "skipped",
+        reason: "it changed while being copied",
+        changed: true,
+        ...(grew ? { grew } : {}),
+      };
     }
     if (job.target !== undefined) disk.rename(job.dest, job.target);
     const written = entryFromInfo(disk.lstat(job.target ?? job.dest));
@@ -93,6 +103,48 @@ export function copyFile(
     return copying instanceof Promise ? copying.then(guarded, fail) : guarded();
   } catch (error) {
     return fail(error);
+  }
+}
+
+/**
+ * Copy the first `job.size` bytes of a file that grew while it was copied
+ * (a log being appended to): those bytes are copied through the program and
+ * hashed, then the source's first `job.size` bytes are read again; when the
+ * two MD5s agree, nothing before the end seen when the file was listed
+ * changed, and the copy (that prefix, with the listed mtime and mode) is put
+ * in place, `done` with `prefix` set and no key (the pair is not recorded as
+ * in step: the next cycle copies the rest). Otherwise it is `skipped`.
+ *
+ * @param disk the disk to write through.
+ * @param job the copy that found its source longer afterwards.
+ * @param md5Prefix the MD5 (hex) of the source's first `length` bytes now.
+ * @returns how it ended.
+ */
+export async function copyPrefix(
+  disk: Pick<Disk, "copyPrefix" | "utime" | "lstat" | "rename" | "remove" | "chown" | "chmod">,
+  job: CopyJob,
+  md5Prefix: (length: number) => Promise<string>,
+): Promise<CopyResult> {
+  try {
+    const copied = await disk.copyPrefix(job.from, job.dest, job.size);
+    const ownerRefused = job.owner === undefined
+      ? undefined
+      : chownAsAllowed(disk, job.dest, job.owner);
+    disk.chmod(job.dest, job.mode);
+    disk.utime(job.dest, new Date(), new Date(job.mtimeMs));
+    if (disk.lstat(job.dest).size !== job.size || await md5Prefix(job.size) !== copied) {
+      removeQuietly(disk, job.dest);
+      return { status: "skipped", reason: "it changed while being copied", changed: true };
+    }
+    if (job.target !== undefined) disk.rename(job.dest, job.target);
+    return { status: "done", prefix: true, ...(ownerRefused ? { ownerRefused } : {}) };
+  } catch (error) {
+    removeQuietly(disk, job.dest);
+    if (error instanceof Deno.errors.NotFound && !exists(disk, job.from)) {
+      return { status: "skipped", reason: "it vanished before it could be copied" };
+    }
+    const { name, message } = asError(error);
+    return { status: "failed", name, message };
   }
 }
 

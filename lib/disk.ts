@@ -26,6 +26,16 @@ export interface Disk {
    */
   copyFile(from: string, to: string, size: number, sparse?: boolean): void | Promise<void>;
   /**
+   * Copy the first `length` bytes of a file (fewer if it is shorter) through
+   * this program, computing their MD5 as they pass.
+   *
+   * @param from the file to copy from.
+   * @param to where the copy is made (replaced if it exists), mode 0600.
+   * @param length how many bytes to copy.
+   * @returns the MD5 (hex) of the bytes copied.
+   */
+  copyPrefix(from: string, to: string, length: number): Promise<string>;
+  /**
    * Set permission bits.
    *
    * @param path the entry to change.
@@ -108,6 +118,7 @@ export const realDisk: Disk = {
       : size >= BIG_FILE
       ? Deno.copyFile(from, to)
       : Deno.copyFileSync(from, to),
+  copyPrefix,
   chown: (path, uid, gid) => Deno.chownSync(path, uid, gid),
   lchown: async (path, uid, gid) => {
     // node:fs takes ~40 ms to load: only when a symlink's owner is to be set.
@@ -156,6 +167,24 @@ async function copySparse(from: string, to: string): Promise<void> {
     offset += n;
   }
   await dest.truncate(offset);
+}
+
+/** See {@link Disk.copyPrefix}. */
+async function copyPrefix(from: string, to: string, length: number): Promise<string> {
+  const { createHash } = await import("node:crypto");
+  const hash = createHash("md5");
+  using source = await Deno.open(from, { read: true });
+  using dest = await Deno.open(to, { write: true, create: true, truncate: true, mode: 0o600 });
+  const buffer = new Uint8Array(Math.min(CHUNK, Math.max(length, 1)));
+  for (let left = length; left > 0;) {
+    const n = await source.read(buffer.subarray(0, Math.min(buffer.length, left)));
+    if (n === null) break;
+    const chunk = buffer.subarray(0, n);
+    hash.update(chunk);
+    for (let done = 0; done < n;) done += await dest.write(chunk.subarray(done));
+    left -= n;
+  }
+  return hash.digest("hex");
 }
 
 /** Whether bytes [from, to) are all zero (`from` a multiple of 4; `words` the same buffer). */

@@ -44,6 +44,7 @@ export class Hasher {
    * @param path the file's path.
    * @param size the file's size when it was scanned (a big one is read asynchronously).
    * @param signal stops the reading of a big file early.
+   * @param limit read at most this many bytes (the MD5 of the file's first bytes).
    * @returns the file's MD5, in lowercase hex.
    *
    * @example
@@ -56,22 +57,32 @@ export class Hasher {
    * Deno.removeSync(file);
    * ```
    */
-  async md5(path: string, size: number, signal?: AbortSignal): Promise<string> {
+  async md5(
+    path: string,
+    size: number,
+    signal?: AbortSignal,
+    limit = Infinity,
+  ): Promise<string> {
     nodeCrypto ??= await import("node:crypto");
     const hash = nodeCrypto.createHash("md5");
     const buffer = this.#buffer;
+    let left = limit;
+    const take = (n: number) => {
+      const used = Math.min(n, left);
+      hash.update(buffer.subarray(0, used));
+      this.#hashedBytes += used;
+      left -= used;
+    };
     if (size < BIG_FILE) {
       using file = Deno.openSync(path, { read: true });
-      for (let n = file.readSync(buffer); n !== null; n = file.readSync(buffer)) {
-        hash.update(buffer.subarray(0, n));
-        this.#hashedBytes += n;
+      for (let n = file.readSync(buffer); n !== null && left > 0; n = file.readSync(buffer)) {
+        take(n);
       }
     } else {
       using file = await Deno.open(path, { read: true });
-      for (let n = await file.read(buffer); n !== null; n = await file.read(buffer)) {
+      for (let n = await file.read(buffer); n !== null && left > 0; n = await file.read(buffer)) {
         signal?.throwIfAborted();
-        hash.update(buffer.subarray(0, n));
-        this.#hashedBytes += n;
+        take(n);
       }
     }
     return hash.digest("hex");

@@ -19,7 +19,7 @@
  *
  * @module
  */
-import { chownAsAllowed, copyFile, type CopyJob, removeQuietly } from "./copy.ts";
+import { chownAsAllowed, copyFile, type CopyJob, copyPrefix, removeQuietly } from "./copy.ts";
 import { type Copier, CopyWorker } from "./copy_worker.ts";
 import { type Disk, realDisk } from "./disk.ts";
 import { type Entry, entryFromInfo, keyOf, type Owner, statKey } from "./entry.ts";
@@ -42,6 +42,12 @@ import { newRunId, TempNames } from "./temp_names.ts";
 
 /** Options of {@link LocalTree}. */
 export interface LocalTreeOptions {
+  /**
+   * How messages name the folder (the path as the user typed it).
+   *
+   * @default the root as given
+   */
+  readonly where?: string;
   /**
    * Reads files for their MD5 (share one to count the bytes read on both
    * sides).
@@ -93,7 +99,7 @@ export class LocalTree implements TreeReader {
    * @param options see {@link LocalTreeOptions}.
    */
   constructor(root: string, options: LocalTreeOptions = {}) {
-    this.where = root;
+    this.where = options.where ?? root;
     this.given = root;
     this.real = realPathOf(root);
     this.#hasher = options.hasher ?? new Hasher();
@@ -315,6 +321,8 @@ export class LocalReplica extends LocalTree implements Replica {
   /** Batches on the worker not answered yet. */
   #onWorker = 0;
   readonly #makeWorker: () => Copier;
+  /** Reads the first bytes of sources that grew while copied (made when first needed). */
+  #prefixes: Hasher | undefined;
   readonly #onWorkerFailure: (error: Error) => void;
 
   /**
@@ -451,7 +459,7 @@ export class LocalReplica extends LocalTree implements Replica {
     } catch (error) {
       return failed(error);
     }
-    const copying = copyFile(this.#disk, job);
+    const copying = this.#settled(job, copyFile(this.#disk, job));
     if (!(copying instanceof Promise) || signal === undefined) return copying;
     // A kernel copy of gigabytes cannot be interrupted: on a stop its file is
     // removed at once, and the copy goes on into nothing until the process ends.
@@ -523,7 +531,25 @@ export class LocalReplica extends LocalTree implements Replica {
       );
     }
     let next = 0;
-    return jobs.map((job) => ("dest" in job ? results[next++]! : job));
+    return await Promise.all(
+      jobs.map((job) => ("dest" in job ? this.#settled(job, results[next++]!) : job)),
+    );
+  }
+
+  /**
+   * A copy whose source grew meanwhile (a log appended to) is made again of
+   * what the source held when listed, proven unchanged (see `copyPrefix`).
+   */
+  #settled(job: CopyJob, result: WriteResult | Promise<WriteResult>) {
+    const settle = (result: WriteResult) =>
+      result.status === "skipped" && result.grew
+        ? copyPrefix(
+          this.#disk,
+          job,
+          (length) => (this.#prefixes ??= new Hasher()).md5(job.from, length, undefined, length),
+        )
+        : result;
+    return result instanceof Promise ? result.then(settle) : settle(result);
   }
 
   #copier(): Copier {

@@ -10,6 +10,7 @@
  */
 import { getLogger } from "npm:@logtape/logtape@^2.4.2";
 import { Applier, type Outcome } from "./apply.ts";
+import { Backoff } from "./backoff.ts";
 import { findChangedFiles } from "./compare.ts";
 import { FolderDigests } from "./digest.ts";
 import { type Entry, NOUN } from "./entry.ts";
@@ -159,6 +160,8 @@ export class Mirror {
   readonly #warnedRefused = new Set<string>();
   /** Which owners are kept, once found out (see {@link #owners}). */
   #ownerPolicy: OwnerPolicy | undefined;
+  /** Files that keep changing while copied, and when each is tried again. */
+  readonly #changing = new Backoff();
   /** Where the replica root was at the last cycle (its real path or identity). */
   #replicaAt: string | undefined;
   /** A cycle is under way (cycles of one mirror never overlap). */
@@ -254,7 +257,7 @@ export class Mirror {
     const dryRun = this.#options.dryRun ?? false;
     // A partial (--watch) cycle logs its actions only: one line per change mirrored.
     if (dryRun || (paths === undefined && (eventful(tally) || !this.#summarized))) {
-      reportSummary(this.#log, tally, performance.now() - started, dryRun);
+      reportSummary(this.#log, tally, performance.now() - started, dryRun, signal?.aborted);
       if (paths === undefined && !dryRun) this.#summarized = true;
     }
     return Object.freeze({ ...tally });
@@ -364,6 +367,7 @@ export class Mirror {
       for (const action of actions) if (action.op === "copy") progress?.add(action.source.size);
     };
     const apply = async (action: Action) => {
+      if (this.#pausedCopy(action, tally)) return;
       if (writes) {
         writes.writing([action.path]);
         written.push(action.path);
@@ -434,7 +438,9 @@ export class Mirror {
 
     // Remember.
     if (dryRun || signal?.aborted) return;
-    const changed = tally.copied + tally.updated + tally.removed + tally.created > 0;
+    const changed =
+      tally.copied + tally.updated + tally.attributes + tally.removed + tally.created +
+          tally.links > 0;
     if ((changed || !this.#summarized) && digests) {
       const source = this.#source;
       try {
@@ -535,7 +541,7 @@ export class Mirror {
     try {
       for (const action of actions) {
         if (signal?.aborted) break;
-        await applier.apply(action);
+        if (!this.#pausedCopy(action, tally)) await applier.apply(action);
       }
     } finally {
       await applier.finish();
@@ -585,7 +591,8 @@ export class Mirror {
       ...(context.owners ? { owners: context.owners } : {}),
       ...(signal ? { signal } : {}),
       ...(context.onCopyEnded ? { onCopyEnded: context.onCopyEnded } : {}),
-      onOutcome: (outcome) => {
+      onOutcome: (given) => {
+        const outcome = this.#paced(given);
         context.onOutcome?.(outcome);
         if (outcome.status === "done") learnFromWrite(index, outcome, context.observedAt);
         else if (
@@ -602,6 +609,21 @@ export class Mirror {
         count(tally, outcome);
       },
     });
+  }
+
+  /** A copy of a file that keeps changing, while its pause lasts: left behind, unread. */
+  #pausedCopy(action: Action, tally: Tally): boolean {
+    if (action.op !== "copy" || !this.#changing.waiting(action.path)) return false;
+    tally.leftBehind++;
+    return true;
+  }
+
+  /** A copy skipped because its source changed meanwhile is paused, longer each time. */
+  #paced(outcome: Outcome): Outcome {
+    if (outcome.action.op !== "copy") return outcome;
+    if (outcome.status === "done") this.#changing.succeeded(outcome.action.path);
+    if (outcome.status !== "skipped" || !outcome.changed) return outcome;
+    return { ...outcome, retryInMs: this.#changing.failed(outcome.action.path) };
   }
 
   /**

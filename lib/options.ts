@@ -123,6 +123,17 @@ export interface Options {
   readonly console: "quiet" | "normal" | "verbose";
 }
 
+/**
+ * Whether a replica argument names a bucket: `s3://` (the scheme in any case,
+ * as in URLs).
+ *
+ * @param replica the `--replica` value.
+ * @returns true for `s3://BUCKET[/PREFIX]`.
+ */
+export function isBucket(replica: string): boolean {
+  return /^s3:\/\//i.test(replica);
+}
+
 /** What {@link parseOptions} returns: options to run with, or text to print and exit 0. */
 export type ParseResult =
   | { readonly kind: "run"; readonly options: Options }
@@ -133,10 +144,18 @@ export class UsageError extends Error {
   override name = "UsageError";
 }
 
+/** The shortest interval: shorter ones would spin without rest. */
+export const MIN_INTERVAL_SECONDS = 0.05;
+
 function positiveSeconds(value: string): number {
-  const seconds = Number(value);
-  if (value.trim() === "" || !Number.isFinite(seconds) || seconds <= 0) {
-    throw new Error("expected a positive number of seconds");
+  // Decimal only: `0x10` is not 16 s, and `1e-9` is refused by the floor.
+  const text = value.trim();
+  const seconds = Number(text);
+  if (!/^(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(text) || !Number.isFinite(seconds)) {
+    throw new Error("expected a number of seconds (such as 10 or 0.5)");
+  }
+  if (seconds < MIN_INTERVAL_SECONDS) {
+    throw new Error(`expected at least ${MIN_INTERVAL_SECONDS} seconds`);
   }
   return seconds;
 }
@@ -188,8 +207,9 @@ const toggle = (brief: string) => ({
   withNegated: false,
 });
 
-/** The application, with `received` called with the flags of a valid command line. */
-function buildApp(received: (flags: Flags) => void) {
+/** The application, with `received` called with the flags of a valid command line
+ * (`args`: that command line, for messages). */
+function buildApp(args: readonly string[], received: (flags: Flags) => void) {
   const command = buildCommand({
     func: (flags: Flags) => received(flags),
     parameters: {
@@ -286,7 +306,10 @@ function buildApp(received: (flags: Flags) => void) {
     scanner: { caseStyle: "allow-kebab-for-camel" },
     documentation: { caseStyle: "convert-camel-to-kebab" },
     localization: {
-      loadText: () => ({ ...text_en, exceptionWhileParsingArguments: describe }),
+      loadText: () => ({
+        ...text_en,
+        exceptionWhileParsingArguments: (error: unknown) => describe(error, args),
+      }),
     },
   });
 }
@@ -296,10 +319,20 @@ function kebab(name: string): string {
   return name.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`);
 }
 
-/** A scanning failure in one line, naming flags as they are typed. */
-function describe(error: unknown): string {
+/** A scanning failure in one line, naming flags as they are typed (`args`: the command line). */
+function describe(error: unknown, args: readonly string[]): string {
   if (!(error instanceof ArgumentScannerError)) return String(error);
   return formatMessageForArgumentScannerError(error, {
+    UnexpectedPositionalError: ({ input }) => {
+      const at = args.indexOf(input);
+      const flag = at >= 2 && args[at - 2]?.startsWith("--") ? args[at - 2] : undefined;
+      return `unexpected argument '${input}'` +
+        (flag === "--exclude"
+          ? ": each pattern needs its own --exclude (--exclude a --exclude b)"
+          : `: every flag takes at most one value${
+            flag ? ` (${flag} took '${args[at - 1]}')` : ""
+          }`);
+    },
     ArgumentParseError: ({ externalFlagNameOrPlaceholder: flag, input, exception }) =>
       `--${flag} "${input}": ${exception instanceof Error ? exception.message : exception}`,
     UnexpectedFlagError: ({ externalFlagName: flag }) => `--${kebab(flag)} was given twice`,
@@ -333,7 +366,7 @@ export async function parseOptions(args: readonly string[]): Promise<ParseResult
       exitCode: undefined as number | string | null | undefined,
     },
   };
-  await run(buildApp((flags) => parsed = flags), args, context);
+  await run(buildApp(args, (flags) => parsed = flags), args, context);
   if (parsed === undefined) {
     if (err.length === 0 && Number(context.process.exitCode ?? 0) === 0) {
       return { kind: "exit", text: out.join("") }; // --help, --version
@@ -352,7 +385,7 @@ export async function parseOptions(args: readonly string[]): Promise<ParseResult
   if (flags.watch && flags.dryRun) {
     throw new UsageError("--watch and --dry-run cannot be combined (a dry run is one cycle).");
   }
-  const s3 = flags.replica.startsWith("s3://");
+  const s3 = isBucket(flags.replica);
   if (!s3) {
     const given = [
       ["--s3-endpoint", flags.s3Endpoint !== undefined],

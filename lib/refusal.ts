@@ -7,6 +7,7 @@
  */
 import { dirname, resolve } from "node:path";
 import { asError, reason } from "./error.ts";
+import { isBucket } from "./options.ts";
 import { isWithin, realPathOf } from "./paths.ts";
 
 /** The paths a run works on. */
@@ -49,7 +50,7 @@ export function refusal(paths: Paths): string | undefined {
     return `--source: cannot use '${source}': ${reason(asError(error))}.`;
   }
   // A replica in a bucket (s3://) is checked when it is reached.
-  const remote = replica.startsWith("s3://");
+  const remote = isBucket(replica);
   if (!remote) {
     const refused = localReplicaRefusal(replica);
     if (refused !== undefined) return refused;

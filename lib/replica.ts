@@ -139,11 +139,25 @@ export interface FileWrite {
 export type WriteResult =
   /** Written; `key`: the replica file's stat key as written (absent when
    * someone else changed it right after); `ownerRefused`: the part of the
-   * owner asked for that could not be given (not a failure). */
-  | { readonly status: "done"; readonly key?: StatKey; readonly ownerRefused?: Owner }
+   * owner asked for that could not be given (not a failure); `prefix`: the
+   * source grew while it was copied, and what it held when it was listed
+   * (its first `size` bytes, proven unchanged) was written: the next cycle
+   * copies the rest. */
+  | {
+    readonly status: "done";
+    readonly key?: StatKey;
+    readonly ownerRefused?: Owner;
+    readonly prefix?: boolean;
+  }
   /** Not written, for a reason the next cycle resolves (the source changed or
-   * vanished; the run was stopped). */
-  | { readonly status: "skipped"; readonly reason: string }
+   * vanished; the run was stopped); `changed`: the source changed while it
+   * was copied; `grew`: it is the same file, only longer (appended to, perhaps). */
+  | {
+    readonly status: "skipped";
+    readonly reason: string;
+    readonly changed?: boolean;
+    readonly grew?: boolean;
+  }
   /** Failed (the replica keeps what it had). */
   | { readonly status: "failed"; readonly name: string; readonly message: string };
 

@@ -56,6 +56,11 @@ export interface MirrorLog {
 
 /** How log lines name each kind of entry. */
 
+/** The replica root is "the replica folder" (named as the user gave it), any other one a folder. */
+function folderNoun(action: Action): string {
+  return action.path === "" ? "replica folder" : "folder";
+}
+
 function doneMessage(action: Action): string {
   switch (action.op) {
     case "root":
@@ -71,7 +76,7 @@ function doneMessage(action: Action): string {
     case "touch":
       return "Attributes of file {path} have been updated.";
     case "folder":
-      return "Attributes of folder {path} have been updated.";
+      return `Attributes of ${folderNoun(action)} {path} have been updated.`;
     case "lchown":
       return "Owner of symlink {path} has been updated.";
     case "keep":
@@ -94,7 +99,7 @@ function plannedMessage(action: Action): string {
     case "touch":
       return "Would update the attributes of file {path}.";
     case "folder":
-      return "Would update the attributes of folder {path}.";
+      return `Would update the attributes of ${folderNoun(action)} {path}.`;
     case "lchown":
       return "Would update the owner of symlink {path}.";
     case "keep":
@@ -117,7 +122,7 @@ function failedMessage(action: Action): string {
     case "touch":
       return "Could not set the attributes of file {path}: {reason}.";
     case "folder":
-      return "Could not set the attributes of folder {path}: {reason}.";
+      return `Could not set the attributes of ${folderNoun(action)} {path}: {reason}.`;
     case "lchown":
       return "Could not set the owner of symlink {path}: {reason}.";
     case "keep":
@@ -130,10 +135,18 @@ function failedMessage(action: Action): string {
 export function reportOutcome(log: MirrorLog, outcome: Outcome, replica = "the replica"): void {
   const { action } = outcome;
   // The replica root is named as the user gave it; other paths are relative to the roots.
-  const base = { action: action.op, path: action.op === "root" ? replica : action.path || "." };
+  const base = { action: action.op, path: action.path === "" ? replica : action.path };
   switch (outcome.status) {
     case "done":
       if (outcome.quiet) break; // nothing worth a line changed
+      if (outcome.prefix) {
+        log.warn(
+          "File {path} was copied as its first {bytes} bytes: it grew while being copied; " +
+            "the next cycle copies the rest.",
+          { ...base, bytes: outcome.bytes },
+        );
+        break;
+      }
       log.info(doneMessage(action), { ...base, bytes: outcome.bytes });
       break;
     case "skipped":
@@ -144,7 +157,10 @@ export function reportOutcome(log: MirrorLog, outcome: Outcome, replica = "the r
           base,
         );
       } else {
-        log.warn("File {path} was not copied: {reason}; the next cycle retries.", {
+        const retry = outcome.retryInMs === undefined
+          ? "the next cycle retries"
+          : `it keeps changing: it is tried again after ${Math.round(outcome.retryInMs / 1000)} s`;
+        log.warn(`File {path} was not copied: {reason}; ${retry}.`, {
           ...base,
           reason: outcome.reason,
         });
@@ -176,6 +192,8 @@ export interface Tally {
   copied: number;
   /** Files copied over a different replica file. */
   updated: number;
+  /** Entries whose attributes alone were set (mode, mtime, owner). */
+  attributes: number;
   /** Replica entries removed. */
   removed: number;
   /** Folders made. */
@@ -184,6 +202,8 @@ export interface Tally {
   links: number;
   /** Things skipped (a file that changed or vanished while copied, a special file). */
   warnings: number;
+  /** Files left behind because they changed or vanished while being copied (of `warnings`). */
+  leftBehind: number;
   /** Actions that failed; the next cycle tries again. */
   failed: number;
   /** Bytes of file content written. */
@@ -200,10 +220,12 @@ export function emptyTally(): Tally {
   return {
     copied: 0,
     updated: 0,
+    attributes: 0,
     removed: 0,
     created: 0,
     links: 0,
     warnings: 0,
+    leftBehind: 0,
     failed: 0,
     bytes: 0,
     planned: 0,
@@ -218,6 +240,7 @@ export function count(tally: Tally, outcome: Outcome): void {
   }
   if (outcome.status === "skipped") {
     tally.warnings++;
+    if (outcome.action.op === "copy") tally.leftBehind++;
     return;
   }
   const { action } = outcome;
@@ -226,32 +249,41 @@ export function count(tally: Tally, outcome: Outcome): void {
     return;
   }
   tally.bytes += outcome.bytes;
+  if (outcome.prefix) {
+    tally.warnings++;
+    tally.leftBehind++;
+  }
   if (action.op === "keep" || action.op === "root" || outcome.quiet) return;
   if (action.op === "remove") tally.removed++;
   else if (action.op === "mkdir") tally.created++;
   else if (action.op === "symlink") tally.links++;
-  else if (action.op === "copy" && !action.update) tally.copied++;
-  else tally.updated++;
+  else if (action.op === "copy") action.update ? tally.updated++ : tally.copied++;
+  else tally.attributes++;
 }
 
 /** Whether the cycle changed anything or ran into trouble. */
 export function eventful(tally: Tally): boolean {
-  return tally.copied + tally.updated + tally.removed + tally.created + tally.links +
-      tally.warnings +
-      tally.failed + tally.planned > 0;
+  return tally.copied + tally.updated + tally.attributes + tally.removed + tally.created +
+      tally.links + tally.warnings + tally.failed + tally.planned > 0;
 }
 
-/** Log the one-line summary of a cycle (of a dry run: what it would have done). */
+/**
+ * Log the one-line summary of a cycle (of a dry run: what it would have
+ * done); `stopped`: the cycle was stopped (SIGINT, SIGTERM) before its end.
+ */
 export function reportSummary(
   log: MirrorLog,
   tally: Tally,
   durationMs: number,
   dryRun = false,
+  stopped = false,
 ): void {
   const seconds = (durationMs / 1000).toFixed(3);
   /** `{key} noun`, the noun in the plural unless the count is one. */
-  const n = (key: "created" | "links" | "warnings" | "bytes" | "planned", noun: string) =>
-    `{${key}} ${noun}${tally[key] === 1 ? "" : "s"}`;
+  const n = (
+    key: "created" | "links" | "attributes" | "warnings" | "bytes" | "planned",
+    noun: string,
+  ) => `{${key}} ${noun}${tally[key] === 1 ? "" : "s"}`;
   if (dryRun) {
     log.info(
       `Dry run finished: ${n("planned", "action")} would be taken, {failed} failed; ` +
@@ -261,9 +293,9 @@ export function reportSummary(
     return;
   }
   log.info(
-    "Cycle finished: {copied} copied, {updated} updated, {removed} removed, " +
-      `${n("created", "folder")} created, ${n("links", "symlink")} made, ` +
-      `${n("warnings", "warning")}, {failed} failed; ` +
+    `Cycle ${stopped ? "stopped" : "finished"}: {copied} copied, {updated} updated, ` +
+      `{removed} removed, ${n("created", "folder")} created, ${n("links", "symlink")} made, ` +
+      `${n("attributes", "attribute update")}, ${n("warnings", "warning")}, {failed} failed; ` +
       `${n("bytes", "byte")} in {seconds} s${
         tally.digest === undefined
           ? ""

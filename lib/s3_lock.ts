@@ -45,6 +45,8 @@ export class BucketLock {
   #timer: ReturnType<typeof setInterval> | undefined;
   /** When it was last written (epoch ms). */
   #writtenAt = 0;
+  /** Whose lock {@link acquire} took over (deleted), in a few words, if it did. */
+  takenOver: string | undefined;
 
   /**
    * @param store the bucket, with no prefix (the lock is beside the tree).
@@ -83,6 +85,11 @@ export class BucketLock {
         } unless renewed`;
       }
       // Expired, or left by an earlier run of this very mirror: taken over.
+      this.takenOver = `pid ${holder.pid}, ${
+        isEarlierRun(holder.runId)
+          ? "an earlier run of this state file"
+          : `lapsed at ${new Date(holder.expires).toISOString()}`
+      }`;
       await this.#remove();
     }
     return "it was taken by another mirror at the same moment";

@@ -399,7 +399,7 @@ export class S3Replica implements Replica {
       if (currentKey(write.from) !== write.expectedKey) {
         // What was sent is whole, but maybe not the file as it is now: compared next cycle.
         this.#memory.forget(write.path);
-        return { status: "skipped", reason: "it changed while it was copied" };
+        return { status: "skipped", reason: "it changed while being copied", changed: true };
       }
       return { status: "done", key: [write.size, write.mtimeMs, 0, etagNumber(etag)] };
     } catch (error) {

@@ -28,11 +28,6 @@ export interface S3Location {
   readonly prefix: string;
 }
 
-/** A replica given as `s3://...`. */
-export function isS3(replica: string): boolean {
-  return replica.startsWith(S3_SCHEME);
-}
-
 /**
  * The bucket and prefix of `s3://BUCKET/PREFIX`.
  *
@@ -190,7 +185,13 @@ export async function connectS3(flags: S3Flags): Promise<S3Connection> {
   } catch (error) {
     const why = reason(asError(error));
     if (asError(error).name === "S3Error") {
-      throw new Error(`--replica: the endpoint refused bucket '${location.bucket}' (${why})`);
+      const hint = (error as { status?: number }).status === 403
+        ? ": check the access key and secret (--s3-credentials and --s3-profile, or the " +
+          "AWS_* variables) and that they may use this bucket"
+        : "";
+      throw new Error(
+        `--replica: the endpoint refused bucket '${location.bucket}' (${why})${hint}`,
+      );
     }
     throw new Error(`--s3-endpoint: cannot reach ${endpoint} (${why})`);
   }

@@ -47,7 +47,7 @@ function messages(lines: string[]): string[] {
 
 /** A run's summary when it found nothing to do (it logs one all the same). */
 const UP_TO_DATE =
-  /^Cycle finished: 0 copied, 0 updated, 0 removed, 0 folders created, 0 symlinks made, 0 warnings, 0 failed; 0 bytes in [\d.]+ s; source tree digest [0-9a-f]{32}\.$/;
+  /^Cycle finished: 0 copied, 0 updated, 0 removed, 0 folders created, 0 symlinks made, 0 attribute updates, 0 warnings, 0 failed; 0 bytes in [\d.]+ s; source tree digest [0-9a-f]{32}\.$/;
 
 /**
  * Run `--once` again on `work`, check it succeeded and mirrored, and return
@@ -92,7 +92,7 @@ Deno.test("mirror: first cycle copies files, folders, modes, mtimes and symlinks
     ) assert.ok(log.includes(expected), `missing "${expected}" in ${log.join("\n")}`);
     assert.match(
       log.at(-1)!,
-      /^Cycle finished: 4 copied, 0 updated, 0 removed, 4 folders created, 2 symlinks made, 0 warnings, 0 failed; \d+ bytes in [\d.]+ s; source tree digest [0-9a-f]{32}\.$/,
+      /^Cycle finished: 4 copied, 0 updated, 0 removed, 4 folders created, 2 symlinks made, 0 attribute updates, 0 warnings, 0 failed; \d+ bytes in [\d.]+ s; source tree digest [0-9a-f]{32}\.$/,
     );
     assert.equal(Deno.readLinkSync(`${work}/rep/dangling`), "does/not/exist");
     // A new folder is one line, however its attributes are set afterwards.
@@ -174,6 +174,23 @@ Deno.test("mirror: mode or mtime differences alone update the attributes", async
       "Attributes of file t.txt have been updated.",
       "Attributes of folder d have been updated.",
     ]);
+    // Counted apart from files with new content (#18).
+    assert.match(
+      logLines(`${work}/log.txt`).at(-1)!,
+      / 0 copied, 0 updated, 0 removed, 0 folders created, 0 symlinks made, 3 attribute updates, /,
+    );
+  });
+});
+
+Deno.test("mirror: the start line of --once says one cycle, not an interval (#18)", async () => {
+  await withWork(async (work) => {
+    writeFile(`${work}/src/a.txt`, "a");
+    await runOnce(work);
+    const start = logLines(`${work}/log.txt`)[0]!;
+    assert.match(
+      start,
+      /\[INFO\]: Mirror started \(version [^)]+\): source src, replica rep, log file log\.txt, one cycle\.$/,
+    );
   });
 });
 

@@ -102,7 +102,11 @@ Deno.test("a source that disappears during the loop: ERROR, nothing done, recove
     try {
       await waitFor("first cycle", mirrored(work));
       Deno.renameSync(`${work}/src`, `${work}/away`);
-      await waitFor("the error", logHas(work, /\[ERROR\]: Source folder .* nothing was done\.$/));
+      // The source named as typed, not as an absolute path (#18).
+      await waitFor(
+        "the error",
+        logHas(work, /\[ERROR\]: Source folder src is not usable \(.*\); nothing was done\.$/),
+      );
       assert.equal(Deno.readTextFileSync(`${work}/rep/a.txt`), "a");
       writeFile(`${work}/away/b.txt`, "b");
       Deno.renameSync(`${work}/away`, `${work}/src`);
@@ -400,6 +404,95 @@ Deno.test("a source file written to during copies never leaves a torn replica", 
     }
     assertMirrored(`${work}/src`, `${work}/rep`);
   });
+});
+
+/** Append a line to `path` every `everyMs` until the returned function is called. */
+function appendEvery(path: string, everyMs: number): () => Promise<void> {
+  const file = Deno.openSync(path, { append: true, create: true });
+  let i = 0, running = true;
+  const done = (async () => {
+    while (running) {
+      file.writeSync(new TextEncoder().encode(`line ${i++} ${"x".repeat(60)}\n`));
+      await new Promise((resolve) => setTimeout(resolve, everyMs));
+    }
+    file.close();
+  })();
+  return async () => {
+    running = false;
+    await done;
+  };
+}
+
+Deno.test("a log appended to every 20 ms reaches the replica as what it held when listed (#18)", async () => {
+  await withWork(async (work) => {
+    const log = `${work}/src/deep/er/app.log`;
+    Deno.mkdirSync(`${work}/src/deep/er`, { recursive: true });
+    // Big enough that its copy outlasts the 20 ms between two appends.
+    Deno.writeFileSync(log, new Uint8Array(48 << 20).fill(66));
+    const stop = appendEvery(log, 20);
+    const codes: number[] = [];
+    try {
+      for (let run = 0; run < 5; run++) {
+        const result = await runOnce(work);
+        codes.push(result.code);
+        const copy = Deno.readFileSync(`${work}/rep/deep/er/app.log`);
+        const now = Deno.readFileSync(log);
+        assert.ok(copy.length <= now.length && copy.length >= 48 << 20);
+        assert.deepEqual(now.subarray(0, copy.length), copy, "the copy is a prefix of the log");
+      }
+    } finally {
+      await stop();
+    }
+    const lines = logLines(`${work}/log.txt`);
+    assert.ok(
+      lines.every((line) => !line.includes("app.log was not copied")),
+      lines.filter((line) => line.includes("app.log")).join("\n"),
+    );
+    assert.ok(codes.every((code) => code === 0 || code === 24), `exit codes ${codes}`);
+    const prefixes = lines.filter((line) =>
+      /\[WARNING\]: File deep\/er\/app\.log was copied as its first \d+ bytes: it grew while being copied; the next cycle copies the rest\.$/
+        .test(line)
+    ).length;
+    assert.equal(
+      codes.filter((code) =>
+        code === 24
+      ).length,
+      prefixes,
+      `exit codes ${codes}`,
+    );
+    // The writer stopped: the next run completes it.
+    assert.equal((await runOnce(work)).code, 0);
+    assertMirrored(`${work}/src`, `${work}/rep`);
+  }, { tmpfs: "256m" });
+});
+
+Deno.test("a file rewritten in place all the time is tried again after a growing pause, not every cycle", async () => {
+  await withWork(async (work) => {
+    const path = `${work}/src/busy.db`;
+    Deno.writeFileSync(path, new Uint8Array(8 << 20).fill(1));
+    let running = true;
+    const writer = (async () => {
+      using file = Deno.openSync(path, { write: true });
+      for (let i = 0; running; i++) {
+        file.seekSync((i * 4096) % (8 << 20), Deno.SeekMode.Start);
+        file.writeSync(new Uint8Array([i & 255]));
+        await new Promise((resolve) => setTimeout(resolve, 0));
+      }
+    })();
+    const loop = startLoop(work, "0.1");
+    try {
+      await waitFor("a skipped copy", logHas(work, /busy\.db was not copied: it changed/));
+      await new Promise((resolve) => setTimeout(resolve, 2500));
+    } finally {
+      running = false;
+      await writer;
+      assert.equal((await loop.stop()).code, 0);
+    }
+    const skipped = logLines(`${work}/log.txt`).filter((line) => line.includes("busy.db was not"));
+    // ~25 cycles ran meanwhile; the first pause is 5 s.
+    assert.equal(skipped.length, 1, skipped.join("\n"));
+    assert.match(skipped[0]!, /; it keeps changing: it is tried again after 5 s\.$/);
+  }, { tmpfs: "64m" });
 });
 
 Deno.test("kill -9 in the middle of a big copy: old or new file, never a partial one; the next run converges", async () => {

@@ -46,7 +46,10 @@ async function stopsPromptly(work: string, busy: () => boolean, signal: Deno.Sig
   const took = performance.now() - sent;
   assert.ok(took < 1000, `stopped ${took.toFixed(0)} ms after ${signal}`);
   assert.equal(result.code, 0, new TextDecoder().decode(result.stderr));
-  assert.match(logLines(`${work}/log.txt`).at(-1)!, new RegExp(`Mirror stopped by ${signal}\\.$`));
+  const lines = logLines(`${work}/log.txt`);
+  assert.match(lines.at(-1)!, new RegExp(`Mirror stopped by ${signal}\\.$`));
+  const summary = lines.find((line) => / Cycle (finished|stopped): /.test(line));
+  assert.ok(summary?.includes(" Cycle stopped: "), summary);
   const temps = [...listTree(`${work}/rep`).keys()].filter((p) => p.includes(".mirror.tmp."));
   assert.deepEqual(temps, [], "no temp file left");
 }
