@@ -125,7 +125,7 @@ export interface LineSinkOptions {
    *
    * @default never
    */
-  readonly tap?: () => ((line: string) => void) | undefined;
+  readonly tap?: () => ConsoleLine | undefined;
   /**
    * Called when writing the file starts failing (with the error) and when it
    * works again (undefined). Meanwhile the console still gets every line and
@@ -237,7 +237,7 @@ export function lineSink(
     if (consoleLines.length === 0) return;
     const tap = options.tap?.();
     if (tap) {
-      for (const line of consoleLines) tap(line);
+      for (const line of consoleLines) tap(line, consoleWriter === err);
       consoleLines = [];
       return;
     }
@@ -301,6 +301,12 @@ export function lineSink(
 }
 
 /**
+ * Takes one console line (ending in a newline) in place of the console;
+ * `toStderr`: it is a WARNING or ERROR line, meant for stderr.
+ */
+export type ConsoleLine = (line: string, toStderr: boolean) => void;
+
+/**
  * Where console lines go instead of stdout and stderr while something else
  * owns the terminal (a progress bar prints them above itself). Handed to
  * {@link setupLogging} and to whoever draws on the terminal; no global.
@@ -312,21 +318,21 @@ export function lineSink(
  * const tap = new ConsoleTap();
  * const lines: string[] = [];
  * tap.set((line) => lines.push(line));
- * tap.get()?.("Folder a has been created.");
+ * tap.get()?.("Folder a has been created.", false);
  * assert.deepEqual(lines, ["Folder a has been created."]);
  * tap.set(undefined);
  * assert.equal(tap.get(), undefined);
  * ```
  */
 export class ConsoleTap {
-  #tap: ((line: string) => void) | undefined;
+  #tap: ConsoleLine | undefined;
 
   /**
    * Send console lines to `tap` from now on.
    *
    * @param tap receives each console line (undefined: back to stdout and stderr).
    */
-  set(tap: ((line: string) => void) | undefined): void {
+  set(tap: ConsoleLine | undefined): void {
     this.#tap = tap;
   }
 
@@ -335,7 +341,7 @@ export class ConsoleTap {
    *
    * @returns the function given to {@link set}, or undefined for stdout and stderr.
    */
-  get(): ((line: string) => void) | undefined {
+  get(): ConsoleLine | undefined {
     return this.#tap;
   }
 }

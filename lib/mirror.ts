@@ -95,7 +95,7 @@ export interface MirrorOptions {
    */
   readonly exclude?: readonly string[];
   /**
-   * Show a progress bar on stderr when it is a terminal and there is a lot to
+   * Show a progress bar on stdout when it is a terminal and there is a lot to
    * copy, with the console's log lines sent through this tap meanwhile.
    *
    * @default no progress bar
@@ -422,8 +422,9 @@ export class Mirror {
           await apply(action);
         }
         planned(result.blocked.map(({ write }) => write));
+        progress?.known();
         attributes.push(...await march.afterRemovals(result.blocked));
-      }
+      } else progress?.known();
       // Deepest first, after every write.
       attributes.sort((a, b) => comparePaths(b.path, a.path));
       for (const action of attributes) {
@@ -530,6 +531,7 @@ export class Mirror {
       ? undefined
       : new CopyProgress(this.#options.progress);
     for (const action of actions) if (action.op === "copy") progress?.add(action.source.size);
+    progress?.known();
     const applier = this.#applier(tally, signal, {
       sourceRoot: opened.source.path ?? "",
       owners,

@@ -1,9 +1,15 @@
 /**
- * A live progress bar on stderr for cycles with a lot to copy: files and
- * bytes done of the total, rate and ETA. Only on a terminal (never on a pipe,
- * never in the log file), gone when the cycle ends. While it shows, console
- * log lines are printed above it. Colour only on a terminal and never when
+ * A live progress bar for cycles with a lot to copy, on stdout when stdout
+ * itself is a terminal (never when it is redirected, never in the log file),
+ * gone when the cycle ends. While it shows, console log lines are printed
+ * above it, whole: INFO lines on stdout, WARNING and ERROR lines on stderr
+ * (the bar steps aside for them). Colour only on a terminal and never when
  * `NO_COLOR` is set. `cli-progress` is loaded only when a bar is shown.
+ *
+ * A cycle walks folder by folder, so while the walk goes on the number of
+ * files to copy is not known: the bar then shows counts only (files and bytes
+ * copied, the rate); once the walk is over it shows the totals, which do not
+ * move any more, the percentage and the time left.
  *
  * @module
  */
@@ -15,9 +21,8 @@ export const PROGRESS_BYTES = 100 * 1000 * 1000;
 
 /**
  * The progress of a cycle's copies, shown as a bar once there is a lot to
- * copy: the totals grow as the walk finds more (a folder-by-folder cycle
- * does not know them in advance). Console log lines go to `tap` while the
- * bar shows.
+ * copy; see the module documentation. Console log lines go to `tap` while
+ * the bar shows.
  */
 export class CopyProgress {
   readonly #tap: ConsoleTap;
@@ -26,6 +31,7 @@ export class CopyProgress {
   #doneFiles = 0;
   #doneBytes = 0;
   #started = 0;
+  #known = false;
   #bar: Bar | undefined;
   #starting: Promise<void> | undefined;
   #stopped = false;
@@ -45,7 +51,7 @@ export class CopyProgress {
     this.#bytes += bytes;
     if (this.#starting || this.#stopped) return this.#bar?.update(this.#state());
     if (this.#files <= PROGRESS_FILES && this.#bytes <= PROGRESS_BYTES) return;
-    if (!Deno.stderr.isTerminal()) {
+    if (!Deno.stdout.isTerminal()) {
       this.#starting = Promise.resolve();
       return;
     }
@@ -55,6 +61,12 @@ export class CopyProgress {
       this.#bar = bar;
       bar.update(this.#state());
     });
+  }
+
+  /** Every file to copy has been added: the totals are final. */
+  known(): void {
+    this.#known = true;
+    this.#bar?.update(this.#state());
   }
 
   /**
@@ -78,22 +90,30 @@ export class CopyProgress {
 
   #state(): BarState {
     const seconds = Math.max(0.001, (performance.now() - this.#started) / 1000);
+    const rate = this.#doneBytes / seconds;
+    const left = rate > 0 ? (this.#bytes - this.#doneBytes) / rate : undefined;
     return {
+      known: this.#known,
       files: this.#files,
       doneFiles: this.#doneFiles,
       done: humanBytes(this.#doneBytes),
       size: humanBytes(this.#bytes),
-      rate: `${humanBytes(this.#doneBytes / seconds)}/s`,
+      rate: `${humanBytes(rate)}/s`,
+      left: left === undefined ? "--" : duration(left),
     };
   }
 }
 
 interface BarState {
+  /** The totals are final. */
+  readonly known: boolean;
   readonly files: number;
   readonly doneFiles: number;
   readonly done: string;
   readonly size: string;
   readonly rate: string;
+  /** The time left (not `eta`: cli-progress has its own, which it puts first). */
+  readonly left: string;
 }
 
 interface Bar {
@@ -101,34 +121,71 @@ interface Bar {
   stop(): void;
 }
 
-/** Draw a bar on stderr (loading `cli-progress`), console lines above it. */
+/** Draw a bar on stdout (loading `cli-progress`), console lines above it. */
 async function startBar(tap: ConsoleTap, now: () => BarState): Promise<Bar> {
   const [{ default: cliProgress }, { default: process }] = await Promise.all([
     import("npm:cli-progress@^3.12.0"),
     import("node:process"),
   ]);
-  const bar = colour() ? "\x1b[36m{bar}\x1b[0m" : "{bar}";
+  const graphic = colour() ? "\x1b[36m{bar}\x1b[0m" : "{bar}";
   const multi = new cliProgress.MultiBar({
-    stream: process.stderr,
+    stream: process.stdout,
     clearOnComplete: true,
     hideCursor: true,
-    format:
-      `${bar} {percentage}% | {value}/{total} files | {done}/{size} | {rate} | ETA {eta_formatted}`,
+    // Keep the terminal's wrapping: log lines printed above the bar stay whole
+    // (the bar itself is cut to the terminal's width).
+    linewrap: true,
   }, cliProgress.Presets.shades_classic);
-  const state = now();
-  const single = multi.create(state.files, state.doneFiles, state);
+  const counting = { format: "{doneFiles} files copied | {done} | {rate}" };
+  const totals = {
+    format: `${graphic} {percentage}% | {doneFiles}/{files} files | {done}/{size} | {rate} | ` +
+      "{left} left",
+  };
+  let state = now();
+  let single = multi.create(
+    state.known ? state.files : 0,
+    state.doneFiles,
+    state,
+    state.known ? totals : counting,
+  );
+  let known = state.known;
   multi.update(); // draw at once, not only at the first timer tick
-  tap.set((line) => multi.log(line));
+  const stderrShared = Deno.stderr.isTerminal();
+  const encoder = new TextEncoder();
+  tap.set((line, toStderr) => {
+    if (!toStderr) return multi.log(line);
+    if (!stderrShared) return void Deno.stderr.writeSync(encoder.encode(line));
+    // The same terminal: the bar steps aside for the line, then comes back below it.
+    const terminal = (multi as unknown as { terminal: Terminal }).terminal;
+    terminal.cursorRelativeReset();
+    terminal.clearBottom();
+    Deno.stderr.writeSync(encoder.encode(line));
+    multi.update();
+  });
   return {
-    update(state) {
-      single.setTotal(state.files);
-      single.update(state.doneFiles, state);
+    update(next) {
+      state = next;
+      if (next.known && !known) {
+        // The totals are final from now on: a bar with them replaces the counts.
+        known = true;
+        multi.remove(single);
+        single = multi.create(next.files, next.doneFiles, next, totals);
+        return;
+      }
+      if (known) single.setTotal(next.files);
+      single.update(next.doneFiles, next);
     },
     stop() {
       tap.set(undefined);
       multi.stop();
     },
   };
+}
+
+/** What the bar's terminal lets the program do (cli-progress's own, not in its types). */
+interface Terminal {
+  cursorRelativeReset(): void;
+  clearBottom(): void;
 }
 
 /** Whether to colour: not when `NO_COLOR` is set (read only if env access is granted). */
@@ -143,4 +200,14 @@ function humanBytes(bytes: number): string {
   let value = bytes, unit = 0;
   while (value >= 1000 && unit < units.length - 1) value /= 1000, unit++;
   return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
+}
+
+/** Seconds as `1h02m`, `3m05s` or `42s`. */
+function duration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  if (s >= 3600) {
+    return `${Math.floor(s / 3600)}h${String(Math.floor(s / 60) % 60).padStart(2, "0")}m`;
+  }
+  if (s >= 60) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
+  return `${s}s`;
 }

@@ -235,13 +235,25 @@ Deno.test("--quiet and --verbose change the console only; the log file keeps INF
   });
 });
 
-/** Run the program under a pseudo-terminal (`script`), returning what the terminal got. */
-function runOnTerminal(work: string, env: Record<string, string> = {}): string {
+/**
+ * Run the program under a pseudo-terminal (`script`) of `columns` columns,
+ * returning what the terminal got; `redirect`: a shell redirection of the
+ * program's stdout (`> out.txt`).
+ */
+function runOnTerminal(
+  work: string,
+  env: Record<string, string> = {},
+  options: { columns?: number; redirect?: string } = {},
+): string {
   const command = [Deno.execPath(), "run", "--allow-read", "--allow-write", "--no-prompt", MAIN]
     .concat(["--source", "src", "--replica", "rep", "--once"])
     .map((word) => `'${word}'`).join(" ");
   const output = new Deno.Command("script", {
-    args: ["-qec", command, "/dev/null"],
+    args: [
+      "-qec",
+      `stty cols ${options.columns ?? 200}; ${command} ${options.redirect ?? ""}`,
+      "/dev/null",
+    ],
     cwd: work,
     env,
     stdout: "piped",
@@ -251,13 +263,21 @@ function runOnTerminal(work: string, env: Record<string, string> = {}): string {
   return new TextDecoder().decode(output.stdout);
 }
 
-function bigTree(work: string): void {
+function bigTree(work: string, files = 150): void {
   const block = new Uint8Array(1_000_000);
-  for (let i = 0; i < 150; i++) {
+  for (let i = 0; i < files; i++) {
     block[0] = i;
     Deno.mkdirSync(`${work}/src/d`, { recursive: true });
     Deno.writeFileSync(`${work}/src/d/f${i}.bin`, block);
   }
+}
+
+/** The bar's frames as the terminal got them: counts while the walk goes on, then totals. */
+function frames(screen: string): { counts: string[]; totals: string[] } {
+  return {
+    counts: [...screen.matchAll(/\d+ files copied \| [^|]+\| [^\x1b]*/g)].map((m) => m[0]),
+    totals: [...screen.matchAll(/\d+% \| \d+\/\d+ files \| [^\x1b]*/g)].map((m) => m[0]),
+  };
 }
 
 Deno.test({
@@ -267,18 +287,51 @@ Deno.test({
     await withWork((work) => {
       bigTree(work);
       const screen = runOnTerminal(work);
-      assert.match(screen, /\d+\/150 files \| [\d.]+ \w?B\/150\.0 MB \| /);
-      assert.ok(screen.includes("\x1b[36m"), "coloured on a terminal");
-      const lastBar = screen.lastIndexOf("/150 files");
+      const seen = frames(screen);
+      assert.ok(seen.counts.length + seen.totals.length > 0, "a bar was drawn");
+      // Totals only once the walk is over: they never move, and the time left is a time.
+      for (const frame of seen.totals) {
+        assert.match(
+          frame,
+          /\d+% \| \d+\/150 files \| [\d.]+ \w?B\/150\.0 MB \| .* (--|\d+[hms][\dms]*) left/,
+        );
+      }
+      assert.doesNotMatch(screen, /NULL|ETA/);
+      assert.ok(screen.includes("\x1b[36m") || seen.totals.length === 0, "coloured on a terminal");
+      const last = Math.max(screen.lastIndexOf("/150 files"), screen.lastIndexOf("files copied"));
       assert.ok(
-        screen.indexOf("\x1b[2K", lastBar) > lastBar ||
-          screen.indexOf("\x1b[0J", lastBar) > lastBar,
+        screen.indexOf("\x1b[2K", last) > last || screen.indexOf("\x1b[0J", last) > last,
+        "cleared at the end",
       );
       assert.ok(!Deno.readTextFileSync(`${work}/log.txt`).includes("files |"), "never in the log");
       Deno.removeSync(`${work}/rep`, { recursive: true });
       const plain = runOnTerminal(work, { NO_COLOR: "1" });
-      assert.match(plain, /\/150 files/);
+      assert.match(plain, /\/150 files|files copied/);
       assert.ok(!plain.includes("\x1b[36m"), "no colour with NO_COLOR");
+    });
+  },
+});
+
+Deno.test({
+  name: "progress: INFO lines stay on stdout, whole, whatever the bar does (#18)",
+  ignore: !succeeds("script", "--version"), // needs script (util-linux) for a pseudo-terminal
+  fn: async () => {
+    await withWork((work) => {
+      bigTree(work, 400);
+      // stdout redirected, stderr a 70-column terminal: no bar, every line in the file.
+      const screen = runOnTerminal(work, {}, { columns: 70, redirect: "> out.txt" });
+      const out = Deno.readTextFileSync(`${work}/out.txt`).trim().split("\n");
+      const logged = logLines(`${work}/log.txt`);
+      assert.equal(out.length, logged.length, "every INFO line reached stdout");
+      assert.deepEqual(out, logged);
+      assert.doesNotMatch(screen, /files copied|files \|/, "no bar: stdout is not a terminal");
+      // stdout a 70-column terminal: lines are printed whole, wrapping as the terminal wraps.
+      Deno.removeSync(`${work}/rep`, { recursive: true });
+      const narrow = runOnTerminal(work, {}, { columns: 70 });
+      assert.doesNotMatch(narrow, /\x1b\[\?7l/, "the terminal's wrapping is left on");
+      const summary = logLines(`${work}/log.txt`).at(-1)!;
+      assert.ok(summary.length > 70);
+      assert.ok(narrow.includes(summary), "the long summary line reached the terminal whole");
     });
   },
 });
