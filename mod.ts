@@ -53,7 +53,7 @@ export { PairIndex } from "./lib/pair_index.ts";
 export { TempNames } from "./lib/temp_names.ts";
 export { Hasher } from "./lib/hash.ts";
 export { closeLogging, setupLogging } from "./lib/log.ts";
-export type { ConsoleTap, LogFile, LogOptions } from "./lib/log.ts";
+export type { ConsoleLine, ConsoleTap, LogFile, LogOptions } from "./lib/log.ts";
 export type { Disk } from "./lib/disk.ts";
 export type { Copier } from "./lib/copy_worker.ts";
 export type { MirrorLog, Tally } from "./lib/report.ts";
