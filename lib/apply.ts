@@ -27,7 +27,8 @@ export type Outcome =
    * `quiet`: nothing worth a log line changed (a folder's mtime put back after
    * this cycle's own writes in it, an owner change that was not allowed).
    * `prefix`: a file copied as its first bytes only (it grew while copied;
-   * see `WriteResult`). */
+   * see `WriteResult`). `md5`: a copied file's MD5, when the copy passed its
+   * bytes through the program. */
   | {
     readonly status: "done";
     readonly action: Action;
@@ -35,6 +36,7 @@ export type Outcome =
     readonly replicaKey?: StatKey;
     readonly quiet?: boolean;
     readonly prefix?: boolean;
+    readonly md5?: string;
   }
   /** Not done, for a reason that the next cycle resolves (the source moved on).
    * `changed`: the source changed while it was copied; `retryInMs`: it is
@@ -391,9 +393,14 @@ function quiet(action: Action): Outcome {
 function toOutcome(action: Extract<Action, { op: "copy" }>, result: WriteResult): Outcome {
   switch (result.status) {
     case "done":
-      return result.prefix
-        ? { status: "done", action, bytes: action.source.size, prefix: true }
-        : done(action, action.source.size, result.key);
+      if (result.prefix) return { status: "done", action, bytes: action.source.size, prefix: true };
+      return {
+        status: "done",
+        action,
+        bytes: action.source.size,
+        ...(result.key ? { replicaKey: result.key } : {}),
+        ...(result.md5 ? { md5: result.md5 } : {}),
+      };
     case "skipped":
       return result.changed
         ? { status: "skipped", action, reason: result.reason, changed: true }

@@ -48,10 +48,13 @@ export type CopyResult = WriteResult;
  * The written file is removed on any failure.
  */
 export function copyFile(
-  disk: Pick<Disk, "copyFile" | "utime" | "lstat" | "rename" | "remove" | "chown" | "chmod">,
+  disk: Pick<
+    Disk,
+    "copyFile" | "utime" | "lstat" | "rename" | "remove" | "chown" | "chmod" | "truncate"
+  >,
   job: CopyJob,
 ): CopyResult | Promise<CopyResult> {
-  const finish = (): CopyResult => {
+  const finish = (md5: string | void): CopyResult => {
     // Not allowed (not root, not in that group): the copy stands.
     const ownerRefused = job.owner === undefined
       ? undefined
@@ -62,10 +65,12 @@ export function copyFile(
     disk.utime(job.dest, new Date(), new Date(job.mtimeMs));
     const now = entryFromInfo(disk.lstat(job.from));
     if (statKey(now) !== job.expectedKey) {
-      removeQuietly(disk, job.dest);
-      // Same file, only longer: perhaps appended to (see `copyPrefix`).
+      // Same file, only longer: perhaps appended to. The copy is kept, cut to
+      // the size listed, for its first bytes to be proven unchanged (`keepPrefix`).
       const [size, , , ino] = job.expectedKey.split(":").map(Number);
       const grew = now.kind === "file" && now.ino === ino && now.size > size!;
+      if (grew) disk.truncate(job.dest, job.size);
+      else removeQuietly(disk, job.dest);
       return {
         status: "skipped",
         reason: "it changed while being copied",
@@ -81,6 +86,7 @@ export function copyFile(
       status: "done",
       ...(intact ? { key: keyOf(written) } : {}),
       ...(ownerRefused ? { ownerRefused } : {}),
+      ...(md5 ? { md5 } : {}),
     };
   };
   const fail = (error: unknown): CopyResult => {
@@ -91,53 +97,48 @@ export function copyFile(
     const { name, message } = error instanceof Error ? error : new Error(String(error));
     return { status: "failed", name, message };
   };
-  const guarded = () => {
+  const guarded = (md5: string | void) => {
     try {
-      return finish();
+      return finish(md5);
     } catch (error) {
       return fail(error);
     }
   };
   try {
     const copying = disk.copyFile(job.from, job.dest, job.size, job.sparse);
-    return copying instanceof Promise ? copying.then(guarded, fail) : guarded();
+    return copying instanceof Promise ? copying.then(guarded, fail) : guarded(copying);
   } catch (error) {
     return fail(error);
   }
 }
 
 /**
- * Copy the first `job.size` bytes of a file that grew while it was copied
- * (a log being appended to): those bytes are copied through the program and
- * hashed, then the source's first `job.size` bytes are read again; when the
- * two MD5s agree, nothing before the end seen when the file was listed
- * changed, and the copy (that prefix, with the listed mtime and mode) is put
- * in place, `done` with `prefix` set and no key (the pair is not recorded as
- * in step: the next cycle copies the rest). Otherwise it is `skipped`.
+ * A copy whose source grew while it was copied (a log being appended to) was
+ * kept, cut to the size listed (`grew` of {@link copyFile}): when its MD5 is
+ * the MD5 of the source's first bytes now, what it holds was not changed
+ * meanwhile, and it is put in place (with the mtime and mode listed), `done`
+ * with `prefix` set and no key (the pair is not recorded as in step: the next
+ * cycle copies the rest). Otherwise it is removed and the copy `skipped`.
  *
  * @param disk the disk to write through.
- * @param job the copy that found its source longer afterwards.
- * @param md5Prefix the MD5 (hex) of the source's first `length` bytes now.
+ * @param job the copy whose source grew.
+ * @param md5 the MD5 (hex) of the first `length` bytes of the file at `path`.
  * @returns how it ended.
  */
-export async function copyPrefix(
-  disk: Pick<Disk, "copyPrefix" | "utime" | "lstat" | "rename" | "remove" | "chown" | "chmod">,
+export async function keepPrefix(
+  disk: Pick<Disk, "utime" | "lstat" | "rename" | "remove">,
   job: CopyJob,
-  md5Prefix: (length: number) => Promise<string>,
+  md5: (path: string, length: number) => Promise<string>,
 ): Promise<CopyResult> {
   try {
-    const copied = await disk.copyPrefix(job.from, job.dest, job.size);
-    const ownerRefused = job.owner === undefined
-      ? undefined
-      : chownAsAllowed(disk, job.dest, job.owner);
-    disk.chmod(job.dest, job.mode);
-    disk.utime(job.dest, new Date(), new Date(job.mtimeMs));
-    if (disk.lstat(job.dest).size !== job.size || await md5Prefix(job.size) !== copied) {
+    const copied = await md5(job.dest, job.size);
+    if (disk.lstat(job.dest).size !== job.size || await md5(job.from, job.size) !== copied) {
       removeQuietly(disk, job.dest);
       return { status: "skipped", reason: "it changed while being copied", changed: true };
     }
+    disk.utime(job.dest, new Date(), new Date(job.mtimeMs)); // the cut changed it
     if (job.target !== undefined) disk.rename(job.dest, job.target);
-    return { status: "done", prefix: true, ...(ownerRefused ? { ownerRefused } : {}) };
+    return { status: "done", prefix: true };
   } catch (error) {
     removeQuietly(disk, job.dest);
     if (error instanceof Deno.errors.NotFound && !exists(disk, job.from)) {

@@ -27,6 +27,7 @@ function workerDisk() {
     copyFile: (from: string, to: string) => Deno.copyFileSync(from, to), // small, dense files only
     utime: (path: string, atime: Date, mtime: Date) => Deno.utimeSync(path, atime, mtime),
     chmod: (path: string, mode: number) => Deno.chmodSync(path, mode),
+    truncate: (path: string, length: number) => Deno.truncateSync(path, length),
     chown: (path: string, uid: number | null, gid: number | null) => Deno.chownSync(path, uid, gid),
     rename: (from: string, to: string) => Deno.renameSync(from, to),
     remove: (path: string, recursive: boolean) => Deno.removeSync(path, { recursive }),

@@ -25,8 +25,8 @@ import { compareNames, parentOf } from "./paths.ts";
 
 /**
  * The most a cycle reads only to put the source's tree digest in its summary;
- * a cycle that needed more says the digest was not computed (`--verify`
- * computes it at any size).
+ * a cycle that needed more reads that much of it (known from then on) and
+ * says the digest was not computed (`--verify` computes it at any size).
  */
 export const DIGEST_BUDGET = { bytes: 64 * 1024 * 1024, files: 2000 } as const;
 
@@ -148,14 +148,14 @@ interface UnknownFile {
  * targets, subfolders' prints) is the one the index recorded gets its digest
  * from there; one whose content is all known is digested at once (and
  * recorded); one waiting for files whose MD5 is unknown (copied this cycle)
- * waits for {@link finish}, which reads them if the cycle needs its digest
- * and they are within {@link DIGEST_BUDGET}.
+ * waits for {@link finish}, which looks them up (a copy that passed through
+ * the program learnt its MD5), then reads the rest if they are within
+ * {@link DIGEST_BUDGET}.
  */
 export class FolderDigests {
   readonly #index: PairIndex;
   readonly #observedAt: number;
   readonly #unknown: UnknownFile[] = [];
-  #unknownBytes = 0;
   #held = 0;
   #gaveUp = false;
 
@@ -228,19 +228,13 @@ export class FolderDigests {
       if (entry.kind === "file" && md5 === undefined) {
         const file = { path: prefix + name, entry };
         this.#unknown.push(file);
-        this.#unknownBytes += entry.size;
         parts.push({ line: entryLine(name, entry, ""), file });
       } else if (entry.kind === "dir" && resolved(child.node)?.digest === undefined) {
         parts.push({ line: entryLine(name, entry, ""), node: child.node! });
       } else parts.push(entryLine(name, entry, md5 ?? resolved(child.node)?.digest));
     }
     this.#held += parts.length;
-    if (
-      this.#unknown.length > DIGEST_BUDGET.files || this.#unknownBytes > DIGEST_BUDGET.bytes ||
-      this.#held > MAX_HELD_LINES
-    ) {
-      return this.#giveUp();
-    }
+    if (this.#held > MAX_HELD_LINES) return this.#giveUp();
     node.pending = { dir, parts };
     return node;
   }
@@ -267,19 +261,41 @@ export class FolderDigests {
   }
 
   /**
-   * The tree digest: the MD5s still unknown are read (with `read`, which
-   * records them), the folders waiting for them digested.
+   * The tree digest: the MD5s still unknown are looked up (with `lookup`),
+   * the rest read (with `read`, which records them) when they are within
+   * {@link DIGEST_BUDGET}; the folders waiting for them are digested.
    *
    * @param root the root folder's node.
-   * @param read the MD5 of a source file (undefined: unreadable, written `?`).
-   * @returns the tree digest, or undefined when it was given up or a read was stopped.
+   * @param read the MD5 of a source file, read now (undefined: it could not be read).
+   * @param lookup the MD5 of a source file, when it is known without reading it.
+   * @returns the tree digest, or why it is not computed: `"too much"` to read
+   *   (as much of it as the budget allows was read, and is known from then
+   *   on), or a file that could not be read (`"unreadable"`).
    */
   async finish(
     root: DigestNode | undefined,
     read: (path: string, entry: Entry) => Promise<string | undefined>,
-  ): Promise<string | undefined> {
-    if (this.#gaveUp || root === undefined) return undefined;
-    for (const file of this.#unknown) file.md5 = await read(file.path, file.entry) ?? "?";
+    lookup: (path: string, entry: Entry) => string | undefined = () => undefined,
+  ): Promise<string | "too much" | "unreadable"> {
+    if (this.#gaveUp || root === undefined) return "too much";
+    const missing: UnknownFile[] = [];
+    let bytes = 0;
+    for (const file of this.#unknown) {
+      file.md5 = lookup(file.path, file.entry);
+      if (file.md5 !== undefined) continue;
+      missing.push(file);
+      bytes += file.entry.size;
+    }
+    const tooMuch = missing.length > DIGEST_BUDGET.files || bytes > DIGEST_BUDGET.bytes;
+    let budget: number = DIGEST_BUDGET.bytes, files: number = DIGEST_BUDGET.files;
+    for (const file of missing) {
+      if (tooMuch && (file.entry.size > budget || files === 0)) continue;
+      budget -= file.entry.size;
+      files--;
+      file.md5 = await read(file.path, file.entry);
+      if (file.md5 === undefined && !tooMuch) return "unreadable";
+    }
+    if (tooMuch) return "too much";
     const digestOf = async (node: DigestNode): Promise<string | undefined> => {
       const at = resolved(node);
       if (at === undefined) return undefined; // a hole never filled
@@ -296,7 +312,7 @@ export class FolderDigests {
       at.digest = await md5Of(lines);
       return at.digest;
     };
-    return await digestOf(root);
+    return await digestOf(root) ?? "too much";
   }
 
   #giveUp(): undefined {

@@ -22,19 +22,23 @@ export interface Disk {
    * @param to where the copy is made (replaced if it exists).
    * @param size the file's size, as listed (a big file is copied in the background).
    * @param sparse keep the file's holes.
-   * @returns nothing, or a promise that settles once a background copy is done.
+   * @returns nothing, or a promise that settles once a background copy is
+   * done; the MD5 (hex) of the bytes copied when they passed through the
+   * program (a sparse copy).
    */
-  copyFile(from: string, to: string, size: number, sparse?: boolean): void | Promise<void>;
+  copyFile(
+    from: string,
+    to: string,
+    size: number,
+    sparse?: boolean,
+  ): void | string | Promise<void | string>;
   /**
-   * Copy the first `length` bytes of a file (fewer if it is shorter) through
-   * this program, computing their MD5 as they pass.
+   * Cut a file to `length` bytes.
    *
-   * @param from the file to copy from.
-   * @param to where the copy is made (replaced if it exists), mode 0600.
-   * @param length how many bytes to copy.
-   * @returns the MD5 (hex) of the bytes copied.
+   * @param path the file.
+   * @param length its new length.
    */
-  copyPrefix(from: string, to: string, length: number): Promise<string>;
+  truncate(path: string, length: number): void;
   /**
    * Set permission bits.
    *
@@ -118,7 +122,7 @@ export const realDisk: Disk = {
       : size >= BIG_FILE
       ? Deno.copyFile(from, to)
       : Deno.copyFileSync(from, to),
-  copyPrefix,
+  truncate: (path, length) => Deno.truncateSync(path, length),
   chown: (path, uid, gid) => Deno.chownSync(path, uid, gid),
   lchown: async (path, uid, gid) => {
     // node:fs takes ~40 ms to load: only when a symlink's owner is to be set.
@@ -142,9 +146,12 @@ const BLOCK = 4096;
  * Copy a file, keeping its holes: blocks of zeros are not written but skipped
  * (`rsync -S`, `cp --sparse=always`), and the size is set at the end. Deno has
  * no `SEEK_DATA`, so the holes are read (as zeros, from no disk). The copy is
- * made with mode 0600; the caller sets the source's.
+ * made with mode 0600; the caller sets the source's. Returns the MD5 (hex) of
+ * what it read.
  */
-async function copySparse(from: string, to: string): Promise<void> {
+async function copySparse(from: string, to: string): Promise<string> {
+  const { createHash } = await import("node:crypto");
+  const hash = createHash("md5");
   using source = await Deno.open(from, { read: true });
   // Private until the copy is done: its mode is set after (see `copy.ts`).
   using dest = await Deno.open(to, { write: true, create: true, truncate: true, mode: 0o600 });
@@ -152,6 +159,7 @@ async function copySparse(from: string, to: string): Promise<void> {
   const words = new Uint32Array(buffer.buffer);
   let offset = 0;
   for (let n = await source.read(buffer); n !== null; n = await source.read(buffer)) {
+    hash.update(buffer.subarray(0, n));
     // Write the runs of blocks that are not all zeros; seek over the others.
     for (let at = 0; at < n;) {
       const start = at;
@@ -167,23 +175,6 @@ async function copySparse(from: string, to: string): Promise<void> {
     offset += n;
   }
   await dest.truncate(offset);
-}
-
-/** See {@link Disk.copyPrefix}. */
-async function copyPrefix(from: string, to: string, length: number): Promise<string> {
-  const { createHash } = await import("node:crypto");
-  const hash = createHash("md5");
-  using source = await Deno.open(from, { read: true });
-  using dest = await Deno.open(to, { write: true, create: true, truncate: true, mode: 0o600 });
-  const buffer = new Uint8Array(Math.min(CHUNK, Math.max(length, 1)));
-  for (let left = length; left > 0;) {
-    const n = await source.read(buffer.subarray(0, Math.min(buffer.length, left)));
-    if (n === null) break;
-    const chunk = buffer.subarray(0, n);
-    hash.update(chunk);
-    for (let done = 0; done < n;) done += await dest.write(chunk.subarray(done));
-    left -= n;
-  }
   return hash.digest("hex");
 }
 

@@ -19,7 +19,7 @@
  *
  * @module
  */
-import { chownAsAllowed, copyFile, type CopyJob, copyPrefix, removeQuietly } from "./copy.ts";
+import { chownAsAllowed, copyFile, type CopyJob, keepPrefix, removeQuietly } from "./copy.ts";
 import { type Copier, CopyWorker } from "./copy_worker.ts";
 import { type Disk, realDisk } from "./disk.ts";
 import { type Entry, entryFromInfo, keyOf, type Owner, statKey } from "./entry.ts";
@@ -537,16 +537,17 @@ export class LocalReplica extends LocalTree implements Replica {
   }
 
   /**
-   * A copy whose source grew meanwhile (a log appended to) is made again of
-   * what the source held when listed, proven unchanged (see `copyPrefix`).
+   * A copy whose source grew meanwhile (a log appended to) is kept as what
+   * the source held when listed, once its bytes are proven unchanged (see
+   * `keepPrefix`).
    */
   #settled(job: CopyJob, result: WriteResult | Promise<WriteResult>) {
     const settle = (result: WriteResult) =>
       result.status === "skipped" && result.grew
-        ? copyPrefix(
+        ? keepPrefix(
           this.#disk,
           job,
-          (length) => (this.#prefixes ??= new Hasher()).md5(job.from, length, undefined, length),
+          (path, length) => (this.#prefixes ??= new Hasher()).md5(path, length, undefined, length),
         )
         : result;
     return result instanceof Promise ? result.then(settle) : settle(result);

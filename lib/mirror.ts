@@ -18,7 +18,7 @@ import { asError, reason } from "./error.ts";
 import { type ExcludeMatcher, excludeMatcher } from "./exclude.ts";
 import { deletionGuard, type GuardRefusal } from "./guards.ts";
 import type { ConsoleTap } from "./log.ts";
-import { March } from "./march.ts";
+import { March, type MarchResult } from "./march.ts";
 import { OwnerPolicy } from "./owners.ts";
 import type { PairIndex } from "./pair_index.ts";
 import { comparePaths, isWithin } from "./paths.ts";
@@ -169,6 +169,8 @@ export class Mirror {
   /** A full cycle has logged its summary: the first one always does (so a run
    * that finds the replica up to date says so, with the tree digest). */
   #summarized = false;
+  /** A summary said the digest was too much to read (said once a run). */
+  #saidTooMuch = false;
   /** Loaded with the first cycle. */
   readonly #exclude: Promise<ExcludeMatcher | undefined>;
 
@@ -353,6 +355,8 @@ export class Mirror {
     const progress = dryRun || !this.#options.progress
       ? undefined
       : new CopyProgress(this.#options.progress);
+    // MD5s of files whose copy passed their bytes through the program (for the digest).
+    const learnt = new Map<string, string>();
     const applier = this.#applier(tally, signal, {
       sourceRoot: opened.source.path ?? "",
       owners,
@@ -360,6 +364,9 @@ export class Mirror {
       tempsLeft,
       batches: "auto",
       ...(progress ? { onCopyEnded: (bytes: number) => progress.advance(bytes) } : {}),
+      onOutcome: (outcome) => {
+        if (outcome.status === "done" && outcome.md5) learnt.set(outcome.action.path, outcome.md5);
+      },
     });
     const writes = this.#options.writes;
     const written: string[] = [];
@@ -443,18 +450,8 @@ export class Mirror {
       tally.copied + tally.updated + tally.attributes + tally.removed + tally.created +
           tally.links > 0;
     if ((changed || !this.#summarized) && digests) {
-      const source = this.#source;
       try {
-        tally.digest = await digests.finish(result.digest, async (path, entry) => {
-          try {
-            const md5 = await source.md5(path, entry.size, signal);
-            index.recordSource(path, entry, md5, observedAt);
-            return md5;
-          } catch (error) {
-            if (signal?.aborted) throw error;
-            return undefined; // unreadable or gone: the digest says so
-          }
-        }) ?? "not computed";
+        await this.#treeDigest(tally, result, digests, learnt, observedAt, signal);
       } catch (error) {
         if (!signal?.aborted) throw error;
       }
@@ -462,6 +459,49 @@ export class Mirror {
     if (result.complete) index.sweep();
     if (!signal?.aborted) state.tempsSwept(tempsLeft);
     await this.saveState();
+  }
+
+  /**
+   * The source's tree digest for the summary, or why it is not computed: a
+   * source not read in full has none; MD5s a copy learnt are looked up; the
+   * rest are read within the budget (and known from then on); more than that
+   * is said once a run (later summaries leave the digest out until it can be
+   * computed).
+   */
+  async #treeDigest(
+    tally: Tally,
+    result: MarchResult,
+    digests: FolderDigests,
+    learnt: ReadonlyMap<string, string>,
+    observedAt: number,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    if (!result.complete) {
+      tally.digestMissing = "the source could not be read in full";
+      return;
+    }
+    const source = this.#source, index = this.#state.index;
+    const found = await digests.finish(
+      result.digest,
+      async (path, entry) => {
+        try {
+          const md5 = await source.md5(path, entry.size, signal);
+          index.recordSource(path, entry, md5, observedAt);
+          return md5;
+        } catch (error) {
+          if (signal?.aborted) throw error;
+          return undefined; // unreadable or gone: the digest says so
+        }
+      },
+      (path, entry) =>
+        learnt.get(path) ?? (index.knows(path, "source", entry) ? index.md5(path) : undefined),
+    );
+    if (found === "unreadable") tally.digestMissing = "a source file could not be read";
+    else if (found !== "too much") tally.digest = found;
+    else if (!this.#saidTooMuch) {
+      this.#saidTooMuch = true;
+      tally.digestMissing = "too much to read; --verify computes it";
+    }
   }
 
   /** A partial cycle (`--watch`): the folders events named, planned whole (they are few). */
@@ -734,7 +774,7 @@ function learnFromWrite(index: PairIndex, outcome: Outcome, observedAt: number):
   // No key: the replica file was found changed by someone else meanwhile.
   if (replicaKey === undefined) index.distrustReplica(action.path);
   else if (action.op === "copy") {
-    index.recordCopy(action.path, action.source, replicaKey, observedAt);
+    index.recordCopy(action.path, action.source, replicaKey, observedAt, outcome.md5);
   } else index.updateReplica(action.path, replicaKey);
 }
 

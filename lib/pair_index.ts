@@ -429,10 +429,18 @@ export class PairIndex {
    * @param source the source file as scanned.
    * @param replica the replica file's stat key after the copy.
    * @param observedAt when the scan started (epoch milliseconds).
+   * @param copied the MD5 (hex) of the bytes copied, when the copy passed
+   *   them through the program.
    */
-  recordCopy(path: string, source: Entry, replica: StatKey, observedAt: number): void {
+  recordCopy(
+    path: string,
+    source: Entry,
+    replica: StatKey,
+    observedAt: number,
+    copied?: string,
+  ): void {
     if (!isSettled(source, observedAt)) return this.forget(path);
-    const md5 = this.knows(path, "source", source) ? this.md5(path) : undefined;
+    const md5 = copied ?? (this.knows(path, "source", source) ? this.md5(path) : undefined);
     this.#set(
       path,
       entryPrint(source),

@@ -142,12 +142,14 @@ export type WriteResult =
    * owner asked for that could not be given (not a failure); `prefix`: the
    * source grew while it was copied, and what it held when it was listed
    * (its first `size` bytes, proven unchanged) was written: the next cycle
-   * copies the rest. */
+   * copies the rest; `md5`: the MD5 (hex) of the bytes written, when they
+   * passed through the program (it is then known without reading the file). */
   | {
     readonly status: "done";
     readonly key?: StatKey;
     readonly ownerRefused?: Owner;
     readonly prefix?: boolean;
+    readonly md5?: string;
   }
   /** Not written, for a reason the next cycle resolves (the source changed or
    * vanished; the run was stopped); `changed`: the source changed while it

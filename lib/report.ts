@@ -210,9 +210,10 @@ export interface Tally {
   bytes: number;
   /** Actions a dry run would have taken. */
   planned: number;
-  /** The source's tree digest after a cycle that changed something, or
-   * `"not computed"` when that would have read too much. */
+  /** The source's tree digest after a cycle that changed something. */
   digest?: string;
+  /** Why the summary says the digest was not computed (instead of {@link digest}). */
+  digestMissing?: string;
 }
 
 /** An all-zero {@link Tally}. */
@@ -297,11 +298,11 @@ export function reportSummary(
       `{removed} removed, ${n("created", "folder")} created, ${n("links", "symlink")} made, ` +
       `${n("attributes", "attribute update")}, ${n("warnings", "warning")}, {failed} failed; ` +
       `${n("bytes", "byte")} in {seconds} s${
-        tally.digest === undefined
-          ? ""
-          : tally.digest === "not computed"
-          ? "; source tree digest not computed (too much to read; --verify computes it)"
-          : "; source tree digest {digest}"
+        tally.digest !== undefined
+          ? "; source tree digest {digest}"
+          : tally.digestMissing !== undefined
+          ? "; source tree digest not computed ({digestMissing})"
+          : ""
       }.`,
     { action: "summary", ...tally, seconds },
   );

@@ -357,7 +357,7 @@ export class S3Replica implements Replica {
     try {
       signal?.throwIfAborted();
       if (currentKey(write.from) !== write.expectedKey) {
-        return { status: "skipped", reason: "it changed since it was listed" };
+        return { status: "skipped", reason: "it changed since it was listed", changed: true };
       }
       const attributes = { kind: "file" as const, size: write.size, ctimeMs: 0, ino: 0 };
       const file = { ...attributes, mtimeMs: write.mtimeMs, mode: write.mode };
@@ -368,7 +368,7 @@ export class S3Replica implements Replica {
           ? Deno.readFileSync(write.from)
           : await Deno.readFile(write.from, signal ? { signal } : {});
         if (bytes.length !== write.size) {
-          return { status: "skipped", reason: "it changed since it was listed" };
+          return { status: "skipped", reason: "it changed since it was listed", changed: true };
         }
         md5 = createHash("md5").update(bytes).digest("hex");
         etag = await this.#store.put(write.path, bytes, metaOf(file, md5), { md5 });
@@ -401,7 +401,7 @@ export class S3Replica implements Replica {
         this.#memory.forget(write.path);
         return { status: "skipped", reason: "it changed while being copied", changed: true };
       }
-      return { status: "done", key: [write.size, write.mtimeMs, 0, etagNumber(etag)] };
+      return { status: "done", key: [write.size, write.mtimeMs, 0, etagNumber(etag)], md5 };
     } catch (error) {
       if (signal?.aborted) return { status: "skipped", reason: "the run was stopped" };
       if (error instanceof Deno.errors.NotFound) {

@@ -33,7 +33,7 @@ Deno.test("--dry-run: logs what it would do, creates nothing (not even the repli
     const log = messages(work);
     for (
       const expected of [
-        `Would create replica folder ${Deno.realPathSync(work)}/rep.`,
+        "Would create replica folder rep.",
         "Would copy file a.txt.",
         "Would create folder d.",
         "Would copy file d/b.txt.",

@@ -1,7 +1,19 @@
 /** --verify and the tree digest, against the real program and the README's recipe. */
 import assert from "node:assert/strict";
 import { formatTimestamp } from "../../lib/log.ts";
-import { runMirror, runOnce, succeeds, withWork } from "../helpers.ts";
+import {
+  logHas,
+  logLines,
+  runMirror,
+  runOnce,
+  runOnceUnder,
+  startLoop,
+  succeeds,
+  waitFor,
+  withoutRootOverrides,
+  withWork,
+  writeFile,
+} from "../helpers.ts";
 
 /** The README's Python recipe for the tree digest, run on `root`. */
 function recipeDigest(root: string): string {
@@ -113,5 +125,61 @@ Deno.test("a cycle that copied more than the digest's reading budget says the di
       summary,
       /; source tree digest not computed \(too much to read; --verify computes it\)\.$/,
     );
+  });
+});
+
+Deno.test({
+  name: "a source that could not be read in full gets no digest: the summary says why (#18)",
+  ignore: withoutRootOverrides() === undefined, // needs setpriv (util-linux)
+  fn: async () => {
+    await withWork(async (work) => {
+      writeFile(`${work}/src/open.txt`, "o");
+      writeFile(`${work}/src/closed/inside.txt`, "i");
+      Deno.chmodSync(`${work}/src/closed`, 0o000);
+      const partly = await runOnceUnder(withoutRootOverrides(), work);
+      assert.equal(partly.code, 1);
+      assert.match(
+        logLines(`${work}/log.txt`).at(-1)!,
+        /; source tree digest not computed \(the source could not be read in full\)\.$/,
+      );
+      Deno.chmodSync(`${work}/src/closed`, 0o755);
+      Deno.chmodSync(`${work}/src`, 0o000);
+      const none = await runOnceUnder(withoutRootOverrides(), work);
+      Deno.chmodSync(`${work}/src`, 0o755);
+      assert.equal(none.code, 1);
+      const summary = logLines(`${work}/log.txt`).at(-1)!;
+      assert.doesNotMatch(summary, /d41d8cd98f00b204e9800998ecf8427e/, "not the empty tree's");
+      assert.match(summary, /source tree digest not computed \(the source could not be read/);
+    });
+  },
+});
+
+Deno.test("a digest too big to read is said once a run, and comes once its MD5s are known (#18)", async () => {
+  await withWork(async (work) => {
+    // 2,500 files copied by the kernel: more than the 2,000 a cycle reads for its digest.
+    for (let d = 0; d < 5; d++) {
+      for (let i = 0; i < 500; i++) writeFile(`${work}/src/d${d}/f${i}`, `${d}/${i}`);
+    }
+    const loop = startLoop(work, "0.2");
+    try {
+      await waitFor("the first summary", logHas(work, / Cycle finished: 2500 copied/), 30_000);
+      writeFile(`${work}/src/one.txt`, "one"); // an eventful cycle: reads the rest
+      await waitFor("the digest", logHas(work, /source tree digest [0-9a-f]{32}\.$/), 30_000);
+    } finally {
+      assert.equal((await loop.stop()).code, 0);
+    }
+    const summaries = logLines(`${work}/log.txt`).filter((l) => l.includes("Cycle finished"));
+    assert.match(
+      summaries[0]!,
+      /; source tree digest not computed \(too much to read; --verify computes it\)\.$/,
+    );
+    assert.equal(
+      summaries.filter((l) => l.includes("not computed")).length,
+      1,
+      summaries.join("\n"),
+    );
+    const logged = summaries.at(-1)!.match(/source tree digest ([0-9a-f]{32})\.$/)![1];
+    const verified = (await verify(work)).stdout.match(/source tree digest: ([0-9a-f]{32})/)![1];
+    assert.equal(logged, verified);
   });
 });

@@ -76,11 +76,33 @@ Deno.test("digest: MD5s unknown during the walk are read at the end; too many gi
   assert.deepEqual(read, ["a"]);
   assert.equal(digest, await md5(`file 0644 a ${MD5.a}\n`));
 
+  // More than the budget: as much as it allows is read (known from then on), no digest.
   const many = new FolderDigests(index, settled);
   const children = Array.from({ length: 2001 }, (_, i) => ({ name: `f${i}`, entry: file(1, i) }));
-  assert.equal(await many.folder("", children, true), undefined);
-  assert.ok(many.gaveUp);
-  assert.equal(await many.finish(undefined, () => Promise.resolve(MD5.a)), undefined);
+  const top = await many.folder("", children, true);
+  const reads: string[] = [];
+  assert.equal(
+    await many.finish(top, (path) => (reads.push(path), Promise.resolve(MD5.a))),
+    "too much",
+  );
+  assert.equal(reads.length, 2000);
+  // What a copy learnt is looked up, not read: then the digest comes.
+  const known = new Set(reads);
+  const after = new FolderDigests(index, settled);
+  const again = await after.folder("", children, true);
+  const read2: string[] = [];
+  const digest2 = await after.finish(
+    again,
+    (path) => (read2.push(path), Promise.resolve(MD5.a)),
+    (path) => known.has(path) ? MD5.a : undefined,
+  );
+  assert.deepEqual(read2, children.map((c) => c.name).filter((name) => !known.has(name)));
+  assert.equal(read2.length, 1);
+  assert.match(digest2, /^[0-9a-f]{32}$/);
+  // A file that cannot be read: no digest, and why.
+  const broken = new FolderDigests(index, settled);
+  const one = await broken.folder("", [{ name: "a", entry: file(1, 1) }], true);
+  assert.equal(await broken.finish(one, () => Promise.resolve(undefined)), "unreadable");
 });
 
 Deno.test("digest: a subfolder walked later fills its hole", async () => {
