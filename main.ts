@@ -45,6 +45,16 @@ function printError(message: string): void {
   Deno.stderr.writeSync(encoder.encode(`folder-mirror: ${message}\n`));
 }
 
+/**
+ * Whether this process runs as root, where it may ask (`--allow-sys=uid`;
+ * never a prompt): Deno tells the user id only with that permission, and
+ * `/proc/self` only with `--allow-all`.
+ */
+function runsAsRoot(): boolean {
+  if (Deno.permissions.querySync({ name: "sys", kind: "uid" }).state !== "granted") return false;
+  return Deno.uid() === 0;
+}
+
 /** `--verify`: print the differences and both tree digests; 0 if identical. */
 async function verify(
   options: Options,
@@ -61,7 +71,10 @@ async function verify(
       (excluded?.(path, isDir) ?? false) ||
       s3.refuses(path.slice(path.lastIndexOf("/") + 1), isDir ? "dir" : "file") !== undefined;
   }
-  const result = await verifyTrees(new LocalTree(options.source), replica, exclude);
+  // A mirror run as root keeps owners: so are they compared.
+  const result = await verifyTrees(new LocalTree(options.source), replica, exclude, {
+    owners: !bucket && runsAsRoot(),
+  });
   const lines = [
     ...result.differences,
     `source tree digest: ${result.sourceDigest}`,

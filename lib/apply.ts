@@ -273,18 +273,27 @@ export class Applier {
       case "symlink": {
         const owner = this.#owners
           ? ownerChange(
-            { kind: "symlink", size: 0, mtimeMs: 0, ctimeMs: 0, ino: 0, mode: 0, ...action },
+            { kind: "symlink", size: 0, ctimeMs: 0, ino: 0, mode: 0, ...action },
             undefined,
             this.#owners,
           )
           : undefined;
-        this.#refused(await replica.makeSymlink(action.path, action.target, owner));
+        this.#refused(
+          await replica.makeSymlink(action.path, action.target, owner, action.mtimeMs),
+        );
         return done(action);
       }
-      case "lchown": {
-        const result = await replica.setAttributes(action.path, "symlink", { owner: action.owner });
+      case "lattr": {
+        const result = await replica.setAttributes(action.path, "symlink", {
+          ...(action.mtimeMs === undefined ? {} : { mtimeMs: action.mtimeMs }),
+          ...(action.owner ? { owner: action.owner } : {}),
+        });
         this.#refused(result.ownerRefused);
-        return result.ownerRefused ? quiet(action) : done(action); // reported only when it changed
+        // Reported only when something changed.
+        if (action.mtimeMs === undefined && !given(action.owner, result.ownerRefused)) {
+          return quiet(action);
+        }
+        return done(action);
       }
       case "touch": {
         const result = await replica.setAttributes(action.path, "file", {

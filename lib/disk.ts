@@ -71,6 +71,13 @@ export interface Disk {
    */
   lchown(path: string, uid: number | null, gid: number | null): Promise<void>;
   /**
+   * Set a symlink's own modification time (and access time).
+   *
+   * @param path the symlink to change.
+   * @param mtime the new modification time.
+   */
+  lutime(path: string, mtime: Date): Promise<void>;
+  /**
    * Rename atomically within one file system, replacing a non-folder target.
    *
    * @param from the entry to rename.
@@ -128,6 +135,11 @@ export const realDisk: Disk = {
     // node:fs takes ~40 ms to load: only when a symlink's owner is to be set.
     const { lchownSync } = await import("node:fs");
     lchownSync(path, uid ?? -1, gid ?? -1);
+  },
+  lutime: async (path, mtime) => {
+    // node:fs is loaded only when a symlink's mtime is to be set.
+    const { lutimesSync } = await import("node:fs");
+    lutimesSync(path, mtime, mtime);
   },
   chmod: (path, mode) => Deno.chmodSync(path, mode),
   utime: (path, atime, mtime) => Deno.utimeSync(path, atime, mtime),

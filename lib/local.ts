@@ -572,16 +572,24 @@ export class LocalReplica extends LocalTree implements Replica {
    * @param path the symlink's path relative to the root.
    * @param target the symlink's text.
    * @param owner the owner to give it, where allowed.
+   * @param mtimeMs the symlink's own mtime (default: now).
    * @returns the part of the owner that was refused, or undefined when none was.
    */
-  async makeSymlink(path: string, target: string, owner?: Owner): Promise<Owner | undefined> {
+  async makeSymlink(
+    path: string,
+    target: string,
+    owner?: Owner,
+    mtimeMs?: number,
+  ): Promise<Owner | undefined> {
     const at = this.#target(path);
     if (this.#staged(path)) {
       this.#disk.symlink(target, at);
+      if (mtimeMs !== undefined) await this.#disk.lutime(at, new Date(mtimeMs));
     } else {
       const temp = this.#siblingTemp(at);
       try {
         this.#disk.symlink(target, temp);
+        if (mtimeMs !== undefined) await this.#disk.lutime(temp, new Date(mtimeMs));
         this.#disk.rename(temp, at);
       } catch (error) {
         removeQuietly(this.#disk, temp);
@@ -608,6 +616,10 @@ export class LocalReplica extends LocalTree implements Replica {
     const target = this.#target(path);
     if (kind === "symlink") {
       const refused = attributes.owner ? await this.#lchown(target, attributes.owner) : undefined;
+      // A change of owner does not touch the mtime: set it last all the same.
+      if (attributes.mtimeMs !== undefined) {
+        await this.#disk.lutime(target, new Date(attributes.mtimeMs));
+      }
       return refused ? { ownerRefused: refused } : {};
     }
     // chmod, utime and chown follow symlinks: check the target itself first.

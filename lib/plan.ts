@@ -27,13 +27,15 @@ export type Action =
   | { readonly op: "mkdir"; readonly path: string; readonly mode: number }
   /** Copy the source file over (`update`: a replica file of different content exists). */
   | { readonly op: "copy"; readonly path: string; readonly source: Entry; readonly update: boolean }
-  /** Create the symlink (`update`: replace one with another target), owned
-   * like the source's (`uid`, `gid`) where the apply stage may. */
+  /** Create the symlink (`update`: replace one with another target) with the
+   * source's mtime, owned like the source's (`uid`, `gid`) where the apply
+   * stage may. */
   | {
     readonly op: "symlink";
     readonly path: string;
     readonly target: string;
     readonly update: boolean;
+    readonly mtimeMs: number;
     readonly uid?: number;
     readonly gid?: number;
   }
@@ -63,8 +65,14 @@ export type Action =
      * them; its own attributes come at the end. */
     readonly opening?: boolean;
   }
-  /** Set a symlink's owner (symlinks have no permission bits of their own). */
-  | { readonly op: "lchown"; readonly path: string; readonly owner: Owner }
+  /** Same target: set a symlink's own mtime and (`owner`) owner (symlinks
+   * have no permission bits of their own). */
+  | {
+    readonly op: "lattr";
+    readonly path: string;
+    readonly mtimeMs?: number;
+    readonly owner?: Owner;
+  }
   /** Not an action on the disk: the replica folder is kept, though the source
    * lacks it (or has another kind of entry there, `blocks`), because it holds
    * excluded entries; its other contents are removed. */
@@ -296,7 +304,7 @@ export function planFolder(input: FolderInput): FolderPlan {
     if (src !== undefined && !blocked) {
       const present = dst?.kind === src.kind ? dst : undefined;
       write = entryWrite(path, src, present, input.changed.has(name), owners);
-      if (write !== undefined && write.op !== "touch" && write.op !== "lchown") wrote = true;
+      if (write !== undefined && write.op !== "touch" && write.op !== "lattr") wrote = true;
       if (src.kind === "dir") {
         descend = present ? { source: src, replica: present } : { source: src };
       }
@@ -335,18 +343,26 @@ function entryWrite(
       return { op: "touch", path, source: src, replica: present, ...(owner ? { owner } : {}) };
     }
     case "symlink": {
-      if (present?.target !== src.target) {
+      if (present === undefined || present.target !== src.target) {
         return {
           op: "symlink",
           path,
           target: src.target ?? "",
           update: present !== undefined,
+          mtimeMs: src.mtimeMs,
           ...(src.uid === undefined ? {} : { uid: src.uid }),
           ...(src.gid === undefined ? {} : { gid: src.gid }),
         };
       }
       const owner = ownerChange(src, present, owners);
-      return owner ? { op: "lchown", path, owner } : undefined;
+      const mtime = present.mtimeMs !== src.mtimeMs;
+      if (!owner && !mtime) return undefined;
+      return {
+        op: "lattr",
+        path,
+        ...(mtime ? { mtimeMs: src.mtimeMs } : {}),
+        ...(owner ? { owner } : {}),
+      };
     }
     case "other":
       return undefined; // FIFOs, sockets and devices are not mirrored.

@@ -267,14 +267,20 @@ export interface Replica extends TreeReader {
   writeFiles?(writes: readonly FileWrite[]): Promise<WriteResult[]>;
   /**
    * Make (or replace) the symlink `path` with the text `target`, owned as
-   * `owner` says where allowed.
+   * `owner` says where allowed, with the mtime `mtimeMs`.
    *
    * @param path the symlink's path relative to the root.
    * @param target the symlink's text.
    * @param owner the owner to give it, where allowed.
+   * @param mtimeMs the symlink's own mtime (default: now).
    * @returns the part of the owner that was refused, or undefined when none was.
    */
-  makeSymlink(path: string, target: string, owner?: Owner): MaybePromise<Owner | undefined>;
+  makeSymlink(
+    path: string,
+    target: string,
+    owner?: Owner,
+    mtimeMs?: number,
+  ): MaybePromise<Owner | undefined>;
   /**
    * Set attributes of the entry `path` of `kind` (never through a symlink).
    *

@@ -77,8 +77,10 @@ function doneMessage(action: Action): string {
       return "Attributes of file {path} have been updated.";
     case "folder":
       return `Attributes of ${folderNoun(action)} {path} have been updated.`;
-    case "lchown":
-      return "Owner of symlink {path} has been updated.";
+    case "lattr":
+      return action.mtimeMs === undefined
+        ? "Owner of symlink {path} has been updated."
+        : "Attributes of symlink {path} have been updated.";
     case "keep":
       return "Folder {path} was kept: it holds excluded entries (its other contents were removed).";
   }
@@ -100,8 +102,10 @@ function plannedMessage(action: Action): string {
       return "Would update the attributes of file {path}.";
     case "folder":
       return `Would update the attributes of ${folderNoun(action)} {path}.`;
-    case "lchown":
-      return "Would update the owner of symlink {path}.";
+    case "lattr":
+      return action.mtimeMs === undefined
+        ? "Would update the owner of symlink {path}."
+        : "Would update the attributes of symlink {path}.";
     case "keep":
       return "Would keep folder {path}: it holds excluded entries.";
   }
@@ -123,8 +127,8 @@ function failedMessage(action: Action): string {
       return "Could not set the attributes of file {path}: {reason}.";
     case "folder":
       return `Could not set the attributes of ${folderNoun(action)} {path}: {reason}.`;
-    case "lchown":
-      return "Could not set the owner of symlink {path}: {reason}.";
+    case "lattr":
+      return "Could not set the attributes of symlink {path}: {reason}.";
     case "keep":
       return "Could not keep folder {path}: {reason}.";
   }

@@ -417,8 +417,12 @@ export class S3Replica implements Replica {
     return Promise.all(writes.map((write) => this.#writing(() => this.writeFile(write))));
   }
 
-  async makeSymlink(path: string, target: string): Promise<undefined> {
-    const mtimeMs = Date.now();
+  async makeSymlink(
+    path: string,
+    target: string,
+    _owner?: unknown,
+    mtimeMs = Date.now(),
+  ): Promise<undefined> {
     const link = { kind: "symlink" as const, size: 0, mtimeMs, ctimeMs: 0, ino: 0, mode: 0o777 };
     const body = new TextEncoder().encode(target);
     const etag = await this.#store.put(path + LINK_SUFFIX, body, metaOf(link));
@@ -438,7 +442,16 @@ export class S3Replica implements Replica {
     kind: "file" | "dir" | "symlink",
     attributes: Attributes,
   ): Promise<AttributesResult> {
-    if (kind === "symlink") return {}; // an object has no owner; a link's mode means nothing
+    if (kind === "symlink") {
+      // An object has no owner and a link's mode means nothing: its mtime is
+      // kept by writing the link object again.
+      if (attributes.mtimeMs === undefined) return {};
+      const known = this.#memory.get(path + LINK_SUFFIX)?.target;
+      const target = known ??
+        new TextDecoder().decode((await this.#store.read(path + LINK_SUFFIX))?.body);
+      await this.makeSymlink(path, target, undefined, attributes.mtimeMs);
+      return {};
+    }
     if (kind === "dir") {
       if (path === "" && !this.#options.prefixed) return {}; // the bucket itself: nowhere to keep them
       // Opening a folder for writes (its mode alone): a mode binds nothing in a bucket.

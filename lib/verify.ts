@@ -2,7 +2,11 @@
  * `--verify`: compare the two trees completely — the MD5 of every file, read
  * afresh, no index trusted — and compute each side's tree digest (see
  * `digest.ts`). The replica holds nothing of the program's own but, during a
- * cycle, its temp files, so every entry counts.
+ * cycle, its temp files, so every entry counts. It reports whatever the next
+ * cycle would change that it can see without the state: contents, types,
+ * modes, mtimes (symlinks' too), link targets, extra entries (FIFOs,
+ * sockets and devices in the replica included) and, when asked (a mirror run
+ * as root keeps them), owners.
  *
  * @module
  */
@@ -34,12 +38,23 @@ interface Side {
 
 const noun = (kind: Entry["kind"]) => NOUN[kind].toLowerCase();
 
+/** Options of {@link verifyTrees}. */
+export interface VerifyOptions {
+  /**
+   * Compare owners (user and group): a mirror run as root keeps them.
+   *
+   * @default {false}
+   */
+  readonly owners?: boolean;
+}
+
 /**
  * Compare `source` and `replica` completely, reading every file.
  *
  * @param source the source tree.
  * @param replica the replica tree.
  * @param exclude paths left out of both (`--exclude`). Default: none.
+ * @param options see {@link VerifyOptions}.
  * @returns the differences, one line each, and both tree digests.
  *
  * @example
@@ -61,13 +76,21 @@ export async function verifyTrees(
   source: TreeReader,
   replica: TreeReader,
   exclude?: ExcludeMatcher,
+  options: VerifyOptions = {},
 ): Promise<Verification> {
   const from = await readSide(source, "source", exclude);
   const to = await readSide(replica, "replica", exclude);
   const differences = [...from.problems, ...to.problems];
   const paths = [...new Set([...from.entries.keys(), ...to.entries.keys()])].sort(comparePaths);
   for (const path of paths) {
-    const a = from.entries.get(path), b = to.entries.get(path);
+    let a = from.entries.get(path);
+    const b = to.entries.get(path);
+    // FIFOs, sockets and devices of the source are never mirrored: one in the
+    // replica beside one of the source is left alone, any other is removed.
+    if (a?.kind === "other") {
+      if (b === undefined || b.kind === "other") continue;
+      a = undefined;
+    }
     if (b === undefined) differences.push(`only in source: ${noun(a!.kind)} ${path}`);
     else if (a === undefined) differences.push(`only in replica: ${noun(b.kind)} ${path}`);
     else if (a.kind !== b.kind) {
@@ -83,9 +106,12 @@ export async function verifyTrees(
       if (a.kind !== "symlink" && a.mode !== b.mode) {
         differences.push(`mode differs: ${what} (${octal(a.mode)} vs ${octal(b.mode)})`);
       }
-      if (a.kind !== "symlink" && a.mtimeMs !== b.mtimeMs) {
+      if (a.mtimeMs !== b.mtimeMs && a.kind !== "other") {
         const times = `${formatTimestamp(a.mtimeMs)} vs ${formatTimestamp(b.mtimeMs)}`;
         differences.push(`mtime differs: ${what} (${times})`);
+      }
+      if (options.owners && (a.uid !== b.uid || a.gid !== b.gid)) {
+        differences.push(`owner differs: ${what} (${a.uid}:${a.gid} vs ${b.uid}:${b.gid})`);
       }
     }
   }
@@ -102,7 +128,7 @@ async function readSide(
   const problems = scan.problems.map(({ path, error }) =>
     `could not read ${side} ${path === "" ? "folder" : path}: ${reason(error)}`
   );
-  const entries = new Map([...scan.tree].filter(([, entry]) => entry.kind !== "other"));
+  const entries = new Map(scan.tree);
   const md5 = new Map<string, string>();
   for (const [path, entry] of entries) {
     if (entry.kind !== "file") continue;
@@ -112,5 +138,6 @@ async function readSide(
       problems.push(`could not read ${side} ${path}: ${reason(error as Error)}`);
     }
   }
+  // The digest leaves FIFOs, sockets and devices out.
   return { entries, md5, problems, digest: await treeDigest(entries, (path) => md5.get(path)) };
 }

@@ -26,6 +26,7 @@ export function mirrorCommand(
   args: readonly string[],
   cwd: string,
   wrapper: readonly string[] = [],
+  permissions: readonly string[] = [],
 ): Deno.Command {
   const command = [
     ...wrapper,
@@ -33,6 +34,7 @@ export function mirrorCommand(
     "run",
     "--allow-read",
     "--allow-write",
+    ...permissions,
     "--no-prompt",
     MAIN,
     ...args,
@@ -56,13 +58,14 @@ export function s3ProgramArgs(endpoint: string, ...args: string[]): string[] {
     .concat(["--no-prompt", MAIN, "--s3-endpoint", endpoint, ...args]);
 }
 
-/** Run the program to completion in `cwd`. */
+/** Run the program to completion in `cwd` (`permissions`: more than the README's two). */
 export async function runMirror(
   args: readonly string[],
   cwd: string,
   wrapper: readonly string[] = [],
+  permissions: readonly string[] = [],
 ): Promise<RunResult> {
-  const output = await mirrorCommand(args, cwd, wrapper).output();
+  const output = await mirrorCommand(args, cwd, wrapper, permissions).output();
   return {
     code: output.code,
     stdout: decoder.decode(output.stdout),
@@ -93,6 +96,16 @@ export function runOnceUnder(
 ): Promise<RunResult> {
   return runMirror([...PAIR, "--once", ...extra], work, wrapper ?? []);
 }
+
+/** Whether the tests run as root (a file they make is owned by uid 0). */
+export const IS_ROOT: boolean = (() => {
+  const file = Deno.makeTempFileSync();
+  try {
+    return Deno.statSync(file).uid === 0;
+  } finally {
+    Deno.removeSync(file);
+  }
+})();
 
 /** Compute `probe()` once, when first asked. */
 function once<T>(probe: () => T): () => T {
@@ -314,7 +327,11 @@ export function listTree(root: string): Map<string, Item> {
         items.set(path, { kind: "dir", mode, mtimeMs: info.mtime?.getTime() });
         walk(path);
       } else if (info.isSymlink) {
-        items.set(path, { kind: "symlink", target: Deno.readLinkSync(abs) });
+        items.set(path, {
+          kind: "symlink",
+          mtimeMs: info.mtime?.getTime(),
+          target: Deno.readLinkSync(abs),
+        });
       } else {
         items.set(path, { kind: "other" });
       }

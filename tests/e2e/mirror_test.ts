@@ -3,6 +3,7 @@ import {
   afterCtimeSecond,
   assertMirrored,
   editKeepingMtime,
+  IS_ROOT,
   listTree,
   logLines,
   runMirror,
@@ -21,16 +22,6 @@ function succeedsQuietly(program: string, ...args: string[]): boolean {
     return false;
   }
 }
-
-/** Whether this process runs as root (the file it makes is owned by uid 0). */
-const IS_ROOT = (() => {
-  const file = Deno.makeTempFileSync();
-  try {
-    return Deno.statSync(file).uid === 0;
-  } finally {
-    Deno.removeSync(file);
-  }
-})();
 
 /** Set a symlink's own owner. */
 async function lchown(path: string, uid: number, gid: number): Promise<void> {

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { formatTimestamp } from "../../lib/log.ts";
 import {
+  IS_ROOT,
   logHas,
   logLines,
   runMirror,
@@ -95,7 +96,9 @@ Deno.test("--verify: reports every difference, changes nothing, exits 1", async 
         "link differs: symlink link (docs/a.txt vs elsewhere)",
       ]
     ) assert.ok(lines.includes(expected), `missing "${expected}" in\n${result.stdout}`);
-    assert.equal(lines.at(-1), "7 differences");
+    // The new link's own mtime differs too: symlinks keep theirs.
+    assert.ok(lines.some((l) => l.startsWith("mtime differs: symlink link (")), result.stdout);
+    assert.equal(lines.at(-1), "8 differences");
     assert.equal(JSON.stringify([...Deno.readDirSync(rep)].map((e) => e.name).sort()), before);
     const src = lines.find((l) => l.startsWith("source tree digest"));
     const dst = lines.find((l) => l.startsWith("replica tree digest"));
@@ -181,5 +184,54 @@ Deno.test("a digest too big to read is said once a run, and comes once its MD5s 
     const logged = summaries.at(-1)!.match(/source tree digest ([0-9a-f]{32})\.$/)![1];
     const verified = (await verify(work)).stdout.match(/source tree digest: ([0-9a-f]{32})/)![1];
     assert.equal(logged, verified);
+  });
+});
+
+Deno.test("--verify: reports what a cycle would change: owners (as root), an extra FIFO, a symlink's mtime (#18)", async () => {
+  await withWork(async (work) => {
+    writeFile(`${work}/src/a.txt`, "a");
+    Deno.symlinkSync("a.txt", `${work}/src/link`);
+    assert.equal((await runOnce(work)).code, 0);
+    assert.equal((await verify(work)).code, 0);
+    const rep = `${work}/rep`;
+    assert.ok(succeeds("mkfifo", `${rep}/pipe`));
+    new Deno.Command("touch", { args: ["-h", "-d", "2001-01-01", `${rep}/link`] }).outputSync();
+    const root = IS_ROOT;
+    if (root) Deno.chownSync(`${rep}/a.txt`, 1234, 5678);
+    // Deno tells the user id only with --allow-sys=uid: then owners are compared.
+    const result = await runMirror(
+      ["--source", "src", "--replica", "rep", "--verify"],
+      work,
+      [],
+      ["--allow-sys=uid"],
+    );
+    assert.equal(result.code, 1, result.stdout);
+    const lines = result.stdout.trim().split("\n");
+    assert.ok(lines.includes("only in replica: special file pipe"), result.stdout);
+    assert.ok(lines.some((l) => l.startsWith("mtime differs: symlink link (")), result.stdout);
+    if (root) {
+      assert.ok(lines.some((l) => /^owner differs: file a\.txt \(0:0 vs 1234:5678\)$/.test(l)));
+    }
+    // The next cycle changes exactly that: then --verify finds nothing.
+    assert.equal((await runOnce(work)).code, 0);
+    const after = await verify(work);
+    assert.equal(after.code, 0, after.stdout);
+  });
+});
+
+Deno.test("symlinks keep their own mtime; one changed in the replica is put back (#18)", async () => {
+  await withWork(async (work) => {
+    writeFile(`${work}/src/deep/er/a.txt`, "a");
+    Deno.symlinkSync("a.txt", `${work}/src/deep/er/link`);
+    new Deno.Command("touch", { args: ["-h", "-d", "2011-11-11", `${work}/src/deep/er/link`] })
+      .outputSync();
+    assert.equal((await runOnce(work)).code, 0);
+    const mtime = (path: string) => Deno.lstatSync(path).mtime!.getTime();
+    assert.equal(mtime(`${work}/rep/deep/er/link`), mtime(`${work}/src/deep/er/link`));
+    new Deno.Command("touch", { args: ["-h", "-d", "2001-01-01", `${work}/rep/deep/er/link`] })
+      .outputSync();
+    assert.equal((await runOnce(work)).code, 0);
+    assert.ok(logHas(work, "Attributes of symlink deep/er/link have been updated.")());
+    assert.equal(mtime(`${work}/rep/deep/er/link`), mtime(`${work}/src/deep/er/link`));
   });
 });

@@ -142,8 +142,11 @@ export function applyToModel(actions: readonly Action[], source: World, replica:
         tree.set(action.path, { ...existing!, mode: action.mode, mtimeMs: action.mtimeMs });
         if (!action.opening) sealed.add(action.path);
         break;
-      case "lchown":
+      case "lattr":
         assert.equal(existing?.kind, "symlink");
+        if (action.mtimeMs !== undefined) {
+          tree.set(action.path, { ...existing!, mtimeMs: action.mtimeMs });
+        }
         break;
       case "keep":
         assert.equal(existing?.kind, "dir", `keep ${action.path}`);
@@ -163,7 +166,7 @@ export function visible(world: World): [string, unknown][] {
         case "dir":
           return [path, ["dir", e.mode, e.mtimeMs]];
         default:
-          return [path, [e.kind, e.target]];
+          return [path, [e.kind, e.target, e.mtimeMs]];
       }
     },
   );
