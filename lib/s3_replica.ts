@@ -421,7 +421,7 @@ export class S3Replica implements Replica {
     path: string,
     target: string,
     _owner?: unknown,
-    mtimeMs = Date.now(),
+    mtimeMs: number = Date.now(),
   ): Promise<undefined> {
     const link = { kind: "symlink" as const, size: 0, mtimeMs, ctimeMs: 0, ino: 0, mode: 0o777 };
     const body = new TextEncoder().encode(target);
