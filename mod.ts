@@ -38,7 +38,7 @@ export type {
 export { MirrorState, StateFileError } from "./lib/state.ts";
 export type { SourceRoot, StatePair } from "./lib/state.ts";
 export { verifyTrees } from "./lib/verify.ts";
-export type { Verification } from "./lib/verify.ts";
+export type { Verification, VerifyOptions } from "./lib/verify.ts";
 export { treeDigest } from "./lib/digest.ts";
 export { deletedEntries, ownerChange, plan } from "./lib/plan.ts";
 export type { Action, Owners, PlanOptions } from "./lib/plan.ts";
