@@ -62,6 +62,14 @@ export interface MarchOptions {
   readonly onPlanned?: (writes: readonly Action[]) => void;
   /** A path of either tree could not be read. */
   readonly onProblem: (side: "source" | "replica", problem: Problem) => void;
+  /**
+   * A source folder (not the root) may not be read (permission denied): it
+   * is left out, its replica twin neither listed nor changed. Reported here
+   * instead of {@link onProblem}.
+   *
+   * @default reported to {@link onProblem}
+   */
+  readonly onUnreadable?: (path: string, error: Error) => void;
   /** A FIFO, socket or device in the source (never mirrored). */
   readonly onSpecial: (path: string) => void;
   /** A source entry the cycle leaves alone (for `--verbose`). */
@@ -115,6 +123,8 @@ interface Side {
   readonly folders: readonly string[];
   /** Whether the listing is incomplete. */
   readonly incomplete: boolean;
+  /** A source folder that may not be read (permission denied). */
+  readonly denied?: boolean;
 }
 
 const NOTHING: Side = {
@@ -249,7 +259,10 @@ export class March {
     const source = self.source !== undefined && !self.kept
       ? await this.#list("source", dir)
       : NOTHING;
-    const replica = replicaExists ? await this.#list("replica", dir) : NOTHING;
+    // A source folder that may not be read leaves its replica twin alone:
+    // there is nothing to compare it with.
+    if (source.denied && replicaExists) options.trees.replica.skip?.([dir]);
+    const replica = replicaExists && !source.denied ? await this.#list("replica", dir) : NOTHING;
     if (source.incomplete) this.#complete = false;
     unread ||= source.incomplete;
     if (isRoot) this.#replicaEntries = replica.children.length;
@@ -358,7 +371,7 @@ export class March {
       this.#temps++;
       await options.apply({ op: "remove", path: prefix + name, kind });
     }
-    if (plan.attributes) this.#attributes.push(plan.attributes);
+    if (plan.attributes && !source.denied) this.#attributes.push(plan.attributes);
     if (!isRoot && self.source !== undefined && !plan.attributes && !self.kept) {
       options.onUnchanged?.(dir, self.source);
     }
@@ -443,6 +456,13 @@ export class March {
       listing = await options.trees[side].list(dir);
     } catch (error) {
       if (options.signal?.aborted) throw error;
+      if (
+        side === "source" && dir !== "" && options.onUnreadable &&
+        error instanceof Deno.errors.PermissionDenied
+      ) {
+        options.onUnreadable(dir, error);
+        return { ...NOTHING, incomplete: true, denied: true };
+      }
       options.onProblem(side, { path: dir, error: asError(error) });
       return { ...NOTHING, incomplete: true };
     }

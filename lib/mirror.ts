@@ -158,6 +158,7 @@ export class Mirror {
   readonly #warnedSpecial = new Set<string>();
   readonly #warnedKept = new Set<string>();
   readonly #warnedRefused = new Set<string>();
+  readonly #warnedUnreadable = new Set<string>();
   /** Which owners are kept, once found out (see {@link #owners}). */
   #ownerPolicy: OwnerPolicy | undefined;
   /** Files that keep changing while copied, and when each is tried again. */
@@ -402,6 +403,7 @@ export class Mirror {
         tally.failed++;
       },
       onSpecial: (path) => tally.warnings += this.#warnAboutSpecialFile(path),
+      onUnreadable: (path, error) => tally.warnings += this.#warnUnreadable(path, error),
       ...(debug
         ? { onUnchanged: (path: string, entry: Entry) => this.#reportUnchanged(path, entry) }
         : {}),
@@ -733,6 +735,21 @@ export class Mirror {
       }
       return true;
     };
+  }
+
+  /**
+   * A source folder that may not be read is left out, its replica twin left
+   * alone; said once per path and run (1 if said now).
+   */
+  #warnUnreadable(path: string, error: Error): number {
+    if (this.#warnedUnreadable.has(path)) return 0;
+    this.#warnedUnreadable.add(path);
+    this.#log.warn(
+      "Source folder {path} may not be read ({reason}); it is left out, and its replica twin " +
+        "is neither read nor changed.",
+      { action: "skip", path, reason: reason(error) },
+    );
+    return 1;
   }
 
   /** FIFOs, sockets and devices are never opened or mirrored; said once per path (1 if said now). */
