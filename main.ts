@@ -232,6 +232,13 @@ async function main(args: string[]): Promise<number> {
       { action: "state", path: options.stateFile, why: claimed.older },
     );
   }
+  if (claimed.aroundWarning !== undefined) {
+    log.warn(
+      "Cannot check that no other mirror writes a folder around the replica {path} " +
+        "({reason}): a mirror of a folder above it would not be refused.",
+      { action: "lock", path: options.replica, reason: claimed.aroundWarning },
+    );
+  }
   if (claimed.warning !== undefined) {
     log.warn(
       "The state file {path} was set aside: {why}; this run starts afresh (it reads every " +

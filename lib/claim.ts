@@ -12,7 +12,7 @@
  * @module
  */
 import { asError, reason } from "./error.ts";
-import { LockedError, lockFolder } from "./lock.ts";
+import { lockAround, lockedBelow, LockedError, lockFolder } from "./lock.ts";
 import { pathExists } from "./paths.ts";
 import { MirrorState, runningMirrorOf, StateFileError, type StatePair } from "./state.ts";
 
@@ -36,11 +36,23 @@ export interface ClaimPaths {
 /** Refusal messages are one line naming the flag. */
 export type Refusal = string;
 
+/** Whether a shared lock on the folder `path` can be had now (none holds it exclusively). */
+function sharedLockFree(path: string): boolean {
+  try {
+    using file = Deno.openSync(path, { read: true });
+    return file.tryLockSync(false);
+  } catch {
+    return false;
+  }
+}
+
 /** A run's hold on its replica and state; see the module documentation. */
 export class Claim {
   readonly #paths: ClaimPaths;
   readonly #dryRun: boolean;
   #replicaLock: Deno.FsFile | undefined;
+  /** Shared locks on the folders above the replica (see `lockAround`). */
+  #around: readonly Deno.FsFile[] = [];
   #state: MirrorState | undefined;
   /** Why the state file's content was set aside, if it was. */
   warning: string | undefined;
@@ -51,6 +63,9 @@ export class Claim {
   /** The replica folder could not be locked (a file system without `flock`):
    * only the state file is. */
   lockWarning: string | undefined;
+  /** The folders above the replica could not all be locked (permissions
+   * scoped to it): a mirror of a folder around it would not be refused. */
+  aroundWarning: string | undefined;
 
   private constructor(paths: ClaimPaths, dryRun: boolean) {
     this.#paths = paths;
@@ -117,27 +132,39 @@ export class Claim {
    */
   async relock(): Promise<Refusal | undefined> {
     if (this.#dryRun || this.#paths.remote || this.lockWarning !== undefined) return undefined;
-    this.#replicaLock?.close();
-    this.#replicaLock = undefined;
+    this.#unlockReplica();
     return await this.#lockReplica();
   }
 
   /** Release every lock and close the state file. */
   release(): void {
     this.#state?.close();
+    this.#unlockReplica();
+  }
+
+  #unlockReplica(): void {
     this.#replicaLock?.close();
     this.#replicaLock = undefined;
+    for (const file of this.#around) file.close();
+    this.#around = [];
   }
 
   async #lockReplica(): Promise<Refusal | undefined> {
+    const real = this.#paths.roots.replica, given = this.#paths.replica;
     try {
-      this.#replicaLock = lockFolder(this.#paths.roots.replica);
-      return undefined;
+      this.#replicaLock = lockFolder(real);
     } catch (error) {
       if (error instanceof LockedError) {
+        if (sharedLockFree(real)) {
+          // Held shared only: another mirror's replica is inside this one.
+          const below = lockedBelow(real);
+          return `--replica: '${given}' contains ${
+            below === undefined ? "" : `'${below}', `
+          }the replica of another running mirror.`;
+        }
         // Who it is can be told when it shares the state file (the same command twice).
-        const pid = await runningMirrorOf(this.#paths.stateFile, this.#paths.roots.replica);
-        return `--replica: '${this.#paths.replica}' is being written by another running mirror${
+        const pid = await runningMirrorOf(this.#paths.stateFile, real);
+        return `--replica: '${given}' is being written by another running mirror${
           pid === undefined ? "" : ` (pid ${pid})`
         }.`;
       }
@@ -150,6 +177,19 @@ export class Claim {
       this.lockWarning = reason(asError(error));
       return undefined;
     }
+    const around = lockAround(real);
+    if ("inside" in around) {
+      this.#unlockReplica();
+      return `--replica: '${given}' is inside '${around.inside}', the replica of another ` +
+        "running mirror.";
+    }
+    this.#around = around.held;
+    if (around.unchecked) {
+      this.aroundWarning = around.unchecked instanceof Deno.errors.NotCapable
+        ? "the permissions given are scoped to it"
+        : reason(around.unchecked);
+    }
+    return undefined;
   }
 
   async #openState(readOnly: boolean): Promise<Refusal | undefined> {

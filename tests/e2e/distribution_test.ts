@@ -195,11 +195,24 @@ function scopedCommand(work: string, main: string, ...extra: string[]): Deno.Com
   });
 }
 
+/**
+ * What a scoped run wrote on stderr, but for the one WARNING every such run
+ * gives (the folders above the replica cannot be checked for another mirror).
+ */
+function scopedStderr(bytes: Uint8Array): string {
+  const lines = new TextDecoder().decode(bytes).replace(/.*Download.*\n/g, "").split("\n");
+  const around = lines.filter((line) =>
+    /\[WARNING\]: Cannot check that no other mirror writes a folder around the replica .* \(the permissions given are scoped to it\)/
+      .test(line)
+  );
+  assert.equal(around.length, 1, lines.join("\n"));
+  return lines.filter((line) => !around.includes(line)).join("\n");
+}
+
 /** Run the README's scoped command on every code path, then again after changes, then --watch. */
 async function scopedRuns(work: string, main: string): Promise<void> {
   everyPath(work);
-  const text = (bytes: Uint8Array) =>
-    new TextDecoder().decode(bytes).replace(/.*Download.*\n/g, "");
+  const text = scopedStderr;
   const first = await scopedCommand(work, main, "--once").output();
   assert.equal(first.code, 0, text(first.stderr));
   assert.equal(text(first.stderr), "", "no error or warning");
@@ -212,7 +225,7 @@ async function scopedRuns(work: string, main: string): Promise<void> {
   assert.equal(text(second.stderr), "");
   assertMirrored(`${work}/src`, `${work}/rep`);
   const verified = await scopedCommand(work, main, "--verify").output();
-  assert.equal(verified.code, 0, text(verified.stdout));
+  assert.equal(verified.code, 0, new TextDecoder().decode(verified.stdout));
   const watching = scopedCommand(work, main, "--watch", "--time-interval", "60").spawn();
   const finished = watching.output();
   try {
@@ -226,7 +239,10 @@ async function scopedRuns(work: string, main: string): Promise<void> {
   const output = await finished;
   assert.equal(output.code, 0);
   assert.equal(text(output.stderr), "");
-  assert.deepEqual(warningsIn(work), []);
+  assert.equal(
+    warningsIn(work).filter((line) => !line.includes("Cannot check that no other mirror")).length,
+    0,
+  );
 }
 
 Deno.test("the README's scoped command line works on every code path, from disk", async () => {
@@ -243,7 +259,7 @@ Deno.test("under scoped permissions a symlink cannot be made: one clear ERROR ea
     Deno.symlinkSync("a.txt", `${work}/src/link`);
     const output = await scopedCommand(work, `${ROOT}main.ts`, "--once").output();
     assert.equal(output.code, 1);
-    const stderr = new TextDecoder().decode(output.stderr).trim().split("\n");
+    const stderr = scopedStderr(output.stderr).trim().split("\n");
     assert.equal(stderr.length, 1, stderr.join("\n"));
     assert.match(
       stderr[0]!,

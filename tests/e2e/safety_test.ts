@@ -320,6 +320,48 @@ Deno.test("a first run from an empty source beside a full replica deletes nothin
   });
 });
 
+Deno.test("nested replicas: a mirror inside, or around, a running mirror's replica refuses (#18)", async () => {
+  await withWork(async (work) => {
+    writeFile(`${work}/src/dir00/a.txt`, "a");
+    writeFile(`${work}/other/b.txt`, "b");
+    const real = Deno.realPathSync(work);
+    for (
+      const [first, second, message] of [
+        ["rep", "rep/dir00", `is inside '${real}/rep', the replica of another running mirror`],
+        ["rep/dir00", "rep", `contains '${real}/rep/dir00', the replica of another running mirror`],
+      ]
+    ) {
+      if (listTree(work).has("rep")) Deno.removeSync(`${work}/rep`, { recursive: true });
+      const child = mirrorCommand(
+        ["--source", "src", "--replica", first!, "--log-file", "log.txt", "--time-interval", "60"],
+        work,
+      ).spawn();
+      const finished = child.output();
+      try {
+        await waitFor("the first mirror", () => {
+          try {
+            return Deno.statSync(`${work}/${first}/dir00/a.txt`).isFile;
+          } catch {
+            return false;
+          }
+        });
+        const before = snapshot(`${work}/rep`);
+        const refused = await runMirror(
+          ["--source", "other", "--replica", second!, "--log-file", "other.log", "--once"],
+          work,
+        );
+        assert.equal(refused.code, 2, refused.stdout + refused.stderr);
+        assert.equal(refused.stderr.trim().split("\n").length, 1, refused.stderr);
+        assert.ok(refused.stderr.includes(`--replica: '${second}' ${message}.`), refused.stderr);
+        assert.equal(snapshot(`${work}/rep`), before, "nothing written");
+      } finally {
+        child.kill("SIGINT");
+        assert.equal((await finished).code, 0);
+      }
+    }
+  });
+});
+
 Deno.test("--max-delete: a cycle over the limit deletes nothing but still copies", async () => {
   await withWork(async (work) => {
     Deno.mkdirSync(`${work}/rep/old`, { recursive: true });
