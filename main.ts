@@ -69,7 +69,7 @@ async function verify(
     // What the bucket cannot hold is left out, as a cycle leaves it out.
     exclude = (path, isDir) =>
       (excluded?.(path, isDir) ?? false) ||
-      s3.refuses(path.slice(path.lastIndexOf("/") + 1), isDir ? "dir" : "file") !== undefined;
+      s3.refuses(path, isDir ? "dir" : "file") !== undefined;
   }
   // A mirror run as root keeps owners: so are they compared.
   const result = await verifyTrees(new LocalTree(options.source), replica, exclude, {

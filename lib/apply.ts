@@ -47,6 +47,8 @@ export type Outcome =
     readonly reason: string;
     readonly changed?: boolean;
     readonly retryInMs?: number;
+    /** Not retried: the replica cannot hold it (it is left out from now on). */
+    readonly final?: boolean;
   }
   /** Failed. */
   | { readonly status: "failed"; readonly action: Action; readonly error: Error }
@@ -411,9 +413,13 @@ function toOutcome(action: Extract<Action, { op: "copy" }>, result: WriteResult)
         ...(result.md5 ? { md5: result.md5 } : {}),
       };
     case "skipped":
-      return result.changed
-        ? { status: "skipped", action, reason: result.reason, changed: true }
-        : { status: "skipped", action, reason: result.reason };
+      return {
+        status: "skipped",
+        action,
+        reason: result.reason,
+        ...(result.changed ? { changed: true } : {}),
+        ...(result.final ? { final: true } : {}),
+      };
     case "failed":
       return {
         status: "failed",

@@ -644,6 +644,10 @@ export class Mirror {
         ) {
           context.tempsLeft.push(baseName(outcome.action.path));
         }
+        // Said once: later cycles leave it out quietly (see `#excluder`).
+        if (outcome.status === "skipped" && outcome.final) {
+          this.#warnedRefused.add(outcome.action.path);
+        }
         if (outcome.status === "skipped" && outcome.action.op === "keep") {
           // A lasting conflict (a kept folder where the source has a file): said once.
           if (this.#warnedKept.has(outcome.action.path)) return;
@@ -726,7 +730,7 @@ export class Mirror {
     if (replica.refuses === undefined) return excluded;
     return (path, isDir) => {
       if (excluded?.(path, isDir)) return true;
-      const why = replica.refuses!(path.slice(path.lastIndexOf("/") + 1), isDir ? "dir" : "file");
+      const why = replica.refuses!(path, isDir ? "dir" : "file");
       if (why === undefined) return false;
       if (!this.#warnedRefused.has(path)) {
         this.#warnedRefused.add(path);

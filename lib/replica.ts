@@ -159,6 +159,8 @@ export type WriteResult =
     readonly reason: string;
     readonly changed?: boolean;
     readonly grew?: boolean;
+    /** Not retried: the replica cannot hold it (see {@link Replica.refuses}). */
+    readonly final?: boolean;
   }
   /** Failed (the replica keeps what it had). */
   | { readonly status: "failed"; readonly name: string; readonly message: string };
@@ -317,14 +319,14 @@ export interface Replica extends TreeReader {
    */
   readonly batched?: boolean;
   /**
-   * Why a source entry named `name` of `kind` cannot be held by this replica
+   * Why a source entry at `path` of `kind` cannot be held by this replica
    * (it is then left out, with a warning, like an excluded one). Optional.
    *
-   * @param name the source entry's name.
+   * @param path the source entry's path relative to the root.
    * @param kind what it is.
    * @returns the reason, or undefined when it can be mirrored.
    */
-  refuses?(name: string, kind: Kind): string | undefined;
+  refuses?(path: string, kind: Kind): string | undefined;
   /**
    * Whether `name` is one of the program's temp files in this replica (this
    * run's or an earlier one's). Optional: else the state decides.

@@ -161,10 +161,14 @@ export function reportOutcome(log: MirrorLog, outcome: Outcome, replica = "the r
           base,
         );
       } else {
-        const retry = outcome.retryInMs === undefined
-          ? "the next cycle retries"
-          : `it keeps changing: it is tried again after ${Math.round(outcome.retryInMs / 1000)} s`;
-        log.warn(`File {path} was not copied: {reason}; ${retry}.`, {
+        const retry = outcome.final
+          ? ""
+          : outcome.retryInMs === undefined
+          ? "; the next cycle retries"
+          : `; it keeps changing: it is tried again after ${
+            Math.round(outcome.retryInMs / 1000)
+          } s`;
+        log.warn(`File {path} was not copied: {reason}${retry}.`, {
           ...base,
           reason: outcome.reason,
         });

@@ -5,17 +5,54 @@
  * killed run expires, and a run with the same state file takes it over at
  * once (it holds the state file's lock, so the run that left it is gone).
  *
- * The lock object is beside the tree, never in it: `PREFIX.folder-mirror-lock`
- * for a tree under a prefix; for a tree that is the whole bucket there is no
- * beside, so it is `.folder-mirror-lock` at the root, which the replica's
- * listings leave out.
+ * The lock objects of all mirrors of a bucket are in one folder at its root,
+ * {@link LOCKS}, one per replica, named by the replica's prefix
+ * ({@link lockKey}); a replica that is the whole bucket leaves that folder
+ * out of its listings. So a mirror finds, with one listing, every other
+ * mirror of the bucket, and refuses to write a replica inside or around the
+ * replica of one that runs (whichever started second refuses); and no mirror
+ * ever deletes another's lock.
  *
  * @module
  */
 import { S3Error, type S3Store } from "./s3.ts";
 
-/** The name of the lock object of a tree that is the whole bucket. */
-export const ROOT_LOCK = ".folder-mirror-lock";
+/** The folder, at the bucket's root, of the lock objects of its replicas. */
+export const LOCKS = ".folder-mirror-locks";
+
+/**
+ * The key of the lock object of the replica at `prefix` (`""`: the whole bucket).
+ *
+ * @param prefix the replica's key prefix, without slashes at its ends.
+ * @returns the lock object's key.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { lockKey } from "./s3_lock.ts";
+ * assert.equal(lockKey("home/alice"), ".folder-mirror-locks/%2Fhome%2Falice");
+ * assert.equal(lockKey(""), ".folder-mirror-locks/%2F");
+ * ```
+ */
+export function lockKey(prefix: string): string {
+  return `${LOCKS}/${encodeURIComponent(`/${prefix}`)}`;
+}
+
+/** The prefix a lock object's key belongs to, or undefined when it is not one. */
+function prefixOf(key: string): string | undefined {
+  if (!key.startsWith(`${LOCKS}/`)) return undefined;
+  try {
+    const path = decodeURIComponent(key.slice(LOCKS.length + 1));
+    return path.startsWith("/") ? path.slice(1) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether the trees at prefixes `a` and `b` (not the same) overlap: one holds the other. */
+function nested(a: string, b: string): boolean {
+  return a === "" || b === "" || b.startsWith(`${a}/`) || a.startsWith(`${b}/`);
+}
 
 /** What the lock object says. */
 interface Holder {
@@ -23,6 +60,8 @@ interface Holder {
   readonly runId: string;
   /** Its process id. */
   readonly pid: number;
+  /** When it took the lock (epoch ms; 0: unknown, long ago). */
+  readonly started: number;
   /** When the lock lapses unless renewed (epoch ms). */
   readonly expires: number;
 }
@@ -47,6 +86,8 @@ export class BucketLock {
   #writtenAt = 0;
   /** Whose lock {@link acquire} took over (deleted), in a few words, if it did. */
   takenOver: string | undefined;
+  /** When this run took the lock. */
+  #started = Date.now();
 
   /**
    * @param store the bucket, with no prefix (the lock is beside the tree).
@@ -62,13 +103,48 @@ export class BucketLock {
   }
 
   /**
-   * Take the lock, unless another running mirror holds it.
+   * Take the lock, unless another running mirror holds it, or holds the lock
+   * of a replica inside or around this one (and started first).
    *
    * @param isEarlierRun whether a run id is one of an earlier run of this
    *   state file (a lock it left is taken over).
-   * @returns undefined when taken; else who holds it, in a few words.
+   * @returns undefined when taken; else who holds it (or what it holds), in a few words.
    */
   async acquire(isEarlierRun: (runId: string) => boolean): Promise<string | undefined> {
+    const held = await this.#acquire(isEarlierRun);
+    if (held !== undefined) return held;
+    const other = await this.#nestedHolder(isEarlierRun);
+    if (other === undefined) return undefined;
+    await this.#remove().catch(() => {});
+    return other;
+  }
+
+  /**
+   * A running mirror of a replica inside or around this one that started
+   * first, in a few words (the other one of two that start at once refuses).
+   */
+  async #nestedHolder(isEarlierRun: (runId: string) => boolean): Promise<string | undefined> {
+    const mine = prefixOf(this.#path);
+    if (mine === undefined) return undefined;
+    for (const key of await this.#store.pathsUnder(LOCKS)) {
+      const theirs = prefixOf(key);
+      if (theirs === undefined || key === this.#path || !nested(mine, theirs)) continue;
+      const holder = await this.#holder(key);
+      if (holder === undefined || holder.expires <= Date.now() || isEarlierRun(holder.runId)) {
+        continue;
+      }
+      const first = holder.started < this.#started ||
+        (holder.started === this.#started && holder.runId < this.#runId);
+      if (!first) continue;
+      const where = theirs === "" ? "the whole bucket" : `'${theirs}'`;
+      return `${
+        mine === "" || (theirs !== "" && theirs.startsWith(`${mine}/`)) ? "contains" : "is inside"
+      } ${where}, the replica of another running mirror (pid ${holder.pid})`;
+    }
+    return undefined;
+  }
+
+  async #acquire(isEarlierRun: (runId: string) => boolean): Promise<string | undefined> {
     for (let attempt = 0; attempt < 3; attempt++) {
       try {
         await this.#store.put(this.#path, this.#body(), {}, { ifNoneMatch: true });
@@ -139,23 +215,25 @@ export class BucketLock {
     const holder: Holder = {
       runId: this.#runId,
       pid: Deno.pid,
+      started: this.#started,
       expires: Date.now() + this.#ttlMs,
     };
     return new TextEncoder().encode(JSON.stringify(holder));
   }
 
-  async #holder(): Promise<Holder | undefined> {
-    const read = await this.#store.read(this.#path);
+  async #holder(path = this.#path): Promise<Holder | undefined> {
+    const read = await this.#store.read(path);
     if (read === undefined) return undefined;
     try {
       const holder = JSON.parse(new TextDecoder().decode(read.body));
       return {
         runId: String(holder.runId),
         pid: Number(holder.pid),
+        started: Number(holder.started ?? 0) || 0,
         expires: Number(holder.expires),
       };
     } catch {
-      return { runId: "", pid: 0, expires: 0 }; // not a lock of ours: expired
+      return { runId: "", pid: 0, started: 0, expires: 0 }; // not a lock of ours: expired
     }
   }
 

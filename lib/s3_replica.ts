@@ -26,7 +26,7 @@
 import { createHash } from "node:crypto";
 import pLimit from "npm:p-limit@^7.3.0";
 import { type Entry, entryFromInfo, type Kind, type StatKey, statKey } from "./entry.ts";
-import { asError } from "./error.ts";
+import { asError, reason } from "./error.ts";
 import type {
   Attributes,
   AttributesResult,
@@ -40,7 +40,7 @@ import type {
 import { DEFAULT_PART, S3Error, type S3Folder, type S3Head, type S3Store } from "./s3.ts";
 import { compareNames } from "./paths.ts";
 import { Hasher } from "./hash.ts";
-import { ROOT_LOCK } from "./s3_lock.ts";
+import { LOCKS } from "./s3_lock.ts";
 import { type Known, ObjectMemory } from "./s3_memory.ts";
 import { attributesOf, entriesOf, isLinkName, LINK_SUFFIX, metaOf } from "./s3_layout.ts";
 
@@ -114,6 +114,8 @@ export class S3Replica implements Replica {
   readonly #ahead = new Map<string, Promise<S3Folder>>();
   readonly #writing = pLimit(WRITES_AT_ONCE);
   #readingAhead = false;
+  /** Paths whose object name the store refused, and its answer: left out from then on. */
+  readonly #refusedNames = new Map<string, string>();
 
   /**
    * A replica in the bucket and prefix of `options.store`; nothing is asked
@@ -192,8 +194,8 @@ export class S3Replica implements Replica {
     let folder = await (ahead ?? this.#store.list(dir));
     if (this.#readingAhead) this.#listAhead(dir, folder.folders);
     if (dir === "" && !this.#options.prefixed) {
-      // The lock object of a tree that is the whole bucket is not an entry.
-      folder = { ...folder, objects: folder.objects.filter((o) => o.name !== ROOT_LOCK) };
+      // The folder of the mirrors' locks is not an entry of a tree that is the whole bucket.
+      folder = { ...folder, folders: folder.folders.filter((name) => name !== LOCKS) };
     }
     const { entries, clashes } = entriesOf(folder);
     const prefix = dir === "" ? "" : `${dir}/`;
@@ -407,6 +409,12 @@ export class S3Replica implements Replica {
       if (error instanceof Deno.errors.NotFound) {
         return { status: "skipped", reason: "it vanished from the source" };
       }
+      if (error instanceof S3Error && NAME_REFUSED.has(error.code)) {
+        // Not worth a try every cycle: left out from now on, said once.
+        const why = `the store refuses its name (${reason(error)})`;
+        this.#refusedNames.set(write.path, why);
+        return { status: "skipped", reason: `${why}; it is left out from now on`, final: true };
+      }
       const { name, message } = asError(error);
       return { status: "failed", name, message };
     }
@@ -502,20 +510,34 @@ export class S3Replica implements Replica {
 
   /**
    * Why a source entry cannot be mirrored here: a file whose name ends in
-   * `.rclonelink` would read back as a symlink.
+   * `.rclonelink` would read back as a symlink; nor one whose object name
+   * would be longer than S3 allows, or that the store refused.
    *
-   * @param name the source entry's name.
+   * @param path the source entry's path.
    * @param kind what it is.
    * @returns the reason, or undefined when it can be mirrored.
    */
-  refuses(name: string, kind: Kind): string | undefined {
-    if (name === ROOT_LOCK && !this.#options.prefixed) {
-      return "in a replica that is a whole bucket, that name is the mirror's lock";
+  refuses(path: string, kind: Kind): string | undefined {
+    const name = path.slice(path.lastIndexOf("/") + 1);
+    if (path === LOCKS && !this.#options.prefixed) {
+      return "in a replica that is a whole bucket, that name is the folder of the mirrors' locks";
     }
-    if (kind !== "file" || !isLinkName(name)) return undefined;
-    return `in an S3 replica a name ending in ${LINK_SUFFIX} stands for a symlink (rclone's --links)`;
+    if (kind === "file" && isLinkName(name)) {
+      return `in an S3 replica a name ending in ${LINK_SUFFIX} stands for a symlink (rclone's --links)`;
+    }
+    const bytes = encoder.encode(this.#store.key(path)).length + (kind === "dir" ? 1 : 0);
+    if (bytes > MAX_KEY_BYTES) {
+      return `its object name would be ${bytes} bytes, more than the ${MAX_KEY_BYTES} S3 allows`;
+    }
+    return this.#refusedNames.get(path);
   }
 }
+
+/** The longest object name (key) S3 allows, in bytes. */
+const MAX_KEY_BYTES = 1024;
+/** The store's answers that refuse an object's name. */
+const NAME_REFUSED = new Set(["InvalidObjectName", "KeyTooLongError"]);
+const encoder = new TextEncoder();
 
 /** The entry of an object as known. */
 function objectEntry(kind: "file" | "symlink", known: Known): Entry {

@@ -9,7 +9,7 @@
 import { asError, reason } from "./error.ts";
 import type { MirrorLog } from "./report.ts";
 import { type S3Credentials, S3Store } from "./s3.ts";
-import { BucketLock, ROOT_LOCK } from "./s3_lock.ts";
+import { BucketLock, lockKey } from "./s3_lock.ts";
 import { ObjectMemory } from "./s3_memory.ts";
 import { S3Replica } from "./s3_replica.ts";
 import type { MirrorState } from "./state.ts";
@@ -200,7 +200,7 @@ export async function connectS3(flags: S3Flags): Promise<S3Connection> {
     store: new S3Store({ ...at, prefix: location.prefix }),
     lock: {
       store: new S3Store({ ...at, prefix: "" }),
-      key: location.prefix === "" ? ROOT_LOCK : `${location.prefix}.folder-mirror-lock`,
+      key: lockKey(location.prefix),
     },
     location,
     endpoint,

@@ -11,7 +11,7 @@ import { LocalTree } from "../../lib/local.ts";
 import { Mirror } from "../../lib/mirror.ts";
 import { S3Store } from "../../lib/s3.ts";
 import { ObjectMemory } from "../../lib/s3_memory.ts";
-import { BucketLock } from "../../lib/s3_lock.ts";
+import { BucketLock, lockKey } from "../../lib/s3_lock.ts";
 import { metaOf } from "../../lib/s3_layout.ts";
 import { S3Replica } from "../../lib/s3_replica.ts";
 import type { MirrorLog } from "../../lib/report.ts";
@@ -180,9 +180,9 @@ Deno.test({
           const streamed = await store.head("d/e/big.bin");
           assert.equal(streamed!.etag, md5(big));
           assert.equal(Uint8Array.fromBase64(streamed!.meta.md5chksum!).toHex(), md5(big));
-          // The lock is beside the tree, and gone once the run ended.
+          // The lock is outside the tree, and gone once the run ended.
           const outside = new S3Store({ ...options, prefix: "" });
-          assert.equal(await outside.head(`${prefix}.folder-mirror-lock`), undefined);
+          assert.equal(await outside.head(lockKey(prefix)), undefined);
           const verify = await s3Run(work, endpoint, "--replica", replica, "--verify");
           assert.equal(verify.code, 0, verify.stdout + verify.stderr);
           assert.match(verify.stdout, /identical/);
@@ -361,10 +361,14 @@ Deno.test({
           }
           // Killed: its lock stays, but a run of the same state file takes it over.
           const outside = new S3Store({ ...options, prefix: "" });
-          assert.ok(await outside.head(`${prefix}.folder-mirror-lock`), "the lock was left");
+          assert.ok(await outside.head(lockKey(prefix)), "the lock was left");
           const again = await runOf(mirror("lock1.txt", "--once"));
           assert.equal(again.code, 0, again.stderr);
-          assert.equal(await outside.head(`${prefix}.folder-mirror-lock`), undefined);
+          assert.match(
+            again.stderr,
+            /\[WARNING\]: The lock of replica .* was taken over \(pid \d+, an earlier run of this state file\); it was deleted\./,
+          );
+          assert.equal(await outside.head(lockKey(prefix)), undefined);
           const other = await runOf(mirror("lock2.txt", "--once"));
           assert.equal(other.code, 0, other.stderr);
         },
@@ -372,7 +376,7 @@ Deno.test({
 
       await t.step("a lock nobody renews lapses; one renewed is kept", async () => {
         const bucketRoot = new S3Store({ ...options, prefix: "" });
-        const key = "lapse.folder-mirror-lock";
+        const key = lockKey("lapse");
         const first = new BucketLock(bucketRoot, key, "run-a", 1_000);
         assert.equal(await first.acquire(() => false), undefined);
         const second = new BucketLock(bucketRoot, key, "run-b", 1_000);
@@ -466,13 +470,13 @@ Deno.test({
           assert.deepEqual(await store.uploads(), []);
         },
       );
-      await t.step("a whole bucket: s3://BUCKET, its lock at the root never an entry", async () => {
+      await t.step("a whole bucket: s3://BUCKET, the locks' folder never an entry", async () => {
         writeFile(`${work}/whole/a.txt`, "a");
-        writeFile(`${work}/whole/.folder-mirror-lock`, "mine"); // the lock's name: refused
+        writeFile(`${work}/whole/.folder-mirror-locks/x`, "mine"); // the locks' folder: refused
         const args = ["--source", "whole", "--replica", "s3://mirror-whole", "--log-file", "w.txt"];
         const run = await s3Run(work, endpoint, ...args, "--once");
         assert.equal(run.code, 0, run.stderr);
-        assert.match(run.stderr, /File \.folder-mirror-lock is not mirrored: .*lock/);
+        assert.match(run.stderr, /File \.folder-mirror-locks is not mirrored: .*locks/);
         const whole = new S3Store({ ...options, bucket: "mirror-whole", prefix: "" });
         assert.deepEqual(await whole.pathsUnder(""), ["a.txt"]);
         const verify = await s3Run(work, endpoint, ...args, "--verify");
@@ -557,6 +561,113 @@ Deno.test("s3 mirror: bad S3 settings are one line and exit 2, before anything i
   } finally {
     await Deno.remove(work, { recursive: true });
   }
+});
+
+Deno.test({
+  name:
+    "s3 mirror: nested prefixes in one bucket are refused; names the store refuses are said once (#18)",
+  ignore: missing !== undefined,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const { endpoint, credentials } = await sharedCeph();
+    const work = await Deno.makeTempDir({ prefix: "s3-nested-test-" });
+    try {
+      await Deno.writeTextFile(
+        `${work}/credentials`,
+        `[default]\naws_access_key_id = ${credentials.accessKeyId}\n` +
+          `aws_secret_access_key = ${credentials.secretAccessKey}\n`,
+      );
+      writeFile(`${work}/src/dir00/a.txt`, "a");
+      writeFile(`${work}/other/b.txt`, "b");
+      for (
+        const [first, second, message] of [
+          ["rep", "rep/dir00", "is inside 'rep', the replica of another running mirror"],
+          ["rep/dir00", "rep", "contains 'rep/dir00', the replica of another running mirror"],
+          ["rep", "", "contains 'rep', the replica of another running mirror"],
+        ]
+      ) {
+        const mirror = s3Command(work, endpoint, [
+          "--replica",
+          `s3://nested/${first}`,
+          "--log-file",
+          "first.txt",
+          "--time-interval",
+          "60",
+        ]).spawn();
+        const output = mirror.output();
+        try {
+          await waitFor("the first mirror", logHas(work, "first.txt", "Cycle finished"), 30_000);
+          const refused = await s3Run(
+            work,
+            endpoint,
+            "--source",
+            "other",
+            "--replica",
+            `s3://nested${second === "" ? "" : `/${second}`}`,
+            "--log-file",
+            "second.txt",
+            "--once",
+          );
+          assert.equal(refused.code, 2, refused.stdout + refused.stderr);
+          assert.equal(refused.stderr.trim().split("\n").length, 1, refused.stderr);
+          assert.match(refused.stderr, new RegExp(`${message} \\(pid \\d+\\)`));
+        } finally {
+          kill(mirror, "SIGINT");
+          await output;
+        }
+        Deno.removeSync(`${work}/first.txt`);
+      }
+      // An object name longer than S3 allows (1,024 bytes): one WARNING a run, not an ERROR.
+      const deep = `${work}/src/${["a", "b", "c", "d"].map((c) => c.repeat(250)).join("/")}`;
+      writeFile(`${deep}/${"n".repeat(255)}`, "x");
+      const loop = s3Command(work, endpoint, [
+        "--replica",
+        "s3://nested/long",
+        "--log-file",
+        "long.txt",
+        "--time-interval",
+        "0.2",
+      ]).spawn();
+      const output = loop.output();
+      try {
+        await waitFor("a few cycles", () => {
+          try {
+            return logLines(`${work}/long.txt`).filter((l) => l.includes("Cycle")).length >= 1;
+          } catch {
+            return false;
+          }
+        }, 30_000);
+        writeFile(`${work}/src/more.txt`, "m");
+        await waitFor("another cycle", logHas(work, "long.txt", "more.txt has been copied"));
+      } finally {
+        kill(loop, "SIGINT");
+        await output;
+      }
+      const lines = logLines(`${work}/long.txt`);
+      assert.deepEqual(lines.filter((l) => l.includes("[ERROR]")), []);
+      const said = lines.filter((l) => l.includes("more than the 1024 S3 allows"));
+      assert.equal(said.length, 1, lines.join("\n"));
+      // Wrong keys: the refusal says to check them.
+      Deno.writeTextFileSync(
+        `${work}/bad`,
+        "[default]\naws_access_key_id = nobody\naws_secret_access_key = nothing\n",
+      );
+      const bad = await s3Run(
+        work,
+        endpoint,
+        "--replica",
+        "s3://nested/x",
+        "--s3-credentials",
+        "bad",
+        "--once",
+      );
+      assert.equal(bad.code, 2);
+      assert.match(bad.stderr, /403.*: check the access key and secret/);
+    } finally {
+      await Deno.remove(work, { recursive: true });
+    }
+  },
 });
 
 /** A check that holds once the log file `work/name` has a line matching `text`. */
