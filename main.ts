@@ -225,6 +225,13 @@ async function main(args: string[]): Promise<number> {
       { action: "lock", path: options.replica, reason: claimed.lockWarning },
     );
   }
+  if (state.recheckSince !== undefined && !options.dryRun) {
+    log.warn(
+      "The last run did not end cleanly (killed, or a crash or power cut): replica files it " +
+        "wrote in its last minute are compared by content before they are trusted.",
+      { action: "state" },
+    );
+  }
   if (claimed.older !== undefined) {
     log.warn(
       "The state file {path} has a damaged newest record ({why}); the one before it is used, " +
@@ -319,6 +326,8 @@ async function main(args: string[]): Promise<number> {
   }
   replica.close?.();
   await bucketLock?.release();
+  // Ended cleanly (also after SIGINT or SIGTERM): the next run trusts what this one wrote.
+  if (!options.dryRun) await state.endCleanly().catch(() => {});
   if (stop.signal.aborted) log.info("Mirror stopped by {signal}.", { signal: stop.signal.reason });
   for (const [name, listener] of listeners) Deno.removeSignalListener(name, listener);
   claimed.release();

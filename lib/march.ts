@@ -49,6 +49,14 @@ export interface MarchOptions {
   readonly owners: Owners | undefined;
   /** When the walk started (epoch ms), for `isSettled`. */
   readonly observedAt: number;
+  /**
+   * Replica files whose ctime is this or later (epoch ms) are compared by
+   * content though the index vouches for them: the run that wrote them did
+   * not end cleanly, and they may not have reached the disk (a power cut).
+   *
+   * @default none
+   */
+  readonly recheckSince?: number;
   /** Count the entries below a folder to be removed (for `--max-delete`);
    * also done whenever excludes are given (a folder holding excluded entries is kept). */
   readonly countDeletes: boolean;
@@ -310,6 +318,10 @@ export class March {
         ) r++;
         const twin = replica.children[r];
         const dst = twin?.name === name ? twin.entry : undefined;
+        // Written just before an unclean stop: maybe lost on the way to the disk.
+        if (dst?.kind === "file" && dst.ctimeMs >= (options.recheckSince ?? Infinity)) {
+          index.distrustReplica(path);
+        }
         const sourceKnown = index.knowsIn(dir, name, "source", src);
         if (
           dst?.kind !== "file" || (sourceKnown && dst.size === src.size &&

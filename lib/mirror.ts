@@ -394,6 +394,7 @@ export class Mirror {
       owners,
       observedAt,
       countDeletes: this.#options.maxDelete !== undefined,
+      ...(state.recheckSince === undefined ? {} : { recheckSince: state.recheckSince }),
       ...(digests ? { digests } : {}),
       ...(signal ? { signal } : {}),
       apply,
@@ -458,7 +459,10 @@ export class Mirror {
         if (!signal?.aborted) throw error;
       }
     }
-    if (result.complete) index.sweep();
+    if (result.complete) {
+      index.sweep();
+      state.rechecked(); // what an unclean stop left to check was compared
+    }
     if (!signal?.aborted) state.tempsSwept(tempsLeft);
     await this.saveState();
   }

@@ -31,6 +31,13 @@ import { newRunId, runIdOf, TempNames } from "./temp_names.ts";
  * one); temp files of older ones are removed as ordinary extra entries.
  */
 const MAX_EARLIER_RUNS = 100;
+/**
+ * After a run that did not end cleanly (a crash, a power cut), replica files
+ * written this long before its last commit, or later, are compared by content
+ * before they are trusted: the kernel writes dirty data back within ~30 s
+ * (Linux's default `dirty_expire_centisecs`), so older ones reached the disk.
+ */
+export const RECHECK_WINDOW_MS = 60_000;
 /** Bumped when the content's format changes; another format is set aside,
  * except the first, which is converted. */
 const FORMAT = 3;
@@ -129,6 +136,10 @@ export class MirrorState {
   #remembered: Remembered | undefined;
   /** How many of the last bytes of the blob on disk are the replica's memory. */
   #rememberedOnDisk = 0;
+  /** This run is over and everything it wrote was handed to the kernel (see {@link close}). */
+  #clean = false;
+  /** See {@link recheckSince}. */
+  #recheckSince: number | undefined;
 
   private constructor(pair: StatePair, file?: StateFile, handle?: Deno.FsFile) {
     this.#pair = pair;
@@ -255,6 +266,15 @@ export class MirrorState {
       const denied = Array.isArray(header.deniedGroups) ? header.deniedGroups : [];
       for (const gid of denied) if (typeof gid === "number") this.deniedGroups.add(gid);
       this.#usersDenied = header.usersDenied === true;
+      // The run that wrote it did not end cleanly: what it wrote last may be
+      // lost. (A check still pending from before is kept.)
+      const since = [
+        header.clean === false && typeof header.committedAt === "number"
+          ? header.committedAt - RECHECK_WINDOW_MS
+          : NaN,
+        typeof header.recheckSince === "number" ? header.recheckSince : NaN,
+      ].filter((time) => !Number.isNaN(time));
+      if (since.length > 0) this.#recheckSince = Math.min(...since);
       this.#deniedFor = typeof header.deniedFor === "number" ? header.deniedFor : undefined;
       this.#deniedSaved = this.deniedGroups.size;
     } catch (error) {
@@ -277,6 +297,23 @@ export class MirrorState {
     this.#remembered = remembered;
     if (this.#rememberedBytes !== undefined) remembered.load(this.#rememberedBytes);
     this.#rememberedBytes = undefined;
+  }
+
+  /**
+   * When the last run did not end cleanly (a crash, a power cut): replica
+   * files whose ctime is this or later (epoch ms) are compared by content
+   * before they are trusted (see {@link RECHECK_WINDOW_MS}); until a full
+   * cycle {@link rechecked} them.
+   */
+  get recheckSince(): number | undefined {
+    return this.#recheckSince;
+  }
+
+  /** A full cycle compared what {@link recheckSince} named. */
+  rechecked(): void {
+    if (this.#recheckSince === undefined) return;
+    this.#recheckSince = undefined;
+    this.#changed = true;
   }
 
   /** The source root as last seen by a full cycle, if any. */
@@ -395,6 +432,10 @@ export class MirrorState {
       runs: [this.runId, ...[...this.#earlierRuns].slice(0, MAX_EARLIER_RUNS)],
       // The replica's memory is the blob's last bytes (a note alone: the blob on disk stays).
       remembered: dirty ? extra?.length ?? 0 : this.#rememberedOnDisk,
+      // Whether the run ended cleanly, and when this was committed (see RECHECK_WINDOW_MS).
+      clean: this.#clean,
+      committedAt: Date.now(),
+      recheckSince: this.#recheckSince ?? null,
     }));
     const blob = dirty ? joined(this.index.toBytes(), extra) : undefined;
     // Marked clean before the write: a change made while it is under way
@@ -417,6 +458,19 @@ export class MirrorState {
     }
     this.#written = true;
     if (dirty) this.#rememberedOnDisk = extra?.length ?? 0;
+  }
+
+  /**
+   * The run ends cleanly: everything it wrote was handed to the kernel. Saved
+   * (a note), so that the next run need not compare by content what this one
+   * wrote last (see {@link recheckSince}).
+   *
+   * @throws {Error} when it cannot be written.
+   */
+  async endCleanly(): Promise<void> {
+    this.#clean = true;
+    this.#changed = true;
+    await this.save();
   }
 
   /** Release the lock and the file. */

@@ -418,3 +418,85 @@ export function editKeepingMtime(path: string, text: string): void {
   Deno.writeTextFileSync(path, text);
   Deno.utimeSync(path, before.atime!, before.mtime!);
 }
+
+/**
+ * Whether an ext4 file system on a loop device can be made here (root,
+ * e2fsprogs): for the fault-injecting disk. Probed on first use.
+ */
+export const canLoopMount: () => boolean = once(() => {
+  if (!canMount() || !succeeds("sh", "-c", "command -v mkfs.ext4 && command -v filefrag")) {
+    return false;
+  }
+  const dir = Deno.makeTempDirSync({ prefix: "mirror-loop-probe-" });
+  try {
+    const disk = new LoopDisk(`${dir}/disk.img`, `${dir}/mnt`, "8M");
+    disk.unmount();
+    disk.detach();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+/**
+ * A fault-injecting disk: an ext4 file system on a loop device, mounted on
+ * `mountPoint`. {@link LoopDisk.zeroFile} overwrites a file's data blocks
+ * with zeros on the device itself, file system unmounted, so the file keeps
+ * its size, times and inode: what a power cut leaves of data that never
+ * reached the disk.
+ */
+export class LoopDisk {
+  readonly device: string;
+  readonly mountPoint: string;
+
+  constructor(image: string, mountPoint: string, size: string) {
+    this.mountPoint = mountPoint;
+    const run = (program: string, ...args: string[]) => {
+      const output = new Deno.Command(program, { args, stdout: "piped", stderr: "piped" })
+        .outputSync();
+      if (!output.success) {
+        throw new Error(`${program}: ${new TextDecoder().decode(output.stderr)}`);
+      }
+      return new TextDecoder().decode(output.stdout).trim();
+    };
+    run("truncate", "-s", size, image);
+    this.device = run("losetup", "-f", "--show", image);
+    run("mkfs.ext4", "-q", "-b", "4096", this.device);
+    Deno.mkdirSync(mountPoint, { recursive: true });
+    this.mount();
+  }
+
+  mount(): void {
+    if (!succeeds("mount", this.device, this.mountPoint)) throw new Error("cannot mount");
+  }
+
+  unmount(): void {
+    succeeds("umount", this.mountPoint);
+  }
+
+  detach(): void {
+    succeeds("losetup", "-d", this.device);
+  }
+
+  /** Zero the data blocks of the file at `path` (inside the mount) behind the file system's back. */
+  zeroFile(path: string): void {
+    succeeds("sync", "-f", path); // its blocks allocated (ext4 allocates them late)
+    const map = new Deno.Command("filefrag", { args: ["-v", path], stdout: "piped" }).outputSync();
+    const extents = new TextDecoder().decode(map.stdout).split("\n")
+      .map((line) => line.trim().match(/^\d+:\s+\d+\.\.\s*\d+:\s+(\d+)\.\.\s*\d+:\s+(\d+):/))
+      .filter((match) => match !== null)
+      .map((match) => [Number(match![1]), Number(match![2])] as const);
+    if (extents.length === 0) throw new Error(`no extent for ${path}`);
+    this.unmount();
+    // Through dd: Deno lets a program open a device only with --allow-all.
+    for (const [block, blocks] of extents) {
+      const args = [`of=${this.device}`, "bs=4096", `seek=${block}`, `count=${blocks}`];
+      if (!succeeds("dd", "if=/dev/zero", ...args, "conv=notrunc,fsync", "status=none")) {
+        throw new Error(`dd on ${this.device} failed`);
+      }
+    }
+    this.mount();
+  }
+}

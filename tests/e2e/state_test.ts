@@ -5,11 +5,15 @@
  */
 import assert from "node:assert/strict";
 import {
+  afterCtimeSecond,
   assertMirrored,
+  canLoopMount,
   canMount,
   editKeepingMtime,
   listTree,
+  logHas,
   logLines,
+  LoopDisk,
   mirrorCommand,
   mirrored,
   mountTmpfs,
@@ -390,6 +394,67 @@ Deno.test({
         assert.equal(freed.stderr, "", "saved once there is room");
       } finally {
         unmount();
+      }
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "state: after an unclean stop, what the run wrote last is compared by content (a power cut, #18)",
+  ignore: !canLoopMount(), // needs root, losetup and mkfs.ext4 (e2fsprogs)
+  fn: async () => {
+    await withWork(async (work) => {
+      const disk = new LoopDisk(`${work}/disk.img`, `${work}/rep`, "32M");
+      try {
+        writeFile(`${work}/src/deep/a.txt`, "precious data");
+        writeFile(`${work}/src/b.txt`, "more precious data");
+        /** A running mirror's first cycle, then a stop: SIGKILL (a crash) or SIGINT. */
+        const cycleThen = async (signal: Deno.Signal) => {
+          const loop = startLoop(work, "60");
+          await waitFor("the cycle", logHas(work, /Cycle finished/));
+          await new Promise((resolve) => setTimeout(resolve, 200)); // its state is committed
+          await loop.stop(signal);
+        };
+        // Settled sources: their copies are recorded, trusted from then on.
+        await afterCtimeSecond(`${work}/src/b.txt`);
+        // A power cut: the data of a.txt never reached the disk, its metadata did.
+        await cycleThen("SIGKILL");
+        const before = Deno.statSync(`${work}/rep/deep/a.txt`);
+        disk.zeroFile(`${work}/rep/deep/a.txt`);
+        const after = Deno.statSync(`${work}/rep/deep/a.txt`);
+        assert.deepEqual(
+          [after.size, after.mtime, after.ctime, after.ino],
+          [before.size, before.mtime, before.ctime, before.ino],
+          "the stat key holds",
+        );
+        assert.notEqual(Deno.readTextFileSync(`${work}/rep/deep/a.txt`), "precious data");
+        const mark = logLines(`${work}/log.txt`).length;
+        const next = await runOnce(work);
+        assert.equal(next.code, 0, next.stderr);
+        const lines = logLines(`${work}/log.txt`).slice(mark);
+        assert.ok(lines.some((l) => l.endsWith("File deep/a.txt has been updated.")));
+        assert.ok(lines.some((l) => l.includes("[WARNING]: The last run did not end cleanly")));
+        assertMirrored(`${work}/src`, `${work}/rep`);
+        // The check is made once: the run after it trusts what it compared.
+        const quiet = await runOnce(work);
+        assert.equal(quiet.code, 0);
+        assert.ok(!logLines(`${work}/log.txt`).at(-2)!.includes("did not end cleanly"));
+        // The choice: after a clean stop the state is trusted as it is (no file is
+        // read); only --verify would find a file the disk lost afterwards.
+        Deno.writeTextFileSync(`${work}/src/b.txt`, "other precious data");
+        await afterCtimeSecond(`${work}/src/b.txt`); // settled: the copy is recorded
+        await cycleThen("SIGINT");
+        disk.zeroFile(`${work}/rep/b.txt`);
+        const trusted = await runOnce(work);
+        assert.equal(trusted.code, 0);
+        assert.notEqual(Deno.readTextFileSync(`${work}/rep/b.txt`), "other precious data");
+        const verified = await runMirror(["--source", "src", "--replica", "rep", "--verify"], work);
+        assert.equal(verified.code, 1);
+        assert.match(verified.stdout, /content differs: file b\.txt/);
+      } finally {
+        disk.unmount();
+        disk.detach();
       }
     });
   },
