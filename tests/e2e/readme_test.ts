@@ -54,3 +54,70 @@ Deno.test("README: the quick start's first command works as written in a fresh c
   assert.match(new TextDecoder().decode(output.stdout), /Mirror stopped by SIGINT\./);
   await Deno.remove(clone, { recursive: true });
 });
+
+/** The README's systemd unit: its `ExecStart` words and its other settings. */
+function unit(): { execStart: string[]; settings: Map<string, string> } {
+  const readme = Deno.readTextFileSync(`${ROOT}README.md`);
+  const block = /```ini\n(\[Unit\][\s\S]*?)```/.exec(readme)?.[1] ?? "";
+  const lines = block.replace(/\\\n\s*/g, "").split("\n");
+  const settings = new Map<string, string>();
+  for (const line of lines) {
+    const at = line.indexOf("=");
+    if (at > 0 && !line.startsWith("#")) settings.set(line.slice(0, at), line.slice(at + 1));
+  }
+  return { execStart: (settings.get("ExecStart") ?? "").split(/\s+/), settings };
+}
+
+Deno.test("README: the systemd unit runs as written, with the network cut (#18)", async () => {
+  const { execStart, settings } = unit();
+  assert.deepEqual(execStart.slice(0, 4), ["/usr/bin/env", "deno", "run", "--cached-only"]);
+  assert.equal(settings.get("RestartPreventExitStatus"), "2");
+  // As the README says: the packages fetched once before (here: already).
+  const cached = new Deno.Command(Deno.execPath(), { args: ["cache", `${ROOT}main.ts`] })
+    .outputSync();
+  assert.ok(cached.success, new TextDecoder().decode(cached.stderr));
+  const work = await Deno.makeTempDir({ prefix: "mirror-unit-" });
+  try {
+    Deno.mkdirSync(`${work}/srv/data/deep/er`, { recursive: true });
+    Deno.writeTextFileSync(`${work}/srv/data/deep/er/a.txt`, "a");
+    Deno.mkdirSync(`${work}/var/log`, { recursive: true });
+    const words = execStart.slice(2).map((word) =>
+      word.replaceAll("/opt/folder-mirror/main.ts", `${ROOT}main.ts`)
+        .replaceAll("/srv/", `${work}/srv/`).replaceAll("/backup/", `${work}/backup/`)
+        .replaceAll("/var/log/", `${work}/var/log/`)
+    );
+    Deno.mkdirSync(`${work}/backup`);
+    // The network cut: every fetch would go through a proxy that is not there.
+    const dead = "http://127.0.0.1:9";
+    const child = new Deno.Command(Deno.execPath(), {
+      args: words.slice(1), // after "deno"
+      env: { HTTP_PROXY: dead, HTTPS_PROXY: dead, http_proxy: dead, https_proxy: dead },
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const finished = child.output();
+    try {
+      await waitFor("the first cycle", () => {
+        try {
+          return Deno.readTextFileSync(`${work}/backup/data/deep/er/a.txt`) === "a";
+        } catch {
+          return false;
+        }
+      }, 30_000);
+    } finally {
+      try {
+        child.kill("SIGTERM"); // the unit's KillSignal
+      } catch {
+        // it ended by itself: its output says why
+      }
+    }
+    const output = await finished;
+    assert.equal(
+      output.code,
+      0,
+      `${words.join(" ")}\n${new TextDecoder().decode(output.stderr)}`,
+    );
+  } finally {
+    await Deno.remove(work, { recursive: true });
+  }
+});
