@@ -25,8 +25,8 @@ import { compareNames, parentOf } from "./paths.ts";
 
 /**
  * The most a cycle reads only to put the source's tree digest in its summary;
- * a cycle that needed more reads that much of it (known from then on) and
- * says the digest was not computed (`--verify` computes it at any size).
+ * a cycle that needed more reads nothing for it and says the digest was not
+ * computed (`--verify` computes it at any size).
  */
 export const DIGEST_BUDGET = { bytes: 64 * 1024 * 1024, files: 2000 } as const;
 
@@ -155,7 +155,11 @@ interface UnknownFile {
 export class FolderDigests {
   readonly #index: PairIndex;
   readonly #observedAt: number;
-  readonly #unknown: UnknownFile[] = [];
+  readonly #willLearn: (entry: Entry) => boolean;
+  #unknown: UnknownFile[] = [];
+  /** Unknown MD5s that would have to be read (not learnt by a copy): files and bytes. */
+  #toRead = 0;
+  #toReadBytes = 0;
   #held = 0;
   #gaveUp = false;
 
@@ -163,10 +167,18 @@ export class FolderDigests {
    * @param index where folder digests are recorded and found again.
    * @param observedAt when the walk started (epoch ms): a file changed after
    * that, or in the same second, leaves its folders' digests unrecorded.
+   * @param willLearn whether a copy of this file, made this cycle, learns its
+   * MD5 (its bytes pass through the program): such files are not counted
+   * against {@link DIGEST_BUDGET} during the walk (default: none).
    */
-  constructor(index: PairIndex, observedAt: number) {
+  constructor(
+    index: PairIndex,
+    observedAt: number,
+    willLearn: (entry: Entry) => boolean = () => false,
+  ) {
     this.#index = index;
     this.#observedAt = observedAt;
+    this.#willLearn = willLearn;
   }
 
   /** Whether the digest is given up for this cycle (too much unknown). */
@@ -228,13 +240,24 @@ export class FolderDigests {
       if (entry.kind === "file" && md5 === undefined) {
         const file = { path: prefix + name, entry };
         this.#unknown.push(file);
+        if (!this.#willLearn(entry)) {
+          this.#toRead++;
+          this.#toReadBytes += entry.size;
+        }
         parts.push({ line: entryLine(name, entry, ""), file });
       } else if (entry.kind === "dir" && resolved(child.node)?.digest === undefined) {
         parts.push({ line: entryLine(name, entry, ""), node: child.node! });
       } else parts.push(entryLine(name, entry, md5 ?? resolved(child.node)?.digest));
     }
     this.#held += parts.length;
-    if (this.#held > MAX_HELD_LINES) return this.#giveUp();
+    // Beyond what a cycle may read, no folder's lines are held any more: the
+    // digest is given up for this cycle (what the budget allows is still read).
+    if (
+      this.#held > MAX_HELD_LINES || this.#toRead > DIGEST_BUDGET.files ||
+      this.#toReadBytes > DIGEST_BUDGET.bytes
+    ) {
+      return this.#giveUp();
+    }
     node.pending = { dir, parts };
     return node;
   }
@@ -269,15 +292,14 @@ export class FolderDigests {
    * @param read the MD5 of a source file, read now (undefined: it could not be read).
    * @param lookup the MD5 of a source file, when it is known without reading it.
    * @returns the tree digest, or why it is not computed: `"too much"` to read
-   *   (as much of it as the budget allows was read, and is known from then
-   *   on), or a file that could not be read (`"unreadable"`).
+   *   (nothing is read then), or a file that could not be read (`"unreadable"`).
    */
   async finish(
     root: DigestNode | undefined,
     read: (path: string, entry: Entry) => Promise<string | undefined>,
     lookup: (path: string, entry: Entry) => string | undefined = () => undefined,
   ): Promise<string | "too much" | "unreadable"> {
-    if (this.#gaveUp || root === undefined) return "too much";
+    if (root === undefined || this.#gaveUp) return "too much";
     const missing: UnknownFile[] = [];
     let bytes = 0;
     for (const file of this.#unknown) {
@@ -286,16 +308,11 @@ export class FolderDigests {
       missing.push(file);
       bytes += file.entry.size;
     }
-    const tooMuch = missing.length > DIGEST_BUDGET.files || bytes > DIGEST_BUDGET.bytes;
-    let budget: number = DIGEST_BUDGET.bytes, files: number = DIGEST_BUDGET.files;
+    if (missing.length > DIGEST_BUDGET.files || bytes > DIGEST_BUDGET.bytes) return "too much";
     for (const file of missing) {
-      if (tooMuch && (file.entry.size > budget || files === 0)) continue;
-      budget -= file.entry.size;
-      files--;
       file.md5 = await read(file.path, file.entry);
-      if (file.md5 === undefined && !tooMuch) return "unreadable";
+      if (file.md5 === undefined) return "unreadable";
     }
-    if (tooMuch) return "too much";
     const digestOf = async (node: DigestNode): Promise<string | undefined> => {
       const at = resolved(node);
       if (at === undefined) return undefined; // a hole never filled
@@ -315,9 +332,10 @@ export class FolderDigests {
     return await digestOf(root) ?? "too much";
   }
 
+  /** Give the digest up for this cycle: no line is held, no file read for it. */
   #giveUp(): undefined {
     this.#gaveUp = true;
-    this.#unknown.length = 0;
+    this.#unknown = [];
     return undefined;
   }
 }

@@ -22,21 +22,22 @@
 import { chownAsAllowed, copyFile, type CopyJob, keepPrefix, removeQuietly } from "./copy.ts";
 import { type Copier, CopyWorker } from "./copy_worker.ts";
 import { type Disk, realDisk } from "./disk.ts";
-import { type Entry, entryFromInfo, keyOf, type Owner, statKey } from "./entry.ts";
+import { type Entry, entryFromInfo, isSparse, keyOf, type Owner, statKey } from "./entry.ts";
 import { asError, reason } from "./error.ts";
 import { Hasher } from "./hash.ts";
 import { OwnerPolicy } from "./owners.ts";
 import { FolderLister, ListerGone, listingOf, readFolder, subfoldersOf } from "./lister.ts";
 import { isBelow, joinPath, parentOf, realPathOf } from "./paths.ts";
-import type {
-  Attributes,
-  AttributesResult,
-  FileWrite,
-  Listing,
-  Replica,
-  RootInfo,
-  TreeReader,
-  WriteResult,
+import {
+  type Attributes,
+  type AttributesResult,
+  BIG_FILE,
+  type FileWrite,
+  type Listing,
+  type Replica,
+  type RootInfo,
+  type TreeReader,
+  type WriteResult,
 } from "./replica.ts";
 import { newRunId, TempNames } from "./temp_names.ts";
 
@@ -682,6 +683,17 @@ export class LocalReplica extends LocalTree implements Replica {
    */
   probeOwner(): { uid: number; gid: number } | undefined {
     return OwnerPolicy.probe(this.real, this.#names.temps.next());
+  }
+
+  /**
+   * Whether the copy of `entry` reads its bytes through the program (a big
+   * sparse file is copied so, skipping its holes), learning its MD5.
+   *
+   * @param entry the source file as listed.
+   * @returns true for a big sparse file.
+   */
+  learnsMd5(entry: Entry): boolean {
+    return entry.size >= BIG_FILE && isSparse(entry);
   }
 
   /** Stop the worker threads, if any was started. */

@@ -351,7 +351,9 @@ export class Mirror {
     const state = this.#state, index = state.index;
     const dryRun = this.#options.dryRun ?? false;
     const observedAt = Date.now();
-    const digests = dryRun ? undefined : new FolderDigests(index, observedAt);
+    const digests = dryRun
+      ? undefined
+      : new FolderDigests(index, observedAt, (entry) => this.#replica.learnsMd5?.(entry) ?? false);
     const tempsLeft: string[] = [];
     const progress = dryRun || !this.#options.progress
       ? undefined

@@ -314,6 +314,15 @@ export interface Replica extends TreeReader {
    */
   probeOwner?(): MaybePromise<{ readonly uid: number; readonly gid: number } | undefined>;
   /**
+   * Whether writing the source file `entry` passes its bytes through the
+   * program, so that the write learns its MD5 (`WriteResult`'s `md5`).
+   * Optional: else never.
+   *
+   * @param entry the source file as listed.
+   * @returns true when its copy learns its MD5.
+   */
+  learnsMd5?(entry: Entry): boolean;
+  /**
    * Small writes are worth sending as batches from the first one (requests in
    * flight), not only when there are many. Optional.
    */

@@ -108,6 +108,10 @@ export class S3Replica implements Replica {
   readonly #options: S3ReplicaOptions;
   /** Bytes of object content read for MD5s. */
   hashedBytes = 0;
+  /** Every write reads the file through the program, for its MD5: learnt. */
+  learnsMd5(): boolean {
+    return true;
+  }
   /** Small writes are worth sending side by side from the first one. */
   readonly batched = true;
   /** Folder listings asked for ahead of the walk (see {@link readAhead}). */

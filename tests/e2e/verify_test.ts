@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { formatTimestamp } from "../../lib/log.ts";
 import {
+  afterCtimeSecond,
   IS_ROOT,
   logHas,
   logLines,
@@ -140,7 +141,7 @@ Deno.test({
       writeFile(`${work}/src/closed/inside.txt`, "i");
       Deno.chmodSync(`${work}/src/closed`, 0o000);
       const partly = await runOnceUnder(withoutRootOverrides(), work);
-      assert.equal(partly.code, 1);
+      assert.equal(partly.code, 0, partly.stderr); // a folder it may not read: a WARNING
       assert.match(
         logLines(`${work}/log.txt`).at(-1)!,
         /; source tree digest not computed \(the source could not be read in full\)\.$/,
@@ -157,17 +158,22 @@ Deno.test({
   },
 });
 
-Deno.test("a digest too big to read is said once a run, and comes once its MD5s are known (#18)", async () => {
+Deno.test("a digest too big to read is said once a run, and given once it is within reach (#18)", async () => {
   await withWork(async (work) => {
-    // 2,500 files copied by the kernel: more than the 2,000 a cycle reads for its digest.
-    for (let d = 0; d < 5; d++) {
-      for (let i = 0; i < 500; i++) writeFile(`${work}/src/d${d}/f${i}`, `${d}/${i}`);
+    // 2,001 files copied by the kernel: more than the 2,000 a cycle reads for its digest.
+    for (let d = 0; d < 3; d++) {
+      for (let i = 0; i < 667; i++) writeFile(`${work}/src/d${d}/f${i}`, `${d}`);
     }
+    // Settled: the copies are recorded as they are made (else compared, and hashed, next cycle).
+    await afterCtimeSecond(`${work}/src/d2/f666`);
     const loop = startLoop(work, "0.2");
     try {
-      await waitFor("the first summary", logHas(work, / Cycle finished: 2500 copied/), 30_000);
-      writeFile(`${work}/src/one.txt`, "one"); // an eventful cycle: reads the rest
-      await waitFor("the digest", logHas(work, /source tree digest [0-9a-f]{32}\.$/), 30_000);
+      await waitFor("the first summary", logHas(work, / Cycle finished: 2001 copied/), 30_000);
+      writeFile(`${work}/src/one.txt`, "one"); // still too much: the summary says nothing of it
+      await waitFor(
+        "a second summary",
+        () => logLines(`${work}/log.txt`).filter((l) => l.includes("Cycle finished")).length >= 2,
+      );
     } finally {
       assert.equal((await loop.stop()).code, 0);
     }
@@ -176,13 +182,15 @@ Deno.test("a digest too big to read is said once a run, and comes once its MD5s 
       summaries[0]!,
       /; source tree digest not computed \(too much to read; --verify computes it\)\.$/,
     );
-    assert.equal(
-      summaries.filter((l) => l.includes("not computed")).length,
-      1,
-      summaries.join("\n"),
-    );
-    const logged = summaries.at(-1)!.match(/source tree digest ([0-9a-f]{32})\.$/)![1];
-    const verified = (await verify(work)).stdout.match(/source tree digest: ([0-9a-f]{32})/)![1];
+    assert.match(summaries[1]!, / s\.$/, "said once a run");
+    // 2,000 unknown: within reach, read and given.
+    Deno.removeSync(`${work}/src/d0/f0`);
+    Deno.removeSync(`${work}/src/one.txt`);
+    assert.equal((await runOnce(work)).code, 0);
+    const logged = logLines(`${work}/log.txt`).at(-1)!.match(/source tree digest ([0-9a-f]{32})\.$/)
+      ?.[1];
+    const verified = (await verify(work)).stdout.match(/source tree digest: ([0-9a-f]{32})/)?.[1];
+    assert.ok(logged !== undefined);
     assert.equal(logged, verified);
   });
 });
