@@ -94,7 +94,7 @@ Deno.test("digest: MD5s unknown during the walk are read at the end; too many gi
   const digest2 = await learnt.finish(
     top,
     (path) => (read2.push(path), Promise.resolve(MD5.a)),
-    (path, entry) => entry.ino % 2 === 0 ? MD5.a : undefined,
+    (_path, entry) => entry.ino % 2 === 0 ? MD5.a : undefined,
   );
   assert.equal(read2.length, 1000);
   assert.match(digest2, /^[0-9a-f]{32}$/);
