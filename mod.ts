@@ -10,6 +10,7 @@
  * const mirror = new Mirror(new LocalTree(`${dir}/photos`), new LocalReplica(`${dir}/backup`));
  * const result = await mirror.cycle(); // run it again whenever you like
  * console.log(`${result.copied} copied, ${result.failed} failed`);
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  *
  * The two sides are interfaces: {@link TreeReader} (what is read, folder by

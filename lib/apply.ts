@@ -126,6 +126,7 @@ export interface ApplyOptions {
  * });
  * assert.equal(outcomes[0]?.status, "done");
  * assert.ok(Deno.statSync(`${dir}/rep/d`).isDirectory);
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export async function applyPlan(

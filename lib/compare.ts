@@ -41,6 +41,8 @@ export interface Comparison {
  * const scans = [await scanTree(trees.source), await scanTree(trees.replica)] as const;
  * const result = await findChangedFiles(trees, ...scans, new PairIndex());
  * assert.ok(result.changed.has("f"));
+ * Deno.removeSync(a, { recursive: true });
+ * Deno.removeSync(b, { recursive: true });
  * ```
  */
 export async function findChangedFiles(

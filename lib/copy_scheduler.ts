@@ -81,6 +81,7 @@ interface Pending<G> {
  * );
  * await scheduler.drain();
  * assert.deepEqual(results, ["done"]);
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export class CopyScheduler<G = unknown> {

@@ -84,6 +84,7 @@ export interface Copier {
  * ]);
  * worker.close();
  * assert.equal(result?.status, "skipped"); // the expected key did not match: discarded
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export class CopyWorker implements Copier {

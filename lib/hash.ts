@@ -25,6 +25,7 @@ let nodeCrypto: Crypto | undefined;
  * const hasher = new Hasher();
  * assert.equal(await hasher.md5(`${dir}/a`, 5), "5d41402abc4b2a76b9719d911017c592");
  * assert.equal(hasher.hashedBytes, 5);
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export class Hasher {

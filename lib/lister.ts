@@ -164,6 +164,7 @@ function entryOf(
  * const listing = listingOf(readFolder(dir));
  * assert.deepEqual(listing.entries.map((e) => [e.name, e.entry.kind]), [["a", "dir"], ["b", "file"]]);
  * assert.equal(listing.entries[1]?.entry.size, 2);
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export function listingOf(raw: RawFolder): Listing {
@@ -378,6 +379,7 @@ export function subfoldersOf(raw: RawFolder, prefix = ""): string[] {
  * assert.equal((await lister.take(dir, "a"))?.names, "x\0");
  * assert.equal(lister.take(dir, "b"), undefined); // not there: read it yourself
  * lister.close();
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export class FolderLister {

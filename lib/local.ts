@@ -80,6 +80,7 @@ export interface LocalTreeOptions {
  * assert.ok(await tree.open());
  * const listing = await tree.list("");
  * assert.deepEqual(listing.entries.map((e) => [e.name, e.entry.size]), [["a.txt", 2]]);
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export class LocalTree implements TreeReader {
@@ -307,6 +308,7 @@ export const WORKER_IDLE_MS = 1000;
  * });
  * assert.equal(result.status, "done");
  * assert.equal(Deno.readTextFileSync(`${dir}/rep/a.txt`), "hello");
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export class LocalReplica extends LocalTree implements Replica {

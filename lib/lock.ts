@@ -42,6 +42,7 @@ export function lockOrThrow(file: Deno.FsFile, path: string): void {
  * const dir = Deno.makeTempDirSync();
  * using held = lockFolder(dir);
  * assert.throws(() => lockFolder(dir), LockedError);
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  *
  * @throws {LockedError} when another process holds the lock.
@@ -83,6 +84,7 @@ export type AroundLock =
  * Deno.mkdirSync(`${dir}/inner`);
  * using outer = lockFolder(dir); // another mirror writes `dir`
  * assert.deepEqual(lockAround(`${dir}/inner`), { inside: dir });
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export function lockAround(path: string): AroundLock {

@@ -399,11 +399,13 @@ export interface LogFile {
  * ```ts
  * import assert from "node:assert/strict";
  * import { closeLogging, logger, setupLogging } from "./log.ts";
- * const file = `${Deno.makeTempDirSync()}/log.txt`;
+ * const dir = Deno.makeTempDirSync();
+ * const file = `${dir}/log.txt`;
  * await setupLogging(file, { console: "quiet" });
  * logger().info("File {path} has been copied.", { path: "a.txt" });
  * await closeLogging();
  * assert.match(Deno.readTextFileSync(file), /^[-\d]{10} [:\d]{8},\d{3} \[INFO\]: File a\.txt has been copied\.\n$/);
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export async function setupLogging(logFile: string, options: LogOptions = {}): Promise<LogFile> {
@@ -482,12 +484,14 @@ export async function setupLogging(logFile: string, options: LogOptions = {}): P
  * ```ts
  * import assert from "node:assert/strict";
  * import { closeLogging, logger, setupLogging } from "./log.ts";
- * const file = `${Deno.makeTempDirSync()}/log.txt`;
+ * const dir = Deno.makeTempDirSync();
+ * const file = `${dir}/log.txt`;
  * await setupLogging(file, { console: "quiet" });
  * logger().info("Cycle finished.");
  * await closeLogging();
  * await closeLogging(); // again: nothing left to do
  * assert.match(Deno.readTextFileSync(file), /\[INFO\]: Cycle finished\.\n$/);
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export async function closeLogging(): Promise<void> {

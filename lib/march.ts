@@ -178,6 +178,7 @@ interface Survey {
  * const result = await march.run(true);
  * assert.deepEqual(applied.map((a) => [a.op, a.path]), [["copy", "a"]]);
  * assert.deepEqual(result.removals.map((a) => [a.op, a.path]), [["remove", "b"]]);
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export class March {

@@ -147,6 +147,7 @@ interface Opened {
  * const result = await mirror.cycle();
  * assert.equal(result.copied, 1);
  * assert.equal(Deno.readTextFileSync(`${dir}/rep/a.txt`), "hello");
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export class Mirror {

@@ -85,6 +85,7 @@ export function rank(unit: number): number {
  * import { realPathOf } from "./paths.ts";
  * const dir = Deno.realPathSync(Deno.makeTempDirSync());
  * assert.equal(realPathOf(`${dir}/x/../not/yet`), `${dir}/not/yet`);
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export function realPathOf(path: string): string {
@@ -113,6 +114,7 @@ export function realPathOf(path: string): string {
  * Deno.mkdirSync(`${dir}/release-1`);
  * Deno.symlinkSync("release-1", `${dir}/current`);
  * assert.equal(stablePathOf(`${dir}/current`), `${dir}/current`);
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export function stablePathOf(path: string): string {

@@ -40,6 +40,7 @@ function danglingLink(path: string): string | undefined {
  *   refusal({ source: dir, replica: `${dir}/copy`, logFile: "log.txt", stateFile: "log.txt.state" }) ?? "",
  *   /inside/,
  * );
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export function refusal(paths: Paths): string | undefined {

@@ -83,6 +83,7 @@ export interface StatePair {
  * const dir = Deno.makeTempDirSync();
  * const pair = { source: `${dir}/src`, replica: `${dir}/rep` };
  * await assert.rejects(MirrorState.open(dir, pair), StateFileError); // a folder, not a file
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export class StateFileError extends Error {
@@ -105,6 +106,7 @@ export class StateFileError extends Error {
  * state.close();
  * const again = await MirrorState.open(`${dir}/mirror.state`, pair, { readOnly: true });
  * assert.equal(again.warning, undefined);
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export class MirrorState {

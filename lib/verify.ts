@@ -70,6 +70,8 @@ export interface VerifyOptions {
  * const result = await verifyTrees(new LocalTree(a), new LocalTree(b));
  * assert.deepEqual(result.differences, []);
  * assert.equal(result.sourceDigest, result.replicaDigest);
+ * Deno.removeSync(a, { recursive: true });
+ * Deno.removeSync(b, { recursive: true });
  * ```
  */
 export async function verifyTrees(

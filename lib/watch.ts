@@ -99,6 +99,7 @@ export interface Watch {
  * Deno.writeTextFileSync(`${dir}/new.txt`, "hi");
  * assert.ok((await batch.promise).has("new.txt"));
  * watch.close();
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export function watchTree(
@@ -352,6 +353,7 @@ export interface WatchModeOptions {
  * mode.written(["a"]);
  * assert.equal(mode.hints.size, 0);
  * mode.close();
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export class WatchMode implements WriteObserver {

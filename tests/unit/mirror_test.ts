@@ -22,6 +22,7 @@ Deno.test("mirror: an unchanged run reads no file content; one changed file is t
       try {
         const mirror = mirrorIn(work, realDisk, state);
         await mirror.cycle();
+        await state.endCleanly(); // as the program does at its end
         return mirror.hashedBytes;
       } finally {
         state.close();
