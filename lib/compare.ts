@@ -1,5 +1,5 @@
 /**
- * Decide which files present on both sides with the same size differ in
+ * Decide whether a file present on both sides with the same size differs in
  * content, by MD5. A pair whose stat keys both match the {@link PairIndex} is
  * not read at all; when one side changed, only that side is read (both, for
  * a pair the mirror wrote itself and whose MD5 was never read).
@@ -8,67 +8,9 @@
  */
 import { type Entry, statKey } from "./entry.ts";
 import { asError } from "./error.ts";
-import { pacer } from "./pace.ts";
 import type { PairIndex } from "./pair_index.ts";
 import type { TreeReader } from "./replica.ts";
-import type { Problem, Scan } from "./scan.ts";
-
-/** Result of {@link findChangedFiles}. */
-export interface Comparison {
-  /** Same-size file pairs whose bytes differ (or whose replica side is unreadable). */
-  readonly changed: ReadonlySet<string>;
-  /** Source files that could not be read; their replica twin is left as it is. */
-  readonly problems: readonly Problem[];
-  /** The MD5 of each source file read this cycle (the index may not keep
-   * it: a key too new to trust), for the same cycle's tree digest. */
-  readonly sourceMd5s: ReadonlyMap<string, string>;
-}
-
-/**
- * Compare every same-size file pair of the two scans by MD5, updating `index`.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { findChangedFiles } from "./compare.ts";
- * import { LocalTree } from "./local.ts";
- * import { PairIndex } from "./pair_index.ts";
- * import { scanTree } from "./scan.ts";
- * const a = Deno.makeTempDirSync(), b = Deno.makeTempDirSync();
- * Deno.writeTextFileSync(`${a}/f`, "one");
- * Deno.writeTextFileSync(`${b}/f`, "two");
- * const trees = { source: new LocalTree(a), replica: new LocalTree(b) };
- * const scans = [await scanTree(trees.source), await scanTree(trees.replica)] as const;
- * const result = await findChangedFiles(trees, ...scans, new PairIndex());
- * assert.ok(result.changed.has("f"));
- * Deno.removeSync(a, { recursive: true });
- * Deno.removeSync(b, { recursive: true });
- * ```
- */
-export async function findChangedFiles(
-  trees: { readonly source: TreeReader; readonly replica: TreeReader },
-  source: Scan,
-  replica: Scan,
-  index: PairIndex,
-  signal?: AbortSignal,
-): Promise<Comparison> {
-  const changed = new Set<string>();
-  const problems: Problem[] = [];
-  const sourceMd5s = new Map<string, string>();
-  const observedAt = Math.min(source.startedAt, replica.startedAt);
-  const pace = pacer();
-  for (const [path, src] of source.tree) {
-    const dst = replica.tree.get(path);
-    if (src.kind !== "file" || dst?.kind !== "file") continue;
-    signal?.throwIfAborted();
-    const found = await comparePair(trees, path, src, dst, index, observedAt, signal);
-    if (found.sourceMd5 !== undefined) sourceMd5s.set(path, found.sourceMd5);
-    if (found.problem) problems.push(found.problem);
-    else if (found.differs) changed.add(path);
-    if (found.read) await pace();
-  }
-  return { changed, problems, sourceMd5s };
-}
+import type { Problem } from "./scan.ts";
 
 /** What {@link comparePair} found. */
 export interface PairVerdict {

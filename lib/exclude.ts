@@ -35,3 +35,19 @@ export async function excludeMatcher(
   const matcher = ignore().add([...patterns]);
   return (path, isDir) => matcher.ignores(isDir ? `${path}/` : path);
 }
+
+/**
+ * Whether the folder `dir` (relative to the root) or a folder above it is
+ * excluded.
+ *
+ * @param exclude the matcher (undefined: nothing is excluded).
+ * @param dir the folder's path.
+ * @returns true when it is left out.
+ */
+export function isExcludedFolder(exclude: ExcludeMatcher | undefined, dir: string): boolean {
+  if (exclude === undefined) return false;
+  for (let at = dir; at !== ""; at = at.slice(0, Math.max(0, at.lastIndexOf("/")))) {
+    if (exclude(at, true)) return true;
+  }
+  return false;
+}

@@ -84,6 +84,23 @@ export interface MarchOptions {
   readonly onUnchanged?: (path: string, entry: Entry) => void;
 }
 
+/**
+ * A folder a partial walk lists (a `--watch` cycle: the folders its events
+ * named): a folder both trees hold. `deep`: its subfolders too, else only its
+ * entries (a subfolder only the source holds is still made and filled whole,
+ * one only the replica holds removed whole).
+ */
+export interface ScopeFolder {
+  /** The folder's path (`""`: the roots). */
+  readonly path: string;
+  /** The folder in the source. */
+  readonly source: Entry;
+  /** The folder in the replica. */
+  readonly replica: Entry;
+  /** Walk the whole subtree. */
+  readonly deep: boolean;
+}
+
 /** A name whose type changes: its source entry is made after the removal. */
 export interface Blocked {
   /** The path. */
@@ -206,18 +223,35 @@ export class March {
   }
 
   /**
-   * Walk from the roots.
+   * Walk from the roots, or (`scope`) only the folders given, as one walk:
+   * what waits for the end is gathered over all of them.
    *
    * @param replicaExists whether the replica root exists.
+   * @param scope the folders to walk (a partial walk; in walk order, none
+   *   below another that is walked deep). Default: the whole trees.
    * @returns what waits for the end of the cycle.
    */
-  async run(replicaExists: boolean): Promise<MarchResult> {
-    const roots = this.#options.roots;
-    const self = replicaExists ? { source: roots.source, replica: roots.replica } : {
-      source: roots.source,
-    };
-    if (replicaExists) this.#options.trees.replica.readAhead?.();
-    const digest = await this.#folder("", self, replicaExists, false, true);
+  async run(replicaExists: boolean, scope?: readonly ScopeFolder[]): Promise<MarchResult> {
+    let digest: DigestNode | undefined;
+    if (scope === undefined) {
+      const roots = this.#options.roots;
+      const self = replicaExists ? { source: roots.source, replica: roots.replica } : {
+        source: roots.source,
+      };
+      if (replicaExists) this.#options.trees.replica.readAhead?.();
+      digest = await this.#folder("", self, replicaExists, false, true, true);
+    } else {
+      for (const folder of scope) {
+        await this.#folder(
+          folder.path,
+          { source: folder.source, replica: folder.replica },
+          true,
+          false,
+          folder.path === "",
+          folder.deep,
+        );
+      }
+    }
     return {
       sourceEntries: this.#sourceEntries,
       replicaEntries: this.#replicaEntries,
@@ -244,14 +278,15 @@ export class March {
     for (const { write, folder, hole, path } of blocked) {
       await this.#options.apply(write);
       if (folder === undefined) continue;
-      const node = await this.#folder(path, { source: folder }, false, false, false);
+      const node = await this.#folder(path, { source: folder }, false, false, false, true);
       if (hole !== undefined) this.#options.digests?.fill(hole, node);
     }
     return this.#attributes.slice(before);
   }
 
   /**
-   * One folder: list, compare, plan, apply its writes, go down; its digest
+   * One folder: list, compare, plan, apply its writes, go down (`deep`: into
+   * every subfolder; else only into those the replica lacks); its digest
    * node (undefined when not computed).
    */
   async #folder(
@@ -260,6 +295,7 @@ export class March {
     replicaExists: boolean,
     unread: boolean,
     isRoot: boolean,
+    deep: boolean,
   ): Promise<DigestNode | undefined> {
     const options = this.#options;
     options.signal?.throwIfAborted();
@@ -395,10 +431,10 @@ export class March {
     const items = plan.items;
     for (const { name, entry } of source.children) {
       while (item < items.length && compareNames(items[item]!.name, name) < 0) {
-        await this.#item(prefix, items[item++]!, unread);
+        await this.#item(prefix, items[item++]!, unread, deep);
       }
       const mine = items[item]?.name === name ? items[item++] : undefined;
-      const node = mine === undefined ? undefined : await this.#item(prefix, mine, unread);
+      const node = mine === undefined ? undefined : await this.#item(prefix, mine, unread, deep);
       if (mine === undefined && entry.kind !== "dir" && entry.kind !== "other") {
         options.onUnchanged?.(prefix + name, entry);
       }
@@ -406,7 +442,7 @@ export class March {
       const md5 = md5s.get(name);
       digest.push({ name, entry, ...(md5 ? { md5 } : {}), ...(node ? { node } : {}) });
     }
-    while (item < items.length) await this.#item(prefix, items[item++]!, unread);
+    while (item < items.length) await this.#item(prefix, items[item++]!, unread, deep);
     if (self.source === undefined || self.kept || options.digests === undefined) return undefined;
     return await options.digests.folder(dir, digest, !source.incomplete);
   }
@@ -416,7 +452,12 @@ export class March {
    * carried out (or waits for the removal), a folder is walked. Returns the
    * digest node of a source folder (walked, or a hole for one walked later).
    */
-  async #item(prefix: string, item: FolderItem, unread: boolean): Promise<DigestNode | undefined> {
+  async #item(
+    prefix: string,
+    item: FolderItem,
+    unread: boolean,
+    deep: boolean,
+  ): Promise<DigestNode | undefined> {
     const options = this.#options;
     const path = prefix + item.name;
     if (item.removal) {
@@ -435,20 +476,22 @@ export class March {
       return hole;
     }
     if (item.write) await options.apply(item.write);
-    if (item.descend) {
+    // A partial walk goes into a folder both trees hold only when it is deep.
+    if (item.descend && (deep || item.descend.replica === undefined)) {
       return await this.#folder(
         path,
         item.descend,
         item.descend.replica !== undefined,
         unread,
         false,
+        true,
       );
     }
     if (item.kept) {
       const removedBefore = this.#removals.length;
       const replica = await options.trees.replica.stat(path);
       if (replica?.kind === "dir") {
-        await this.#folder(path, { replica, kept: true }, true, unread, false);
+        await this.#folder(path, { replica, kept: true }, true, unread, false, true);
       }
       if (item.kept.blocks !== undefined || this.#removals.length > removedBefore) {
         this.#keeps.push(

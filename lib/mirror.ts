@@ -11,18 +11,17 @@
 import { getLogger } from "npm:@logtape/logtape@^2.4.2";
 import { Applier, type Outcome } from "./apply.ts";
 import { Backoff } from "./backoff.ts";
-import { findChangedFiles } from "./compare.ts";
 import { FolderDigests } from "./digest.ts";
 import { type Entry, NOUN } from "./entry.ts";
 import { asError, reason } from "./error.ts";
-import { type ExcludeMatcher, excludeMatcher } from "./exclude.ts";
+import { type ExcludeMatcher, excludeMatcher, isExcludedFolder } from "./exclude.ts";
 import { deletionGuard, type GuardRefusal } from "./guards.ts";
 import type { ConsoleTap } from "./log.ts";
-import { March, type MarchResult } from "./march.ts";
+import { March, type MarchResult, type ScopeFolder } from "./march.ts";
 import { OwnerPolicy } from "./owners.ts";
 import type { PairIndex } from "./pair_index.ts";
-import { comparePaths, isWithin } from "./paths.ts";
-import { type Action, deletedEntries, plan } from "./plan.ts";
+import { comparePaths, hasAncestorIn, isWithin, parentOf } from "./paths.ts";
+import type { Action } from "./plan.ts";
 import { CopyProgress } from "./progress.ts";
 import type { Replica, RootInfo, TreeReader } from "./replica.ts";
 import {
@@ -35,7 +34,6 @@ import {
   reportSummary,
   type Tally,
 } from "./report.ts";
-import { scanAround } from "./scan.ts";
 import { MirrorState } from "./state.ts";
 
 /** What one cycle did: its counts (see `Tally`), frozen. */
@@ -338,21 +336,78 @@ export class Mirror {
       const entry = await this.#replica.stat("");
       if (entry?.kind === "dir") opened = { ...opened, replica: { ...opened.replica, entry } };
     }
-    if (paths === undefined) await this.#full(tally, opened, owners, signal);
-    else await this.#partial(tally, opened, paths, owners, signal);
+    const scope = paths === undefined ? undefined : await this.#scope(paths, tally);
+    if (scope?.length === 0) return;
+    await this.#walk(tally, opened, owners, scope, signal);
   }
 
-  /** A full cycle: both trees walked folder by folder (`march.ts`). */
-  async #full(
+  /**
+   * What a partial cycle walks for the paths events named: the folder
+   * holding each one, and each one that is a folder, walked whole. A folder
+   * that is not a folder in both trees (new, removed, renamed, of another
+   * type) is walked from the nearest folder above it that is: its listing
+   * makes, removes or replaces it whole. Excluded folders are left out, and
+   * so is any folder below one that is walked whole.
+   */
+  async #scope(paths: ReadonlySet<string>, tally: Tally): Promise<ScopeFolder[]> {
+    const exclude = await this.#excluder(tally);
+    const folderIn = async (tree: TreeReader, path: string) => {
+      try {
+        const entry = await tree.stat(path);
+        return entry?.kind === "dir" ? entry : undefined;
+      } catch {
+        return undefined; // cannot be examined: walked from above
+      }
+    };
+    const wanted = new Map<string, boolean>(); // path -> deep
+    for (const path of paths) {
+      const candidates: [string, boolean][] = [[path === "" ? "" : parentOf(path), false]];
+      if (path !== "") candidates.push([path, true]);
+      for (let [dir, deep] of candidates) {
+        if (deep && (await folderIn(this.#source, dir)) === undefined) continue;
+        while (dir !== "") {
+          const both = (await folderIn(this.#source, dir)) !== undefined &&
+            (await folderIn(this.#replica, dir)) !== undefined;
+          if (both) break;
+          dir = parentOf(dir);
+          deep = false;
+        }
+        wanted.set(dir, (wanted.get(dir) ?? false) || deep);
+      }
+    }
+    const deepOnes = new Set([...wanted].filter(([, deep]) => deep).map(([dir]) => dir));
+    const scope: ScopeFolder[] = [];
+    for (const dir of [...wanted.keys()].sort(comparePaths)) {
+      if (hasAncestorIn(dir, deepOnes)) continue;
+      if (dir !== "" && isExcludedFolder(exclude, dir)) continue;
+      const source = await folderIn(this.#source, dir),
+        replica = await folderIn(this.#replica, dir);
+      if (source === undefined || replica === undefined) continue; // gone meanwhile
+      scope.push({ path: dir, source, replica, deep: wanted.get(dir)! });
+    }
+    return scope;
+  }
+
+  /**
+   * One cycle: both trees walked folder by folder (`march.ts`), whole, or
+   * (`scope`: a partial cycle of `--watch`) only the folders given; then, in
+   * one place, what waits for the end of the walk: the deletion guards,
+   * removals, type changes and folder attributes (deepest first); then what
+   * is remembered. Only a full cycle computes the tree digest, sweeps the
+   * index and saves the state.
+   */
+  async #walk(
     tally: Tally,
     opened: Opened,
     owners: OwnerPolicy | undefined,
+    scope: readonly ScopeFolder[] | undefined,
     signal?: AbortSignal,
   ): Promise<void> {
     const state = this.#state, index = state.index;
     const dryRun = this.#options.dryRun ?? false;
+    const full = scope === undefined;
     const observedAt = Date.now();
-    const digests = dryRun
+    const digests = dryRun || !full
       ? undefined
       : new FolderDigests(index, observedAt, (entry) => this.#replica.learnsMd5?.(entry) ?? false);
     const tempsLeft: string[] = [];
@@ -414,14 +469,14 @@ export class Mirror {
     });
     let result;
     try {
-      result = await march.run(opened.replica !== undefined);
+      result = await march.run(opened.replica !== undefined, scope);
       // The deletion guards see everything the walk would delete, before anything is.
       const verdict = deletionGuard({
         recorded: state.sourceRoot,
         sourceId: opened.source.id,
         sourceEntries: result.sourceEntries,
         replicaEntries: result.replicaEntries,
-        full: true,
+        full,
         deletes: result.deletes,
         acceptEmptySource: this.#options.acceptEmptySource ?? false,
         ...(this.#options.maxDelete === undefined ? {} : { maxDelete: this.#options.maxDelete }),
@@ -450,8 +505,8 @@ export class Mirror {
       writes?.written(written);
     }
 
-    // Remember.
-    if (dryRun || signal?.aborted) return;
+    // Remember (a partial cycle: what the index learnt, saved with the next full cycle).
+    if (dryRun || signal?.aborted || !full) return;
     const changed =
       tally.copied + tally.updated + tally.attributes + tally.removed + tally.created +
           tally.links > 0;
@@ -510,94 +565,6 @@ export class Mirror {
     else if (!this.#saidTooMuch) {
       this.#saidTooMuch = true;
       tally.digestMissing = "too much to read; --verify computes it";
-    }
-  }
-
-  /** A partial cycle (`--watch`): the folders events named, planned whole (they are few). */
-  async #partial(
-    tally: Tally,
-    opened: Opened,
-    paths: ReadonlySet<string>,
-    owners: OwnerPolicy | undefined,
-    signal?: AbortSignal,
-  ): Promise<void> {
-    const state = this.#state;
-    const exclude = await this.#excluder(tally);
-    const isTemp = (name: string) => this.#replica.isTemp?.(name) ?? state.isTemp(name);
-    const trees = { source: this.#source, replica: this.#replica };
-
-    // Walk.
-    const { source, replica } = await scanAround(trees, paths, exclude, isTemp, signal);
-    for (const problem of source.problems) reportProblem(this.#log, "source", problem);
-    for (const problem of replica.problems) reportProblem(this.#log, "replica", problem);
-    tally.failed += source.problems.length + replica.problems.length;
-    for (const [path, entry] of source.tree) {
-      if (entry.kind === "other") tally.warnings += this.#warnAboutSpecialFile(path);
-    }
-
-    // Compare.
-    const index = state.index;
-    const comparison = await findChangedFiles(trees, source, replica, index, signal);
-    for (const problem of comparison.problems) reportProblem(this.#log, "source", problem);
-    tally.failed += comparison.problems.length;
-
-    // Plan, with the deletion guards.
-    const inputs = {
-      changed: comparison.changed,
-      incomplete: source.incomplete,
-      holdsExcluded: replica.holdsExcluded,
-      temps: replica.temps,
-      ...(owners ? { owners } : {}),
-      ...(source.root && replica.root
-        ? { roots: { source: source.root, replica: replica.root } }
-        : {}),
-    };
-    let actions = plan(source.tree, replica.tree, inputs);
-    const verdict = deletionGuard({
-      recorded: state.sourceRoot,
-      sourceId: opened.source.id,
-      sourceEntries: source.tree.size,
-      replicaEntries: replica.tree.size,
-      full: false,
-      deletes: deletedEntries(actions, replica.tree),
-      ...(this.#options.maxDelete === undefined ? {} : { maxDelete: this.#options.maxDelete }),
-    });
-    if (verdict.refusal) this.#reportRefusal(tally, verdict.refusal);
-    if (!verdict.deletions) {
-      actions = plan(source.tree, replica.tree, { ...inputs, deletions: false });
-    }
-
-    // Apply.
-    const writing = actions.map((action) => action.path);
-    this.#options.writes?.writing(writing);
-    if (this.#log.isEnabledFor("debug")) {
-      const touched = new Set(writing);
-      for (const [path, entry] of source.tree) {
-        if (!touched.has(path)) this.#reportUnchanged(path, entry);
-      }
-    }
-    const progress = this.#options.dryRun || !this.#options.progress
-      ? undefined
-      : new CopyProgress(this.#options.progress);
-    for (const action of actions) if (action.op === "copy") progress?.add(action.source.size);
-    progress?.known();
-    const applier = this.#applier(tally, signal, {
-      sourceRoot: opened.source.path ?? "",
-      owners,
-      observedAt: source.startedAt,
-      tempsLeft: [],
-      batches: "auto",
-      ...(progress ? { onCopyEnded: (bytes: number) => progress.advance(bytes) } : {}),
-    });
-    try {
-      for (const action of actions) {
-        if (signal?.aborted) break;
-        if (!this.#pausedCopy(action, tally)) await applier.apply(action);
-      }
-    } finally {
-      await applier.finish();
-      await progress?.stop();
-      this.#options.writes?.written(writing);
     }
   }
 

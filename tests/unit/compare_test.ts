@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { findChangedFiles } from "../../lib/compare.ts";
+import { comparePair } from "../../lib/compare.ts";
 import { Hasher } from "../../lib/hash.ts";
 import { LocalTree } from "../../lib/local.ts";
 import { PairIndex } from "../../lib/pair_index.ts";
@@ -16,9 +16,18 @@ function comparer(work: string, observedAt: () => number) {
     source: new LocalTree(`${work}/src`, { hasher }),
     replica: new LocalTree(`${work}/rep`, { hasher }),
   };
-  const scan = async (tree: LocalTree) => ({ ...await scanTree(tree), startedAt: observedAt() });
-  const compare = async () =>
-    findChangedFiles(trees, await scan(trees.source), await scan(trees.replica), index);
+  /** The same-size pairs whose content differs, as a cycle compares them. */
+  const compare = async () => {
+    const source = await scanTree(trees.source), replica = await scanTree(trees.replica);
+    const changed = new Set<string>();
+    for (const [path, src] of source.tree) {
+      const dst = replica.tree.get(path);
+      if (src.kind !== "file" || dst?.kind !== "file") continue;
+      const verdict = await comparePair(trees, path, src, dst, index, observedAt());
+      if (verdict.differs) changed.add(path);
+    }
+    return { changed };
+  };
   return { compare, hasher };
 }
 
