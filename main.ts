@@ -319,7 +319,13 @@ async function main(args: string[]): Promise<number> {
       options.intervalSeconds * 1000,
       stop.signal,
       watchMode
-        ? { hints: watchMode.hints, cycle: (paths, signal) => mirror.partialCycle(paths, signal) }
+        ? {
+          hints: watchMode.hints,
+          cycle: async (paths, signal) => {
+            await mirror.partialCycle(paths, signal);
+            watchMode.ensure(); // the new folders it found
+          },
+        }
         : undefined,
     );
     watchMode?.close();

@@ -12,7 +12,7 @@ export interface BackoffOptions {
   /**
    * The pause after the first failure (ms).
    *
-   * @default {5000}
+   * @default {1000}
    */
   readonly firstMs?: number;
   /**
@@ -55,7 +55,7 @@ export class Backoff {
 
   /** @param options see {@link BackoffOptions}. */
   constructor(options: BackoffOptions = {}) {
-    this.#firstMs = options.firstMs ?? 5000;
+    this.#firstMs = options.firstMs ?? 1000;
     this.#maxMs = options.maxMs ?? 3_600_000;
     this.#now = options.now ?? Date.now;
   }

@@ -2,7 +2,8 @@
  * The scheduler: the first full cycle starts at once; each next one starts
  * `intervalMs` after the previous one started, or right after it when it ran
  * longer. In between, paths named by file-system events ({@link HintSource}) get a
- * quick partial cycle. Never two cycles of any kind at once.
+ * quick partial cycle, and a full cycle at once when they ask for one (events
+ * may have been lost). Never two cycles of any kind at once.
  *
  * @module
  */
@@ -11,6 +12,8 @@
 export interface HintSource {
   /** Paths waiting. */
   readonly size: number;
+  /** A full cycle is wanted now (events may have been lost). */
+  readonly full?: boolean;
   /** Return the waiting paths and start a new batch. */
   take(): ReadonlySet<string>;
   /** Call `wake` once, when paths are next added. */
@@ -49,7 +52,7 @@ export async function runLoop(
   let nextFull = performance.now();
   while (!signal.aborted) {
     const now = performance.now();
-    if (now >= nextFull) {
+    if (now >= nextFull || hinted?.hints.full) {
       hinted?.hints.take(); // a full cycle looks at everything that happened before it
       nextFull = now + intervalMs;
       await cycle(signal);

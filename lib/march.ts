@@ -78,6 +78,12 @@ export interface MarchOptions {
    * @default reported to {@link onProblem}
    */
   readonly onUnreadable?: (path: string, error: Error) => void;
+  /**
+   * A folder of either tree was listed (`entry`: the folder itself).
+   *
+   * @default nothing
+   */
+  readonly onFolder?: (side: "source" | "replica", dir: string, entry: Entry) => void;
   /** A FIFO, socket or device in the source (never mirrored). */
   readonly onSpecial: (path: string) => void;
   /** A source entry the cycle leaves alone (for `--verbose`). */
@@ -308,6 +314,14 @@ export class March {
     // there is nothing to compare it with.
     if (source.denied && replicaExists) options.trees.replica.skip?.([dir]);
     const replica = replicaExists && !source.denied ? await this.#list("replica", dir) : NOTHING;
+    if (options.onFolder) {
+      if (self.source && !self.kept && !source.incomplete) {
+        options.onFolder("source", dir, self.source);
+      }
+      if (self.replica && replica !== NOTHING && !replica.incomplete) {
+        options.onFolder("replica", dir, self.replica);
+      }
+    }
     if (source.incomplete) this.#complete = false;
     unread ||= source.incomplete;
     if (isRoot) this.#replicaEntries = replica.children.length;

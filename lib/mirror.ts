@@ -56,6 +56,23 @@ export interface WriteObserver {
    * @param paths the same paths as the {@link WriteObserver.writing} call before.
    */
   written(paths: readonly string[]): void;
+  /**
+   * A cycle listed the folder `dir` of one tree (the watch mode watches it).
+   * Optional.
+   *
+   * @param side which tree.
+   * @param dir the folder's path relative to the root.
+   * @param entry the folder itself.
+   */
+  folder?(side: "source" | "replica", dir: string, entry: Entry): void;
+  /**
+   * The copy of `path` was left behind (its source kept changing); it is
+   * tried again after `ms`. Optional.
+   *
+   * @param path the file's path relative to the roots.
+   * @param ms the pause.
+   */
+  paused?(path: string, ms: number): void;
 }
 
 /** Settings of a {@link Mirror} beyond its two trees. */
@@ -461,6 +478,7 @@ export class Mirror {
         reportProblem(this.#log, side, problem);
         tally.failed++;
       },
+      ...(writes?.folder ? { onFolder: writes.folder.bind(writes) } : {}),
       onSpecial: (path) => tally.warnings += this.#warnAboutSpecialFile(path),
       onUnreadable: (path, error) => tally.warnings += this.#warnUnreadable(path, error),
       ...(debug
@@ -645,7 +663,9 @@ export class Mirror {
     if (outcome.action.op !== "copy") return outcome;
     if (outcome.status === "done") this.#changing.succeeded(outcome.action.path);
     if (outcome.status !== "skipped" || !outcome.changed) return outcome;
-    return { ...outcome, retryInMs: this.#changing.failed(outcome.action.path) };
+    const retryInMs = this.#changing.failed(outcome.action.path);
+    this.#options.writes?.paused?.(outcome.action.path, retryInMs);
+    return { ...outcome, retryInMs };
   }
 
   /**

@@ -1,20 +1,32 @@
+/**
+ * `--watch`: file-system events as hints. An event only says "look here
+ * soon": the paths events name are collected and handed to partial cycles,
+ * which walk just those folders (see `mirror.ts`). Events can be lost (a
+ * burst; the watcher says so); then a full cycle runs as soon as the events
+ * settle. The periodic full cycle stays the truth.
+ *
+ * Where events come from: `watch_events.ts` (a worker that watches each
+ * folder on its own, as the cycles' walks find them).
+ *
+ * @module
+ */
 import type { Entry } from "./entry.ts";
 import type { HintSource } from "./loop.ts";
 import type { WriteObserver } from "./mirror.ts";
 import { asError } from "./error.ts";
 import { parentOf } from "./paths.ts";
-/**
- * File-system events as hints. `Deno.watchFs` drops events silently in
- * bursts, so an event only says "look here soon": the paths it names are
- * collected, briefly debounced, and handed over as a batch. The periodic full
- * cycle stays the truth and repairs whatever an event missed.
- *
- * @module
- */
+import {
+  BURST,
+  type EventBatch,
+  type EventSource,
+  type EventSourceFactory,
+  workerEvents,
+} from "./watch_events.ts";
 
-/** Paths waiting for a partial cycle, filled by the watchers (a `HintSource` for `runLoop`). */
+/** Paths waiting for a partial cycle, filled by the events (a `HintSource` for `runLoop`). */
 export class Hints implements HintSource {
   #paths = new Set<string>();
+  #full = false;
   #wake: (() => void) | undefined;
 
   /** Paths waiting. */
@@ -22,212 +34,54 @@ export class Hints implements HintSource {
     return this.#paths.size;
   }
 
-  /** Add paths (relative to the root) to look at soon. */
+  /** Whether a full cycle is wanted now (events may have been lost). */
+  get full(): boolean {
+    return this.#full;
+  }
+
+  /**
+   * Add paths (relative to the root) to look at soon.
+   *
+   * @param paths the paths.
+   */
   add(paths: Iterable<string>): void {
     const before = this.#paths.size;
     for (const path of paths) this.#paths.add(path);
-    if (this.#paths.size === before) return;
-    const wake = this.#wake;
-    this.#wake = undefined;
-    wake?.();
+    if (this.#paths.size !== before) this.#wakeUp();
   }
 
-  /** Return the waiting paths and start a new batch. */
+  /** Ask for a full cycle now. */
+  requestFull(): void {
+    this.#full = true;
+    this.#wakeUp();
+  }
+
+  /**
+   * Return the waiting paths and start a new batch (a full cycle requested
+   * is taken with them).
+   *
+   * @returns the paths.
+   */
   take(): ReadonlySet<string> {
     const paths = this.#paths;
     this.#paths = new Set();
+    this.#full = false;
     return paths;
   }
 
-  /** Call `wake` once, at the next {@link add}. */
+  /**
+   * Call `wake` once, at the next {@link add} or {@link requestFull}.
+   *
+   * @param wake the function to call.
+   */
   onAdd(wake: () => void): void {
     this.#wake = wake;
   }
-}
 
-/** Options of {@link watchTree}. */
-export interface WatchOptions {
-  /**
-   * Quiet time after the last event before a batch is handed over.
-   *
-   * @default 10 ms
-   */
-  readonly quietMs?: number;
-  /**
-   * Longest wait after the first event of a batch.
-   *
-   * @default 50 ms
-   */
-  readonly maxDelayMs?: number;
-  /**
-   * Called once if the root itself is removed: the watch then ends (a folder
-   * made again under that name is not watched).
-   *
-   * @default nothing
-   */
-  readonly onGone?: () => void;
-  /**
-   * Relative paths whose events are left out (the program's own temp
-   * files).
-   *
-   * @default none
-   */
-  readonly ignore?: (path: string) => boolean;
-}
-
-/** A running watch; `close()` stops it. */
-export interface Watch {
-  close(): void;
-}
-
-/**
- * Watch `root` recursively and call `onBatch` with the relative paths (`/`
- * separated; `""` for the root itself) that events named, but those
- * `options.ignore` leaves out, and, second, those of them whose content was
- * written in place (a file closed after writing; inotify's `IN_CLOSE_WRITE`,
- * which Deno reports as an "access" event). Renaming a file into place or
- * changing its attributes does not count as written in place.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { watchTree } from "./watch.ts";
- * const dir = Deno.realPathSync(Deno.makeTempDirSync());
- * const batch = Promise.withResolvers<ReadonlySet<string>>();
- * const watch = watchTree(dir, batch.resolve);
- * await new Promise((resolve) => setTimeout(resolve, 50));
- * Deno.writeTextFileSync(`${dir}/new.txt`, "hi");
- * assert.ok((await batch.promise).has("new.txt"));
- * watch.close();
- * Deno.removeSync(dir, { recursive: true });
- * ```
- */
-export function watchTree(
-  root: string,
-  onBatch: (paths: ReadonlySet<string>, written: ReadonlySet<string>) => void,
-  options: WatchOptions = {},
-): Watch {
-  const quietMs = options.quietMs ?? 10;
-  const maxDelayMs = options.maxDelayMs ?? 50;
-  const ignore = options.ignore;
-  const watcher = Deno.watchFs(root, { recursive: true });
-  let batch = new Set<string>();
-  let written = new Set<string>();
-  let firstAt = 0;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const handOver = () => {
-    timer = undefined;
-    const paths = batch, inPlace = written;
-    batch = new Set();
-    written = new Set();
-    if (paths.size > 0) onBatch(paths, inPlace);
-  };
-  const prefix = root.endsWith("/") ? root : `${root}/`;
-  const close = () => {
-    if (timer !== undefined) clearTimeout(timer);
-    try {
-      watcher.close();
-    } catch {
-      // already closed
-    }
-  };
-  (async () => {
-    for await (const event of watcher) {
-      if (event.kind === "remove" && event.paths.includes(root)) {
-        close();
-        options.onGone?.();
-        return;
-      }
-      for (const path of event.paths) {
-        const relative = path === root
-          ? ""
-          : path.startsWith(prefix)
-          ? path.slice(prefix.length)
-          : undefined;
-        if (relative === undefined || ignore?.(relative)) continue;
-        if (batch.size === 0) firstAt = performance.now();
-        batch.add(relative);
-        if (event.kind === "access") written.add(relative);
-      }
-      if (batch.size === 0) continue;
-      if (timer !== undefined) clearTimeout(timer);
-      const wait = Math.min(quietMs, Math.max(0, firstAt + maxDelayMs - performance.now()));
-      timer = setTimeout(handOver, wait);
-    }
-  })().catch(() => {
-    // The watcher was closed, or the root vanished: the periodic cycle carries on.
-  });
-  return { close };
-}
-
-/** One root to watch and where its batches go. */
-export interface WatchTarget {
-  /** The folder, or how to find it now (a source given as a symlink that is
-   * switched is watched where it points after the switch). */
-  readonly root: string | (() => string);
-  readonly onBatch: (paths: ReadonlySet<string>, written: ReadonlySet<string>) => void;
-  /**
-   * Relative paths whose events are left out.
-   *
-   * @default none
-   */
-  readonly ignore?: (path: string) => boolean;
-}
-
-/**
- * Watches over several roots that may not all be watchable yet (a replica the
- * first cycle creates, a disk not mounted yet). {@link RootWatches.ensure}
- * watches every root not watched yet — call it after each full cycle; a root
- * that is removed is watched again by the next call that finds it back. A
- * failure other than a missing folder (the system's limit on watches) is
- * reported once per root: the full cycles still mirror that tree.
- */
-export class RootWatches {
-  readonly #targets: readonly WatchTarget[];
-  readonly #onFailure: (root: string, error: Error) => void;
-  readonly #watch: typeof watchTree;
-  /** Target index -> the folder watched for it and its watch. */
-  readonly #watches = new Map<number, { root: string; watch: Watch }>();
-  readonly #reported = new Set<string>();
-
-  constructor(
-    targets: readonly WatchTarget[],
-    onFailure: (root: string, error: Error) => void,
-    watch: typeof watchTree = watchTree,
-  ) {
-    this.#targets = targets;
-    this.#onFailure = onFailure;
-    this.#watch = watch;
-  }
-
-  /** Roots watched now. */
-  get watched(): string[] {
-    return [...this.#watches.values()].map(({ root }) => root);
-  }
-
-  ensure(): void {
-    this.#targets.forEach(({ root: where, onBatch, ignore }, i) => {
-      const root = typeof where === "function" ? where() : where;
-      const current = this.#watches.get(i);
-      if (current?.root === root) return;
-      current?.watch.close(); // it points elsewhere now
-      this.#watches.delete(i);
-      try {
-        const onGone = () => {
-          if (this.#watches.get(i)?.root === root) this.#watches.delete(i);
-        };
-        this.#watches.set(i, { root, watch: this.#watch(root, onBatch, { onGone, ignore }) });
-      } catch (error) {
-        if (error instanceof Deno.errors.NotFound || this.#reported.has(root)) return;
-        this.#reported.add(root);
-        this.#onFailure(root, error instanceof Error ? error : new Error(String(error)));
-      }
-    });
-  }
-
-  close(): void {
-    for (const { watch } of this.#watches.values()) watch.close();
-    this.#watches.clear();
+  #wakeUp(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
   }
 }
 
@@ -316,7 +170,7 @@ export class OwnWrites {
 
 /** What {@link WatchMode} needs to know of the mirror it watches for. */
 export interface WatchModeOptions {
-  /** The source and replica folders to watch, found anew after each full cycle. */
+  /** The source and replica folders (real paths), found anew after each cycle. */
   readonly roots: () => { readonly source: string; readonly replica: string };
   /** A replica entry as it is now (undefined: there is none). May throw
    * (the path cannot be examined): the path then counts as changed. */
@@ -326,17 +180,39 @@ export interface WatchModeOptions {
   readonly distrust: (paths: readonly string[]) => void;
   /** Whether a replica path is one of this run's temp files, or lies in one. */
   readonly isOwnTemp: (path: string) => boolean;
-  /** A root that cannot be watched (said once per root). */
+  /** Folders that cannot be watched (said once per root): the full cycles still mirror them. */
   readonly onFailure: (root: string, error: Error) => void;
+  /**
+   * Where the events come from.
+   *
+   * @default `workerEvents` (a worker thread)
+   */
+  readonly events?: EventSourceFactory;
+  /**
+   * Quiet time after events that may have lost others before the full cycle
+   * they call for (ms).
+   *
+   * @default {300}
+   */
+  readonly settleMs?: number;
+  /**
+   * Paths named within a second from which events may have been lost (a
+   * queue of the watcher overflows without a word): a full cycle follows.
+   *
+   * @default {BURST}
+   */
+  readonly burst?: number;
 }
 
 /**
- * `--watch`, in one place: both trees are watched; events are hints for
- * partial cycles (collected in {@link WatchMode.hints}); the events of the
- * mirror's own writes in the replica (it tells the mode as a
- * {@link WriteObserver}) are looked at once their second is over, and only if
- * the path is no longer as the mirror left it; someone else's write makes the
- * mirror compare that file's content.
+ * `--watch`, in one place: every folder a cycle walks is watched on its own
+ * (both trees); events are hints for partial cycles (collected in
+ * {@link WatchMode.hints}); a possible loss of events asks for a full cycle
+ * once they settle; the events of the mirror's own writes in the replica (it
+ * tells the mode as a {@link WriteObserver}) are looked at once their second
+ * is over, and only if the path is no longer as the mirror left it; someone
+ * else's write makes the mirror compare that file's content; a file left
+ * behind because it kept changing is looked at again when its pause is over.
  *
  * @example
  * ```ts
@@ -349,6 +225,7 @@ export interface WatchModeOptions {
  *   distrust: () => {},
  *   isOwnTemp: () => false,
  *   onFailure: () => {},
+ *   events: () => ({ watch: () => {}, close: () => {} }),
  * });
  * mode.written(["a"]);
  * assert.equal(mode.hints.size, 0);
@@ -361,22 +238,24 @@ export class WatchMode implements WriteObserver {
   readonly hints: Hints = new Hints();
   readonly #options: WatchModeOptions;
   readonly #ownWrites = new OwnWrites();
-  readonly #watches: RootWatches;
+  #events: EventSource | undefined;
+  /** The roots watched (their real paths). */
+  #roots: { readonly source: string; readonly replica: string } | undefined;
+  /** Per tree: folder path -> the inode it was watched with (a new one is watched again). */
+  readonly #watched = { source: new Map<string, number>(), replica: new Map<string, number>() };
+  /** Folders to watch, sent a few at a time. */
+  #pending: string[] = [];
+  #flushTimer: ReturnType<typeof setTimeout> | undefined;
+  readonly #reported = new Set<string>();
+  #settle: ReturnType<typeof setTimeout> | undefined;
+  /** Paths received since {@link #windowStart} (a burst may have lost events). */
+  #inWindow = 0;
+  #windowStart = 0;
+  readonly #timers = new Set<ReturnType<typeof setTimeout>>();
 
   /** @param options see {@link WatchModeOptions}. */
   constructor(options: WatchModeOptions) {
     this.#options = options;
-    this.#watches = new RootWatches(
-      [
-        { root: () => options.roots().source, onBatch: (paths) => this.hints.add(paths) },
-        {
-          root: () => options.roots().replica,
-          onBatch: (paths, written) => this.replicaEvents(paths, written),
-          ignore: options.isOwnTemp,
-        },
-      ],
-      options.onFailure,
-    );
   }
 
   writing(paths: readonly string[]): void {
@@ -388,10 +267,53 @@ export class WatchMode implements WriteObserver {
   }
 
   /**
+   * A cycle listed the folder `dir` of one tree: it is watched (again, when
+   * its inode is new: made again, or renamed there) at the next {@link ensure}.
+   *
+   * @param side which tree.
+   * @param dir the folder's path relative to the root.
+   * @param entry the folder itself.
+   */
+  folder(side: "source" | "replica", dir: string, entry: Entry): void {
+    const roots = this.#roots;
+    if (roots === undefined) return; // not watching yet: see ensure
+    const watched = this.#watched[side];
+    if (watched.get(dir) === entry.ino) return;
+    watched.set(dir, entry.ino);
+    const root = roots[side];
+    this.#pending.push(dir === "" ? root : `${root === "/" ? "" : root}/${dir}`);
+    // Watched as soon as listed (what changes before is the full cycle's):
+    // a few folders a time, not a message each.
+    if (this.#pending.length >= 256) this.#flush();
+    else if (this.#flushTimer === undefined) {
+      this.#flushTimer = setTimeout(() => this.#flush(), 0);
+    }
+  }
+
+  /**
+   * A copy of `path` was left behind (its source kept changing): look at it
+   * again once its pause is over.
+   *
+   * @param path the file's path relative to the roots.
+   * @param ms the pause.
+   */
+  paused(path: string, ms: number): void {
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      this.hints.add([path]);
+    }, ms + 50);
+    Deno.unrefTimer(timer);
+    this.#timers.add(timer);
+  }
+
+  /**
    * Events in the replica: someone else's are looked at at once (and their
    * content compared); the mirror's own, a second later, and only if the path
    * is no longer as it left it. A path whose content was written in place is
    * always someone else's (the mirror writes contents under temp names only).
+   *
+   * @param paths the paths events named, relative to the replica root.
+   * @param written those whose content was written in place.
    */
   replicaEvents(paths: Iterable<string>, written: ReadonlySet<string> = new Set()): void {
     const split = this.#ownWrites.split(paths);
@@ -408,14 +330,101 @@ export class WatchMode implements WriteObserver {
     Deno.unrefTimer(setTimeout(later, OWN_WRITE_MS));
   }
 
-  /** Watch every root not watched yet (again, after a full cycle). */
+  /**
+   * Start watching (before the first cycle), and again where a root points
+   * elsewhere now (a switched symlink); watch the folders listed that are not
+   * watched yet. Call it before the first cycle and after each one.
+   */
   ensure(): void {
-    this.#watches.ensure();
+    const roots = this.#options.roots();
+    if (roots.source !== this.#roots?.source || roots.replica !== this.#roots?.replica) {
+      this.#events?.close();
+      this.#watched.source.clear();
+      this.#watched.replica.clear();
+      this.#pending = [roots.source, roots.replica]; // the next walk names the rest
+      this.#roots = roots;
+      this.#events = (this.#options.events ?? workerEvents)((batch) => this.#batch(batch));
+    }
+    this.#flush();
+  }
+
+  /** Send the folders waiting to be watched. */
+  #flush(): void {
+    clearTimeout(this.#flushTimer);
+    this.#flushTimer = undefined;
+    if (this.#pending.length === 0 || this.#events === undefined) return;
+    this.#events.watch(this.#pending);
+    this.#pending = [];
   }
 
   /** Stop watching. */
   close(): void {
-    this.#watches.close();
+    this.#events?.close();
+    this.#events = undefined;
+    clearTimeout(this.#flushTimer);
+    clearTimeout(this.#settle);
+    for (const timer of this.#timers) clearTimeout(timer);
+    this.#timers.clear();
+  }
+
+  /** A batch of events: hints for each tree; a possible loss calls for a full cycle. */
+  #batch(batch: EventBatch): void {
+    const roots = this.#roots;
+    if (roots === undefined) return;
+    const relative = (root: string, path: string) =>
+      path === root ? "" : path.startsWith(`${root}/`) ? path.slice(root.length + 1) : undefined;
+    const source: string[] = [], replica: string[] = [];
+    for (const path of batch.paths) {
+      const inReplica = relative(roots.replica, path);
+      if (inReplica !== undefined) {
+        if (!this.#options.isOwnTemp(inReplica)) replica.push(inReplica);
+        continue;
+      }
+      const inSource = relative(roots.source, path);
+      if (inSource !== undefined) source.push(inSource);
+    }
+    const written = new Set<string>();
+    for (const path of batch.written) {
+      const inReplica = relative(roots.replica, path);
+      if (inReplica !== undefined) written.add(inReplica);
+    }
+    this.hints.add(source);
+    if (replica.length > 0) this.replicaEvents(replica, written);
+    if (batch.failed) this.#failed(batch.failed.paths, batch.failed.error);
+    // A burst: more paths within a second than events are kept without loss.
+    const now = performance.now();
+    if (now - this.#windowStart > 1000) {
+      this.#windowStart = now;
+      this.#inWindow = 0;
+    }
+    this.#inWindow += batch.paths.length;
+    const burst = this.#inWindow > (this.#options.burst ?? BURST);
+    if (batch.lost || burst || this.#settle !== undefined) {
+      // Events may have been lost: a full cycle once they settle.
+      clearTimeout(this.#settle);
+      this.#settle = setTimeout(() => {
+        this.#settle = undefined;
+        this.hints.requestFull();
+      }, this.#options.settleMs ?? 300);
+      Deno.unrefTimer(this.#settle);
+    }
+  }
+
+  /** Folders that could not be watched: tried again when a cycle lists them; said once a root. */
+  #failed(paths: readonly string[], error: string): void {
+    const roots = this.#roots;
+    if (roots === undefined) return;
+    for (const side of ["source", "replica"] as const) {
+      const root = roots[side];
+      const mine = paths.filter((path) => path === root || path.startsWith(`${root}/`));
+      if (mine.length === 0) continue;
+      for (const path of mine) {
+        this.#watched[side].delete(path === root ? "" : path.slice(root.length + 1));
+      }
+      if (this.#reported.has(root)) continue;
+      this.#reported.add(root);
+      this.#options.onFailure(root, new Error(error));
+    }
   }
 
   /** A replica path's stat key and mode, "absent", or "unreadable" (a

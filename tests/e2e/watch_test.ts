@@ -3,7 +3,8 @@ import { getLogger } from "npm:@logtape/logtape@^2.4.2";
 import { MirrorState } from "../../lib/state.ts";
 import { Mirror } from "../../lib/mirror.ts";
 import { LocalReplica, LocalTree } from "../../lib/local.ts";
-import { OWN_WRITE_MS, RootWatches, WatchMode, watchTree } from "../../lib/watch.ts";
+import { OWN_WRITE_MS, WatchMode } from "../../lib/watch.ts";
+import type { EventBatch } from "../../lib/watch_events.ts";
 import {
   assertMirrored,
   editKeepingMtime,
@@ -183,21 +184,6 @@ Deno.test("watch: events of the mirror's own writes in the replica are told from
   });
 });
 
-Deno.test("watch: a watched root that is removed ends its watch and says so", async () => {
-  await withWork(async (work) => {
-    const root = `${work}/src`;
-    const gone = Promise.withResolvers<void>();
-    const watch = watchTree(root, () => {}, { onGone: gone.resolve });
-    try {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      Deno.removeSync(root, { recursive: true });
-      await gone.promise;
-    } finally {
-      watch.close();
-    }
-  });
-});
-
 Deno.test("watch: a source folder removed and made again is watched again", async () => {
   await withWork(async (work) => {
     writeFile(`${work}/src/first.txt`, "first");
@@ -220,39 +206,56 @@ Deno.test("watch: a source folder removed and made again is watched again", asyn
   });
 });
 
-Deno.test("watch: roots that cannot be watched are tried again; a lasting failure is reported once", () => {
-  const failures: string[] = [];
-  let limitReached = true, sourceMissing = true;
-  const gone = new Map<string, () => void>();
-  const fakeWatch: typeof watchTree = (root, _onBatch, options) => {
-    if (root === "/source" && sourceMissing) throw new Deno.errors.NotFound("no such folder");
-    if (root === "/replica" && limitReached) throw new Error("OS file watch limit reached");
-    gone.set(root, options?.onGone ?? (() => {}));
-    return { close: () => {} };
-  };
-  const watches = new RootWatches(
-    [{ root: "/source", onBatch: () => {} }, { root: "/replica", onBatch: () => {} }],
-    (root, error) => failures.push(`${root}: ${error.message}`),
-    fakeWatch,
-  );
-  watches.ensure();
-  watches.ensure();
-  assert.deepEqual(watches.watched, []);
-  assert.deepEqual(
-    failures,
-    ["/replica: OS file watch limit reached"],
-    "once, not for a missing root",
-  );
-  sourceMissing = false;
-  limitReached = false;
-  watches.ensure();
-  assert.deepEqual(watches.watched.sort(), ["/replica", "/source"]);
-  gone.get("/source")!(); // the folder was removed
-  assert.deepEqual(watches.watched, ["/replica"]);
-  watches.ensure();
-  assert.deepEqual(watches.watched.sort(), ["/replica", "/source"]);
-  watches.close();
-  assert.deepEqual(watches.watched, []);
+Deno.test("watch: folders that cannot be watched are tried again when listed; reported once a root", () => {
+  const failures: string[] = [], asked: string[][] = [];
+  let report: (batch: EventBatch) => void = () => {};
+  const mode = new WatchMode({
+    roots: () => ({ source: "/source", replica: "/replica" }),
+    stat: () => undefined,
+    distrust: () => {},
+    isOwnTemp: () => false,
+    onFailure: (root, error) => failures.push(`${root}: ${error.message}`),
+    events: (onBatch) => {
+      report = onBatch;
+      return { watch: (folders) => asked.push([...folders]), close: () => {} };
+    },
+  });
+  const dir = (ino: number) => ({
+    kind: "dir" as const,
+    size: 0,
+    mtimeMs: 0,
+    ctimeMs: 0,
+    ino,
+    mode: 0o755,
+  });
+  mode.ensure(); // the roots, at once
+  mode.folder("source", "", dir(1));
+  mode.folder("replica", "", dir(2));
+  mode.folder("replica", "a", dir(3));
+  mode.ensure();
+  assert.deepEqual(asked, [["/source", "/replica"], ["/source", "/replica", "/replica/a"]]);
+  // Listed again, unchanged: not asked again.
+  mode.folder("replica", "a", dir(3));
+  mode.ensure();
+  assert.equal(asked.length, 2);
+  // The limit reached: said once for the root; the folder is asked for again when listed.
+  for (let i = 0; i < 2; i++) {
+    report({
+      paths: [],
+      written: [],
+      lost: false,
+      failed: { paths: ["/replica/a"], error: "limit" },
+    });
+    mode.folder("replica", "a", dir(3));
+    mode.ensure();
+  }
+  assert.deepEqual(failures, ["/replica: limit"]);
+  assert.deepEqual(asked.slice(2), [["/replica/a"], ["/replica/a"]]);
+  // Made again (another inode): watched again.
+  mode.folder("source", "", dir(9));
+  mode.ensure();
+  assert.deepEqual(asked.at(-1), ["/source"]);
+  mode.close();
 });
 
 /**

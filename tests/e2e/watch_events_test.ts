@@ -1,0 +1,209 @@
+/**
+ * `--watch` that never misses (#19): events drained on a worker, each folder
+ * watched on its own (symlinks never followed), a possible loss of events
+ * answered by a full cycle once they settle, a file left behind looked at
+ * again within a second or two.
+ */
+import assert from "node:assert/strict";
+import { getLogger } from "npm:@logtape/logtape@^2.4.2";
+import { type Disk, realDisk } from "../../lib/disk.ts";
+import { LocalReplica, LocalTree } from "../../lib/local.ts";
+import { runLoop } from "../../lib/loop.ts";
+import { Mirror } from "../../lib/mirror.ts";
+import { MirrorState } from "../../lib/state.ts";
+import { WatchMode } from "../../lib/watch.ts";
+import { type EventSourceFactory, workerEvents } from "../../lib/watch_events.ts";
+import {
+  listTree,
+  mirrorDiff,
+  mirrored,
+  startLoop,
+  waitFor,
+  withWork,
+  writeFile,
+} from "../helpers.ts";
+
+/**
+ * A mirror of `work/src` into `work/rep` running as `--watch` runs it (the
+ * loop, the watch mode, a long interval), in this process; `stop` ends it.
+ */
+function watchingLoop(
+  work: string,
+  options: { events?: EventSourceFactory; disk?: Disk; intervalMs?: number } = {},
+) {
+  const roots = { source: `${work}/src`, replica: `${work}/rep` };
+  const state = MirrorState.inMemory(roots);
+  const source = new LocalTree(roots.source);
+  const replica = new LocalReplica(roots.replica, {
+    names: state,
+    ...(options.disk ? { disk: options.disk } : {}),
+  });
+  const mode: WatchMode = new WatchMode({
+    roots: () => ({ source: source.path, replica: replica.path }),
+    stat: (path) => replica.stat(path),
+    distrust: (paths) => mirror.distrustReplica(paths),
+    isOwnTemp: (path) => state.temps.holds(path),
+    onFailure: () => {},
+    ...(options.events ? { events: options.events } : {}),
+  });
+  const mirror = new Mirror(source, replica, { log: getLogger(["test"]), state, writes: mode });
+  const stop = new AbortController();
+  let fullCycles = 0;
+  mode.ensure();
+  const running = runLoop(
+    async (signal) => {
+      fullCycles++;
+      await mirror.cycle(signal);
+      mode.ensure();
+    },
+    options.intervalMs ?? 600_000,
+    stop.signal,
+    {
+      hints: mode.hints,
+      cycle: async (paths, signal) => {
+        await mirror.partialCycle(paths, signal);
+        mode.ensure();
+      },
+    },
+  );
+  return {
+    fullCycles: () => fullCycles,
+    async stop() {
+      stop.abort();
+      await running;
+      mode.close();
+      replica.close();
+    },
+  };
+}
+
+/** Wait until the replica mirrors the source, or fail with what differs. */
+async function converges(work: string, what: string, ms: number): Promise<void> {
+  try {
+    await waitFor(what, mirrored(work), ms, 50);
+  } catch (error) {
+    const diff = mirrorDiff(`${work}/src`, `${work}/rep`);
+    throw new Error(
+      `${(error as Error).message}: ${diff.length} differences\n${diff.slice(0, 10).join("\n")}`,
+    );
+  }
+}
+
+Deno.test({
+  name:
+    "watch: a burst whose events are mostly lost converges within seconds, not at the next full cycle",
+  sanitizeOps: false, // the worker's own timers
+  fn: async () => {
+    await withWork(async (work) => {
+      for (let d = 0; d < 40; d++) writeFile(`${work}/src/d${d}/deep/keep.txt`, "keep");
+      // The watcher loses three batches of four, and says nothing of it.
+      let batches = 0;
+      const lossy: EventSourceFactory = (onBatch) =>
+        workerEvents((batch) => {
+          if (batches++ % 4 === 0) onBatch(batch);
+        });
+      const loop = watchingLoop(work, { events: lossy });
+      try {
+        await converges(work, "the first cycle", 10_000);
+        const before = loop.fullCycles();
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        // 3,200 files across 40 folders both trees hold, a quarter removed, folders renamed.
+        for (let d = 0; d < 40; d++) {
+          for (let f = 0; f < 80; f++) writeFile(`${work}/src/d${d}/deep/f${f}`, `${d}/${f}`);
+        }
+        for (let d = 0; d < 40; d++) {
+          for (let f = 0; f < 80; f += 4) Deno.removeSync(`${work}/src/d${d}/deep/f${f}`);
+        }
+        for (let d = 0; d < 4; d++) {
+          Deno.renameSync(`${work}/src/d${d}/deep`, `${work}/src/d${d}/renamed`);
+        }
+        await converges(work, "the burst", 5_000);
+        assert.ok(loop.fullCycles() > before, "a full cycle repaired what the events missed");
+      } finally {
+        await loop.stop();
+      }
+    });
+  },
+});
+
+Deno.test({
+  name: "watch: a file left behind while it changed is copied again within a second or two",
+  sanitizeOps: false,
+  fn: async () => {
+    await withWork(async (work) => {
+      writeFile(`${work}/src/a/b/busy.txt`, "first");
+      // Its first copy sees the source change under it.
+      let first = true;
+      const disk: Disk = {
+        ...realDisk,
+        copyFile: (from, to, size, sparse) => {
+          const done = realDisk.copyFile(from, to, size, sparse);
+          if (from.endsWith("busy.txt") && first) {
+            first = false;
+            Deno.writeTextFileSync(from, "SECOND"); // same length: not a grown file
+          }
+          return done;
+        },
+      };
+      const loop = watchingLoop(work, { disk });
+      try {
+        await waitFor("the first cycle", () => listTree(`${work}/rep`).has("a/b"), 10_000);
+        assert.ok(!first, "the copy was made and left behind");
+        await converges(work, "the retry", 3_000);
+        assert.equal(Deno.readTextFileSync(`${work}/rep/a/b/busy.txt`), "SECOND");
+      } finally {
+        await loop.stop();
+      }
+    });
+  },
+});
+
+/** The inotify watches process `pid` holds (its /proc fdinfo lines; Deno reads /proc only with -A). */
+function inotifyWatches(pid: number): number {
+  const output = new Deno.Command("sh", {
+    args: ["-c", `cat /proc/${pid}/fdinfo/* 2>/dev/null | grep -c '^inotify wd:'`],
+    stdout: "piped",
+  }).outputSync();
+  return Number(new TextDecoder().decode(output.stdout).trim());
+}
+
+Deno.test("watch: a symlink to a big folder is never followed (one watch per folder of the trees)", async () => {
+  await withWork(async (work) => {
+    writeFile(`${work}/src/a/b/f.txt`, "f");
+    Deno.symlinkSync("/usr", `${work}/src/usr`);
+    const loop = startLoop(work, "600", "--watch");
+    try {
+      await waitFor("the first cycle", mirrored(work), 10_000);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const watches = inotifyWatches(loop.child.pid);
+      // src, src/a, src/a/b and the same three in the replica.
+      assert.ok(watches <= 12, `${watches} inotify watches`);
+      writeFile(`${work}/src/a/b/g.txt`, "g");
+      await waitFor("a change below, seen", mirrored(work), 3_000);
+    } finally {
+      await loop.stop();
+    }
+  });
+});
+
+Deno.test("watch: a folder renamed in the source is watched under its new name", async () => {
+  await withWork(async (work) => {
+    writeFile(`${work}/src/a/b/f.txt`, "f");
+    const loop = startLoop(work, "600", "--watch");
+    try {
+      await waitFor("the first cycle", mirrored(work), 10_000);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      Deno.renameSync(`${work}/src/a`, `${work}/src/z`);
+      await waitFor("the rename", mirrored(work), 3_000);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      writeFile(`${work}/src/z/b/new.txt`, "new");
+      await waitFor("a change in the renamed folder", mirrored(work), 3_000);
+      // mkdir -p of a deep new folder with files written at once.
+      Deno.mkdirSync(`${work}/src/n/o/p/q`, { recursive: true });
+      for (let i = 0; i < 20; i++) Deno.writeTextFileSync(`${work}/src/n/o/p/q/f${i}`, `${i}`);
+      await waitFor("a new deep folder", mirrored(work), 3_000);
+    } finally {
+      await loop.stop();
+    }
+  });
+});
