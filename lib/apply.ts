@@ -189,20 +189,26 @@ export class Applier {
     });
   }
 
-  /** Carry out `action` (it may still be under way when this resolves). */
-  async apply(action: Action): Promise<void> {
+  /**
+   * Carry out `action` (a copy may still be under way when this resolves).
+   *
+   * @param action what to do.
+   * @returns how it ended, but for a copy (its outcome comes later) and an
+   *   action under a folder that could not be made (not attempted).
+   */
+  async apply(action: Action): Promise<Outcome["status"] | undefined> {
     if (this.#options.dryRun) {
       // The one place that knows about dry runs: nothing below is reached.
-      return this.#record({ status: "planned", action }, undefined);
+      this.#record({ status: "planned", action }, undefined);
+      return "planned";
     }
     if (this.#failedDirs.has(action.path) || hasAncestorIn(action.path, this.#failedDirs)) return;
     if (action.op === "keep") { // nothing to do in the replica; reported
-      return this.#record(
-        action.blocks === undefined
-          ? done(action)
-          : { status: "skipped", action, reason: "it holds excluded entries" },
-        undefined,
-      );
+      const outcome: Outcome = action.blocks === undefined
+        ? done(action)
+        : { status: "skipped", action, reason: "it holds excluded entries" };
+      this.#record(outcome, undefined);
+      return outcome.status;
     }
     if (this.#staging && !isBelow(action.path, this.#staging.path)) await this.#closeStaging();
     if (action.op === "folder" && !action.opening) { // folder attributes come after all writes
@@ -213,11 +219,14 @@ export class Applier {
     await this.#bounded();
     const staging = this.#staging;
     try {
-      if (action.op === "copy") return await this.#copy(action, staging);
-      this.#record(await this.#change(action), this.#staging);
+      if (action.op === "copy") return void await this.#copy(action, staging);
+      const outcome = await this.#change(action);
+      this.#record(outcome, this.#staging);
+      return outcome.status;
     } catch (error) {
       if (action.op === "mkdir") this.#failedDirs.add(action.path);
       this.#record({ status: "failed", action, error: asError(error) }, staging);
+      return "failed";
     }
   }
 
@@ -265,6 +274,12 @@ export class Applier {
       case "remove":
         await replica.remove(action.path, action.kind);
         return done(action);
+      case "move": {
+        if (replica.move === undefined) throw new Error("this replica cannot move entries");
+        const key = await replica.move(action.from, action.path, action.kind);
+        const moved = done(action, 0, key);
+        return action.md5 === undefined ? moved : { ...moved, md5: action.md5 } as Outcome;
+      }
       case "mkdir":
         if (!this.#staging && replica.beginFolder) {
           await replica.beginFolder(action.path, action.mode);

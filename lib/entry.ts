@@ -40,6 +40,10 @@ export interface Entry {
   readonly gid?: number;
   /** Space allocated, in 512-byte blocks (less than the size: a sparse file). */
   readonly blocks?: number;
+  /** The device it is on (where told: a `stat`, not a listing). */
+  readonly dev?: number;
+  /** Its names (hard links; where told: a `stat`, not a listing). */
+  readonly nlink?: number;
 }
 
 /**
@@ -99,6 +103,8 @@ export function entryFromInfo(info: Deno.FileInfo, target?: string): Entry {
     ...(info.uid === null ? {} : { uid: info.uid }),
     ...(info.gid === null ? {} : { gid: info.gid }),
     ...(info.blocks === null ? {} : { blocks: info.blocks }),
+    ...(info.dev === null ? {} : { dev: info.dev }),
+    ...(info.nlink === null ? {} : { nlink: info.nlink }),
   };
 }
 

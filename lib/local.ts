@@ -22,7 +22,15 @@
 import { chownAsAllowed, copyFile, type CopyJob, keepPrefix, removeQuietly } from "./copy.ts";
 import { type Copier, CopyWorker } from "./copy_worker.ts";
 import { type Disk, realDisk } from "./disk.ts";
-import { type Entry, entryFromInfo, isSparse, keyOf, type Owner, statKey } from "./entry.ts";
+import {
+  type Entry,
+  entryFromInfo,
+  isSparse,
+  keyOf,
+  type Owner,
+  type StatKey,
+  statKey,
+} from "./entry.ts";
 import { asError, reason } from "./error.ts";
 import { Hasher } from "./hash.ts";
 import { OwnerPolicy } from "./owners.ts";
@@ -652,6 +660,31 @@ export class LocalReplica extends LocalTree implements Replica {
       if (error instanceof Deno.errors.NotFound) throw error;
       return owner; // EPERM, or EINVAL for an id a user namespace does not map
     }
+  }
+
+  /**
+   * Move the entry `from` to `to` (one rename, within the replica): the
+   * folders above both are checked to be real folders, and nothing may be at
+   * `to` already.
+   *
+   * @param from the entry's path relative to the root.
+   * @param to its new path.
+   * @param kind what it is.
+   * @returns the stat key of a file at its new path.
+   * @throws {Error} when something is at `to`, or `from` is not of `kind`.
+   */
+  move(from: string, to: string, kind: "file" | "dir"): StatKey | undefined {
+    const source = this.#target(from), target = this.#target(to);
+    expectKind(this.#disk, source, kind, "the replica entry");
+    try {
+      this.#disk.lstat(target);
+      throw new Deno.errors.AlreadyExists(`${to} exists already`);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+    this.#disk.rename(source, target);
+    if (kind === "dir") this.#realDirs.forget(from);
+    return kind === "file" ? keyOf(entryFromInfo(this.#disk.lstat(target))) : undefined;
   }
 
   /**

@@ -30,6 +30,7 @@ import {
   type Owners,
   planFolder,
 } from "./plan.ts";
+import type { MoveFinder } from "./moves.ts";
 import type { Listing, TreeReader } from "./replica.ts";
 import type { Problem } from "./scan.ts";
 
@@ -64,8 +65,16 @@ export interface MarchOptions {
   readonly digests?: FolderDigests;
   /** Stops the walk (it then throws the signal's reason). */
   readonly signal?: AbortSignal;
-  /** Carry out an action now (a write in walk order, a stale temp file's removal). */
-  readonly apply: (action: Action) => Promise<void>;
+  /** Carry out an action now (a write in walk order, a stale temp file's removal); how
+   * it ended, where that is known at once (not for a copy). */
+  readonly apply: (action: Action) => Promise<unknown>;
+  /**
+   * Finds whether an entry only the source holds was moved from an entry of
+   * the replica (see `moves.ts`): then it is moved, not copied.
+   *
+   * @default no moves
+   */
+  readonly moves?: MoveFinder;
   /** A folder's writes are about to be carried out (its copies can be counted in advance). */
   readonly onPlanned?: (writes: readonly Action[]) => void;
   /** A path of either tree could not be read. */
@@ -210,7 +219,8 @@ export class March {
   readonly #pace = pacer();
   #sourceEntries = 0;
   #replicaEntries = 0;
-  #deletes = 0;
+  /** Replica entries each removal takes (a removed folder with all below it, where counted). */
+  readonly #deletes = new Map<string, number>();
   #temps = 0;
   #complete = true;
   readonly #removals: Action[] = [];
@@ -261,8 +271,8 @@ export class March {
     return {
       sourceEntries: this.#sourceEntries,
       replicaEntries: this.#replicaEntries,
-      deletes: this.#deletes,
-      removals: this.#removals,
+      // What was moved away meanwhile is not removed, nor counted.
+      ...this.#removalsLeft(),
       keeps: this.#keeps,
       blocked: this.#blocked,
       attributes: this.#attributes,
@@ -400,7 +410,7 @@ export class March {
         if (verdict.read) await this.#pace();
       }
     }
-    index.visit(dir, files);
+    index.visit(dir, files, self.source?.ino);
 
     const plan = planFolder({
       path: dir,
@@ -476,7 +486,10 @@ export class March {
     const path = prefix + item.name;
     if (item.removal) {
       this.#removals.push(item.removal);
-      this.#deletes += 1 + (item.removal.kind === "dir" ? this.#counts.get(path) ?? 0 : 0);
+      this.#deletes.set(
+        path,
+        1 + (item.removal.kind === "dir" ? this.#counts.get(path) ?? 0 : 0),
+      );
     }
     if (item.removal && item.write) {
       // A type change: made after the removal, at the end of the cycle.
@@ -489,17 +502,14 @@ export class March {
       });
       return hole;
     }
-    if (item.write) await options.apply(item.write);
+    let descend = item.descend;
+    const moved = item.write ? await this.#move(path, item.write, descend) : undefined;
+    if (moved === "planned") return undefined; // a dry run: its content moves with it
+    if (typeof moved === "object") descend = moved; // a folder moved: walked as both trees hold it
+    else if (moved === undefined && item.write) await options.apply(item.write);
     // A partial walk goes into a folder both trees hold only when it is deep.
-    if (item.descend && (deep || item.descend.replica === undefined)) {
-      return await this.#folder(
-        path,
-        item.descend,
-        item.descend.replica !== undefined,
-        unread,
-        false,
-        true,
-      );
+    if (descend && (deep || descend.replica === undefined || moved !== undefined)) {
+      return await this.#folder(path, descend, descend.replica !== undefined, unread, false, true);
     }
     if (item.kept) {
       const removedBefore = this.#removals.length;
@@ -516,6 +526,45 @@ export class March {
       }
     }
     return undefined;
+  }
+
+  /** The removals still due (not moved away by a later move), and the entries they take. */
+  #removalsLeft(): { removals: Action[]; deletes: number } {
+    const moves = this.#options.moves;
+    const removals = moves === undefined
+      ? this.#removals
+      : this.#removals.filter((removal) => !moves.movedAway(removal.path));
+    let deletes = 0;
+    for (const { path } of removals) deletes += this.#deletes.get(path) ?? 1;
+    return { removals, deletes };
+  }
+
+  /**
+   * Move the replica's entry that the source's new entry at `path` was moved
+   * from, where one is found (see `moves.ts`), instead of the `write` that
+   * makes it. Returns undefined when no move was made (make it), "done" for a
+   * file moved, what to walk for a folder moved, "planned" in a dry run.
+   */
+  async #move(
+    path: string,
+    write: Action,
+    descend: FolderItem["descend"],
+  ): Promise<FolderItem["descend"] | "done" | "planned" | undefined> {
+    const moves = this.#options.moves;
+    if (moves === undefined) return undefined;
+    const entry = write.op === "copy" && !write.update
+      ? write.source
+      : write.op === "mkdir"
+      ? descend?.source
+      : undefined;
+    if (entry === undefined) return undefined;
+    const move = await moves.find(path, entry);
+    if (move?.op !== "move") return undefined;
+    const status = await this.#options.apply(move);
+    if (status === "planned") return "planned";
+    if (status !== "done") return undefined; // it failed: made as if new
+    if (move.kind === "file") return "done";
+    return { source: entry, replica: move.replica };
   }
 
   /** One folder of one tree, its names sorted, excluded and own entries set apart. */

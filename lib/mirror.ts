@@ -18,6 +18,7 @@ import { type ExcludeMatcher, excludeMatcher, isExcludedFolder } from "./exclude
 import { deletionGuard, type GuardRefusal } from "./guards.ts";
 import type { ConsoleTap } from "./log.ts";
 import { March, type MarchResult, type ScopeFolder } from "./march.ts";
+import { MoveFinder } from "./moves.ts";
 import { OwnerPolicy } from "./owners.ts";
 import type { PairIndex } from "./pair_index.ts";
 import { comparePaths, hasAncestorIn, isWithin, parentOf } from "./paths.ts";
@@ -450,22 +451,32 @@ export class Mirror {
       for (const action of actions) if (action.op === "copy") progress?.add(action.source.size);
     };
     const apply = async (action: Action) => {
-      if (this.#pausedCopy(action, tally)) return;
+      if (this.#pausedCopy(action, tally)) return undefined;
       if (writes) {
-        writes.writing([action.path]);
-        written.push(action.path);
+        const paths = action.op === "move" ? [action.from, action.path] : [action.path];
+        writes.writing(paths);
+        written.push(...paths);
       }
-      await applier.apply(action);
+      return await applier.apply(action);
     };
+    const exclude = await this.#excluder(tally);
+    const device = Number(opened.source.id.split(":")[0]);
     const debug = this.#log.isEnabledFor("debug");
     const march = new March({
       trees: { source: this.#source, replica: this.#replica },
       roots: opened.replica
         ? { source: opened.source.entry, replica: opened.replica.entry }
         : { source: opened.source.entry },
-      exclude: await this.#excluder(tally),
+      exclude,
       isTemp: (name) => this.#replica.isTemp?.(name) ?? state.isTemp(name),
       index,
+      moves: new MoveFinder({
+        trees: { source: this.#source, replica: this.#replica },
+        index,
+        ...(Number.isFinite(device) ? { device } : {}),
+        ...(exclude ? { exclude } : {}),
+        ...(signal ? { signal } : {}),
+      }),
       owners,
       observedAt,
       countDeletes: this.#options.maxDelete !== undefined,
@@ -488,6 +499,7 @@ export class Mirror {
     let result;
     try {
       result = await march.run(opened.replica !== undefined, scope);
+      index.settle(); // the pairs the source no longer has (moves took what they needed)
       // The deletion guards see everything the walk would delete, before anything is.
       const verdict = deletionGuard({
         recorded: state.sourceRoot,
@@ -525,9 +537,8 @@ export class Mirror {
 
     // Remember (a partial cycle: what the index learnt, saved with the next full cycle).
     if (dryRun || signal?.aborted || !full) return;
-    const changed =
-      tally.copied + tally.updated + tally.attributes + tally.removed + tally.created +
-          tally.links > 0;
+    const changed = tally.copied + tally.updated + tally.attributes + tally.removed + tally.moved +
+        tally.created + tally.links > 0;
     if ((changed || !this.#summarized) && digests) {
       try {
         await this.#treeDigest(tally, result, digests, learnt, observedAt, signal);
@@ -785,6 +796,13 @@ export class Mirror {
 function learnFromWrite(index: PairIndex, outcome: Outcome, observedAt: number): void {
   if (outcome.status !== "done") return;
   const { action, replicaKey } = outcome;
+  if (action.op === "move") {
+    // What was known at the old path goes to the new one (a file: with both keys as they are now).
+    if (action.kind === "dir") index.moveFolder(action.from, action.path);
+    else if (replicaKey === undefined) index.forget(action.from);
+    else index.movePair(action.from, action.path, action.source, replicaKey, observedAt);
+    return;
+  }
   if (action.op !== "copy" && action.op !== "touch") return;
   // No key: the replica file was found changed by someone else meanwhile.
   if (replicaKey === undefined) index.distrustReplica(action.path);

@@ -18,8 +18,11 @@
  * numbers (size, mtime, ctime, inode): a changed key with the same print is
  * one chance in 2^53. Each folder also keeps the print and MD5 of its tree
  * digest (`digest.ts`), so an unchanged folder's digest is not computed
- * again. Its bytes ({@link PairIndex.toBytes}) are the same arrays, folder
- * after folder, and go into the state file (`state.ts`).
+ * again. It also keeps each pair's source inode, and each folder's, so that
+ * a file or folder found at a new path can be recognised as moved
+ * ({@link PairIndex.pathsOfInode}, {@link PairIndex.folderOfInode}). Its bytes
+ * ({@link PairIndex.toBytes}) are the same arrays, folder after folder, and go
+ * into the state file (`state.ts`).
  *
  * @module
  */
@@ -101,6 +104,8 @@ const MAX_EXTRAS = 4096;
 interface Extra {
   source: number;
   replica: number;
+  /** The source file's inode (NaN: not known). */
+  ino: number;
   md5?: Uint8Array;
 }
 
@@ -112,6 +117,8 @@ class Folder {
   starts: Uint32Array = new Uint32Array(0);
   /** Per slot: the source key's print, the replica key's print ({@link UNKNOWN}: not known). */
   prints: Float64Array = new Float64Array(0);
+  /** Per slot: the source file's inode (NaN: not known). */
+  inos: Float64Array = new Float64Array(0);
   md5s: Uint8Array = new Uint8Array(0);
   flags: Uint8Array = new Uint8Array(0);
   /** Pairs of names not in the arrays. */
@@ -123,6 +130,8 @@ class Folder {
   /** The print and MD5 of the folder's tree digest, when known. */
   digestPrint = UNKNOWN;
   digest: Uint8Array | undefined;
+  /** The source folder's inode, as the last walk found it (NaN: not known). */
+  ino = NaN;
 
   get slots(): number {
     return this.starts.length;
@@ -149,13 +158,20 @@ class Folder {
 
   /** Build the arrays anew from the live pairs and the extras, sorted. */
   compact(): void {
-    const pairs: { name: string; source: number; replica: number; md5?: Uint8Array }[] = [];
+    const pairs: {
+      name: string;
+      source: number;
+      replica: number;
+      ino: number;
+      md5?: Uint8Array;
+    }[] = [];
     for (let slot = 0; slot < this.slots; slot++) {
       if (this.flags[slot]! & GONE) continue;
       pairs.push({
         name: this.nameAt(slot),
         source: this.prints[2 * slot]!,
         replica: this.prints[2 * slot + 1]!,
+        ino: this.inos[slot] ?? NaN,
         ...(this.flags[slot]! & MD5_KNOWN
           ? { md5: this.md5s.subarray(slot * MD5_BYTES, (slot + 1) * MD5_BYTES) }
           : {}),
@@ -166,20 +182,30 @@ class Folder {
     const count = pairs.length;
     const prints = new Float64Array(2 * count), md5s = new Uint8Array(count * MD5_BYTES);
     const flags = new Uint8Array(count), starts = new Uint32Array(count);
+    const inos = new Float64Array(count);
     let at = 0;
     pairs.forEach((pair, slot) => {
       starts[slot] = at;
       at += pair.name.length + 1;
       prints[2 * slot] = pair.source;
       prints[2 * slot + 1] = pair.replica;
+      inos[slot] = pair.ino;
       if (pair.md5) {
         md5s.set(pair.md5, slot * MD5_BYTES);
         flags[slot] = MD5_KNOWN;
       }
     });
     this.names = pairs.map((pair) => `${pair.name}\0`).join("");
-    Object.assign(this, { starts, prints, md5s, flags, extra: undefined, live: count });
+    Object.assign(this, { starts, prints, inos, md5s, flags, extra: undefined, live: count });
   }
+}
+
+/** Where the pairs are, in the order of their source inodes. */
+interface InodeOrder {
+  readonly inos: Float64Array;
+  readonly folders: readonly Folder[];
+  readonly dirs: readonly string[];
+  readonly slots: Int32Array;
 }
 
 /** Compare the name starting at `start` in `names` (ended by `\0`) with `name`, as `compareNames`. */
@@ -217,15 +243,21 @@ export class PairIndex {
   #dirty = false;
   /** The walk under way (see {@link visit}). */
   #walk = 1;
+  /** Pairs a walk found gone from the source, dropped when it ends ({@link settle}). */
+  #dropping: [Folder, string][] = [];
+  /** Source inodes, sorted, with where each pair is: made when first asked, dropped on a change. */
+  #byInode: InodeOrder | undefined;
 
   /**
    * The index `bytes` hold (from {@link toBytes}).
    *
    * @param bytes the bytes {@link toBytes} returned.
+   * @param inodes whether they hold inodes (an index saved before they were
+   *   kept does not: its pairs and folders then have none). Default: true.
    * @returns a new index holding the same pairs, not {@link dirty}.
    * @throws {Error} when the bytes are truncated or damaged.
    */
-  static fromBytes(bytes: Uint8Array): PairIndex {
+  static fromBytes(bytes: Uint8Array, inodes = true): PairIndex {
     // The arrays are views of the bytes: make their start 8-byte aligned.
     if (bytes.byteOffset % 8 !== 0) bytes = bytes.slice();
     const index = new PairIndex();
@@ -247,11 +279,14 @@ export class PairIndex {
       const count = u32(), namesLength = u32();
       const names = decoder.decode(bytes.subarray(take(namesLength), at));
       align();
-      const printsAt = take(count * 16), md5sAt = take(count * MD5_BYTES);
+      const printsAt = take(count * 16);
+      const inosAt = inodes ? take(count * 8) : -1;
+      const md5sAt = take(count * MD5_BYTES);
       const flagsAt = take(count);
       align();
       const digestPrint = view.getFloat64(take(8), true);
       const digest = bytes.slice(take(MD5_BYTES), at);
+      const folderIno = inodes ? view.getFloat64(take(8), true) : NaN;
       const folder = new Folder();
       folder.names = names;
       folder.starts = new Uint32Array(count);
@@ -264,6 +299,10 @@ export class PairIndex {
       }
       if (start !== names.length) throw new Error("damaged index (names)");
       folder.prints = new Float64Array(bytes.buffer, bytes.byteOffset + printsAt, 2 * count);
+      folder.inos = inodes
+        ? new Float64Array(bytes.buffer, bytes.byteOffset + inosAt, count)
+        : new Float64Array(count).fill(NaN);
+      folder.ino = folderIno;
       folder.md5s = bytes.subarray(md5sAt, md5sAt + count * MD5_BYTES);
       folder.flags = bytes.subarray(flagsAt, flagsAt + count);
       if (folder.flags.some((flag) => (flag & GONE) !== 0)) {
@@ -308,7 +347,7 @@ export class PairIndex {
       const md5 = known
         ? bytes.slice(md5At + slot * MD5_BYTES, md5At + (slot + 1) * MD5_BYTES)
         : undefined;
-      index.#set(paths[slot]!, keyPrint(key(slot * 8)), replica, md5);
+      index.#set(paths[slot]!, keyPrint(key(slot * 8)), replica, md5, keys[slot * 8 + 3]!);
     }
     for (const folder of index.#folders.values()) folder.compact();
     return index;
@@ -413,7 +452,7 @@ export class PairIndex {
       !this.knows(path, "source", source) || !this.knows(path, "replica", replica) ||
       this.md5(path) !== md5
     ) {
-      this.#set(path, entryPrint(source), entryPrint(replica), fromHex(md5));
+      this.#set(path, entryPrint(source), entryPrint(replica), fromHex(md5), source.ino);
     }
   }
 
@@ -446,6 +485,7 @@ export class PairIndex {
       entryPrint(source),
       keyPrint(replica),
       md5 === undefined ? undefined : fromHex(md5),
+      source.ino,
     );
   }
 
@@ -499,7 +539,7 @@ export class PairIndex {
   recordSource(path: string, source: Entry, md5: string, observedAt: number): void {
     if (!isSettled(source, observedAt)) return;
     if (!this.knows(path, "source", source)) {
-      this.#set(path, entryPrint(source), UNKNOWN, fromHex(md5));
+      this.#set(path, entryPrint(source), UNKNOWN, fromHex(md5), source.ino);
     } else if (this.md5(path) === undefined) {
       const found = this.#find(path)!;
       if ("extra" in found) found.extra.md5 = fromHex(md5);
@@ -519,6 +559,7 @@ export class PairIndex {
   forget(path: string): void {
     const found = this.#find(path);
     if (found === undefined) return;
+    this.#byInode = undefined;
     const folder = found.folder;
     if ("extra" in found) folder.extra!.delete(nameOf(path));
     else folder.flags[found.slot] = GONE;
@@ -537,16 +578,23 @@ export class PairIndex {
 
   /**
    * A walk found the folder `dir` to hold, of all the files known, only
-   * `names` (sorted): the pairs of other names in it are dropped, and the
-   * folder is marked visited by this walk (see {@link sweep}).
+   * `names` (sorted): the pairs of other names in it are dropped when the
+   * walk ends ({@link settle}), and the folder is marked visited by this walk
+   * (see {@link sweep}).
    *
    * @param dir the folder's path (`""`: the roots).
    * @param names the names of the source files in it, in `compareNames` order.
+   * @param ino the source folder's inode (kept, for a move of the folder to be recognised).
    */
-  visit(dir: string, names: readonly string[]): void {
-    const folder = this.#folders.get(dir);
+  visit(dir: string, names: readonly string[], ino?: number): void {
+    // Every source folder: its inode is kept, for a move of it to be recognised.
+    const folder = ino !== undefined ? this.#folder(dir) : this.#folders.get(dir);
     if (folder === undefined) return;
     folder.visited = this.#walk;
+    if (ino !== undefined && folder.ino !== ino) {
+      folder.ino = ino;
+      this.#dirty = true;
+    }
     if (folder.extra !== undefined) folder.compact();
     let next = 0;
     for (let slot = 0; slot < folder.slots; slot++) {
@@ -557,12 +605,123 @@ export class PairIndex {
       }
       const kept = next < names.length &&
         compareAt(folder.names, folder.starts[slot]!, names[next]!) === 0;
+      // Dropped at the end of the walk: until then a move may still find it.
       if (!kept && !(folder.flags[slot]! & GONE)) {
-        folder.flags[slot] = GONE;
-        folder.live--;
-        this.#dirty = true;
+        this.#dropping.push([folder, folder.nameAt(slot)]);
       }
     }
+  }
+
+  /**
+   * The walk is over: the pairs {@link visit} found the source no longer has
+   * are dropped now (a move found during the walk took what it needed of them).
+   */
+  settle(): void {
+    for (const [folder, name] of this.#dropping) {
+      const slot = folder.slotOf(name);
+      if (slot >= 0 && !(folder.flags[slot]! & GONE)) {
+        folder.flags[slot] = GONE;
+        folder.live--;
+      } else if (slot < 0 && folder.extra?.delete(name)) folder.live--;
+      else continue;
+      this.#dirty = true;
+      this.#byInode = undefined;
+    }
+    this.#dropping = [];
+  }
+
+  /**
+   * The paths of the pairs whose source file had the inode `ino` when recorded.
+   *
+   * @param ino an inode number.
+   * @returns their paths (several, where an inode was reused), or none.
+   */
+  pathsOfInode(ino: number): string[] {
+    const found = this.#byInode ??= this.#inodeOrder();
+    let low = 0, high = found.inos.length;
+    while (low < high) {
+      const mid = (low + high) >>> 1;
+      if (found.inos[mid]! < ino) low = mid + 1;
+      else high = mid;
+    }
+    const paths: string[] = [];
+    for (let at = low; at < found.inos.length && found.inos[at] === ino; at++) {
+      const folder = found.folders[at]!, slot = found.slots[at]!;
+      if (folder.flags[slot]! & GONE || folder.inos[slot] !== ino) continue; // changed since
+      const dir = found.dirs[at]!;
+      paths.push((dir === "" ? "" : `${dir}/`) + folder.nameAt(slot));
+    }
+    return paths;
+  }
+
+  /**
+   * The folder whose source inode was `ino` when a walk last visited it.
+   *
+   * @param ino an inode number.
+   * @returns its path, or undefined when none had it.
+   */
+  folderOfInode(ino: number): string | undefined {
+    for (const [dir, folder] of this.#folders) if (folder.ino === ino) return dir;
+    return undefined;
+  }
+
+  /**
+   * A pair moved, in both trees, from `from` to `to` (where no pair is): what
+   * is known of it (its MD5 included) goes with it, with the keys both sides
+   * have now (a rename changes the ctime).
+   *
+   * @param from its old path.
+   * @param to its new path.
+   * @param source the source file at `to`.
+   * @param replica the replica file's key at `to`.
+   * @param observedAt when the walk started (a source key too new is not trusted).
+   */
+  movePair(from: string, to: string, source: Entry, replica: StatKey, observedAt: number): void {
+    const md5 = this.md5(from);
+    this.forget(from);
+    if (!isSettled(source, observedAt)) return;
+    const bytes = md5 === undefined ? undefined : fromHex(md5);
+    this.#set(to, entryPrint(source), keyPrint(replica), bytes, source.ino);
+  }
+
+  /**
+   * A folder moved, in both trees, from `from` to `to`: what is known below
+   * it (every pair and folder digest) goes with it; the files' keys hold as
+   * they were (renaming a folder does not touch what it holds).
+   *
+   * @param from its old path.
+   * @param to its new path.
+   */
+  moveFolder(from: string, to: string): void {
+    for (const [dir, folder] of [...this.#folders]) {
+      if (dir !== from && !dir.startsWith(`${from}/`)) continue;
+      this.#folders.delete(dir);
+      this.#folders.set(to + dir.slice(from.length), folder);
+      folder.visited = this.#walk;
+    }
+    this.#byInode = undefined;
+    this.#dirty = true;
+  }
+
+  /** Every live pair with a known source inode, in inode order. */
+  #inodeOrder(): InodeOrder {
+    const refs: { ino: number; folder: Folder; dir: string; slot: number }[] = [];
+    for (const [dir, folder] of this.#folders) {
+      if (folder.extra !== undefined) folder.compact();
+      for (let slot = 0; slot < folder.slots; slot++) {
+        const ino = folder.inos[slot]!;
+        if (!(folder.flags[slot]! & GONE) && !Number.isNaN(ino)) {
+          refs.push({ ino, folder, dir, slot });
+        }
+      }
+    }
+    refs.sort((a, b) => a.ino - b.ino);
+    return {
+      inos: Float64Array.from(refs, (ref) => ref.ino),
+      folders: refs.map((ref) => ref.folder),
+      dirs: refs.map((ref) => ref.dir),
+      slots: Int32Array.from(refs, (ref) => ref.slot),
+    };
   }
 
   /**
@@ -570,6 +729,7 @@ export class PairIndex {
    * did not visit (the source no longer has them), and start a new walk.
    */
   sweep(): void {
+    this.settle();
     for (const [dir, folder] of this.#folders) {
       if (folder.visited !== this.#walk) {
         this.#folders.delete(dir);
@@ -618,8 +778,10 @@ export class PairIndex {
    * @returns the known pairs: the folder count (uint32), then per folder its
    * path (uint32 length, UTF-8), pair count (uint32), names (uint32 length,
    * UTF-8, each ended by NUL), padding to 8 bytes, the prints (float64, two a
-   * pair), the MD5s (16 bytes a pair), the flags (a byte a pair), padding to
-   * 8, and the digest print (float64) and MD5 (16 bytes). Numbers are little-endian.
+   * pair), the source inodes (float64 a pair), the MD5s (16 bytes a pair),
+   * the flags (a byte a pair), padding to 8, the digest print (float64) and
+   * MD5 (16 bytes), and the folder's source inode (float64). Numbers are
+   * little-endian.
    */
   toBytes(): Uint8Array {
     const encoder = new TextEncoder();
@@ -628,12 +790,12 @@ export class PairIndex {
     const pad = (n: number) => (8 - (n % 8)) % 8;
     for (const [dir, folder] of this.#folders) {
       if (folder.extra !== undefined || folder.live !== folder.slots) folder.compact();
-      if (folder.live === 0 && folder.digest === undefined) continue;
+      if (folder.live === 0 && folder.digest === undefined && Number.isNaN(folder.ino)) continue;
       const part = { path: encoder.encode(dir), names: encoder.encode(folder.names), folder };
       parts.push(part);
       length += 4 + part.path.length + 8 + part.names.length;
-      length += pad(length) + folder.slots * (16 + MD5_BYTES + 1);
-      length += pad(length) + 8 + MD5_BYTES;
+      length += pad(length) + folder.slots * (16 + 8 + MD5_BYTES + 1);
+      length += pad(length) + 8 + MD5_BYTES + 8;
     }
     const bytes = new Uint8Array(length);
     const view = new DataView(bytes.buffer);
@@ -652,6 +814,7 @@ export class PairIndex {
       for (let i = 0; i < 2 * folder.slots; i++, at += 8) {
         view.setFloat64(at, folder.prints[i]!, true);
       }
+      for (let i = 0; i < folder.slots; i++, at += 8) view.setFloat64(at, folder.inos[i]!, true);
       bytes.set(folder.md5s, at);
       at += folder.slots * MD5_BYTES;
       bytes.set(folder.flags, at);
@@ -661,6 +824,8 @@ export class PairIndex {
       at += 8;
       if (folder.digest) bytes.set(folder.digest, at);
       at += MD5_BYTES;
+      view.setFloat64(at, folder.ino, true);
+      at += 8;
     }
     return bytes;
   }
@@ -698,7 +863,14 @@ export class PairIndex {
     return extra === undefined ? undefined : { folder, extra };
   }
 
-  #set(path: string, source: number, replica: number, md5: Uint8Array | undefined): void {
+  #set(
+    path: string,
+    source: number,
+    replica: number,
+    md5: Uint8Array | undefined,
+    ino: number,
+  ): void {
+    this.#byInode = undefined;
     const folder = this.#folder(parentOf(path));
     const name = nameOf(path);
     const slot = folder.slotOf(name);
@@ -706,6 +878,7 @@ export class PairIndex {
       if (folder.flags[slot]! & GONE) folder.live++;
       folder.prints[2 * slot] = source;
       folder.prints[2 * slot + 1] = replica;
+      folder.inos[slot] = ino;
       folder.flags[slot] = 0;
       if (md5 !== undefined) {
         folder.md5s.set(md5, slot * MD5_BYTES);
@@ -714,7 +887,10 @@ export class PairIndex {
     } else {
       folder.extra ??= new Map();
       if (!folder.extra.has(name)) folder.live++;
-      folder.extra.set(name, md5 === undefined ? { source, replica } : { source, replica, md5 });
+      folder.extra.set(
+        name,
+        md5 === undefined ? { source, replica, ino } : { source, replica, ino, md5 },
+      );
       // Many names added at random: sorted arrays again, so lookups stay quick.
       if (folder.extra.size > 64 && folder.extra.size > folder.slots) folder.compact();
       else this.#withExtras.add(folder);

@@ -73,6 +73,20 @@ export type Action =
     readonly mtimeMs?: number;
     readonly owner?: Owner;
   }
+  /**
+   * Move the replica's file or folder `from` to `path` (one rename): the
+   * source's entry moved there (see `moves.ts`); `source` is it at `path`,
+   * `replica` what is at `from`, `md5` a file's MD5 (read to prove the move).
+   */
+  | {
+    readonly op: "move";
+    readonly path: string;
+    readonly from: string;
+    readonly kind: "file" | "dir";
+    readonly source: Entry;
+    readonly replica: Entry;
+    readonly md5?: string;
+  }
   /** Not an action on the disk: the replica folder is kept, though the source
    * lacks it (or has another kind of entry there, `blocks`), because it holds
    * excluded entries; its other contents are removed. */

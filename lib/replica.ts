@@ -297,6 +297,16 @@ export interface Replica extends TreeReader {
     attributes: Attributes,
   ): MaybePromise<AttributesResult>;
   /**
+   * Move the entry `from` of `kind` to `to`, where nothing is (a rename;
+   * never through a symlink). Optional: a replica without it gets copies.
+   *
+   * @param from the entry's path relative to the root.
+   * @param to its new path.
+   * @param kind what it is.
+   * @returns the stat key of a file at its new path, when it can be told.
+   */
+  move?(from: string, to: string, kind: "file" | "dir"): MaybePromise<StatKey | undefined>;
+  /**
    * Remove the entry `path` of `kind` (a folder with all it holds). Gone
    * already is fine.
    *

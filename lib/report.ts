@@ -67,6 +67,8 @@ function doneMessage(action: Action): string {
       return "Replica folder {path} has been created.";
     case "remove":
       return `${NOUN[action.kind]} {path} has been removed.`;
+    case "move":
+      return `${NOUN[action.kind]} {from} has been moved to {path}.`;
     case "mkdir":
       return "Folder {path} has been created.";
     case "copy":
@@ -92,6 +94,8 @@ function plannedMessage(action: Action): string {
       return "Would create replica folder {path}.";
     case "remove":
       return `Would remove ${NOUN[action.kind].toLowerCase()} {path}.`;
+    case "move":
+      return `Would move ${NOUN[action.kind].toLowerCase()} {from} to {path}.`;
     case "mkdir":
       return "Would create folder {path}.";
     case "copy":
@@ -117,6 +121,8 @@ function failedMessage(action: Action): string {
       return "Replica folder {path} is not usable ({reason}); nothing was done.";
     case "remove":
       return `Could not remove ${NOUN[action.kind].toLowerCase()} {path}: {reason}.`;
+    case "move":
+      return `Could not move ${NOUN[action.kind].toLowerCase()} {from} to {path}: {reason}.`;
     case "mkdir":
       return "Could not create folder {path}: {reason}.";
     case "copy":
@@ -139,7 +145,11 @@ function failedMessage(action: Action): string {
 export function reportOutcome(log: MirrorLog, outcome: Outcome, replica = "the replica"): void {
   const { action } = outcome;
   // The replica root is named as the user gave it; other paths are relative to the roots.
-  const base = { action: action.op, path: action.path === "" ? replica : action.path };
+  const base = {
+    action: action.op,
+    path: action.path === "" ? replica : action.path,
+    ...(action.op === "move" ? { from: action.from } : {}),
+  };
   switch (outcome.status) {
     case "done":
       if (outcome.quiet) break; // nothing worth a line changed
@@ -204,6 +214,8 @@ export interface Tally {
   attributes: number;
   /** Replica entries removed. */
   removed: number;
+  /** Replica files and folders moved (one rename each, no copy). */
+  moved: number;
   /** Folders made. */
   created: number;
   /** Symlinks made or replaced. */
@@ -231,6 +243,7 @@ export function emptyTally(): Tally {
     updated: 0,
     attributes: 0,
     removed: 0,
+    moved: 0,
     created: 0,
     links: 0,
     warnings: 0,
@@ -264,6 +277,7 @@ export function count(tally: Tally, outcome: Outcome): void {
   }
   if (action.op === "keep" || action.op === "root" || outcome.quiet) return;
   if (action.op === "remove") tally.removed++;
+  else if (action.op === "move") tally.moved++;
   else if (action.op === "mkdir") tally.created++;
   else if (action.op === "symlink") tally.links++;
   else if (action.op === "copy") action.update ? tally.updated++ : tally.copied++;
@@ -272,8 +286,8 @@ export function count(tally: Tally, outcome: Outcome): void {
 
 /** Whether the cycle changed anything or ran into trouble. */
 export function eventful(tally: Tally): boolean {
-  return tally.copied + tally.updated + tally.attributes + tally.removed + tally.created +
-      tally.links + tally.warnings + tally.failed + tally.planned > 0;
+  return tally.copied + tally.updated + tally.attributes + tally.removed + tally.moved +
+      tally.created + tally.links + tally.warnings + tally.failed + tally.planned > 0;
 }
 
 /**
@@ -303,7 +317,8 @@ export function reportSummary(
   }
   log.info(
     `Cycle ${stopped ? "stopped" : "finished"}: {copied} copied, {updated} updated, ` +
-      `{removed} removed, ${n("created", "folder")} created, ${n("links", "symlink")} made, ` +
+      `{removed} removed, {moved} moved, ${n("created", "folder")} created, ` +
+      `${n("links", "symlink")} made, ` +
       `${n("attributes", "attribute update")}, ${n("warnings", "warning")}, {failed} failed; ` +
       `${n("bytes", "byte")} in {seconds} s${
         tally.digest !== undefined

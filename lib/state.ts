@@ -40,7 +40,7 @@ const MAX_EARLIER_RUNS = 100;
 export const RECHECK_WINDOW_MS = 60_000;
 /** Bumped when the content's format changes; another format is set aside,
  * except the first, which is converted. */
-const FORMAT = 3;
+const FORMAT = 4;
 const LITTLE_ENDIAN = new Uint8Array(new Float64Array([1]).buffer)[7] === 0x3f;
 
 /** The source root as last seen by a cycle that read it in full. */
@@ -240,9 +240,9 @@ export class MirrorState {
       return "it is damaged (unreadable header)";
     }
     const first = header.format === 1;
-    // Format 2 is format 3 without a replica's memory.
+    // Format 2 is format 3 without a replica's memory; 3 is 4 without inodes in the index.
     if (
-      (header.format !== FORMAT && header.format !== 2 && !first) ||
+      (header.format !== FORMAT && header.format !== 3 && header.format !== 2 && !first) ||
       header.littleEndian !== LITTLE_ENDIAN
     ) {
       return `it has another format (${String(header.format)}, not ${FORMAT})`;
@@ -258,7 +258,11 @@ export class MirrorState {
       const remembered = typeof header.remembered === "number" ? header.remembered : 0;
       if (remembered < 0 || remembered > blob.length) throw new Error("a bad length");
       const indexBytes = blob.subarray(0, blob.length - remembered);
-      this.index = first ? PairIndex.fromFirstFormat(indexBytes) : PairIndex.fromBytes(indexBytes);
+      this.index = first
+        ? PairIndex.fromFirstFormat(indexBytes)
+        : PairIndex.fromBytes(indexBytes, header.format === FORMAT);
+      // An older layout is written anew at the next save, not only its note.
+      if (header.format !== FORMAT) this.index.touched();
       this.#rememberedBytes = remembered > 0 ? blob.slice(blob.length - remembered) : undefined;
       this.#rememberedOnDisk = remembered;
       this.#sourceRoot = root === null

@@ -258,9 +258,10 @@ for (const [how, damage] of lostRecords) {
           );
           const log = Deno.readTextFileSync(`${cwd}/log.txt`);
           assert.equal(result.code, 1, result.stdout + result.stderr);
+          // No record of this source folder: none at all, or one of the folder it was.
           assert.match(
             log,
-            /\[ERROR\]: Source folder .* is empty, the replica is not, and no earlier cycle recorded this folder as the source .*nothing was deleted\. If the source is meant to be empty, run once with --accept-empty-source\.\n/,
+            /\[ERROR\]: Source folder .* is empty(, the replica is not, and no earlier cycle recorded this folder as the source| and is no longer the folder it was) .*nothing was deleted\. If the source is meant to be empty, run once with --accept-empty-source\.\n/,
           );
           assert.doesNotMatch(log, /has been removed/);
           assert.equal(Deno.readTextFileSync(`${work}/rep/f1`), "precious");
@@ -572,9 +573,11 @@ Deno.test("a file rewritten in place all the time is tried again after a growing
       assert.equal((await loop.stop()).code, 0);
     }
     const skipped = logLines(`${work}/log.txt`).filter((line) => line.includes("busy.db was not"));
-    // ~25 cycles ran meanwhile; the first pause is 5 s.
-    assert.equal(skipped.length, 1, skipped.join("\n"));
-    assert.match(skipped[0]!, /; it keeps changing: it is tried again after 5 s\.$/);
+    // ~25 cycles ran meanwhile; the pauses are 1 s, then 2 s.
+    assert.ok(skipped.length >= 1 && skipped.length <= 2, skipped.join("\n"));
+    skipped.forEach((line, i) =>
+      assert.match(line, new RegExp(`; it keeps changing: it is tried again after ${2 ** i} s\\.$`))
+    );
   }, { tmpfs: "64m" });
 });
 

@@ -180,3 +180,73 @@ Deno.test("index: a cycle that adds a hundred thousand pairs holds few of them l
     }
   }
 });
+
+Deno.test("pair index: source inodes find a pair moved; a folder moved takes what is below it (#19)", () => {
+  const file = (ino: number, size = 3) => ({
+    kind: "file" as const,
+    size,
+    mtimeMs: 1000,
+    ctimeMs: 2000,
+    ino,
+    mode: 0o644,
+  });
+  const index = new PairIndex(), long = 10_000;
+  index.recordCopy("a/x", file(11), [3, 1000, 2000, 91], long, "900150983cd24fb0d6963f7d28e17f72");
+  index.recordCopy("a/y", file(12), [3, 1000, 2000, 92], long);
+  index.visit("a", ["x", "y"], 500);
+  for (const copy of [index, PairIndex.fromBytes(index.toBytes())]) {
+    assert.deepEqual(copy.pathsOfInode(11), ["a/x"]);
+    assert.deepEqual(copy.pathsOfInode(13), []);
+    assert.equal(copy.folderOfInode(500), "a");
+  }
+  // The source no longer has a/x: dropped when the walk ends, found until then.
+  index.visit("a", ["y"], 500);
+  assert.deepEqual(index.pathsOfInode(11), ["a/x"]);
+  index.movePair("a/x", "b/x", { ...file(11), ctimeMs: 3000 }, [3, 1000, 3000, 95], long);
+  index.settle();
+  assert.deepEqual(index.pathsOfInode(11), ["b/x"]);
+  assert.equal(
+    index.md5("b/x"),
+    "900150983cd24fb0d6963f7d28e17f72",
+    "what was known moves with it",
+  );
+  assert.equal(index.md5("a/x"), undefined);
+  index.moveFolder("a", "c");
+  assert.equal(index.folderOfInode(500), "c");
+  assert.ok(index.knows("c/y", "replica", { ...file(92), mtimeMs: 1000 }));
+  // An index saved before inodes were kept loads, with none.
+  const old = PairIndex.fromBytes(withoutInodes(index.toBytes()), false);
+  assert.ok(old.knows("c/y", "replica", { ...file(92), mtimeMs: 1000 }));
+  assert.deepEqual(old.pathsOfInode(12), []);
+});
+
+/** The bytes of an index as the state's format 3 held them (no inodes). */
+function withoutInodes(bytes: Uint8Array): Uint8Array {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out: number[] = [];
+  let at = 0;
+  const copy = (n: number) => {
+    out.push(...bytes.subarray(at, at + n));
+    at += n;
+  };
+  const pad = (n: number) => (8 - (n % 8)) % 8;
+  const folders = view.getUint32(at, true);
+  copy(4);
+  for (let f = 0; f < folders; f++) {
+    const pathLength = view.getUint32(at, true);
+    copy(4 + pathLength);
+    const count = view.getUint32(at, true), names = view.getUint32(at + 4, true);
+    copy(8 + names);
+    const fill = pad(at);
+    out.push(...new Uint8Array(pad(out.length)));
+    at += fill;
+    copy(count * 16);
+    at += count * 8; // the inodes
+    copy(count * 17);
+    at += pad(at);
+    out.push(...new Uint8Array(pad(out.length)));
+    copy(8 + 16);
+    at += 8; // the folder's inode
+  }
+  return new Uint8Array(out);
+}
