@@ -391,9 +391,10 @@ export class WatchMode implements WriteObserver {
     this.hints.add(source);
     if (replica.length > 0) this.replicaEvents(replica, written);
     if (batch.failed) this.#failed(batch.failed.paths, batch.failed.error);
-    // A burst: more paths within a second than events are kept without loss.
-    const now = performance.now();
-    if (now - this.#windowStart > 1000) {
+    // A burst: more paths within a second (of when their events came) than
+    // events are kept without loss.
+    const now = batch.at ?? Date.now();
+    if (now - this.#windowStart > 1000 || now < this.#windowStart) {
       this.#windowStart = now;
       this.#inWindow = 0;
     }

@@ -12,10 +12,11 @@
  * cycle finds when it walks the new folder whole.
  *
  * Events are batched (10 ms of quiet, 50 ms at most) and handed to the main
- * thread as absolute paths. A batch says when the watcher said events were
- * lost (its `rescan` flag); the watch mode also takes a burst (more than
- * {@link BURST} paths within a second) for a possible loss, and runs a full
- * cycle once the events settle.
+ * thread as absolute paths. A batch says when events may have been lost: the
+ * watcher said so (its `rescan` flag), or 16 events were waiting at once (a
+ * full queue); the watch mode also takes a burst (more than {@link BURST}
+ * paths within a second) for a possible loss, and runs a full cycle once the
+ * events settle.
  *
  * The worker's code is made from the function below by its source text and
  * started from a `blob:` URL (as the copy worker and the read-ahead are): it
@@ -32,6 +33,9 @@ export interface EventBatch {
   readonly written: readonly string[];
   /** Events may have been lost (the watcher said so): look at everything. */
   readonly lost: boolean;
+  /** When its first event came (epoch ms): a burst is told by when events came, not
+   * by when they are handled. Default: when the batch is handled. */
+  readonly at?: number;
   /** Folders that could not be watched, and why (the system's limit on watches). */
   readonly failed?: { readonly paths: readonly string[]; readonly error: string };
 }
@@ -79,6 +83,8 @@ export function watchLoop(
   const watching = new Map<number, string>();
   let paths = new Set<string>(), written = new Set<string>(), lost = false;
   let firstAt = 0, timer: ReturnType<typeof setTimeout> | undefined;
+  /** Events taken since this thread last had nothing to do: 16 at once is a full queue. */
+  let inTurn = 0, turnEnds: ReturnType<typeof setTimeout> | undefined;
   let failed: { paths: string[]; error: string } | undefined;
   const flush = () => {
     timer = undefined;
@@ -87,6 +93,7 @@ export function watchLoop(
       paths: [...paths],
       written: [...written],
       lost,
+      at: performance.timeOrigin + firstAt,
       ...(failed ? { failed } : {}),
     };
     paths = new Set();
@@ -155,6 +162,10 @@ export function watchLoop(
       for await (const event of watcher) {
         if (paths.size === 0) firstAt = performance.now();
         if (event.flag === "rescan") lost = true;
+        // Deno's queue holds 16 events and drops the rest without a word: as
+        // many waiting at once means some may have been dropped.
+        if (++inTurn >= QUEUE) lost = true;
+        turnEnds ??= setTimeout(() => (inTurn = 0, turnEnds = undefined), 0);
         for (const path of event.paths) {
           paths.add(path);
           if (event.kind === "access") written.add(path);
@@ -183,6 +194,9 @@ export function watchLoop(
     }
   };
 }
+
+/** The events `Deno.watchFs` keeps waiting (it drops the ones beyond, unsaid). */
+const QUEUE = 16;
 
 /** Batch timing of the real source. */
 const TIMING = { quietMs: 10, maxDelayMs: 50 };
@@ -214,6 +228,7 @@ export const workerEvents: EventSourceFactory = (onBatch) => {
   try {
     const source = [
       String(watchLoop),
+      `const QUEUE = ${QUEUE};`,
       `const handle = watchLoop((batch) => self.postMessage(batch), ${JSON.stringify(TIMING)});`,
       "self.onmessage = (event) => handle(event.data);",
     ].join("\n");
