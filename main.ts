@@ -71,9 +71,10 @@ async function verify(
       (excluded?.(path, isDir) ?? false) ||
       s3.refuses(path, isDir ? "dir" : "file") !== undefined;
   }
-  // A mirror run as root keeps owners: so are they compared.
+  // A mirror run as root keeps owners: so are they compared; a local replica keeps hard links.
   const result = await verifyTrees(new LocalTree(options.source), replica, exclude, {
     owners: !bucket && runsAsRoot(),
+    links: !bucket,
   });
   const lines = [
     ...result.differences,

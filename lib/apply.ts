@@ -211,7 +211,8 @@ export class Applier {
       return outcome.status;
     }
     if (this.#staging && !isBelow(action.path, this.#staging.path)) await this.#closeStaging();
-    if (action.op === "folder" && !action.opening) { // folder attributes come after all writes
+    // Folder attributes come after all writes; a hard link, after its file's.
+    if ((action.op === "folder" && !action.opening) || action.op === "link") {
       await this.#closeStaging();
       await this.#scheduler.drain();
       await this.#scheduler.retryFailed(undefined);
@@ -279,6 +280,10 @@ export class Applier {
         const key = await replica.move(action.from, action.path, action.kind);
         const moved = done(action, 0, key);
         return action.md5 === undefined ? moved : { ...moved, md5: action.md5 } as Outcome;
+      }
+      case "link": {
+        if (replica.link === undefined) throw new Error("this replica cannot make hard links");
+        return done(action, 0, await replica.link(action.target, action.path));
       }
       case "mkdir":
         if (!this.#staging && replica.beginFolder) {

@@ -106,6 +106,13 @@ export interface Disk {
    */
   symlink(target: string, path: string): void;
   /**
+   * Make `path` another name of the file `existing` (a hard link).
+   *
+   * @param existing the file.
+   * @param path the new name (nothing may be there).
+   */
+  link(existing: string, path: string): void;
+  /**
    * Metadata of `path` itself (symlinks not followed).
    *
    * @param path the entry to examine.
@@ -147,6 +154,7 @@ export const realDisk: Disk = {
   remove: (path, recursive) => Deno.removeSync(path, { recursive }),
   mkdir: (path, recursive) => Deno.mkdirSync(path, { recursive }),
   symlink: (target, path) => Deno.symlinkSync(target, path),
+  link: (existing, path) => Deno.linkSync(existing, path),
   lstat: (path) => Deno.lstatSync(path),
   writeFile: (path, data) => Deno.writeFileSync(path, data),
 };

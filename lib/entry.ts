@@ -42,7 +42,7 @@ export interface Entry {
   readonly blocks?: number;
   /** The device it is on (where told: a `stat`, not a listing). */
   readonly dev?: number;
-  /** Its names (hard links; where told: a `stat`, not a listing). */
+  /** Its names (hard links), where the tree tells (a local one does). */
   readonly nlink?: number;
 }
 

@@ -22,7 +22,7 @@ import type { Entry } from "./entry.ts";
 import type { Listed, Listing } from "./replica.ts";
 
 /** Numbers kept per entry in {@link RawFolder.numbers}. */
-const FIELDS = 9;
+const FIELDS = 10;
 
 /** An error as it crosses threads: its class name and message. */
 export interface RawError {
@@ -37,7 +37,7 @@ export interface RawFolder {
   /** The names, sorted by `compareNames`, each followed by `"\0"`. */
   readonly names: string;
   /** Per name, in order: kind (0 file, 1 folder, 2 symlink, 3 other), size,
-   * mtime, ctime, inode, mode, uid, gid, blocks (-1: unknown). */
+   * mtime, ctime, inode, mode, uid, gid, blocks (-1: unknown), link count. */
   readonly numbers: Float64Array;
   /** The targets of the symlinks, in order. */
   readonly targets: readonly string[];
@@ -102,6 +102,7 @@ export function readFolder(base: string): RawFolder {
     numbers[at++] = info.uid ?? -1;
     numbers[at++] = info.gid ?? -1;
     numbers[at++] = info.blocks ?? -1;
+    numbers[at++] = info.nlink ?? 1;
   }
   return { names, numbers: numbers.subarray(0, at), targets, problems };
 }
@@ -129,12 +130,13 @@ function entryOf(
   uid: number,
   gid: number,
   blocks: number,
+  nlink: number,
   target: string | undefined,
 ): Entry {
   if (uid >= 0 && gid >= 0 && blocks >= 0) {
     return target === undefined
-      ? { kind, size, mtimeMs, ctimeMs, ino, mode, uid, gid, blocks }
-      : { kind, size, mtimeMs, ctimeMs, ino, mode, target, uid, gid, blocks };
+      ? { kind, size, mtimeMs, ctimeMs, ino, mode, uid, gid, blocks, nlink }
+      : { kind, size, mtimeMs, ctimeMs, ino, mode, target, uid, gid, blocks, nlink };
   }
   const entry: { -readonly [K in keyof Entry]: Entry[K] } = {
     kind,
@@ -148,6 +150,7 @@ function entryOf(
   if (uid >= 0) entry.uid = uid;
   if (gid >= 0) entry.gid = gid;
   if (blocks >= 0) entry.blocks = blocks;
+  entry.nlink = nlink;
   return entry;
 }
 
@@ -188,6 +191,7 @@ export function listingOf(raw: RawFolder): Listing {
         numbers[at + 6]!,
         numbers[at + 7]!,
         numbers[at + 8]!,
+        numbers[at + 9]!,
         kind === "symlink" ? targets[link++]! : undefined,
       ),
     });

@@ -688,6 +688,37 @@ export class LocalReplica extends LocalTree implements Replica {
   }
 
   /**
+   * Make the file `path` another name of the file `target` (a hard link):
+   * linked under a temporary name, then renamed over what is at `path`.
+   *
+   * @param target the file's path relative to the root.
+   * @param path the name to make.
+   * @returns the file's stat key now.
+   * @throws {Error} when `target` is not a file, or the link cannot be made.
+   */
+  link(target: string, path: string): StatKey {
+    const from = this.#target(target), at = this.#target(path);
+    const info = expectKind(this.#disk, from, "file", "the replica file");
+    let there: Deno.FileInfo | undefined;
+    try {
+      there = this.#disk.lstat(at);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+    // A name of the file already (a rename between two names of one file does nothing).
+    if (there?.ino === info.ino && there?.isFile) return keyOf(entryFromInfo(info));
+    const temp = this.#siblingTemp(at);
+    try {
+      this.#disk.link(from, temp);
+      this.#disk.rename(temp, at);
+    } catch (error) {
+      removeQuietly(this.#disk, temp);
+      throw error;
+    }
+    return keyOf(entryFromInfo(this.#disk.lstat(at)));
+  }
+
+  /**
    * Remove the entry `path` (a folder with all it holds); gone already is fine.
    *
    * @param path the entry's path relative to the root.

@@ -30,6 +30,7 @@ import {
   type Owners,
   planFolder,
 } from "./plan.ts";
+import type { HardLinks } from "./links.ts";
 import type { MoveFinder } from "./moves.ts";
 import type { Listing, TreeReader } from "./replica.ts";
 import type { Problem } from "./scan.ts";
@@ -68,6 +69,12 @@ export interface MarchOptions {
   /** Carry out an action now (a write in walk order, a stale temp file's removal); how
    * it ended, where that is known at once (not for a copy). */
   readonly apply: (action: Action) => Promise<unknown>;
+  /**
+   * Keeps hard links (see `links.ts`): a file's other names are linked to
+   * its first one after the walk ({@link March.links}); none: each name is a
+   * file of its own.
+   */
+  readonly links?: HardLinks;
   /**
    * Finds whether an entry only the source holds was moved from an entry of
    * the replica (see `moves.ts`): then it is moved, not copied.
@@ -365,9 +372,12 @@ export class March {
 
     // Compare the files both sides have, at the same size.
     const changed = new Set<string>();
+    /** Names that are second names of a file (hard links): made at the end. */
+    const linked = new Set<string>();
     const md5s = new Map<string, string>();
     const index = options.index;
     const files: string[] = [];
+    const links = options.links;
     {
       let r = 0;
       for (const { name, entry: src } of source.children) {
@@ -379,6 +389,20 @@ export class March {
         ) r++;
         const twin = replica.children[r];
         const dst = twin?.name === name ? twin.entry : undefined;
+        if (links !== undefined) {
+          // Another name of a file met or known before: linked after the walk.
+          if ((src.nlink ?? 1) > 1 && await links.joins(path, src)) {
+            linked.add(name);
+            const md5 = options.digests ? links.md5(src.ino) : undefined;
+            if (md5 !== undefined) md5s.set(name, md5);
+            continue;
+          }
+          // The source's name left a group the replica's file is still in: a file of its own.
+          if (dst?.kind === "file" && links.leftGroup(path, src, dst)) {
+            if (dst.size === src.size) changed.add(name);
+            continue;
+          }
+        }
         // Written just before an unclean stop: maybe lost on the way to the disk.
         if (dst?.kind === "file" && dst.ctimeMs >= (options.recheckSince ?? Infinity)) {
           index.distrustReplica(path);
@@ -412,7 +436,7 @@ export class March {
     }
     index.visit(dir, files, self.source?.ino);
 
-    const plan = planFolder({
+    const planned = planFolder({
       path: dir,
       self,
       source: source.children,
@@ -424,6 +448,13 @@ export class March {
       deletions: true,
       owners: options.owners,
     });
+    // A second name of a file is linked at the end, not written now.
+    const plan = linked.size === 0 ? planned : {
+      ...planned,
+      items: planned.items.map((item) =>
+        linked.has(item.name) && !item.removal && item.write ? { ...item, write: undefined } : item
+      ),
+    };
     options.onPlanned?.(
       plan.items.flatMap((item) => item.write && !item.removal ? [item.write] : []),
     );
@@ -506,7 +537,13 @@ export class March {
     const moved = item.write ? await this.#move(path, item.write, descend) : undefined;
     if (moved === "planned") return undefined; // a dry run: its content moves with it
     if (typeof moved === "object") descend = moved; // a folder moved: walked as both trees hold it
-    else if (moved === undefined && item.write) await options.apply(item.write);
+    else if (moved === undefined && item.write) {
+      const write = item.write;
+      // A dry run: if it leads a group of names, they would be linked to it.
+      if (await options.apply(write) === "planned" && write.op === "copy") {
+        options.links?.planned(path, write.source);
+      }
+    }
     // A partial walk goes into a folder both trees hold only when it is deep.
     if (descend && (deep || descend.replica === undefined || moved !== undefined)) {
       return await this.#folder(path, descend, descend.replica !== undefined, unread, false, true);
@@ -526,6 +563,22 @@ export class March {
       }
     }
     return undefined;
+  }
+
+  /**
+   * After every other write (the removals, the names whose type changed):
+   * the names of files with several names to link (see `links.ts`).
+   *
+   * @returns the writes, to apply in order, and the folders whose attributes
+   *   to set after them (with the others); then call {@link linked}.
+   */
+  links(): { writes: Action[]; folders: Action[] } {
+    return this.#options.links?.actions() ?? { writes: [], folders: [] };
+  }
+
+  /** The links are made: what the state knows of them is brought up to date. */
+  linked(): void {
+    this.#options.links?.linked();
   }
 
   /** The removals still due (not moved away by a later move), and the entries they take. */

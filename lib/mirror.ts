@@ -17,6 +17,7 @@ import { asError, reason } from "./error.ts";
 import { type ExcludeMatcher, excludeMatcher, isExcludedFolder } from "./exclude.ts";
 import { deletionGuard, type GuardRefusal } from "./guards.ts";
 import type { ConsoleTap } from "./log.ts";
+import { HardLinks } from "./links.ts";
 import { March, type MarchResult, type ScopeFolder } from "./march.ts";
 import { MoveFinder } from "./moves.ts";
 import { OwnerPolicy } from "./owners.ts";
@@ -483,6 +484,17 @@ export class Mirror {
       ...(state.recheckSince === undefined ? {} : { recheckSince: state.recheckSince }),
       ...(digests ? { digests } : {}),
       ...(signal ? { signal } : {}),
+      ...(this.#replica.link
+        ? {
+          links: new HardLinks({
+            trees: { source: this.#source, replica: this.#replica },
+            index,
+            observedAt,
+            ...(exclude ? { exclude } : {}),
+            ...(signal ? { signal } : {}),
+          }),
+        }
+        : {}),
       apply,
       onPlanned: planned,
       onProblem: (side, problem) => {
@@ -523,6 +535,16 @@ export class Mirror {
         progress?.known();
         attributes.push(...await march.afterRemovals(result.blocked));
       } else progress?.known();
+      // The other names of files with several names, once their files are written.
+      const links = march.links();
+      planned(links.writes);
+      for (const action of links.writes) {
+        if (signal?.aborted) break;
+        await apply(action);
+      }
+      if (!dryRun && !signal?.aborted) march.linked();
+      const setting = new Set(attributes.map((action) => action.path));
+      attributes.push(...links.folders.filter((action) => !setting.has(action.path)));
       // Deepest first, after every write.
       attributes.sort((a, b) => comparePaths(b.path, a.path));
       for (const action of attributes) {
@@ -537,8 +559,8 @@ export class Mirror {
 
     // Remember (a partial cycle: what the index learnt, saved with the next full cycle).
     if (dryRun || signal?.aborted || !full) return;
-    const changed = tally.copied + tally.updated + tally.attributes + tally.removed + tally.moved +
-        tally.created + tally.links > 0;
+    const changed = tally.copied + tally.updated + tally.linked + tally.attributes +
+        tally.removed + tally.moved + tally.created + tally.links > 0;
     if ((changed || !this.#summarized) && digests) {
       try {
         await this.#treeDigest(tally, result, digests, learnt, observedAt, signal);

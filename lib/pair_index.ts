@@ -127,6 +127,8 @@ class Folder {
   live = 0;
   /** The last walk that visited it (see {@link PairIndex.sweep}). */
   visited = 0;
+  /** How many times its arrays were built anew (a slot held elsewhere may be stale). */
+  generation = 0;
   /** The print and MD5 of the folder's tree digest, when known. */
   digestPrint = UNKNOWN;
   digest: Uint8Array | undefined;
@@ -197,6 +199,17 @@ class Folder {
     });
     this.names = pairs.map((pair) => `${pair.name}\0`).join("");
     Object.assign(this, { starts, prints, inos, md5s, flags, extra: undefined, live: count });
+    this.generation++;
+  }
+
+  /** The names of its live pairs whose source inode is `ino`. */
+  namesOfInode(ino: number): string[] {
+    const names: string[] = [];
+    for (let slot = 0; slot < this.slots; slot++) {
+      if (this.inos[slot] === ino && !(this.flags[slot]! & GONE)) names.push(this.nameAt(slot));
+    }
+    for (const [name, extra] of this.extra ?? []) if (extra.ino === ino) names.push(name);
+    return names;
   }
 }
 
@@ -206,6 +219,12 @@ interface InodeOrder {
   readonly folders: readonly Folder[];
   readonly dirs: readonly string[];
   readonly slots: Int32Array;
+  /** Each folder's {@link Folder.generation} when its slot was taken. */
+  readonly generations: Uint32Array;
+  /** Pairs set since it was made: source inode -> their paths (checked when asked). */
+  readonly since: Map<number, string[]>;
+  /** How many paths {@link since} holds. */
+  added: number;
 }
 
 /** Compare the name starting at `start` in `names` (ended by `\0`) with `name`, as `compareNames`. */
@@ -245,7 +264,9 @@ export class PairIndex {
   #walk = 1;
   /** Pairs a walk found gone from the source, dropped when it ends ({@link settle}). */
   #dropping: [Folder, string][] = [];
-  /** Source inodes, sorted, with where each pair is: made when first asked, dropped on a change. */
+  /** Source inodes, sorted, with where each pair is: made when first asked,
+   * then kept up to date (pairs set since are listed apart, a pair dropped
+   * or changed is checked when asked), made anew when much was set. */
   #byInode: InodeOrder | undefined;
 
   /**
@@ -559,7 +580,6 @@ export class PairIndex {
   forget(path: string): void {
     const found = this.#find(path);
     if (found === undefined) return;
-    this.#byInode = undefined;
     const folder = found.folder;
     if ("extra" in found) folder.extra!.delete(nameOf(path));
     else folder.flags[found.slot] = GONE;
@@ -625,7 +645,6 @@ export class PairIndex {
       } else if (slot < 0 && folder.extra?.delete(name)) folder.live--;
       else continue;
       this.#dirty = true;
-      this.#byInode = undefined;
     }
     this.#dropping = [];
   }
@@ -644,14 +663,43 @@ export class PairIndex {
       if (found.inos[mid]! < ino) low = mid + 1;
       else high = mid;
     }
-    const paths: string[] = [];
+    const paths = new Set<string>();
+    const add = (dir: string, name: string) => paths.add((dir === "" ? "" : `${dir}/`) + name);
     for (let at = low; at < found.inos.length && found.inos[at] === ino; at++) {
-      const folder = found.folders[at]!, slot = found.slots[at]!;
-      if (folder.flags[slot]! & GONE || folder.inos[slot] !== ino) continue; // changed since
-      const dir = found.dirs[at]!;
-      paths.push((dir === "" ? "" : `${dir}/`) + folder.nameAt(slot));
+      const folder = found.folders[at]!, slot = found.slots[at]!, dir = found.dirs[at]!;
+      if (this.#folders.get(dir) !== folder) continue; // dropped since
+      if (folder.generation !== found.generations[at]) { // its slots moved since
+        for (const name of folder.namesOfInode(ino)) add(dir, name);
+      } else if (!(folder.flags[slot]! & GONE) && folder.inos[slot] === ino) {
+        add(dir, folder.nameAt(slot));
+      }
     }
-    return paths;
+    for (const path of found.since.get(ino) ?? []) {
+      const pair = this.#find(path);
+      const now = pair === undefined
+        ? undefined
+        : "extra" in pair
+        ? pair.extra.ino
+        : pair.folder.inos[pair.slot];
+      if (now === ino) paths.add(path);
+    }
+    return [...paths];
+  }
+
+  /**
+   * The source inode recorded with the pair at `path`.
+   *
+   * @param path the pair's path relative to the roots.
+   * @returns the inode, or undefined when no pair (or no inode) is known.
+   */
+  inodeOf(path: string): number | undefined {
+    const found = this.#find(path);
+    const ino = found === undefined
+      ? NaN
+      : "extra" in found
+      ? found.extra.ino
+      : found.folder.inos[found.slot]!;
+    return Number.isNaN(ino) ? undefined : ino;
   }
 
   /**
@@ -721,6 +769,9 @@ export class PairIndex {
       folders: refs.map((ref) => ref.folder),
       dirs: refs.map((ref) => ref.dir),
       slots: Int32Array.from(refs, (ref) => ref.slot),
+      generations: Uint32Array.from(refs, (ref) => ref.folder.generation),
+      since: new Map(),
+      added: 0,
     };
   }
 
@@ -863,6 +914,20 @@ export class PairIndex {
     return extra === undefined ? undefined : { folder, extra };
   }
 
+  /** Keep {@link pathsOfInode} up to date with a pair set at `path`. */
+  #noteInode(path: string, ino: number): void {
+    const order = this.#byInode;
+    if (order === undefined || Number.isNaN(ino)) return;
+    // Much set since it was made: made anew when next asked (its cost spread over the sets).
+    if (++order.added > Math.max(4096, order.inos.length / 4)) {
+      this.#byInode = undefined;
+      return;
+    }
+    const paths = order.since.get(ino);
+    if (paths === undefined) order.since.set(ino, [path]);
+    else paths.push(path);
+  }
+
   #set(
     path: string,
     source: number,
@@ -870,7 +935,7 @@ export class PairIndex {
     md5: Uint8Array | undefined,
     ino: number,
   ): void {
-    this.#byInode = undefined;
+    this.#noteInode(path, ino);
     const folder = this.#folder(parentOf(path));
     const name = nameOf(path);
     const slot = folder.slotOf(name);

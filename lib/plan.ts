@@ -87,6 +87,18 @@ export type Action =
     readonly replica: Entry;
     readonly md5?: string;
   }
+  /**
+   * Make the replica's file `path` another name of its file `target` (a hard
+   * link; `update`: it replaces what is at `path`): the source's file `source`
+   * at `path` is a second name of the one at `target`.
+   */
+  | {
+    readonly op: "link";
+    readonly path: string;
+    readonly target: string;
+    readonly source: Entry;
+    readonly update: boolean;
+  }
   /** Not an action on the disk: the replica folder is kept, though the source
    * lacks it (or has another kind of entry there, `blocks`), because it holds
    * excluded entries; its other contents are removed. */

@@ -307,6 +307,16 @@ export interface Replica extends TreeReader {
    */
   move?(from: string, to: string, kind: "file" | "dir"): MaybePromise<StatKey | undefined>;
   /**
+   * Make the file `path` another name of the file `target` (a hard link),
+   * replacing the file or symlink at `path`. Optional: a replica without it
+   * holds each name as a file of its own.
+   *
+   * @param target the file's path relative to the root.
+   * @param path the name to make.
+   * @returns the file's stat key now.
+   */
+  link?(target: string, path: string): MaybePromise<StatKey>;
+  /**
    * Remove the entry `path` of `kind` (a folder with all it holds). Gone
    * already is fine.
    *

@@ -75,6 +75,8 @@ function doneMessage(action: Action): string {
       return `File {path} has been ${action.update ? "updated" : "copied"}.`;
     case "symlink":
       return `Symlink {path} has been ${action.update ? "updated" : "created"}.`;
+    case "link":
+      return "File {path} has been linked to {target}.";
     case "touch":
       return "Attributes of file {path} have been updated.";
     case "folder":
@@ -102,6 +104,8 @@ function plannedMessage(action: Action): string {
       return `Would ${action.update ? "update" : "copy"} file {path}.`;
     case "symlink":
       return `Would ${action.update ? "update" : "create"} symlink {path}.`;
+    case "link":
+      return "Would link file {path} to {target}.";
     case "touch":
       return "Would update the attributes of file {path}.";
     case "folder":
@@ -127,6 +131,8 @@ function failedMessage(action: Action): string {
       return "Could not create folder {path}: {reason}.";
     case "copy":
       return `Could not ${action.update ? "update" : "copy"} file {path}: {reason}.`;
+    case "link":
+      return "Could not link file {path} to {target}: {reason}.";
     case "symlink":
       return "Could not create symlink {path}: {reason}.";
     case "touch":
@@ -149,6 +155,7 @@ export function reportOutcome(log: MirrorLog, outcome: Outcome, replica = "the r
     action: action.op,
     path: action.path === "" ? replica : action.path,
     ...(action.op === "move" ? { from: action.from } : {}),
+    ...(action.op === "link" ? { target: action.target } : {}),
   };
   switch (outcome.status) {
     case "done":
@@ -216,6 +223,8 @@ export interface Tally {
   removed: number;
   /** Replica files and folders moved (one rename each, no copy). */
   moved: number;
+  /** Replica files made another name of a file (hard links; no copy). */
+  linked: number;
   /** Folders made. */
   created: number;
   /** Symlinks made or replaced. */
@@ -244,6 +253,7 @@ export function emptyTally(): Tally {
     attributes: 0,
     removed: 0,
     moved: 0,
+    linked: 0,
     created: 0,
     links: 0,
     warnings: 0,
@@ -278,6 +288,7 @@ export function count(tally: Tally, outcome: Outcome): void {
   if (action.op === "keep" || action.op === "root" || outcome.quiet) return;
   if (action.op === "remove") tally.removed++;
   else if (action.op === "move") tally.moved++;
+  else if (action.op === "link") tally.linked++;
   else if (action.op === "mkdir") tally.created++;
   else if (action.op === "symlink") tally.links++;
   else if (action.op === "copy") action.update ? tally.updated++ : tally.copied++;
@@ -286,8 +297,8 @@ export function count(tally: Tally, outcome: Outcome): void {
 
 /** Whether the cycle changed anything or ran into trouble. */
 export function eventful(tally: Tally): boolean {
-  return tally.copied + tally.updated + tally.attributes + tally.removed + tally.moved +
-      tally.created + tally.links + tally.warnings + tally.failed + tally.planned > 0;
+  return tally.copied + tally.updated + tally.linked + tally.attributes + tally.removed +
+      tally.moved + tally.created + tally.links + tally.warnings + tally.failed + tally.planned > 0;
 }
 
 /**
@@ -317,7 +328,7 @@ export function reportSummary(
   }
   log.info(
     `Cycle ${stopped ? "stopped" : "finished"}: {copied} copied, {updated} updated, ` +
-      `{removed} removed, {moved} moved, ${n("created", "folder")} created, ` +
+      `{linked} linked, {removed} removed, {moved} moved, ${n("created", "folder")} created, ` +
       `${n("links", "symlink")} made, ` +
       `${n("attributes", "attribute update")}, ${n("warnings", "warning")}, {failed} failed; ` +
       `${n("bytes", "byte")} in {seconds} s${

@@ -5,8 +5,11 @@
  * cycle, its temp files, so every entry counts. It reports whatever the next
  * cycle would change that it can see without the state: contents, types,
  * modes, mtimes (symlinks' too), link targets, extra entries (FIFOs,
- * sockets and devices in the replica included) and, when asked (a mirror run
- * as root keeps them), owners.
+ * sockets and devices in the replica included), when asked, hard links (a
+ * local replica keeps them: the names of one source file must be the names
+ * of one replica file, and no more) and owners (a mirror run as root keeps
+ * them). The tree digests cover names and contents: hard links are not part
+ * of them (an S3 replica holds each name as an object of its own).
  *
  * @module
  */
@@ -31,12 +34,21 @@ export interface Verification {
 
 interface Side {
   readonly entries: ReadonlyMap<string, Entry>;
+  /** The other names of the file `path` (hard links), sorted. */
+  readonly names: (path: string, entry: Entry) => readonly string[];
   readonly md5: ReadonlyMap<string, string>;
   readonly problems: readonly string[];
   readonly digest: string;
 }
 
 const noun = (kind: Entry["kind"]) => NOUN[kind].toLowerCase();
+
+/** A file's other names, for a line: up to three of them. */
+function partners(names: readonly string[]): string {
+  if (names.length === 0) return "no other name";
+  const shown = names.slice(0, 3).join(", ");
+  return `also ${shown}${names.length > 3 ? ` and ${names.length - 3} more` : ""}`;
+}
 
 /** Options of {@link verifyTrees}. */
 export interface VerifyOptions {
@@ -46,6 +58,13 @@ export interface VerifyOptions {
    * @default {false}
    */
   readonly owners?: boolean;
+  /**
+   * Compare hard links: the files that share an inode in each tree (a
+   * local replica keeps them).
+   *
+   * @default {false}
+   */
+  readonly links?: boolean;
 }
 
 /**
@@ -115,6 +134,12 @@ export async function verifyTrees(
       if (options.owners && (a.uid !== b.uid || a.gid !== b.gid)) {
         differences.push(`owner differs: ${what} (${a.uid}:${a.gid} vs ${b.uid}:${b.gid})`);
       }
+      if (options.links && a.kind === "file") {
+        const there = from.names(path, a), here = to.names(path, b);
+        if (there.join("\0") !== here.join("\0")) {
+          differences.push(`hard links differ: ${what} (${partners(there)} vs ${partners(here)})`);
+        }
+      }
     }
   }
   return { differences, sourceDigest: from.digest, replicaDigest: to.digest };
@@ -140,6 +165,19 @@ async function readSide(
       problems.push(`could not read ${side} ${path}: ${reason(error as Error)}`);
     }
   }
+  // Files with several names: inode -> their names in this tree.
+  const byInode = new Map<number, string[]>();
+  for (const [path, entry] of entries) {
+    if (entry.kind !== "file" || (entry.nlink ?? 1) <= 1) continue;
+    const names = byInode.get(entry.ino);
+    if (names === undefined) byInode.set(entry.ino, [path]);
+    else names.push(path);
+  }
+  const names = (path: string, entry: Entry) =>
+    (entry.nlink ?? 1) <= 1
+      ? []
+      : (byInode.get(entry.ino) ?? []).filter((other) => other !== path).sort(comparePaths);
   // The digest leaves FIFOs, sockets and devices out.
-  return { entries, md5, problems, digest: await treeDigest(entries, (path) => md5.get(path)) };
+  const digest = await treeDigest(entries, (path) => md5.get(path));
+  return { entries, names, md5, problems, digest };
 }

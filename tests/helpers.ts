@@ -302,11 +302,15 @@ export interface Item {
   mtimeMs?: number;
   md5?: string;
   target?: string;
+  /** A file's other names in the tree (hard links), sorted; absent: none. */
+  links?: string[];
 }
 
 /** Every object under `root` (not following symlinks), keyed by relative path. */
 export function listTree(root: string): Map<string, Item> {
   const items = new Map<string, Item>();
+  /** Files with several names: inode -> their paths. */
+  const names = new Map<number, string[]>();
   const walk = (dir: string) => {
     for (const child of Deno.readDirSync(dir === "" ? root : `${root}/${dir}`)) {
       const path = dir === "" ? child.name : `${dir}/${child.name}`;
@@ -323,6 +327,7 @@ export function listTree(root: string): Map<string, Item> {
       if (info.isFile) {
         const md5 = md5Of(abs);
         items.set(path, { kind: "file", mode, mtimeMs: info.mtime?.getTime(), md5 });
+        if ((info.nlink ?? 1) > 1) names.set(info.ino!, [...names.get(info.ino!) ?? [], path]);
       } else if (info.isDirectory) {
         items.set(path, { kind: "dir", mode, mtimeMs: info.mtime?.getTime() });
         walk(path);
@@ -338,6 +343,12 @@ export function listTree(root: string): Map<string, Item> {
     }
   };
   walk("");
+  for (const paths of names.values()) {
+    if (paths.length < 2) continue;
+    for (const path of paths) {
+      items.get(path)!.links = paths.filter((other) => other !== path).sort();
+    }
+  }
   return items;
 }
 

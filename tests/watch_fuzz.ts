@@ -1,6 +1,6 @@
 /**
  * The randomized `--watch` test (#19): random sequences of creates, edits,
- * removals and renames of files and folders at random depths are made in the
+ * removals and renames of files and folders, hard links made and left, at random depths are made in the
  * source of a running mirror whose full cycles are an hour apart; once the
  * events settle, the replica must equal the source. The test suite runs a few
  * dozen cases; for more:
@@ -26,7 +26,11 @@ export type Op =
   | { readonly op: "write"; readonly path: string; readonly text: string }
   | { readonly op: "mkdir"; readonly path: string }
   | { readonly op: "remove"; readonly path: string }
-  | { readonly op: "rename"; readonly from: string; readonly to: string };
+  | { readonly op: "rename"; readonly from: string; readonly to: string }
+  /** A hard link: `to` another name of the file `from`. */
+  | { readonly op: "link"; readonly from: string; readonly to: string }
+  /** The file written anew as a file of its own (same bytes, a new inode: it leaves its group). */
+  | { readonly op: "rewrite"; readonly path: string };
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   fc.record({
@@ -37,6 +41,8 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ op: fc.constant("mkdir" as const), path: pathArb }),
   fc.record({ op: fc.constant("remove" as const), path: pathArb }),
   fc.record({ op: fc.constant("rename" as const), from: pathArb, to: pathArb }),
+  fc.record({ op: fc.constant("link" as const), from: pathArb, to: pathArb }),
+  fc.record({ op: fc.constant("rewrite" as const), path: pathArb }),
 );
 
 /** A first tree and the changes made to it while the mirror runs. */
@@ -82,6 +88,17 @@ function apply(root: string, op: Op): void {
       if (op.to.startsWith(`${op.from}/`) || kind(op.to) !== undefined) return;
       if (!parentOk(op.to) || kind(op.from) === undefined) return;
       Deno.renameSync(at(op.from), at(op.to));
+      return;
+    }
+    case "link":
+      if (kind(op.from) !== "file" || kind(op.to) !== undefined || !parentOk(op.to)) return;
+      Deno.linkSync(at(op.from), at(op.to));
+      return;
+    case "rewrite": {
+      if (kind(op.path) !== "file") return;
+      const bytes = Deno.readFileSync(at(op.path));
+      Deno.removeSync(at(op.path));
+      Deno.writeFileSync(at(op.path), bytes);
       return;
     }
   }

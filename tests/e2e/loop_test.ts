@@ -114,7 +114,7 @@ Deno.test("a run that finds the replica up to date says so, with the tree digest
     // Nothing to do: the next run's first (and only) cycle still ends with a summary.
     const again = await runOnce(work);
     assert.equal(again.code, 0);
-    assert.match(again.stdout, /Cycle finished: 0 copied, 0 updated, 0 removed/);
+    assert.match(again.stdout, /Cycle finished: 0 copied, 0 updated, 0 linked, 0 removed/);
     assert.equal(summaries().length, 2);
     assert.ok(summaries()[1]!.endsWith(`source tree digest ${digest}.`), summaries()[1]);
   });

@@ -38,7 +38,7 @@ function messages(lines: string[]): string[] {
 
 /** A run's summary when it found nothing to do (it logs one all the same). */
 const UP_TO_DATE =
-  /^Cycle finished: 0 copied, 0 updated, 0 removed, 0 moved, 0 folders created, 0 symlinks made, 0 attribute updates, 0 warnings, 0 failed; 0 bytes in [\d.]+ s; source tree digest [0-9a-f]{32}\.$/;
+  /^Cycle finished: 0 copied, 0 updated, 0 linked, 0 removed, 0 moved, 0 folders created, 0 symlinks made, 0 attribute updates, 0 warnings, 0 failed; 0 bytes in [\d.]+ s; source tree digest [0-9a-f]{32}\.$/;
 
 /**
  * Run `--once` again on `work`, check it succeeded and mirrored, and return
@@ -83,7 +83,7 @@ Deno.test("mirror: first cycle copies files, folders, modes, mtimes and symlinks
     ) assert.ok(log.includes(expected), `missing "${expected}" in ${log.join("\n")}`);
     assert.match(
       log.at(-1)!,
-      /^Cycle finished: 4 copied, 0 updated, 0 removed, 0 moved, 4 folders created, 2 symlinks made, 0 attribute updates, 0 warnings, 0 failed; \d+ bytes in [\d.]+ s; source tree digest [0-9a-f]{32}\.$/,
+      /^Cycle finished: 4 copied, 0 updated, 0 linked, 0 removed, 0 moved, 4 folders created, 2 symlinks made, 0 attribute updates, 0 warnings, 0 failed; \d+ bytes in [\d.]+ s; source tree digest [0-9a-f]{32}\.$/,
     );
     assert.equal(Deno.readLinkSync(`${work}/rep/dangling`), "does/not/exist");
     // A new folder is one line, however its attributes are set afterwards.
@@ -168,7 +168,7 @@ Deno.test("mirror: mode or mtime differences alone update the attributes", async
     // Counted apart from files with new content (#18).
     assert.match(
       logLines(`${work}/log.txt`).at(-1)!,
-      / 0 copied, 0 updated, 0 removed, 0 moved, 0 folders created, 0 symlinks made, 3 attribute updates, /,
+      / 0 copied, 0 updated, 0 linked, 0 removed, 0 moved, 0 folders created, 0 symlinks made, 3 attribute updates, /,
     );
   });
 });

@@ -48,7 +48,10 @@ Deno.test("moves: a renamed folder is one move of the replica folder; its files 
     assert.equal((await runOnce(work)).code, 0);
     const messages = messagesSince(work, mark);
     assert.ok(messages.includes("Folder photos has been moved to albums."), messages.join("\n"));
-    assert.match(messages.at(-1)!, /^Cycle finished: 0 copied, 0 updated, 0 removed, 1 moved, /);
+    assert.match(
+      messages.at(-1)!,
+      /^Cycle finished: 0 copied, 0 updated, 0 linked, 0 removed, 1 moved, /,
+    );
     assert.equal(ino(`${work}/rep/albums/deep/p7.jpg`), before, "not copied again");
     assertMirrored(`${work}/src`, `${work}/rep`);
   });

@@ -148,6 +148,7 @@ Deno.test({
       const odd = "sp ace é+&(1)!.txt";
       writeFile(`${src}/a.txt`, "hello", 0o640, 1_700_000_000_123);
       writeFile(`${src}/d/b.txt`, "bee", 0o600, 1_700_000_001_000);
+      Deno.linkSync(`${src}/d/b.txt`, `${src}/also-b.txt`); // a hard link: its own object
       writeFile(`${src}/d/${odd}`, "odd", 0o644, 1_700_000_002_500);
       Deno.mkdirSync(`${src}/empty`, { mode: 0o700 });
       Deno.chmodSync(`${src}/empty`, 0o700);
@@ -176,6 +177,11 @@ Deno.test({
             assert.equal(head?.meta.mode, (0o40000 | (info.mode! & 0o7777)).toString(8), dir);
             assert.equal(Math.round(Number(head?.meta.mtime) * 1000), info.mtime!.getTime(), dir);
           }
+          // Each name of a file with two names is an object of its own.
+          assert.equal(
+            (await store.head("also-b.txt"))?.etag,
+            md5(new TextEncoder().encode("bee")),
+          );
           // Streamed from disk in one PUT: the store's MD5 (the ETag) is the file's, and recorded.
           const streamed = await store.head("d/e/big.bin");
           assert.equal(streamed!.etag, md5(big));
@@ -194,7 +200,10 @@ Deno.test({
         async () => {
           const run = await s3Run(work, endpoint, "--replica", replica, "--once");
           assert.equal(run.code, 0, run.stderr);
-          assert.match(run.stderr + run.stdout, /Cycle finished: 0 copied, 0 updated, 0 removed/);
+          assert.match(
+            run.stderr + run.stdout,
+            /Cycle finished: 0 copied, 0 updated, 0 linked, 0 removed/,
+          );
           // The same again in this process, counting what is asked of the store.
           const asked: string[] = [];
           class Counting extends S3Store {

@@ -80,7 +80,7 @@ Deno.test("state: source entries named like the program's own files are mirrored
     assert.equal((await runOnce(work)).code, 0);
     const second = messagesFrom(work, mark).slice(1); // after "Mirror started"
     assert.equal(second.length, 1, `a second run has nothing to do:\n${second.join("\n")}`);
-    assert.match(second[0]!, /^Cycle finished: 0 copied, 0 updated, 0 removed, /);
+    assert.match(second[0]!, /^Cycle finished: 0 copied, 0 updated, 0 linked, 0 removed, /);
     const verified = await runOnce(work, "--verify");
     assert.equal(verified.code, 0, verified.stdout);
     assert.match(verified.stdout, /identical/);

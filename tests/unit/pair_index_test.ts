@@ -250,3 +250,80 @@ function withoutInodes(bytes: Uint8Array): Uint8Array {
   }
   return new Uint8Array(out);
 }
+
+Deno.test("index: the paths of an inode stay right through any mix of sets, forgets, walks and compactions", () => {
+  const names = ["a", "b", "d/x", "d/y", "d/e/z"];
+  const op = fc.oneof(
+    fc.record({
+      op: fc.constant("copy" as const),
+      path: fc.constantFrom(...names),
+      ino: fc.integer({ min: 1, max: 4 }),
+    }),
+    fc.record({ op: fc.constant("forget" as const), path: fc.constantFrom(...names) }),
+    fc.record({ op: fc.constant("ask" as const), ino: fc.integer({ min: 1, max: 4 }) }),
+    // A walk of one folder keeping some of its names (the rest dropped when it ends).
+    fc.record({
+      op: fc.constant("walk" as const),
+      dir: fc.constantFrom("", "d"),
+      keep: fc.subarray(["a", "b", "x", "y"]),
+    }),
+    // Many additions elsewhere: folders compacted, the lookup made anew.
+    fc.record({ op: fc.constant("many" as const), count: fc.integer({ min: 60, max: 5000 }) }),
+  );
+  fc.assert(
+    fc.property(fc.array(op, { maxLength: 30 }), (ops) => {
+      const index = new PairIndex(), model = new Map<string, number>();
+      const key = (ino: number) => [3, 1000, 2000, ino] as const;
+      let many = 0;
+      for (const o of ops) {
+        if (o.op === "copy") {
+          index.recordCopy(o.path, { ...file, ino: o.ino }, key(o.ino), 10_000);
+          model.set(o.path, o.ino);
+        } else if (o.op === "forget") {
+          index.forget(o.path);
+          model.delete(o.path);
+        } else if (o.op === "walk") {
+          const here = [...model.keys()].filter((p) =>
+            (p.includes("/") ? p.slice(0, p.lastIndexOf("/")) : "") === o.dir
+          ).map((p) => p.slice(p.lastIndexOf("/") + 1));
+          const kept = here.filter((name) => o.keep.includes(name)).sort();
+          index.visit(o.dir, kept);
+          index.settle();
+          for (const name of here) {
+            if (!kept.includes(name)) model.delete(o.dir === "" ? name : `${o.dir}/${name}`);
+          }
+        } else if (o.op === "many") {
+          for (let i = 0; i < o.count; i++) {
+            index.recordCopy(
+              `m${many % 3}/f${many}`,
+              { ...file, ino: 100 + many },
+              key(100),
+              10_000,
+            );
+            many++;
+          }
+        } else {
+          const expected = [...model].filter(([, ino]) => ino === o.ino).map(([p]) => p).sort();
+          assert.deepEqual(index.pathsOfInode(o.ino).sort(), expected);
+        }
+      }
+      for (let ino = 1; ino <= 4; ino++) {
+        const expected = [...model].filter(([, i]) => i === ino).map(([p]) => p).sort();
+        assert.deepEqual(index.pathsOfInode(ino).sort(), expected);
+        for (const path of expected) assert.equal(index.inodeOf(path), ino);
+      }
+    }),
+    { numRuns: 300 },
+  );
+});
+
+Deno.test("index: a pair whose slot moved when its folder was compacted is still found by its inode", () => {
+  const index = new PairIndex(), key = (ino: number) => [3, 1000, 2000, ino] as const;
+  index.recordCopy("d/b", { ...file, ino: 1 }, key(1), 10_000);
+  index.visit("d", ["b"]);
+  assert.deepEqual(index.pathsOfInode(1), ["d/b"]);
+  index.recordCopy("d/a", { ...file, ino: 2 }, key(2), 10_000); // sorts before b
+  index.visit("d", ["a", "b"]); // compacted: b's slot is now 1
+  assert.deepEqual(index.pathsOfInode(1), ["d/b"]);
+  assert.deepEqual(index.pathsOfInode(2), ["d/a"]);
+});
