@@ -9,9 +9,10 @@
  *   the walk: once every other write is done, it is made another name of the
  *   leader's replica file (a link under a temporary name, renamed over what is
  *   there), unless it already is one;
- * - a name the state recorded for the same source inode, that the walk has
- *   not met (a `--watch` cycle walks only some folders), is found in the
- *   state: it can lead the group (where its replica file is known or proved
+ * - a name the state recorded for the same source inode, or an earlier
+ *   cycle of the run met in its group (a pair is not recorded while its key
+ *   is too new to trust), that the walk has not met (a `--watch` cycle walks
+ *   only some folders), is found so: it can lead the group (where its replica file is known or proved
  *   to hold the content), and it is linked like the names the walk met;
  * - a replica file is rewritten on its own when its source name left a group
  *   (the source's name now has another inode than the state recorded, and
@@ -24,7 +25,8 @@
  *   (a snapshot made with `cp -al` holds many); nothing else is kept for them.
  *
  * The state keeps no table of groups: each pair's source inode (kept for
- * moves) is enough to find a name's other names.
+ * moves) is enough to find a name's other names; the run keeps the groups
+ * with several names it met, in memory.
  *
  * @module
  */
@@ -48,6 +50,13 @@ export interface HardLinkOptions {
   readonly observedAt: number;
   /** Stops the reading of a file. */
   readonly signal?: AbortSignal;
+  /**
+   * The groups of names earlier cycles of this run met (source inode -> its
+   * names), kept up to date by {@link HardLinks.linked}: a name's pair is
+   * not recorded in the state while its key is too new to trust (a link just
+   * made changes the file's ctime), yet a `--watch` cycle must find it.
+   */
+  readonly memory?: Map<number, readonly string[]>;
 }
 
 /** One file with several names, as this cycle met it. */
@@ -202,10 +211,21 @@ export class HardLinks {
   /**
    * The links are made: every name of a group's replica file has a new
    * ctime (its link count changed), recorded anew; the names linked are
-   * recorded as pairs (with the group's source inode and MD5).
+   * recorded as pairs (with the group's source inode and MD5), and the
+   * groups met kept in {@link HardLinkOptions.memory}.
+   *
+   * @param full the walk went everywhere (the groups it did not meet are gone).
    */
-  linked(): void {
-    const { index, observedAt } = this.#options;
+  linked(full: boolean): void {
+    const { index, observedAt, memory } = this.#options;
+    if (memory !== undefined) {
+      if (full) memory.clear();
+      for (const [ino, group] of this.#groups) {
+        const names = [group.leader, ...group.others?.keys() ?? []];
+        if (names.length > 1) memory.set(ino, names);
+        else memory.delete(ino);
+      }
+    }
     for (const [ino, group] of this.#groups) {
       if (group.others === undefined) continue;
       // Nothing linked, and every name known as a name of the file: as recorded.
@@ -229,9 +249,9 @@ export class HardLinks {
    * `path`, that the source still has as that file (not excluded).
    */
   #known(ino: number, path: string): Map<string, Entry> {
-    const { index, exclude } = this.#options;
+    const { index, exclude, memory } = this.#options;
     const found = new Map<string, Entry>();
-    for (const other of index.pathsOfInode(ino)) {
+    for (const other of new Set([...index.pathsOfInode(ino), ...memory?.get(ino) ?? []])) {
       if (other === path) continue;
       if (exclude?.(other, false) || isExcludedFolder(exclude, parentOf(other))) continue;
       const now = this.#stat("source", other);

@@ -576,9 +576,13 @@ export class March {
     return this.#options.links?.actions() ?? { writes: [], folders: [] };
   }
 
-  /** The links are made: what the state knows of them is brought up to date. */
-  linked(): void {
-    this.#options.links?.linked();
+  /**
+   * The links are made: what the state knows of them is brought up to date.
+   *
+   * @param full the walk went everywhere.
+   */
+  linked(full: boolean): void {
+    this.#options.links?.linked(full);
   }
 
   /** The removals still due (not moved away by a later move), and the entries they take. */

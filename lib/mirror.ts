@@ -190,6 +190,8 @@ export class Mirror {
   #summarized = false;
   /** A summary said the digest was too much to read (said once a run). */
   #saidTooMuch = false;
+  /** The groups of hard-linked names the cycles of this run met (see `links.ts`). */
+  readonly #linkGroups = new Map<number, readonly string[]>();
   /** Loaded with the first cycle. */
   readonly #exclude: Promise<ExcludeMatcher | undefined>;
 
@@ -490,6 +492,7 @@ export class Mirror {
             trees: { source: this.#source, replica: this.#replica },
             index,
             observedAt,
+            memory: this.#linkGroups,
             ...(exclude ? { exclude } : {}),
             ...(signal ? { signal } : {}),
           }),
@@ -542,7 +545,7 @@ export class Mirror {
         if (signal?.aborted) break;
         await apply(action);
       }
-      if (!dryRun && !signal?.aborted) march.linked();
+      if (!dryRun && !signal?.aborted) march.linked(full);
       const setting = new Set(attributes.map((action) => action.path));
       attributes.push(...links.folders.filter((action) => !setting.has(action.path)));
       // Deepest first, after every write.

@@ -20,6 +20,7 @@ import {
   type EventBatch,
   type EventSource,
   type EventSourceFactory,
+  MAX_WATCHERS,
   workerEvents,
 } from "./watch_events.ts";
 
@@ -239,6 +240,10 @@ export class WatchMode implements WriteObserver {
   readonly #options: WatchModeOptions;
   readonly #ownWrites = new OwnWrites();
   #events: EventSource | undefined;
+  /** Watches the source holds (as its last batch said). */
+  #watchers = 0;
+  /** Sources being replaced by a new one: closed a moment later (no event missed meanwhile). */
+  readonly #retiring = new Set<EventSource>();
   /** The roots watched (their real paths). */
   #roots: { readonly source: string; readonly replica: string } | undefined;
   /** Per tree: folder path -> the inode it was watched with (a new one is watched again). */
@@ -343,9 +348,45 @@ export class WatchMode implements WriteObserver {
       this.#watched.replica.clear();
       this.#pending = [roots.source, roots.replica]; // the next walk names the rest
       this.#roots = roots;
-      this.#events = (this.#options.events ?? workerEvents)((batch) => this.#batch(batch));
-    }
+      this.#events = this.#newSource(roots);
+    } else if (this.#watchers > MAX_WATCHERS) this.#renew(roots);
     this.#flush();
+  }
+
+  #newSource(roots: { readonly source: string; readonly replica: string }): EventSource {
+    this.#watchers = 0;
+    const factory = this.#options.events ?? workerEvents;
+    const made: EventSource = factory(
+      (batch) => this.#batch(batch, made),
+      [roots.source, roots.replica],
+    );
+    return made;
+  }
+
+  /**
+   * Each event reaches every watch of the source, and they only grow (a few
+   * each time folders are made): move to a new source with one watch of
+   * every folder; the old one is closed a moment later, once the new one
+   * watches them all (an event meanwhile comes twice: no harm).
+   */
+  #renew(roots: { readonly source: string; readonly replica: string }): void {
+    const old = this.#events;
+    this.#events = this.#newSource(roots);
+    const folders = [roots.source, roots.replica];
+    for (const side of ["source", "replica"] as const) {
+      const root = roots[side] === "/" ? "" : roots[side];
+      for (const dir of this.#watched[side].keys()) if (dir !== "") folders.push(`${root}/${dir}`);
+    }
+    this.#pending = [...folders, ...this.#pending];
+    if (old === undefined) return;
+    this.#retiring.add(old);
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      this.#retiring.delete(old);
+      old.close();
+    }, 1000);
+    Deno.unrefTimer(timer);
+    this.#timers.add(timer);
   }
 
   /** Send the folders waiting to be watched. */
@@ -361,16 +402,19 @@ export class WatchMode implements WriteObserver {
   close(): void {
     this.#events?.close();
     this.#events = undefined;
+    for (const old of this.#retiring) old.close();
+    this.#retiring.clear();
     clearTimeout(this.#flushTimer);
     clearTimeout(this.#settle);
     for (const timer of this.#timers) clearTimeout(timer);
     this.#timers.clear();
   }
 
-  /** A batch of events: hints for each tree; a possible loss calls for a full cycle. */
-  #batch(batch: EventBatch): void {
+  /** A batch of events (from `from`): hints for each tree; a possible loss calls for a full cycle. */
+  #batch(batch: EventBatch, from: EventSource): void {
     const roots = this.#roots;
     if (roots === undefined) return;
+    if (from === this.#events && batch.watchers !== undefined) this.#watchers = batch.watchers;
     const relative = (root: string, path: string) =>
       path === root ? "" : path.startsWith(`${root}/`) ? path.slice(root.length + 1) : undefined;
     const source: string[] = [], replica: string[] = [];

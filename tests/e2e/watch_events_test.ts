@@ -12,7 +12,7 @@ import { runLoop } from "../../lib/loop.ts";
 import { Mirror } from "../../lib/mirror.ts";
 import { MirrorState } from "../../lib/state.ts";
 import { WatchMode } from "../../lib/watch.ts";
-import { type EventSourceFactory, workerEvents } from "../../lib/watch_events.ts";
+import { type EventSourceFactory, MAX_WATCHERS, workerEvents } from "../../lib/watch_events.ts";
 import {
   listTree,
   mirrorDiff,
@@ -101,13 +101,13 @@ Deno.test({
       // worker sees the queue full (a loss is possible), not what was lost.
       // The burst's first batch always meets a full queue here.
       let events = 0, burst = false;
-      const lossy: EventSourceFactory = (onBatch) =>
+      const lossy: EventSourceFactory = (onBatch, roots) =>
         workerEvents((batch) => {
           const full = batch.lost || (burst && (burst = false, true));
           if (!full) return onBatch(batch);
           const paths = batch.paths.filter(() => events++ % 4 === 0);
           onBatch({ ...batch, paths, written: [], lost: true });
-        });
+        }, roots);
       const loop = watchingLoop(work, { events: lossy });
       try {
         await converges(work, "the first cycle", 10_000);
@@ -215,4 +215,51 @@ Deno.test("watch: a folder renamed in the source is watched under its new name",
       await loop.stop();
     }
   });
+});
+
+Deno.test({
+  name:
+    "watch: folders made one by one add watches; past MAX_WATCHERS they move to a new worker, as one watch, the old one closed, and every folder still reports",
+  sanitizeOps: false, // the workers' own timers
+  fn: async () => {
+    await withWork(async (work) => {
+      writeFile(`${work}/src/first/a.txt`, "a");
+      const sources: { watchers: number; batches: number }[] = [];
+      const counting: EventSourceFactory = (onBatch, roots) => {
+        const made = { watchers: 0, batches: 0 };
+        sources.push(made);
+        return workerEvents((batch) => {
+          made.watchers = batch.watchers ?? made.watchers;
+          made.batches++;
+          onBatch(batch);
+        }, roots);
+      };
+      const loop = watchingLoop(work, { events: counting });
+      try {
+        await converges(work, "the first cycle", 10_000);
+        // Each folder made on its own: a watch of its own in the worker, on each side.
+        for (let i = 0; i <= MAX_WATCHERS; i++) {
+          writeFile(`${work}/src/made/d${i}/f.txt`, `${i}`);
+          await converges(work, `folder ${i}`, 3_000);
+        }
+        await waitFor("a new worker", () => sources.length >= 2, 3_000);
+        await new Promise((resolve) => setTimeout(resolve, 1_500)); // the old one closed
+        const workers = sources.length, batches = sources.map((made) => made.batches);
+        // Every folder, old and new, still reports its events, through the new worker alone.
+        writeFile(`${work}/src/first/b.txt`, "b");
+        writeFile(`${work}/src/made/d0/g.txt`, "g");
+        writeFile(`${work}/src/made/d${MAX_WATCHERS}/h.txt`, "h");
+        await converges(work, "changes in old and new folders", 3_000);
+        assert.equal(sources.length, workers, "no folder was made: no new worker");
+        assert.ok(sources.at(-1)!.watchers < MAX_WATCHERS, JSON.stringify(sources));
+        assert.deepEqual(
+          sources.slice(0, -1).map((made) => made.batches),
+          batches.slice(0, -1),
+          "the old workers are closed",
+        );
+      } finally {
+        await loop.stop();
+      }
+    });
+  },
 });
