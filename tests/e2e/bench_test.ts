@@ -29,13 +29,18 @@ Deno.test({
     const stdout = new TextDecoder().decode(output.stdout);
     assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
     const rows = stdout.split("\n").filter((line) =>
-      /^\| (initial|first|unchanged|floor|1%|watch)/.test(line)
+      /^\| (initial|first|unchanged|floor|1%|watch|rename)/.test(line)
     );
-    assert.equal(rows.length, 10, stdout);
+    assert.equal(rows.length, 12, stdout);
     for (const row of rows.filter((r) => !r.startsWith("| watch"))) {
       assert.match(row, /\d+\.\d+ x \|/);
     }
-    assert.match(stdout, /watch mode: .* p95 \d+\.\d ms/);
+    assert.match(stdout, /watch mode: a new 4 KiB file three folders deep .* p95 \d+\.\d ms/);
+    assert.match(stdout, /rename of a folder of 3 MiB \(50 files\): the next --once run \|/);
+    assert.match(
+      stdout,
+      /watch mode burst: 800 files .* \| \d+\.\d\d s after the last event \| .* \| \d+ MiB \|/,
+    );
     assert.match(stdout, /initial mirror, 500 files of ~256 B .*RSS <= 96 MiB/);
     assert.match(
       stdout,
@@ -56,4 +61,26 @@ Deno.test({
       assert.match(stdout, /S3: initial mirror, 1 file of 210 MiB \(in parts\)/);
     } else assert.equal(s3Rows.length, 0);
   },
+});
+
+Deno.test("bench: --only refuses a group of rows it does not know (one line, exit 2)", async () => {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-read",
+      "--allow-write",
+      "--allow-run",
+      "--no-prompt",
+      BENCH,
+      "--only",
+      "bogus",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(output.code, 2);
+  assert.match(
+    new TextDecoder().decode(output.stderr),
+    /--only: one or more of small, large, huge, rename, watch, s3/,
+  );
 });
