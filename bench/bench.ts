@@ -281,7 +281,7 @@ if (runs("rename")) {
   console.error("folder rename");
   {
     // A folder of photos renamed in the source: the next run of each tool.
-    const count = QUICK ? 50 : 1_000, bytes = QUICK ? 64 << 10 : 1 << 20;
+    const count = QUICK ? 50 : 1_000, bytes = QUICK ? 64 << 10 : Math.floor((1 << 30) / count);
     const source = `${base}/rename-src`;
     Deno.mkdirSync(`${source}/photos-0`, { recursive: true });
     for (let i = 0; i < count; i++) {
@@ -293,9 +293,7 @@ if (runs("rename")) {
     rsync(source, other);
     await new Promise((resolve) => setTimeout(resolve, 1100)); // renames in a later second
     let name = 0;
-    const size = count * bytes >= 1 << 30
-      ? `${count * bytes / (1 << 30)} GiB`
-      : `${count * bytes >> 20} MiB`;
+    const size = QUICK ? `${count * bytes >> 20} MiB` : "1 GiB";
     await compare(
       `rename of a folder of ${size} (${count} files): the next --once run`,
       "<= 0.05 x",

@@ -35,6 +35,9 @@ import type { MoveFinder } from "./moves.ts";
 import type { Listing, TreeReader } from "./replica.ts";
 import type { Problem } from "./scan.ts";
 
+/** Folders from which a tree is read ahead on a second thread (see {@link March.run}). */
+const READ_AHEAD_FOLDERS = 32;
+
 /** What a march reads, writes and reports through. */
 export interface MarchOptions {
   /** The two trees. */
@@ -261,7 +264,12 @@ export class March {
       const self = replicaExists ? { source: roots.source, replica: roots.replica } : {
         source: roots.source,
       };
-      if (replicaExists) this.#options.trees.replica.readAhead?.();
+      // Reading ahead on a second thread costs its start (~20 ms): worth it
+      // unless the state knows the tree to be small.
+      const index = this.#options.index;
+      if (replicaExists && (index.folders === 0 || index.folders >= READ_AHEAD_FOLDERS)) {
+        this.#options.trees.replica.readAhead?.();
+      }
       digest = await this.#folder("", self, replicaExists, false, true, true);
     } else {
       for (const folder of scope) {

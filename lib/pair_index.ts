@@ -374,6 +374,11 @@ export class PairIndex {
     return index;
   }
 
+  /** Folders known (a walk visited them, or they hold pairs). */
+  get folders(): number {
+    return this.#folders.size;
+  }
+
   /** Pairs known. */
   get size(): number {
     let size = 0;

@@ -167,3 +167,30 @@ Deno.test("march: nothing under a source folder that cannot be listed is removed
     { numRuns: 300 },
   );
 });
+
+Deno.test("march: the replica is read ahead on a second thread unless the state knows the tree to be small", async () => {
+  const world: World = { tree: new Map([["", ROOT]]), content: new Map() };
+  const readsAhead = async (folders: number) => {
+    const index = new PairIndex();
+    for (let i = 0; i < folders; i++) index.visit(`d${i}`, [], 100 + i);
+    let asked = false;
+    const replica = { ...reader(world), readAhead: () => void (asked = true) };
+    await new March({
+      trees: { source: reader(world), replica },
+      roots: ROOTS,
+      exclude: undefined,
+      isTemp: () => false,
+      index,
+      owners: undefined,
+      observedAt: Date.now(),
+      countDeletes: false,
+      apply: () => Promise.resolve(),
+      onProblem: () => {},
+      onSpecial: () => {},
+    }).run(true);
+    return asked;
+  };
+  assert.equal(await readsAhead(0), true, "nothing known: read ahead");
+  assert.equal(await readsAhead(3), false, "a small tree: the thread's start costs more");
+  assert.equal(await readsAhead(40), true);
+});
