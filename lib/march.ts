@@ -422,7 +422,7 @@ export class March {
         ) {
           // Nothing to read: not a pair, or a pair the index vouches for.
           if (options.digests && sourceKnown) {
-            const md5 = index.md5(path);
+            const md5 = index.md5In(dir, name);
             if (md5 !== undefined) md5s.set(name, md5);
           }
           continue;

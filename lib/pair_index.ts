@@ -453,11 +453,25 @@ export class PairIndex {
    * @returns the MD5 in lowercase hex, or undefined when it is not known.
    */
   md5(path: string): string | undefined {
-    const found = this.#find(path);
-    if (found === undefined) return undefined;
-    if ("extra" in found) return found.extra.md5 && hex(found.extra.md5);
-    const { folder, slot } = found;
-    if ((folder.flags[slot]! & MD5_KNOWN) === 0) return undefined;
+    return this.md5In(parentOf(path), nameOf(path));
+  }
+
+  /**
+   * {@link md5} of the pair `name` in the folder `dir` (a walk has both at hand).
+   *
+   * @param dir the folder's path relative to the roots (`""`: the roots).
+   * @param name the file's name in it.
+   * @returns the MD5 in lowercase hex, or undefined when it is not known.
+   */
+  md5In(dir: string, name: string): string | undefined {
+    const folder = this.#folders.get(dir);
+    if (folder === undefined) return undefined;
+    const slot = folder.slotOf(name);
+    if (slot < 0) {
+      const md5 = folder.extra?.get(name)?.md5;
+      return md5 && hex(md5);
+    }
+    if ((folder.flags[slot]! & (MD5_KNOWN | GONE)) !== MD5_KNOWN) return undefined;
     return hex(folder.md5s.subarray(slot * MD5_BYTES, (slot + 1) * MD5_BYTES));
   }
 
