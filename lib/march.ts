@@ -600,7 +600,9 @@ export class March {
       ? this.#removals
       : this.#removals.filter((removal) => !moves.movedAway(removal.path));
     let deletes = 0;
-    for (const { path } of removals) deletes += this.#deletes.get(path) ?? 1;
+    for (const { path } of removals) {
+      deletes += (this.#deletes.get(path) ?? 1) - (moves?.movedBelow(path) ?? 0);
+    }
     return { removals, deletes };
   }
 

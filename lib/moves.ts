@@ -10,10 +10,11 @@
  * as before:
  *
  * - the entry keeps its inode, size and mtime across a rename (its ctime
- *   changes): a source entry whose mtime is not older than its ctime's
- *   second was written (or moved within the second it was written) and is
- *   not looked up at all; one on another device than the source root is not
- *   either;
+ *   changes): a folder whose mtime is not older than its ctime's second was
+ *   made (or moved within the second it was made) and is not looked up (the
+ *   files of a renamed folder keep their ctime: every file the replica lacks
+ *   is looked up, by its inode); an entry on another device than the source
+ *   root is not either;
  * - the state recorded that inode at the old path (each pair's source inode,
  *   each folder's), the source no longer has it there, and the replica still
  *   holds the old path exactly as the state recorded it;
@@ -79,6 +80,19 @@ export class MoveFinder {
   }
 
   /**
+   * How many entries were moved away from below the folder `dir` this cycle
+   * (its removal does not take them: they are not counted as deletions).
+   *
+   * @param dir a replica folder's path.
+   * @returns their number.
+   */
+  movedBelow(dir: string): number {
+    let count = 0;
+    for (const path of this.#movedAway) if (path.startsWith(`${dir}/`)) count++;
+    return count;
+  }
+
+  /**
    * Whether `path` was moved away this cycle, or lies in a folder that was.
    *
    * @param path a replica path.
@@ -103,22 +117,28 @@ export class MoveFinder {
     const { trees, index } = this.#options;
     if (trees.replica.move === undefined) return undefined;
     if (entry.kind !== "file" && entry.kind !== "dir") return undefined;
-    // Moved, not written: the mtime is older than the inode's last change
-    // (whose second is all Deno tells).
-    if (entry.mtimeMs >= entry.ctimeMs) return undefined;
-    if (entry.kind === "dir" && this.#options.exclude !== undefined) return undefined;
+    if (entry.kind === "dir") {
+      // A folder renamed keeps its mtime and gets a new ctime (whose second is
+      // all Deno tells); one just made has both alike, and is not looked up.
+      if (entry.mtimeMs >= entry.ctimeMs) return undefined;
+      if (this.#options.exclude !== undefined) return undefined;
+      // Where folders cannot be moved, the walk goes in and moves their files.
+      if (trees.replica.movesFolders === false) return undefined;
+    }
+    // (A file in a renamed folder keeps its ctime: every file is looked up.)
+    const olds =
+      (entry.kind === "dir"
+        ? [index.folderOfInode(entry.ino)].filter((dir) => dir !== undefined)
+        : index.pathsOfInode(entry.ino)).filter((from) =>
+          from !== path && from !== "" && !this.movedAway(from) &&
+          !(entry.kind === "dir" && (path.startsWith(`${from}/`) || from.startsWith(`${path}/`)))
+        );
+    if (olds.length === 0) return undefined;
     const now = await trees.source.stat(path);
     if (now === undefined || now.ino !== entry.ino || now.kind !== entry.kind) return undefined;
     const device = this.#options.device;
     if (device !== undefined && now.dev !== undefined && now.dev !== device) return undefined;
-    const olds = entry.kind === "dir"
-      ? [index.folderOfInode(entry.ino)].filter((dir) => dir !== undefined)
-      : index.pathsOfInode(entry.ino);
     for (const from of olds) {
-      if (from === path || from === "" || this.movedAway(from)) continue;
-      if (entry.kind === "dir" && (path.startsWith(`${from}/`) || from.startsWith(`${path}/`))) {
-        continue;
-      }
       const proved = await this.#movable(from, path, entry);
       if (proved === undefined) continue;
       this.#movedAway.add(from);

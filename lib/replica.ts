@@ -307,6 +307,11 @@ export interface Replica extends TreeReader {
    */
   move?(from: string, to: string, kind: "file" | "dir"): MaybePromise<StatKey | undefined>;
   /**
+   * Whether {@link move} takes folders (a bucket has none to rename: it moves
+   * files one by one). Default: true, where there is a `move`.
+   */
+  readonly movesFolders?: boolean;
+  /**
    * Make the file `path` another name of the file `target` (a hard link),
    * replacing the file or symlink at `path`. Optional: a replica without it
    * holds each name as a file of its own.

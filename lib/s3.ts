@@ -139,6 +139,8 @@ const ATTEMPT_MS = 120_000;
 const MAX_PARTS = 10_000;
 /** S3's least part size (all parts but the last). */
 const MIN_PART = 5 << 20;
+/** The largest object S3 copies in one request. */
+const COPY_LIMIT = 5 * 2 ** 30;
 /** Files up to this size are one PUT; bigger ones a multipart upload in
  * parts of it (bigger parts for files above 78 GiB). */
 export const DEFAULT_PART = 8 << 20;
@@ -405,13 +407,110 @@ export class S3Store {
     path: string,
     meta: Readonly<Record<string, string>>,
   ): Promise<{ etag: string; lastModified: number }> {
-    const bucket = this.#base.slice(this.#base.lastIndexOf("/") + 1);
-    const headers: Record<string, string> = {
-      "x-amz-copy-source": `/${bucket}/${encodeKey(this.key(path))}`,
-      "x-amz-metadata-directive": "REPLACE",
-    };
+    const headers: Record<string, string> = { "x-amz-metadata-directive": "REPLACE" };
     for (const [name, value] of Object.entries(meta)) headers[`x-amz-meta-${name}`] = value;
-    const response = await this.#send("PUT", this.#url(path), { headers });
+    return await this.#copyObject(path, path, headers);
+  }
+
+  /**
+   * Copy the object at `from` to `to` on the server, its metadata with it
+   * (no byte passes through the program): one request up to `limit` bytes
+   * (S3 copies at most 5 GiB so), else a multipart copy of `partSize` parts.
+   *
+   * @param from the tree path of the object.
+   * @param to where the copy goes.
+   * @param size the object's size.
+   * @param options the largest single copy (default 5 GiB) and the part size
+   *   of bigger ones (default 512 MiB; at least S3's 5 MiB).
+   * @returns the copy's ETag and last-modified time (epoch ms; NaN: not told).
+   */
+  async copy(
+    from: string,
+    to: string,
+    size: number,
+    options: { readonly limit?: number; readonly partSize?: number } = {},
+  ): Promise<{ etag: string; lastModified: number }> {
+    if (size <= (options.limit ?? COPY_LIMIT)) {
+      return await this.#copyObject(from, to, { "x-amz-metadata-directive": "COPY" });
+    }
+    const head = await this.head(from);
+    if (head === undefined) throw new Deno.errors.NotFound(`${from}: no such object`);
+    const partSize = Math.max(MIN_PART, options.partSize ?? 512 << 20, Math.ceil(size / MAX_PARTS));
+    const headers: Record<string, string> = {};
+    for (const [name, value] of Object.entries(head.meta)) headers[`x-amz-meta-${name}`] = value;
+    const created = await this.#send("POST", `${this.#url(to)}?uploads`, {
+      headers,
+      idempotent: false,
+    });
+    if (!created.ok) throw await errorOf(created);
+    const uploadId = String(
+      parseXml(await created.text()).InitiateMultipartUploadResult?.UploadId ?? "",
+    );
+    if (uploadId === "") throw new S3Error(created.status, "", `no upload id for ${to}`);
+    try {
+      const count = Math.ceil(size / partSize);
+      // Every part has ended before the upload is aborted (one in flight could outlive it).
+      const settled = await Promise.allSettled(
+        Array.from({ length: count }, (_, part) =>
+          this.#partSlots(async () => {
+            const start = part * partSize, end = Math.min(size, start + partSize) - 1;
+            const url = `${this.#url(to)}?partNumber=${part + 1}&uploadId=${
+              encodeURIComponent(uploadId)
+            }`;
+            const response = await this.#send("PUT", url, {
+              headers: {
+                "x-amz-copy-source": this.#copySource(from),
+                "x-amz-copy-source-range": `bytes=${start}-${end}`,
+              },
+            });
+            const text = await response.text();
+            const result = response.ok ? parseXml(text) : undefined;
+            if (result === undefined || result.Error) {
+              throw await errorOf(
+                new Response(text, { status: response.ok ? 500 : response.status }),
+              );
+            }
+            return String(result.CopyPartResult?.ETag ?? "");
+          })),
+      );
+      const rejected = settled.find((result) => result.status === "rejected");
+      if (rejected) throw (rejected as PromiseRejectedResult).reason;
+      const etags = settled.map((result) => (result as PromiseFulfilledResult<string>).value);
+      const body = xmlBody(element(
+        "CompleteMultipartUpload",
+        ...etags.map((etag, i) =>
+          element("Part", element("PartNumber", String(i + 1)), element("ETag", etag))
+        ),
+      ));
+      const target = `${this.#url(to)}?uploadId=${encodeURIComponent(uploadId)}`;
+      const done = await this.#send("POST", target, { body, idempotent: false });
+      const text = await done.text();
+      if (!done.ok || parseXml(text).Error) {
+        throw await errorOf(new Response(text, { status: done.ok ? 500 : done.status }));
+      }
+    } catch (error) {
+      await this.abortUpload(to, uploadId).catch(() => {});
+      throw error;
+    }
+    const copied = await this.head(to);
+    return { etag: copied?.etag ?? "", lastModified: copied?.lastModified ?? NaN };
+  }
+
+  /** `x-amz-copy-source` for the object at `path`. */
+  #copySource(path: string): string {
+    const bucket = this.#base.slice(this.#base.lastIndexOf("/") + 1);
+    return `/${bucket}/${encodeKey(this.key(path))}`;
+  }
+
+  /** One CopyObject request (`headers`: its directive and metadata). */
+  async #copyObject(
+    from: string,
+    to: string,
+    headers: Readonly<Record<string, string>>,
+  ): Promise<{ etag: string; lastModified: number }> {
+    const response = await this.#send("PUT", this.#url(to), {
+      headers: { ...headers, "x-amz-copy-source": this.#copySource(from) },
+    });
     const text = await response.text();
     const result = response.ok ? parseXml(text) : undefined;
     // A copy can fail with a 200 and an error in its body.

@@ -198,3 +198,23 @@ Deno.test("moves: with --watch, a folder renamed is moved within moments", async
     );
   });
 });
+
+Deno.test("moves: with --exclude no folder is moved, but a renamed folder's files are, one by one (their ctime unchanged), and --max-delete does not count them", async () => {
+  await withWork(async (work) => {
+    for (let i = 0; i < 5; i++) writeFile(`${work}/src/photos/p${i}.jpg`, `photo ${i}`.repeat(40));
+    await mirroredOnce(work, "photos/p4.jpg");
+    const before = ino(`${work}/rep/photos/p3.jpg`);
+    Deno.renameSync(`${work}/src/photos`, `${work}/src/albums`);
+    const mark = logLines(`${work}/log.txt`).length;
+    const run = await runOnce(work, "--exclude", "*.tmp", "--max-delete", "1");
+    assert.equal(run.code, 0, run.stderr);
+    const messages = messagesSince(work, mark);
+    assert.ok(
+      messages.includes("File photos/p3.jpg has been moved to albums/p3.jpg."),
+      messages.join("\n"),
+    );
+    assert.match(messages.at(-1)!, / 0 copied, .* 1 removed, 5 moved, .*; 0 bytes in /);
+    assert.equal(ino(`${work}/rep/albums/p3.jpg`), before, "not copied again");
+    assertMirrored(`${work}/src`, `${work}/rep`);
+  });
+});

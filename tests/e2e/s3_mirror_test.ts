@@ -290,6 +290,82 @@ Deno.test({
         assert.deepEqual(await store.pathsUnder("x"), []);
       });
 
+      await t.step(
+        "a renamed folder's files are moved on the server (copies, no upload), a big one in parts",
+        async () => {
+          // Files settled and uploaded, then their folder renamed in a later second.
+          writeFile(`${src}/photos/small.jpg`, "small photo", 0o644, 1_700_000_004_000);
+          const bigPhoto = new Uint8Array(11 << 20).map((_, i) => (i * 31) & 0xff);
+          Deno.writeFileSync(`${src}/photos/big.jpg`, bigPhoto);
+          await afterCtimeSecond(`${src}/photos/big.jpg`);
+          assert.equal((await s3Run(work, endpoint, "--replica", replica, "--once")).code, 0);
+          await new Promise((resolve) => setTimeout(resolve, 1000));
+          Deno.renameSync(`${src}/photos`, `${src}/albums`);
+          // In this process, counting uploads and server-side copies, with a copy
+          // limit lowered to 6 MiB (S3's is 5 GiB): the big file is copied in parts.
+          const uploads: string[] = [], copies: string[] = [];
+          class Counting extends S3Store {
+            override put(...args: Parameters<S3Store["put"]>) {
+              uploads.push(args[0]);
+              return super.put(...args);
+            }
+            override putFromFile(...args: Parameters<S3Store["putFromFile"]>) {
+              uploads.push(args[0]);
+              return super.putFromFile(...args);
+            }
+            override putFile(...args: Parameters<S3Store["putFile"]>) {
+              uploads.push(args[0]);
+              return super.putFile(...args);
+            }
+            override copy(...args: Parameters<S3Store["copy"]>) {
+              copies.push(`${args[0]} -> ${args[1]}`);
+              return super.copy(...args);
+            }
+          }
+          const id = `${endpoint}/${bucket}/${prefix}`;
+          const { state } = await MirrorState.open(`${work}/log.txt.state`, {
+            source: stablePathOf(src),
+            replica: id,
+          });
+          try {
+            const memory = new ObjectMemory();
+            state.remember(memory);
+            const s3 = new S3Replica({
+              store: new Counting({ ...options, prefix }),
+              where: replica,
+              id,
+              prefixed: true,
+              memory,
+              copy: { limit: 6 << 20, partSize: 5 << 20 },
+            });
+            const mirror = new Mirror(new LocalTree(src), s3, { state, log: quietLog() });
+            const result = await mirror.cycle();
+            await state.endCleanly();
+            assert.equal(result.moved, 2);
+            assert.equal(result.copied + result.bytes, 0);
+            // Folder markers (the root's is "") carry attributes; no file is uploaded.
+            assert.deepEqual(uploads.filter((path) => path !== "" && !path.endsWith("/")), []);
+            assert.deepEqual(copies.sort(), [
+              "photos/big.jpg -> albums/big.jpg",
+              "photos/small.jpg -> albums/small.jpg",
+            ]);
+          } finally {
+            state.close();
+          }
+          // The copies hold the bytes and metadata (the big one put together from its parts).
+          const moved = await store.head("albums/big.jpg");
+          assert.match(moved!.etag, /-3$/, "a multipart copy of 3 parts");
+          assert.equal(Uint8Array.fromBase64(moved!.meta.md5chksum!).toHex(), md5(bigPhoto));
+          assert.equal(await store.head("photos/big.jpg"), undefined);
+          assert.deepEqual(await rcloneDiff(work, remote, src, leftOut), []);
+          const again = await s3Run(work, endpoint, "--replica", replica, "--once");
+          assert.match(
+            again.stdout,
+            /Cycle finished: 0 copied, 0 updated, 0 linked, 0 removed, 0 moved/,
+          );
+        },
+      );
+
       await t.step("--verify reads every object back: a lying MD5 record is caught", async () => {
         // Other bytes of the same size, uploaded in parts, with the source's MD5 in its metadata.
         const other = `${work}/other.bin`;
