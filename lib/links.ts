@@ -22,7 +22,11 @@
  *   file the user linked elsewhere (a snapshot made with `cp -al`) is left
  *   alone while the state knows its pair;
  * - names whose other names are all outside the source cost one lookup each
- *   (a snapshot made with `cp -al` holds many); nothing else is kept for them.
+ *   (a snapshot made with `cp -al` holds many); nothing else is kept for them;
+ * - a `--watch` cycle that meets a file with several names, changed since the
+ *   last full cycle, and cannot find all its names (a name it has no record
+ *   of yet: a file copied in its own ctime second is not recorded), asks for
+ *   a full cycle, which finds every name.
  *
  * The state keeps no table of groups: each pair's source inode (kept for
  * moves) is enough to find a name's other names; the run keeps the groups
@@ -57,10 +61,19 @@ export interface HardLinkOptions {
    * made changes the file's ctime), yet a `--watch` cycle must find it.
    */
   readonly memory?: Map<number, readonly string[]>;
+  /**
+   * A partial walk (`--watch`): when the last full cycle started (epoch ms).
+   * A file with several names changed since, whose other names this walk
+   * cannot all find, makes {@link HardLinks.actions} ask for a full cycle.
+   */
+  readonly changedSince?: number;
 }
 
 /** One file with several names, as this cycle met it. */
 interface Group {
+  /** The file's link count and ctime, as the walk first met it. */
+  readonly nlink: number;
+  readonly ctimeMs: number;
   /** The name written as any file; the others are linked to it. */
   leader: string;
   /** The other names, with their source entries. */
@@ -119,7 +132,7 @@ export class HardLinks {
       return true;
     }
     // The first name met: a name the state knows for the file may lead.
-    const found: Group = { leader: path };
+    const found: Group = { nlink: entry.nlink ?? 1, ctimeMs: entry.ctimeMs, leader: path };
     this.#groups.set(entry.ino, found);
     for (const [other, now] of this.#known(entry.ino, path)) {
       if (found.leader === path && await this.#holds(other, now)) found.leader = other;
@@ -173,12 +186,21 @@ export class HardLinks {
    * After every other write: the names to link, each to its leader (a
    * name whose leader's replica file could not be made is copied instead).
    *
-   * @returns the actions, to apply in order, and the attributes to set
-   *   again after them (of the folders they write in); then call {@link linked}.
+   * @returns the actions, to apply in order, the attributes to set again
+   *   after them (of the folders they write in), and whether a full cycle
+   *   is wanted (see {@link HardLinkOptions.changedSince}); then call
+   *   {@link linked}.
    */
-  actions(): { writes: Action[]; folders: Action[] } {
+  actions(): { writes: Action[]; folders: Action[]; incomplete: boolean } {
     const copies: Action[] = [], links: Action[] = [];
+    const since = this.#options.changedSince;
+    let incomplete = false;
     for (const group of this.#groups.values()) {
+      // Names not found, of a file changed since the last full cycle (ctime: whole seconds).
+      if (
+        since !== undefined && 1 + (group.others?.size ?? 0) < group.nlink &&
+        group.ctimeMs >= since - 1000
+      ) incomplete = true;
       if (group.others === undefined) continue;
       const made = this.#stat("replica", group.leader);
       for (const [path, source] of group.others) {
@@ -205,7 +227,7 @@ export class HardLinks {
         quiet: true,
       });
     }
-    return { writes, folders };
+    return { writes, folders, incomplete };
   }
 
   /**

@@ -580,8 +580,8 @@ export class March {
    * @returns the writes, to apply in order, and the folders whose attributes
    *   to set after them (with the others); then call {@link linked}.
    */
-  links(): { writes: Action[]; folders: Action[] } {
-    return this.#options.links?.actions() ?? { writes: [], folders: [] };
+  links(): { writes: Action[]; folders: Action[]; incomplete: boolean } {
+    return this.#options.links?.actions() ?? { writes: [], folders: [], incomplete: false };
   }
 
   /**

@@ -75,6 +75,12 @@ export interface WriteObserver {
    * @param ms the pause.
    */
   paused?(path: string, ms: number): void;
+  /**
+   * A partial cycle found something only a full cycle can settle (a file
+   * with several names, changed since the last full cycle, whose other names
+   * it could not all find): one should run soon. Optional.
+   */
+  fullCycleWanted?(): void;
 }
 
 /** Settings of a {@link Mirror} beyond its two trees. */
@@ -192,6 +198,8 @@ export class Mirror {
   #saidTooMuch = false;
   /** The groups of hard-linked names the cycles of this run met (see `links.ts`). */
   readonly #linkGroups = new Map<number, readonly string[]>();
+  /** When the last full cycle started (epoch ms; 0: none yet). */
+  #lastFullAt = 0;
   /** Loaded with the first cycle. */
   readonly #exclude: Promise<ExcludeMatcher | undefined>;
 
@@ -493,6 +501,7 @@ export class Mirror {
             index,
             observedAt,
             memory: this.#linkGroups,
+            ...(full ? {} : { changedSince: this.#lastFullAt }),
             ...(exclude ? { exclude } : {}),
             ...(signal ? { signal } : {}),
           }),
@@ -514,6 +523,7 @@ export class Mirror {
     let result;
     try {
       result = await march.run(opened.replica !== undefined, scope);
+      if (full && result.complete && !dryRun) this.#lastFullAt = observedAt;
       index.settle(); // the pairs the source no longer has (moves took what they needed)
       // The deletion guards see everything the walk would delete, before anything is.
       const verdict = deletionGuard({
@@ -546,6 +556,7 @@ export class Mirror {
         await apply(action);
       }
       if (!dryRun && !signal?.aborted) march.linked(full);
+      if (links.incomplete) writes?.fullCycleWanted?.();
       const setting = new Set(attributes.map((action) => action.path));
       attributes.push(...links.folders.filter((action) => !setting.has(action.path)));
       // Deepest first, after every write.

@@ -311,6 +311,11 @@ export class WatchMode implements WriteObserver {
     this.#timers.add(timer);
   }
 
+  /** A partial cycle found what only a full cycle settles: one runs once events settle. */
+  fullCycleWanted(): void {
+    this.#fullSoon();
+  }
+
   /**
    * Events in the replica: someone else's are looked at at once (and their
    * content compared); the mirror's own, a second later, and only if the path
@@ -444,15 +449,18 @@ export class WatchMode implements WriteObserver {
     }
     this.#inWindow += batch.paths.length;
     const burst = this.#inWindow > (this.#options.burst ?? BURST);
-    if (batch.lost || burst || this.#settle !== undefined) {
-      // Events may have been lost: a full cycle once they settle.
-      clearTimeout(this.#settle);
-      this.#settle = setTimeout(() => {
-        this.#settle = undefined;
-        this.hints.requestFull();
-      }, this.#options.settleMs ?? 300);
-      Deno.unrefTimer(this.#settle);
-    }
+    // Events may have been lost: a full cycle once they settle.
+    if (batch.lost || burst || this.#settle !== undefined) this.#fullSoon();
+  }
+
+  /** A full cycle once events settle (each event puts it off). */
+  #fullSoon(): void {
+    clearTimeout(this.#settle);
+    this.#settle = setTimeout(() => {
+      this.#settle = undefined;
+      this.hints.requestFull();
+    }, this.#options.settleMs ?? 300);
+    Deno.unrefTimer(this.#settle);
   }
 
   /** Folders that could not be watched: tried again when a cycle lists them; said once a root. */

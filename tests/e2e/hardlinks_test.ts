@@ -215,3 +215,24 @@ Deno.test("watch: a hard link made four folders deep, and an edit through a name
     }
   });
 });
+
+Deno.test("watch: a name linked to a file too new for the state to know it is found by a full cycle, run at once", async () => {
+  await withWork(async (work) => {
+    const src = `${work}/src`;
+    Deno.mkdirSync(`${src}/a/b`, { recursive: true });
+    Deno.mkdirSync(`${src}/x/y`, { recursive: true });
+    const loop = startLoop(work, "3600", "--watch");
+    try {
+      await waitFor("the first cycle", mirrored(work));
+      await new Promise((resolve) => setTimeout(resolve, 200)); // every folder watched
+      // Copied in its own ctime second (not recorded), then given a second name elsewhere.
+      writeFile(`${src}/a/b/new.txt`, "new");
+      await waitFor("the new file", () => Deno.statSync(`${work}/rep/a/b/new.txt`).size === 3);
+      Deno.linkSync(`${src}/a/b/new.txt`, `${src}/x/y/same.txt`);
+      await waitFor("the link", mirrored(work), 3_000);
+      assert.equal(ino(`${work}/rep/a/b/new.txt`), ino(`${work}/rep/x/y/same.txt`));
+    } finally {
+      await loop.stop();
+    }
+  });
+});
