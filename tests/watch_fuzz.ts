@@ -10,12 +10,8 @@
  * @module
  */
 import fc from "npm:fast-check@^4.11.0";
-import { LocalReplica, LocalTree } from "../lib/local.ts";
-import { runLoop } from "../lib/loop.ts";
-import { Mirror } from "../lib/mirror.ts";
-import { MirrorState } from "../lib/state.ts";
-import { WatchMode } from "../lib/watch.ts";
 import { mirrorDiff, mirrored, waitFor } from "./helpers.ts";
+import { watchingLoop } from "./watching.ts";
 
 /** A path at depth 1 to 4 over a few names, so that operations meet. */
 const pathArb = fc.array(fc.constantFrom("a", "b", "c"), { minLength: 1, maxLength: 4 })
@@ -119,35 +115,8 @@ export async function runScenario(
   const roots = { source: `${work}/src`, replica: `${work}/rep` };
   Deno.mkdirSync(roots.source);
   for (const op of scenario.before) apply(roots.source, op);
-  const state = MirrorState.inMemory(roots);
-  const source = new LocalTree(roots.source);
-  const replica = new LocalReplica(roots.replica, { names: state });
-  const mode: WatchMode = new WatchMode({
-    roots: () => ({ source: source.path, replica: replica.path }),
-    stat: (path) => replica.stat(path),
-    distrust: (paths) => mirror.distrustReplica(paths),
-    isOwnTemp: (path) => state.temps.holds(path),
-    onFailure: () => {},
-  });
   const quiet = { debug() {}, info() {}, warn() {}, error() {}, isEnabledFor: () => false };
-  const mirror = new Mirror(source, replica, { log: quiet, state, writes: mode });
-  const stop = new AbortController();
-  mode.ensure();
-  const running = runLoop(
-    async (signal) => {
-      await mirror.cycle(signal);
-      mode.ensure();
-    },
-    3_600_000,
-    stop.signal,
-    {
-      hints: mode.hints,
-      cycle: async (paths, signal) => {
-        await mirror.partialCycle(paths, signal);
-        mode.ensure();
-      },
-    },
-  );
+  const loop = watchingLoop(work, { log: quiet, intervalMs: 3_600_000 });
   try {
     await waitFor("the first cycle", mirrored(work), 10_000, 20);
     await new Promise((resolve) => setTimeout(resolve, 100)); // every folder watched
@@ -159,10 +128,7 @@ export async function runScenario(
       return mirrorDiff(roots.source, roots.replica).join("\n");
     }
   } finally {
-    stop.abort();
-    await running;
-    mode.close();
-    replica.close();
+    await loop.stop();
     Deno.removeSync(work, { recursive: true });
   }
 }

@@ -5,14 +5,9 @@
  * again within a second or two.
  */
 import assert from "node:assert/strict";
-import { getLogger } from "npm:@logtape/logtape@^2.4.2";
 import { type Disk, realDisk } from "../../lib/disk.ts";
-import { LocalReplica, LocalTree } from "../../lib/local.ts";
-import { runLoop } from "../../lib/loop.ts";
-import { Mirror } from "../../lib/mirror.ts";
-import { MirrorState } from "../../lib/state.ts";
-import { WatchMode } from "../../lib/watch.ts";
 import { type EventSourceFactory, MAX_WATCHERS, workerEvents } from "../../lib/watch_events.ts";
+import { watchingLoop } from "../watching.ts";
 import {
   listTree,
   mirrorDiff,
@@ -22,61 +17,6 @@ import {
   withWork,
   writeFile,
 } from "../helpers.ts";
-
-/**
- * A mirror of `work/src` into `work/rep` running as `--watch` runs it (the
- * loop, the watch mode, a long interval), in this process; `stop` ends it.
- */
-function watchingLoop(
-  work: string,
-  options: { events?: EventSourceFactory; disk?: Disk; intervalMs?: number; burst?: number } = {},
-) {
-  const roots = { source: `${work}/src`, replica: `${work}/rep` };
-  const state = MirrorState.inMemory(roots);
-  const source = new LocalTree(roots.source);
-  const replica = new LocalReplica(roots.replica, {
-    names: state,
-    ...(options.disk ? { disk: options.disk } : {}),
-  });
-  const mode: WatchMode = new WatchMode({
-    roots: () => ({ source: source.path, replica: replica.path }),
-    stat: (path) => replica.stat(path),
-    distrust: (paths) => mirror.distrustReplica(paths),
-    isOwnTemp: (path) => state.temps.holds(path),
-    onFailure: () => {},
-    ...(options.events ? { events: options.events } : {}),
-    ...(options.burst ? { burst: options.burst } : {}),
-  });
-  const mirror = new Mirror(source, replica, { log: getLogger(["test"]), state, writes: mode });
-  const stop = new AbortController();
-  let fullCycles = 0;
-  mode.ensure();
-  const running = runLoop(
-    async (signal) => {
-      fullCycles++;
-      await mirror.cycle(signal);
-      mode.ensure();
-    },
-    options.intervalMs ?? 600_000,
-    stop.signal,
-    {
-      hints: mode.hints,
-      cycle: async (paths, signal) => {
-        await mirror.partialCycle(paths, signal);
-        mode.ensure();
-      },
-    },
-  );
-  return {
-    fullCycles: () => fullCycles,
-    async stop() {
-      stop.abort();
-      await running;
-      mode.close();
-      replica.close();
-    },
-  };
-}
 
 /** Wait until the replica mirrors the source, or fail with what differs. */
 async function converges(work: string, what: string, ms: number): Promise<void> {

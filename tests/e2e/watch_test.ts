@@ -1,8 +1,4 @@
 import assert from "node:assert/strict";
-import { getLogger } from "npm:@logtape/logtape@^2.4.2";
-import { MirrorState } from "../../lib/state.ts";
-import { Mirror } from "../../lib/mirror.ts";
-import { LocalReplica, LocalTree } from "../../lib/local.ts";
 import { OWN_WRITE_MS, WatchMode } from "../../lib/watch.ts";
 import type { EventBatch } from "../../lib/watch_events.ts";
 import {
@@ -21,6 +17,7 @@ import {
   withWork,
   writeFile,
 } from "../helpers.ts";
+import { watchingMirror } from "../watching.ts";
 
 // With a 60 s interval, only the watcher can mirror a change within seconds.
 const SOON = 3_000;
@@ -257,31 +254,6 @@ Deno.test("watch: folders that cannot be watched are tried again when listed; re
   assert.deepEqual(asked.at(-1), ["/source"]);
   mode.close();
 });
-
-/**
- * A Mirror of `work/src` into `work/rep` as `--watch` makes it: a
- * {@link WatchMode} told of its writes (not yet watching: call `ensure`).
- */
-function watchingMirror(work: string, options: { exclude?: string[] } = {}) {
-  const roots = { source: `${work}/src`, replica: `${work}/rep` };
-  const state = MirrorState.inMemory(roots);
-  const source = new LocalTree(roots.source);
-  const replica = new LocalReplica(roots.replica, { names: state });
-  const mode: WatchMode = new WatchMode({
-    roots: () => ({ source: source.path, replica: replica.path }),
-    stat: (path) => replica.stat(path),
-    distrust: (paths) => mirror.distrustReplica(paths),
-    isOwnTemp: (path) => state.temps.holds(path),
-    onFailure: () => {},
-  });
-  const mirror = new Mirror(source, replica, {
-    log: getLogger(["test"]),
-    state,
-    writes: mode,
-    ...(options.exclude ? { exclude: options.exclude } : {}),
-  });
-  return { mirror, mode, replica, state };
-}
 
 /** {@link watchingMirror} of one settled file, `f` (its copy is recorded). */
 async function watchingMirrorOfOneFile(work: string) {
