@@ -389,6 +389,11 @@ export function assertMirrored(source: string, replica: string): void {
   assert.ok(diff.length === 0, `replica differs:\n${diff.slice(0, 20).join("\n")}`);
 }
 
+/** The messages (what follows `[LEVEL]: `) of the log lines of `work/log.txt` from line `mark` on. */
+export function messagesSince(work: string, mark = 0): string[] {
+  return logLines(`${work}/log.txt`).slice(mark).map((line) => line.slice(line.indexOf("]: ") + 3));
+}
+
 /** The log lines (without the trailing newline) of `file`. */
 export function logLines(file: string): string[] {
   return Deno.readTextFileSync(file).split("\n").filter((line) => line !== "");

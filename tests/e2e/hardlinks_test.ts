@@ -10,6 +10,7 @@ import {
   assertMirrored,
   listTree,
   logLines,
+  messagesSince,
   mirrored,
   runMirror,
   runOnce,
@@ -19,11 +20,6 @@ import {
   withWork,
   writeFile,
 } from "../helpers.ts";
-
-/** The messages of the log lines added since `mark`. */
-function messagesSince(work: string, mark: number): string[] {
-  return logLines(`${work}/log.txt`).slice(mark).map((line) => line.slice(line.indexOf("]: ") + 3));
-}
 
 /** Run once; the messages it logged. */
 async function once(work: string, ...extra: string[]): Promise<string[]> {

@@ -11,6 +11,7 @@ import {
   afterCtimeSecond,
   assertMirrored,
   logLines,
+  messagesSince,
   mirrored,
   runMirror,
   runOnce,
@@ -21,11 +22,6 @@ import {
   withWork,
   writeFile,
 } from "../helpers.ts";
-
-/** The messages of the log lines added since `mark`. */
-function messagesSince(work: string, mark: number): string[] {
-  return logLines(`${work}/log.txt`).slice(mark).map((line) => line.slice(line.indexOf("]: ") + 3));
-}
 
 /** A first run on settled files (their copies are recorded), then wait for the rename's ctime second. */
 async function mirroredOnce(work: string, last: string): Promise<void> {

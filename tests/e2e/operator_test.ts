@@ -6,6 +6,7 @@ import {
   logHas,
   logLines,
   MAIN,
+  messagesSince,
   mirrorCommand,
   PAIR,
   runMirror,
@@ -18,9 +19,7 @@ import {
   writeFile,
 } from "../helpers.ts";
 
-function messages(work: string): string[] {
-  return logLines(`${work}/log.txt`).map((line) => line.slice(line.indexOf("]: ") + 3));
-}
+const messages = (work: string) => messagesSince(work);
 
 Deno.test("--dry-run: logs what it would do, creates nothing (not even the replica), exits 0", async () => {
   await withWork(async (work) => {
