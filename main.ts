@@ -8,33 +8,28 @@
  *
  * @module
  */
-import { reason } from "./lib/error.ts";
-import { excludeMatcher } from "./lib/exclude.ts";
+import { reason } from "./lib/core/error.ts";
+import { excludeMatcher } from "./lib/core/exclude.ts";
 
-import {
-  closeLogging,
-  ConsoleTap,
-  type LogFile,
-  logger,
-  printable,
-  setupLogging,
-} from "./lib/log.ts";
-import { runLoop } from "./lib/loop.ts";
-import { type Options, parseOptions, UsageError } from "./lib/options.ts";
-import { Claim } from "./lib/claim.ts";
+import { closeLogging, ConsoleTap, type LogFile, logger, setupLogging } from "./lib/cli/log.ts";
+import { printable } from "./lib/core/text.ts";
+import { CopyProgress } from "./lib/cli/progress.ts";
+import { runLoop } from "./lib/engine/loop.ts";
+import { type Options, parseOptions, UsageError } from "./lib/cli/options.ts";
+import { Claim } from "./lib/cli/claim.ts";
 import { resolve } from "node:path";
-import { Mirror } from "./lib/mirror.ts";
-import { VERSION } from "./lib/version.ts";
-import { WatchMode } from "./lib/watch.ts";
-import { stablePathOf } from "./lib/paths.ts";
-import { LocalReplica, LocalTree } from "./lib/local.ts";
-import { refusal } from "./lib/refusal.ts";
+import { Mirror } from "./lib/engine/mirror.ts";
+import { VERSION } from "./lib/core/version.ts";
+import { WatchMode } from "./lib/engine/watch.ts";
+import { stablePathOf } from "./lib/core/paths.ts";
+import { LocalReplica, LocalTree } from "./lib/backends/local/local.ts";
+import { refusal } from "./lib/cli/refusal.ts";
 // Types only: the S3 modules are loaded for a replica in a bucket alone.
-import type { S3Connection } from "./lib/s3_setup.ts";
-import type { BucketLock } from "./lib/s3_lock.ts";
+import type { S3Connection } from "./lib/backends/s3/setup.ts";
+import type { BucketLock } from "./lib/backends/s3/lock.ts";
 
-type S3Setup = typeof import("./lib/s3_setup.ts");
-import type { Replica, TreeReader } from "./lib/replica.ts";
+type S3Setup = typeof import("./lib/backends/s3/setup.ts");
+import type { Replica, TreeReader } from "./lib/core/replica.ts";
 
 /** Exit codes (see the README's table). */
 const OK = 0, PARTIAL = 1, USAGE = 2, LEFT_BEHIND = 24;
@@ -60,7 +55,7 @@ async function verify(
   options: Options,
   bucket: { s3: S3Setup; connection: S3Connection } | undefined,
 ): Promise<number> {
-  const { verifyTrees } = await import("./lib/verify.ts"); // loads node:crypto: only here
+  const { verifyTrees } = await import("./lib/engine/verify.ts"); // loads node:crypto: only here
   const excluded = await excludeMatcher(options.exclude);
   let replica: TreeReader = new LocalTree(options.replica), exclude = excluded;
   if (bucket) {
@@ -113,7 +108,7 @@ async function main(args: string[]): Promise<number> {
   }
   let bucket: { s3: S3Setup; connection: S3Connection } | undefined;
   if (options.s3) {
-    const s3 = await import("./lib/s3_setup.ts");
+    const s3 = await import("./lib/backends/s3/setup.ts");
     try {
       bucket = { s3, connection: await s3.connectS3({ replica: options.replica, ...options.s3 }) };
     } catch (error) {
@@ -297,7 +292,7 @@ async function main(args: string[]): Promise<number> {
     onReplicaChanged: () => claimed.relock(),
     ...(options.maxDelete === undefined ? {} : { maxDelete: options.maxDelete }),
     acceptEmptySource: options.acceptEmptySource,
-    ...(options.console === "quiet" ? {} : { progress: tap }),
+    ...(options.console === "quiet" ? {} : { progress: () => new CopyProgress(tap) }),
     ...(watchMode ? { writes: watchMode } : {}),
   });
 

@@ -20,10 +20,19 @@
  *
  * @module
  */
-export { Mirror } from "./lib/mirror.ts";
-export type { CycleResult, MirrorOptions, WriteObserver } from "./lib/mirror.ts";
-export { LocalReplica, LocalTree } from "./lib/local.ts";
-export type { LocalReplicaOptions, LocalTreeOptions, OwnNames } from "./lib/local.ts";
+export { Mirror } from "./lib/engine/mirror.ts";
+export type {
+  CopyObserver,
+  CycleResult,
+  MirrorOptions,
+  WriteObserver,
+} from "./lib/engine/mirror.ts";
+export { LocalReplica, LocalTree } from "./lib/backends/local/local.ts";
+export type {
+  LocalReplicaOptions,
+  LocalTreeOptions,
+  OwnNames,
+} from "./lib/backends/local/local.ts";
 export type {
   Attributes,
   AttributesResult,
@@ -35,35 +44,41 @@ export type {
   RootInfo,
   TreeReader,
   WriteResult,
-} from "./lib/replica.ts";
-export { MirrorState, StateFileError } from "./lib/state.ts";
-export type { SourceRoot, StatePair } from "./lib/state.ts";
-export { verifyTrees } from "./lib/verify.ts";
-export type { Verification, VerifyOptions } from "./lib/verify.ts";
-export { treeDigest } from "./lib/digest.ts";
-export { deletedEntries, ownerChange, plan } from "./lib/plan.ts";
-export type { Action, Owners, PlanOptions } from "./lib/plan.ts";
-export { deletionGuard } from "./lib/guards.ts";
-export type { GuardInputs, GuardRefusal, GuardVerdict } from "./lib/guards.ts";
-export type { Entry, Kind, Owner, StatKey, Tree } from "./lib/entry.ts";
-export { PackedTree } from "./lib/tree.ts";
-export { VERSION } from "./lib/version.ts";
-export { excludeMatcher } from "./lib/exclude.ts";
-export type { ExcludeMatcher } from "./lib/exclude.ts";
-export { PairIndex } from "./lib/pair_index.ts";
-export { TempNames } from "./lib/temp_names.ts";
-export { Hasher } from "./lib/hash.ts";
-export { closeLogging, setupLogging } from "./lib/log.ts";
-export type { ConsoleLine, ConsoleTap, LogFile, LogOptions } from "./lib/log.ts";
-export type { Disk } from "./lib/disk.ts";
-export type { Copier } from "./lib/copy_worker.ts";
-export type { MirrorLog, Tally } from "./lib/report.ts";
-export type { CopyJob, CopyResult } from "./lib/copy.ts";
-export type { Side } from "./lib/pair_index.ts";
-export { S3Replica } from "./lib/s3_replica.ts";
-export type { S3ReplicaOptions } from "./lib/s3_replica.ts";
-export { S3Error, S3Store, S3Unreachable } from "./lib/s3.ts";
-export type { S3Credentials, S3Folder, S3Head, S3Object, S3Options } from "./lib/s3.ts";
-export { ObjectMemory } from "./lib/s3_memory.ts";
-export type { Known } from "./lib/s3_memory.ts";
-export type { Remembered } from "./lib/state.ts";
+} from "./lib/core/replica.ts";
+export { MirrorState, StateFileError } from "./lib/state/state.ts";
+export type { SourceRoot, StatePair } from "./lib/state/state.ts";
+export { verifyTrees } from "./lib/engine/verify.ts";
+export type { Verification, VerifyOptions } from "./lib/engine/verify.ts";
+export { treeDigest } from "./lib/engine/digest.ts";
+export { deletedEntries, ownerChange, plan } from "./lib/engine/plan.ts";
+export type { Action, Owners, PlanOptions } from "./lib/engine/plan.ts";
+export { deletionGuard } from "./lib/engine/guards.ts";
+export type { GuardInputs, GuardRefusal, GuardVerdict } from "./lib/engine/guards.ts";
+export type { Entry, Kind, Owner, StatKey, Tree } from "./lib/core/entry.ts";
+export { PackedTree } from "./lib/core/tree.ts";
+export { VERSION } from "./lib/core/version.ts";
+export { excludeMatcher } from "./lib/core/exclude.ts";
+export type { ExcludeMatcher } from "./lib/core/exclude.ts";
+export { PairIndex } from "./lib/state/pair_index.ts";
+export { TempNames } from "./lib/core/temp_names.ts";
+export { Hasher } from "./lib/core/hash.ts";
+export { closeLogging, setupLogging } from "./lib/cli/log.ts";
+export type { ConsoleLine, ConsoleTap, LogFile, LogOptions } from "./lib/cli/log.ts";
+export type { Disk } from "./lib/backends/local/disk.ts";
+export type { Copier } from "./lib/backends/local/copy_worker.ts";
+export type { MirrorLog, Tally } from "./lib/engine/report.ts";
+export type { CopyJob, CopyResult } from "./lib/backends/local/copy.ts";
+export type { Side } from "./lib/state/pair_index.ts";
+export { S3Replica } from "./lib/backends/s3/replica.ts";
+export type { S3ReplicaOptions } from "./lib/backends/s3/replica.ts";
+export { S3Error, S3Store, S3Unreachable } from "./lib/backends/s3/store.ts";
+export type {
+  S3Credentials,
+  S3Folder,
+  S3Head,
+  S3Object,
+  S3Options,
+} from "./lib/backends/s3/store.ts";
+export { ObjectMemory } from "./lib/backends/s3/memory.ts";
+export type { Known } from "./lib/backends/s3/memory.ts";
+export type { Remembered } from "./lib/state/state.ts";

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { S3Store } from "../lib/s3.ts";
+import { S3Store } from "../lib/backends/s3/store.ts";
 import { cephMissing, startCeph } from "../tests/ceph.ts";
 import { s3ProgramArgs } from "../tests/helpers.ts";
 import {

@@ -5,7 +5,7 @@
  */
 import { createHash } from "node:crypto";
 import assert from "node:assert/strict";
-import { TEMP_PREFIX } from "../lib/temp_names.ts";
+import { TEMP_PREFIX } from "../lib/core/temp_names.ts";
 
 export const MAIN = new URL("../main.ts", import.meta.url).pathname;
 

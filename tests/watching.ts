@@ -6,14 +6,14 @@
  * @module
  */
 import { getLogger } from "npm:@logtape/logtape@^2.4.2";
-import type { Disk } from "../lib/disk.ts";
-import { LocalReplica, LocalTree } from "../lib/local.ts";
-import { runLoop } from "../lib/loop.ts";
-import { Mirror } from "../lib/mirror.ts";
-import type { MirrorLog } from "../lib/report.ts";
-import { MirrorState } from "../lib/state.ts";
-import { WatchMode } from "../lib/watch.ts";
-import type { EventSourceFactory } from "../lib/watch_events.ts";
+import type { Disk } from "../lib/backends/local/disk.ts";
+import { LocalReplica, LocalTree } from "../lib/backends/local/local.ts";
+import { runLoop } from "../lib/engine/loop.ts";
+import { Mirror } from "../lib/engine/mirror.ts";
+import type { MirrorLog } from "../lib/engine/report.ts";
+import { MirrorState } from "../lib/state/state.ts";
+import { WatchMode } from "../lib/engine/watch.ts";
+import type { EventSourceFactory } from "../lib/engine/watch_events.ts";
 
 /** How a watching mirror is made. */
 export interface WatchingOptions {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { runMirror, withWork } from "../helpers.ts";
-import { VERSION } from "../../lib/version.ts";
+import { VERSION } from "../../lib/core/version.ts";
 
 Deno.test("cli: --help lists every flag with its default and exits 0", async () => {
   await withWork(async (work) => {

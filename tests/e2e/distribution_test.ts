@@ -1,6 +1,6 @@
 /** Running the program the ways users get it: from a URL, and as a compiled binary. */
 import assert from "node:assert/strict";
-import { MIN_BATCHED_WRITES as MIN_WORKER_COPIES } from "../../lib/copy_scheduler.ts";
+import { MIN_BATCHED_WRITES as MIN_WORKER_COPIES } from "../../lib/engine/copy_scheduler.ts";
 import { assertMirrored, logHas, logLines, waitFor, withWork, writeFile } from "../helpers.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;

@@ -1,6 +1,6 @@
 /** The library entry, as the README shows it: a Deno program that imports `mod.ts` by path. */
 import assert from "node:assert/strict";
-import { MIN_BATCHED_WRITES } from "../../lib/copy_scheduler.ts";
+import { MIN_BATCHED_WRITES } from "../../lib/engine/copy_scheduler.ts";
 import { assertMirrored, withWork, writeFile } from "../helpers.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;

@@ -4,9 +4,9 @@
  * cannot be proved a move is copied, and every case ends exactly right.
  */
 import assert from "node:assert/strict";
-import { LocalReplica, LocalTree } from "../../lib/local.ts";
-import { Mirror } from "../../lib/mirror.ts";
-import { MirrorState } from "../../lib/state.ts";
+import { LocalReplica, LocalTree } from "../../lib/backends/local/local.ts";
+import { Mirror } from "../../lib/engine/mirror.ts";
+import { MirrorState } from "../../lib/state/state.ts";
 import {
   afterCtimeSecond,
   assertMirrored,

@@ -7,16 +7,16 @@
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { LocalTree } from "../../lib/local.ts";
-import { Mirror } from "../../lib/mirror.ts";
-import { S3Store } from "../../lib/s3.ts";
-import { ObjectMemory } from "../../lib/s3_memory.ts";
-import { BucketLock, lockKey } from "../../lib/s3_lock.ts";
-import { metaOf } from "../../lib/s3_layout.ts";
-import { S3Replica } from "../../lib/s3_replica.ts";
-import type { MirrorLog } from "../../lib/report.ts";
-import { MirrorState } from "../../lib/state.ts";
-import { stablePathOf } from "../../lib/paths.ts";
+import { LocalTree } from "../../lib/backends/local/local.ts";
+import { Mirror } from "../../lib/engine/mirror.ts";
+import { S3Store } from "../../lib/backends/s3/store.ts";
+import { ObjectMemory } from "../../lib/backends/s3/memory.ts";
+import { BucketLock, lockKey } from "../../lib/backends/s3/lock.ts";
+import { metaOf } from "../../lib/backends/s3/layout.ts";
+import { S3Replica } from "../../lib/backends/s3/replica.ts";
+import type { MirrorLog } from "../../lib/engine/report.ts";
+import { MirrorState } from "../../lib/state/state.ts";
+import { stablePathOf } from "../../lib/core/paths.ts";
 import { cephMissing, sharedCeph } from "../ceph.ts";
 import {
   afterCtimeSecond,

@@ -1,12 +1,12 @@
 /**
- * The S3 transport (`lib/s3.ts`) against a real Ceph cluster's `radosgw` on
+ * The S3 transport (`lib/backends/s3/store.ts`) against a real Ceph cluster's `radosgw` on
  * 127.0.0.1: listing folders (pages, markers, any name), writing with
  * metadata, conditional writes, reading, deleting in batches, and a gateway
  * that goes away and comes back.
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { S3Error, S3Store, S3Unreachable } from "../../lib/s3.ts";
+import { S3Error, S3Store, S3Unreachable } from "../../lib/backends/s3/store.ts";
 import { cephMissing, sharedCeph } from "../ceph.ts";
 import { succeeds } from "../helpers.ts";
 
@@ -189,7 +189,7 @@ Deno.test({
           const file = await Deno.makeTempFile();
           await Deno.writeFile(file, new Uint8Array(60 << 20));
           const script = await Deno.makeTempFile({ suffix: ".ts" });
-          const lib = new URL("../../lib/s3.ts", import.meta.url).href;
+          const lib = new URL("../../lib/backends/s3/store.ts", import.meta.url).href;
           await Deno.writeTextFile(
             script,
             `import { S3Store } from "${lib}";
@@ -278,7 +278,7 @@ await store.putFile("left.bin", ${JSON.stringify(file)}, ${60 << 20}, {}, { part
 
       await t.step("needs network access to the endpoint and nothing else", async () => {
         const script = await Deno.makeTempFile({ suffix: ".ts" });
-        const lib = new URL("../../lib/s3.ts", import.meta.url).href;
+        const lib = new URL("../../lib/backends/s3/store.ts", import.meta.url).href;
         await Deno.writeTextFile(
           script,
           `import { S3Store } from "${lib}";

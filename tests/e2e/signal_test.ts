@@ -4,8 +4,8 @@
  * temp file left and the stop line logged.
  */
 import assert from "node:assert/strict";
-import { LocalTree } from "../../lib/local.ts";
-import { scanTree } from "../../lib/scan.ts";
+import { LocalTree } from "../../lib/backends/local/local.ts";
+import { scanTree } from "../../lib/engine/scan.ts";
 import {
   copyUnderWay,
   listTree,

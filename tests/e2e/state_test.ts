@@ -26,7 +26,7 @@ import {
   withWork,
   writeFile,
 } from "../helpers.ts";
-import { MirrorState } from "../../lib/state.ts";
+import { MirrorState } from "../../lib/state/state.ts";
 
 const realPath = (path: string) => Deno.realPathSync(path);
 

@@ -1,6 +1,6 @@
 /** --verify and the tree digest, against the real program and the README's recipe. */
 import assert from "node:assert/strict";
-import { formatTimestamp } from "../../lib/log.ts";
+import { formatTimestamp } from "../../lib/core/text.ts";
 import {
   afterCtimeSecond,
   IS_ROOT,

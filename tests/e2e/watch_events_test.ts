@@ -5,8 +5,12 @@
  * again within a second or two.
  */
 import assert from "node:assert/strict";
-import { type Disk, realDisk } from "../../lib/disk.ts";
-import { type EventSourceFactory, MAX_WATCHERS, workerEvents } from "../../lib/watch_events.ts";
+import { type Disk, realDisk } from "../../lib/backends/local/disk.ts";
+import {
+  type EventSourceFactory,
+  MAX_WATCHERS,
+  workerEvents,
+} from "../../lib/engine/watch_events.ts";
 import { watchingLoop } from "../watching.ts";
 import {
   listTree,

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { OWN_WRITE_MS, WatchMode } from "../../lib/watch.ts";
-import type { EventBatch } from "../../lib/watch_events.ts";
+import { OWN_WRITE_MS, WatchMode } from "../../lib/engine/watch.ts";
+import type { EventBatch } from "../../lib/engine/watch_events.ts";
 import {
   assertMirrored,
   editKeepingMtime,

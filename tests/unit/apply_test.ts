@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
-import { CopyWorker } from "../../lib/copy_worker.ts";
-import { applyPlan, type Outcome } from "../../lib/apply.ts";
-import { MIN_BATCHED_WRITES } from "../../lib/copy_scheduler.ts";
-import { type Disk, realDisk } from "../../lib/disk.ts";
-import { LocalReplica, LocalTree } from "../../lib/local.ts";
-import { plan } from "../../lib/plan.ts";
-import { scanTree } from "../../lib/scan.ts";
+import { CopyWorker } from "../../lib/backends/local/copy_worker.ts";
+import { applyPlan, type Outcome } from "../../lib/engine/apply.ts";
+import { MIN_BATCHED_WRITES } from "../../lib/engine/copy_scheduler.ts";
+import { type Disk, realDisk } from "../../lib/backends/local/disk.ts";
+import { LocalReplica, LocalTree } from "../../lib/backends/local/local.ts";
+import { plan } from "../../lib/engine/plan.ts";
+import { scanTree } from "../../lib/engine/scan.ts";
 import { assertMirrored, listTree, withWork } from "../helpers.ts";
 
 /** The replica `work/rep` as a local folder written through `disk`. */

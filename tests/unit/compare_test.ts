@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import { comparePair } from "../../lib/compare.ts";
-import { Hasher } from "../../lib/hash.ts";
-import { LocalTree } from "../../lib/local.ts";
-import { PairIndex } from "../../lib/pair_index.ts";
-import { scanTree } from "../../lib/scan.ts";
+import { comparePair } from "../../lib/engine/compare.ts";
+import { Hasher } from "../../lib/core/hash.ts";
+import { LocalTree } from "../../lib/backends/local/local.ts";
+import { PairIndex } from "../../lib/state/pair_index.ts";
+import { scanTree } from "../../lib/engine/scan.ts";
 import { withWork } from "../helpers.ts";
 
 /**

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { CopyScheduler } from "../../lib/copy_scheduler.ts";
-import { statKey } from "../../lib/entry.ts";
-import { LocalReplica, LocalTree } from "../../lib/local.ts";
-import type { FileWrite, WriteResult } from "../../lib/replica.ts";
+import { CopyScheduler } from "../../lib/engine/copy_scheduler.ts";
+import { statKey } from "../../lib/core/entry.ts";
+import { LocalReplica, LocalTree } from "../../lib/backends/local/local.ts";
+import type { FileWrite, WriteResult } from "../../lib/core/replica.ts";
 import { withWork } from "../helpers.ts";
 
 /** Writes of every file in `work/src`, as the applier makes them. */

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import type { CopyJob } from "../../lib/copy.ts";
-import { CopyWorker } from "../../lib/copy_worker.ts";
-import { statKey } from "../../lib/entry.ts";
-import { LocalTree } from "../../lib/local.ts";
+import type { CopyJob } from "../../lib/backends/local/copy.ts";
+import { CopyWorker } from "../../lib/backends/local/copy_worker.ts";
+import { statKey } from "../../lib/core/entry.ts";
+import { LocalTree } from "../../lib/backends/local/local.ts";
 import { withWork } from "../helpers.ts";
 
 async function jobsOf(work: string, names: string[]): Promise<CopyJob[]> {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { entryLine, FolderDigests, treeDigest } from "../../lib/digest.ts";
-import type { Entry } from "../../lib/entry.ts";
-import { PairIndex } from "../../lib/pair_index.ts";
+import { entryLine, FolderDigests, treeDigest } from "../../lib/engine/digest.ts";
+import type { Entry } from "../../lib/core/entry.ts";
+import { PairIndex } from "../../lib/state/pair_index.ts";
 
 const file = (size: number, ino: number): Entry => ({
   kind: "file",

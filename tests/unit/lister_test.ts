@@ -5,7 +5,7 @@
  */
 import fc from "npm:fast-check@^4.11.0";
 import assert from "node:assert/strict";
-import { LocalTree } from "../../lib/local.ts";
+import { LocalTree } from "../../lib/backends/local/local.ts";
 import {
   type AheadAnswer,
   FolderLister,
@@ -14,7 +14,7 @@ import {
   readFolder,
   subfoldersOf,
   walkAhead,
-} from "../../lib/lister.ts";
+} from "../../lib/backends/local/lister.ts";
 import { type World, worldArb } from "./model.ts";
 
 /** Make the model tree `world` on disk, in a new temp folder. */

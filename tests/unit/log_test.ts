@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import fc from "npm:fast-check@^4.11.0";
 import type { LogRecord } from "npm:@logtape/logtape@^2.4.2";
-import { formatTimestamp, lineFormatter, lineSink } from "../../lib/log.ts";
+import { lineFormatter, lineSink } from "../../lib/cli/log.ts";
+import { formatTimestamp } from "../../lib/core/text.ts";
 
 Deno.test("log: timestamps are local YYYY-MM-DD HH:MM:SS,mmm", () => {
   fc.assert(

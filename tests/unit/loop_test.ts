@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { runLoop } from "../../lib/loop.ts";
+import { runLoop } from "../../lib/engine/loop.ts";
 
 Deno.test("loop: cycles start on the interval without drift, never overlapping", async () => {
   const starts: number[] = [];

@@ -5,13 +5,13 @@
 import fc from "npm:fast-check@^4.11.0";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import type { Entry } from "../../lib/entry.ts";
-import type { ExcludeMatcher } from "../../lib/exclude.ts";
-import { March } from "../../lib/march.ts";
-import { PairIndex } from "../../lib/pair_index.ts";
-import { compareNames, comparePaths, parentOf } from "../../lib/paths.ts";
-import { type Action, plan } from "../../lib/plan.ts";
-import type { Listing, TreeReader } from "../../lib/replica.ts";
+import type { Entry } from "../../lib/core/entry.ts";
+import type { ExcludeMatcher } from "../../lib/core/exclude.ts";
+import { March } from "../../lib/engine/march.ts";
+import { PairIndex } from "../../lib/state/pair_index.ts";
+import { compareNames, comparePaths, parentOf } from "../../lib/core/paths.ts";
+import { type Action, plan } from "../../lib/engine/plan.ts";
+import type { Listing, TreeReader } from "../../lib/core/replica.ts";
 import { applyToModel, changedBetween, entry, visible, type World, worldArb } from "./model.ts";
 
 const ROOT = entry("dir", 0, 0o755, 1_000, 0);

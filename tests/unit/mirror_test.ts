@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { getLogger } from "npm:@logtape/logtape@^2.4.2";
-import { MIN_BATCHED_WRITES } from "../../lib/copy_scheduler.ts";
-import { CopyWorker } from "../../lib/copy_worker.ts";
-import { type Disk, realDisk } from "../../lib/disk.ts";
-import { LocalReplica, LocalTree } from "../../lib/local.ts";
-import { Mirror } from "../../lib/mirror.ts";
-import { MirrorState } from "../../lib/state.ts";
+import { MIN_BATCHED_WRITES } from "../../lib/engine/copy_scheduler.ts";
+import { CopyWorker } from "../../lib/backends/local/copy_worker.ts";
+import { type Disk, realDisk } from "../../lib/backends/local/disk.ts";
+import { LocalReplica, LocalTree } from "../../lib/backends/local/local.ts";
+import { Mirror } from "../../lib/engine/mirror.ts";
+import { MirrorState } from "../../lib/state/state.ts";
 import { assertMirrored, listTree, withWork } from "../helpers.ts";
 import { mirrorIn, withRecords } from "./unit_helpers.ts";
 

@@ -5,9 +5,9 @@
  */
 import fc from "npm:fast-check@^4.11.0";
 import assert from "node:assert/strict";
-import type { Entry } from "../../lib/entry.ts";
-import type { Action } from "../../lib/plan.ts";
-import { parentOf } from "../../lib/paths.ts";
+import type { Entry } from "../../lib/core/entry.ts";
+import type { Action } from "../../lib/engine/plan.ts";
+import { parentOf } from "../../lib/core/paths.ts";
 
 /** A tree plus the content of each file (entries only carry sizes). */
 export interface World {

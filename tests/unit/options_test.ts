@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { parseOptions, UsageError } from "../../lib/options.ts";
+import { parseOptions, UsageError } from "../../lib/cli/options.ts";
 
 Deno.test("options: defaults are the original tool's", async () => {
   const result = await parseOptions([]);

@@ -1,8 +1,8 @@
 /** The pair index: what is known of file contents, folder by folder. */
 import assert from "node:assert/strict";
 import fc from "npm:fast-check@^4.11.0";
-import { type Entry, keyOf, statKey } from "../../lib/entry.ts";
-import { PairIndex } from "../../lib/pair_index.ts";
+import { type Entry, keyOf, statKey } from "../../lib/core/entry.ts";
+import { PairIndex } from "../../lib/state/pair_index.ts";
 
 const entry = fc.record({
   kind: fc.constant("file" as const),

@@ -1,8 +1,8 @@
 import fc from "npm:fast-check@^4.11.0";
 import assert from "node:assert/strict";
-import type { Entry, Tree } from "../../lib/entry.ts";
-import { plan } from "../../lib/plan.ts";
-import { parentOf } from "../../lib/paths.ts";
+import type { Entry, Tree } from "../../lib/core/entry.ts";
+import { plan } from "../../lib/engine/plan.ts";
+import { parentOf } from "../../lib/core/paths.ts";
 import { applyToModel, changedBetween, entry, visible, worldArb } from "./model.ts";
 
 Deno.test("plan: applying the plan to the replica yields the source", () => {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { getLogger } from "npm:@logtape/logtape@^2.4.2";
-import { emptyTally, reportOutcome, reportSummary } from "../../lib/report.ts";
+import { emptyTally, reportOutcome, reportSummary } from "../../lib/engine/report.ts";
 import { withRecords } from "./unit_helpers.ts";
 
 Deno.test("report: the summary says folder/folders, symlink/symlinks, warning/warnings", async () => {

@@ -1,8 +1,8 @@
 /** The bucket layout of a tree (rclone's conventions): metadata both ways, folder listings read as entries. */
 import fc from "npm:fast-check@^4.11.0";
 import assert from "node:assert/strict";
-import { compareNames } from "../../lib/paths.ts";
-import type { S3Object } from "../../lib/s3.ts";
+import { compareNames } from "../../lib/core/paths.ts";
+import type { S3Object } from "../../lib/backends/s3/store.ts";
 import {
   attributesOf,
   entriesOf,
@@ -10,7 +10,7 @@ import {
   LINK_SUFFIX,
   metaOf,
   objectName,
-} from "../../lib/s3_layout.ts";
+} from "../../lib/backends/s3/layout.ts";
 
 Deno.test("s3 layout: an entry's mtime, mode and MD5 read back from its metadata", () => {
   fc.assert(

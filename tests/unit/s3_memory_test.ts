@@ -1,10 +1,10 @@
 /**
- * What an S3 replica remembers of its objects (`lib/s3_memory.ts`): tied to
+ * What an S3 replica remembers of its objects (`lib/backends/s3/memory.ts`): tied to
  * each object's size, ETag and last-modified time, swept by listings, kept
  * through bytes.
  */
 import assert from "node:assert/strict";
-import { type Known, ObjectMemory } from "../../lib/s3_memory.ts";
+import { type Known, ObjectMemory } from "../../lib/backends/s3/memory.ts";
 
 const known = (etag: string, lastModified = 5): Known => ({
   etag,

@@ -5,10 +5,10 @@
  */
 import assert from "node:assert/strict";
 import fc from "npm:fast-check@^4.11.0";
-import type { Entry } from "../../lib/entry.ts";
-import { MirrorState, StateFileError } from "../../lib/state.ts";
-import { ObjectMemory } from "../../lib/s3_memory.ts";
-import { fileStore, PAGE, StateFile, type Store } from "../../lib/state_file.ts";
+import type { Entry } from "../../lib/core/entry.ts";
+import { MirrorState, StateFileError } from "../../lib/state/state.ts";
+import { ObjectMemory } from "../../lib/backends/s3/memory.ts";
+import { fileStore, PAGE, StateFile, type Store } from "../../lib/state/state_file.ts";
 import { withWork } from "../helpers.ts";
 
 /**

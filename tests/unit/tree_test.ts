@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import fc from "npm:fast-check@^4.11.0";
-import type { Entry } from "../../lib/entry.ts";
-import { PackedTree } from "../../lib/tree.ts";
+import type { Entry } from "../../lib/core/entry.ts";
+import { PackedTree } from "../../lib/core/tree.ts";
 
 Deno.test("tree: a packed tree reads back what was set, in order", () => {
   const entry = fc.oneof(

@@ -1,9 +1,9 @@
 /** Helpers of the unit tests: collected log records, a Mirror of two local folders. */
 import { configure, getLogger, type LogRecord, reset } from "npm:@logtape/logtape@^2.4.2";
-import { type Disk, realDisk } from "../../lib/disk.ts";
-import { LocalReplica, LocalTree } from "../../lib/local.ts";
-import { Mirror, type MirrorOptions } from "../../lib/mirror.ts";
-import type { MirrorState } from "../../lib/state.ts";
+import { type Disk, realDisk } from "../../lib/backends/local/disk.ts";
+import { LocalReplica, LocalTree } from "../../lib/backends/local/local.ts";
+import { Mirror, type MirrorOptions } from "../../lib/engine/mirror.ts";
+import type { MirrorState } from "../../lib/state/state.ts";
 
 /** Run `body` with the "test" logger's records collected (LogTape reset after). */
 export async function withRecords(

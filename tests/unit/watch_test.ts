@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import type { Entry } from "../../lib/entry.ts";
-import { OWN_WRITE_MS, WatchMode } from "../../lib/watch.ts";
+import type { Entry } from "../../lib/core/entry.ts";
+import { OWN_WRITE_MS, WatchMode } from "../../lib/engine/watch.ts";
 import { waitFor } from "../helpers.ts";
 
 const file: Entry = { kind: "file", size: 1, mtimeMs: 1, ctimeMs: 0, ino: 7, mode: 0o644 };
