@@ -22,14 +22,9 @@ import { Mirror } from "./lib/engine/mirror.ts";
 import { VERSION } from "./lib/core/version.ts";
 import { WatchMode } from "./lib/engine/watch.ts";
 import { stablePathOf } from "./lib/core/paths.ts";
-import { LocalReplica, LocalTree } from "./lib/backends/local/local.ts";
+import { LocalTree } from "./lib/backends/local/local.ts";
 import { refusal } from "./lib/cli/refusal.ts";
-// Types only: the S3 modules are loaded for a replica in a bucket alone.
-import type { S3Connection } from "./lib/backends/s3/setup.ts";
-import type { BucketLock } from "./lib/backends/s3/lock.ts";
-
-type S3Setup = typeof import("./lib/backends/s3/setup.ts");
-import type { Replica, TreeReader } from "./lib/core/replica.ts";
+import type { ReplicaSession } from "./lib/engine/backend.ts";
 
 /** Exit codes (see the README's table). */
 const OK = 0, PARTIAL = 1, USAGE = 2, LEFT_BEHIND = 24;
@@ -51,25 +46,19 @@ function runsAsRoot(): boolean {
 }
 
 /** `--verify`: print the differences and both tree digests; 0 if identical. */
-async function verify(
-  options: Options,
-  bucket: { s3: S3Setup; connection: S3Connection } | undefined,
-): Promise<number> {
+async function verify(options: Options, session: ReplicaSession): Promise<number> {
   const { verifyTrees } = await import("./lib/engine/verify.ts"); // loads node:crypto: only here
   const excluded = await excludeMatcher(options.exclude);
-  let replica: TreeReader = new LocalTree(options.replica), exclude = excluded;
-  if (bucket) {
-    const s3 = bucket.s3.bucketTree(bucket.connection, options.replica);
-    replica = s3;
-    // What the bucket cannot hold is left out, as a cycle leaves it out.
-    exclude = (path, isDir) =>
-      (excluded?.(path, isDir) ?? false) ||
-      s3.refuses(path, isDir ? "dir" : "file") !== undefined;
-  }
-  // A mirror run as root keeps owners: so are they compared; a local replica keeps hard links.
-  const result = await verifyTrees(new LocalTree(options.source), replica, exclude, {
-    owners: !bucket && runsAsRoot(),
-    links: !bucket,
+  const { tree, refuses, links, owners } = session.verifyTree();
+  // What the replica cannot hold is left out, as a cycle leaves it out.
+  const exclude = refuses === undefined
+    ? excluded
+    : (path: string, isDir: boolean) =>
+      (excluded?.(path, isDir) ?? false) || refuses(path, isDir ? "dir" : "file") !== undefined;
+  // A mirror run as root keeps owners where the replica can: so are they compared.
+  const result = await verifyTrees(new LocalTree(options.source), tree, exclude, {
+    owners: owners && runsAsRoot(),
+    links,
   });
   const lines = [
     ...result.differences,
@@ -101,32 +90,46 @@ async function main(args: string[]): Promise<number> {
     printError(`${error.message.replace(/\.$/, "")} (see --help).`);
     return USAGE;
   }
-  const refused = refusal(options);
+  const refused = refusal(options, options.backend);
   if (refused !== undefined) {
     printError(refused);
     return USAGE;
   }
-  let bucket: { s3: S3Setup; connection: S3Connection } | undefined;
-  if (options.s3) {
-    const s3 = await import("./lib/backends/s3/setup.ts");
-    try {
-      bucket = { s3, connection: await s3.connectS3({ replica: options.replica, ...options.s3 }) };
-    } catch (error) {
-      printError(`${reason(error as Error)}.`);
-      return USAGE;
-    }
+  let session: ReplicaSession;
+  try {
+    session = await options.backend.open(options.replica, options.backendFlags, {
+      dryRun: options.dryRun,
+      verify: options.verify,
+      intervalSeconds: options.intervalSeconds,
+      stateFile: options.stateFile,
+    });
+  } catch (error) {
+    printError(`${reason(error as Error).replace(/\.$/, "")}.`);
+    return USAGE;
   }
-  if (options.verify) return await verify(options, bucket);
-  // The state knows the pair by its stable paths (a symlinked source stays
-  // one); a bucket by its endpoint, bucket and prefix.
-  const pair = {
-    source: stablePathOf(options.source),
-    replica: bucket ? bucket.connection.id : stablePathOf(options.replica),
-  };
-  const claimed = await Claim.claim(
-    { replica: options.replica, stateFile: options.stateFile, roots: pair, remote: !!bucket },
-    options.dryRun,
-  );
+  try {
+    return await run(options, session, ignoreHangUp);
+  } finally {
+    await session.close();
+  }
+}
+
+/** A run on a replica reached: the claim, the log, the cycles; its exit code. */
+async function run(
+  options: Options,
+  session: ReplicaSession,
+  ignoreHangUp: () => void,
+): Promise<number> {
+  if (options.verify) return await verify(options, session);
+  // The state knows the pair by the source's stable path (a symlinked source
+  // stays one) and the replica's identity.
+  const pair = { source: stablePathOf(options.source), replica: session.id };
+  const held = await session.hold?.();
+  if (held !== undefined) {
+    printError(held);
+    return USAGE;
+  }
+  const claimed = await Claim.claim({ stateFile: options.stateFile, roots: pair }, options.dryRun);
   if (typeof claimed === "string") {
     printError(claimed);
     return USAGE;
@@ -152,23 +155,19 @@ async function main(args: string[]): Promise<number> {
     return USAGE;
   }
   const state = claimed.state;
-  // One writer per replica in a bucket: its lock object.
-  let bucketLock: BucketLock | undefined, createdBucket = false;
-  if (bucket && !options.dryRun) {
-    const taken = await bucket.s3.takeBucket(bucket.connection, state, options.intervalSeconds);
-    if (typeof taken === "string") {
-      claimed.release();
-      await closeLogging();
-      printError(`--replica: '${options.replica}' ${taken}.`);
-      return USAGE;
-    }
-    ({ lock: bucketLock, created: createdBucket } = taken);
+  const log = logger();
+  // One writer per replica: the backend takes it (a folder's lock, a lock object or file).
+  const taken = options.dryRun ? [] : await session.take(state, log);
+  if (typeof taken === "string") {
+    claimed.release();
+    await closeLogging();
+    printError(taken);
+    return USAGE;
   }
 
   // This run's id (and process id) is recorded before its first temp file is made.
   let unrecorded: Error | undefined;
   if (!options.dryRun) await state.save().catch((error) => unrecorded = error);
-  const log = logger();
   const stop = new AbortController();
   const onSignal = (name: Deno.Signal) => () => stop.abort(name);
   const listeners: [Deno.Signal, () => void][] = [
@@ -197,28 +196,12 @@ async function main(args: string[]): Promise<number> {
         : `every ${options.intervalSeconds} s${options.watch ? ", watching for changes" : ""}`,
     },
   );
-  if (bucketLock?.takenOver !== undefined) {
-    log.warn("The lock of replica {path} was taken over ({holder}); it was deleted.", {
-      action: "lock",
-      path: options.replica,
-      holder: bucketLock.takenOver,
-    });
-  }
-  if (claimed.createdReplica || createdBucket) {
-    log.info("Replica folder {path} has been created.", { action: "mkdir", path: options.replica });
-  }
+  for (const note of taken) log[note.level](note.message, { ...note.properties });
   if (unrecorded !== undefined) {
     log.warn(
       "Could not record this run in the state file ({reason}); temp files it leaves if it is " +
         "killed will be removed later as ordinary entries.",
       { action: "state", reason: reason(unrecorded) },
-    );
-  }
-  if (claimed.lockWarning !== undefined) {
-    log.warn(
-      "Cannot lock the replica folder {path} ({reason}); only the state file is locked, so " +
-        "another mirror with another state file could write it too.",
-      { action: "lock", path: options.replica, reason: claimed.lockWarning },
     );
   }
   if (state.recheckSince !== undefined && !options.dryRun) {
@@ -235,13 +218,6 @@ async function main(args: string[]): Promise<number> {
       { action: "state", path: options.stateFile, why: claimed.older },
     );
   }
-  if (claimed.aroundWarning !== undefined) {
-    log.warn(
-      "Cannot check that no other mirror writes a folder around the replica {path} " +
-        "({reason}): a mirror of a folder above it would not be refused.",
-      { action: "lock", path: options.replica, reason: claimed.aroundWarning },
-    );
-  }
   if (claimed.warning !== undefined) {
     log.warn(
       "The state file {path} was set aside: {why}; this run starts afresh (it reads every " +
@@ -251,29 +227,14 @@ async function main(args: string[]): Promise<number> {
   }
   // The two trees, as typed (made absolute): every cycle resolves them again.
   const source = new LocalTree(resolve(options.source), { where: options.source });
-  const replica: Replica = bucket
-    ? bucket.s3.bucketReplica(bucket.connection, options.replica, {
-      state,
-      log,
-      readOnly: options.dryRun,
-      ...(bucketLock ? { lock: bucketLock } : {}),
-    })
-    : new LocalReplica(
-      resolve(options.replica),
-      {
-        where: options.replica,
-        names: state,
-        onWorkerFailure: (error) =>
-          log.warn(
-            "The copy worker stopped ({reason}); files are copied without it from now on.",
-            { action: "worker", reason: reason(error) },
-          ),
-      },
-    );
-  const watchMode = options.watch && replica instanceof LocalReplica
+  const replica = session.replica(state, log);
+  const watchMode = options.watch && session.watchable && replica.path !== undefined
     ? new WatchMode({
-      roots: () => ({ source: source.path, replica: replica.path }),
-      stat: (path) => replica.stat(path),
+      roots: () => ({ source: source.path, replica: replica.path! }),
+      stat: (path) => {
+        const entry = replica.stat(path); // a watchable replica answers at once
+        return entry instanceof Promise ? undefined : entry;
+      },
       distrust: (paths) => mirror.distrustReplica(paths),
       isOwnTemp: (path) => state.temps.holds(path),
       onFailure: (root, error) =>
@@ -289,7 +250,7 @@ async function main(args: string[]): Promise<number> {
     dryRun: options.dryRun,
     exclude: options.exclude,
     state,
-    onReplicaChanged: () => claimed.relock(),
+    onReplicaChanged: async () => await session.relock?.(),
     ...(options.maxDelete === undefined ? {} : { maxDelete: options.maxDelete }),
     acceptEmptySource: options.acceptEmptySource,
     ...(options.console === "quiet" ? {} : { progress: () => new CopyProgress(tap) }),
@@ -327,7 +288,6 @@ async function main(args: string[]): Promise<number> {
     watchMode?.close();
   }
   replica.close?.();
-  await bucketLock?.release();
   // Ended cleanly (also after SIGINT or SIGTERM): the next run trusts what this one wrote.
   if (!options.dryRun) await state.endCleanly().catch(() => {});
   if (stop.signal.aborted) log.info("Mirror stopped by {signal}.", { signal: stop.signal.reason });

@@ -18,6 +18,8 @@ import {
   text_en,
 } from "npm:@stricli/core@^1.3.0";
 import { VERSION } from "../core/version.ts";
+import type { Backend } from "../engine/backend.ts";
+import { backendOf, BACKENDS } from "../backends/registry.ts";
 
 /** Validated settings of one run of the program. */
 export interface Options {
@@ -28,26 +30,16 @@ export interface Options {
    */
   readonly source: string;
   /**
-   * Folder kept identical to the source, or `s3://BUCKET/PREFIX`.
+   * Folder kept identical to the source, or a replica elsewhere
+   * (`s3://BUCKET/PREFIX`, `sftp://USER@HOST/PATH`): see {@link backend}.
    *
    * @default {"replica"}
    */
   readonly replica: string;
-  /**
-   * For a replica in a bucket: where and how to reach it.
-   *
-   * @default none (a local replica)
-   */
-  readonly s3?: {
-    /** `--s3-endpoint` (default: AWS's endpoint of the region). */
-    readonly endpoint?: string;
-    /** `--s3-region`. */
-    readonly region: string;
-    /** `--s3-credentials`: an AWS shared-credentials file. */
-    readonly credentialsFile?: string;
-    /** `--s3-profile`: its section. */
-    readonly profile: string;
-  };
+  /** The kind of replica `replica` names (the backend that claims it). */
+  readonly backend: Backend;
+  /** The flags of that backend that were given, by name (see `Backend.flags`). */
+  readonly backendFlags: Readonly<Record<string, string | true>>;
   /**
    * Log file, appended to.
    *
@@ -123,17 +115,6 @@ export interface Options {
   readonly console: "quiet" | "normal" | "verbose";
 }
 
-/**
- * Whether a replica argument names a bucket: `s3://` (the scheme in any case,
- * as in URLs).
- *
- * @param replica the `--replica` value.
- * @returns true for `s3://BUCKET[/PREFIX]`.
- */
-export function isBucket(replica: string): boolean {
-  return /^s3:\/\//i.test(replica);
-}
-
 /** What {@link parseOptions} returns: options to run with, or text to print and exit 0. */
 export type ParseResult =
   | { readonly kind: "run"; readonly options: Options }
@@ -187,10 +168,6 @@ interface Flags {
   readonly watch?: boolean;
   readonly maxDelete?: number;
   readonly acceptEmptySource?: boolean;
-  readonly s3Endpoint?: string;
-  readonly s3Region: string;
-  readonly s3Credentials?: string;
-  readonly s3Profile: string;
 }
 
 const path = (brief: string, fallback: string) => ({
@@ -207,6 +184,27 @@ const toggle = (brief: string) => ({
   withNegated: false,
 });
 
+/** The backends' flags, as Stricli takes them (all optional: a backend applies its defaults). */
+function backendFlags(): Record<string, unknown> {
+  const flags: Record<string, unknown> = {};
+  for (const backend of BACKENDS) {
+    for (const [name, flag] of Object.entries(backend.flags)) {
+      flags[name] = flag.toggle
+        ? toggle(flag.brief)
+        : text(flag.brief, flag.placeholder, flag.path);
+    }
+  }
+  return flags;
+}
+
+const text = (brief: string, placeholder: string, isPath = false) => ({
+  kind: "parsed" as const,
+  parse: isPath ? nonEmptyPath : String,
+  brief,
+  optional: true as const,
+  placeholder,
+});
+
 /** The application, with `received` called with the flags of a valid command line
  * (`args`: that command line, for messages). */
 function buildApp(args: readonly string[], received: (flags: Flags) => void) {
@@ -216,7 +214,9 @@ function buildApp(args: readonly string[], received: (flags: Flags) => void) {
       flags: {
         source: path("folder to mirror", "source"),
         replica: path(
-          "folder kept identical to the source (made if missing), or s3://BUCKET/PREFIX",
+          "folder kept identical to the source (made if missing), or " +
+            BACKENDS.filter((backend) => backend.name !== "local").map((backend) => backend.form)
+              .join(" or "),
           "replica",
         ),
         logFile: path("log file, appended to", "log.txt"),
@@ -265,34 +265,8 @@ function buildApp(args: readonly string[], received: (flags: Flags) => void) {
           "this run may empty the replica although the source is empty and no earlier " +
             "cycle recorded it (never put it in a unit file)",
         ),
-        s3Endpoint: {
-          kind: "parsed",
-          parse: String,
-          brief: "S3 endpoint URL, path-style (default: AWS's endpoint of --s3-region)",
-          optional: true,
-          placeholder: "url",
-        },
-        s3Region: {
-          kind: "parsed",
-          parse: String,
-          brief: "S3 region requests are signed for",
-          default: "us-east-1",
-          placeholder: "region",
-        },
-        s3Credentials: {
-          kind: "parsed",
-          parse: nonEmptyPath,
-          brief: "AWS shared-credentials file (default: the AWS_* environment variables)",
-          optional: true,
-          placeholder: "path",
-        },
-        s3Profile: {
-          kind: "parsed",
-          parse: String,
-          brief: "its profile (section)",
-          default: "default",
-          placeholder: "name",
-        },
+        // Typed as nothing: their values are read by name (they are not in `Flags`).
+        ...(backendFlags() as Record<never, never>),
       },
       positional: { kind: "tuple", parameters: [] },
     },
@@ -385,34 +359,39 @@ export async function parseOptions(args: readonly string[]): Promise<ParseResult
   if (flags.watch && flags.dryRun) {
     throw new UsageError("--watch and --dry-run cannot be combined (a dry run is one cycle).");
   }
-  const s3 = isBucket(flags.replica);
-  if (!s3) {
-    const given = [
-      ["--s3-endpoint", flags.s3Endpoint !== undefined],
-      ["--s3-credentials", flags.s3Credentials !== undefined],
-      ["--s3-region", flags.s3Region !== "us-east-1"],
-      ["--s3-profile", flags.s3Profile !== "default"],
-    ].find(([, isGiven]) => isGiven);
-    if (given) throw new UsageError(`${given[0]} is only for a replica s3://BUCKET/PREFIX.`);
+  /** A backend's flag, as given (they are not in {@link Flags}). */
+  const valueOf = (name: string) => (flags as unknown as Record<string, unknown>)[name];
+  const backend = backendOf(flags.replica);
+  if (backend === undefined) {
+    throw new UsageError(
+      `--replica: '${flags.replica}' is not a folder here (a colon before the first slash names ` +
+        `a replica elsewhere: ${
+          BACKENDS.map((b) => b.form).filter((f) => f.includes(":"))
+            .join(", ")
+        }; write ./${flags.replica} for a folder).`,
+    );
   }
-  if (s3 && flags.watch) {
-    throw new UsageError("--watch is for a local replica only (a bucket sends no events).");
+  // A backend's flags with another backend: a mistake worth saying.
+  for (const other of BACKENDS) {
+    if (other === backend) continue;
+    const given = Object.keys(other.flags).find((name) => valueOf(name) !== undefined);
+    if (given) throw new UsageError(`--${kebab(given)} is only for a replica ${other.form}.`);
+  }
+  if (backend.noWatch !== undefined && flags.watch) {
+    throw new UsageError(`--watch is for a local replica only (${backend.noWatch}).`);
+  }
+  const given: Record<string, string | true> = {};
+  for (const name of Object.keys(backend.flags)) {
+    const value = valueOf(name);
+    if (typeof value === "string" || value === true) given[name] = value;
   }
   return {
     kind: "run",
     options: Object.freeze({
       source: flags.source,
       replica: flags.replica,
-      ...(s3
-        ? {
-          s3: Object.freeze({
-            ...(flags.s3Endpoint === undefined ? {} : { endpoint: flags.s3Endpoint }),
-            region: flags.s3Region,
-            ...(flags.s3Credentials === undefined ? {} : { credentialsFile: flags.s3Credentials }),
-            profile: flags.s3Profile,
-          }),
-        }
-        : {}),
+      backend,
+      backendFlags: Object.freeze(given),
       logFile: flags.logFile,
       stateFile: flags.stateFile ?? `${flags.logFile}.state`,
       intervalSeconds: flags.timeInterval,

@@ -138,3 +138,25 @@ export function pathExists(path: string): boolean {
     return false;
   }
 }
+
+/**
+ * Whether a replica argument names a replica elsewhere: a colon before its
+ * first slash (rsync's rule), as in `s3://bucket`, `sftp://host/path` or
+ * `host:path`; `./a:b` and `/a:b` are folders here.
+ *
+ * @param replica `--replica` as given.
+ * @returns true when it is not a local path.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { isRemote } from "./paths.ts";
+ * assert.ok(isRemote("backup:/srv/copy") && isRemote("s3://bucket"));
+ * assert.ok(!isRemote("./a:b") && !isRemote("copy") && !isRemote("/srv/a:b"));
+ * ```
+ */
+export function isRemote(replica: string): boolean {
+  const colon = replica.indexOf(":");
+  const slash = replica.indexOf("/");
+  return colon >= 0 && (slash < 0 || colon < slash);
+}

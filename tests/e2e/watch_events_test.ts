@@ -70,7 +70,8 @@ Deno.test({
         for (let d = 0; d < 4; d++) {
           Deno.renameSync(`${work}/src/d${d}/deep`, `${work}/src/d${d}/renamed`);
         }
-        await converges(work, "the burst", 5_000);
+        // Within seconds (the bench measures how many), not at the full cycle ten minutes away.
+        await converges(work, "the burst", 10_000);
         assert.ok(loop.fullCycles() > before, "a full cycle repaired what the events missed");
       } finally {
         await loop.stop();

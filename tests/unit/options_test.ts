@@ -5,9 +5,12 @@ Deno.test("options: defaults are the original tool's", async () => {
   const result = await parseOptions([]);
   assert.equal(result.kind, "run");
   if (result.kind !== "run") return;
-  assert.deepEqual(result.options, {
+  const { backend, ...rest } = result.options;
+  assert.equal(backend.name, "local");
+  assert.deepEqual(rest, {
     source: "source",
     replica: "replica",
+    backendFlags: {},
     logFile: "log.txt",
     stateFile: "log.txt.state",
     intervalSeconds: 10,
@@ -64,4 +67,25 @@ Deno.test("options: fractional intervals are accepted, non-positive ones refused
       bad,
     );
   }
+});
+
+Deno.test("options: the replica argument chooses the backend; its flags only go with it", async () => {
+  const kind = async (replica: string) => {
+    const parsed = await parseOptions(["--replica", replica]);
+    return parsed.kind === "run" ? parsed.options.backend.name : undefined;
+  };
+  assert.equal(await kind("s3://bucket/prefix"), "s3");
+  assert.equal(await kind("S3://bucket"), "s3");
+  assert.equal(await kind("./a:b"), "local");
+  assert.equal(await kind("/srv/a:b"), "local");
+  const parsed = await parseOptions(["--replica", "s3://b/p", "--s3-region", "eu-west-1"]);
+  assert.deepEqual(parsed.kind === "run" && parsed.options.backendFlags, { s3Region: "eu-west-1" });
+  await assert.rejects(
+    () => parseOptions(["--replica", "copy", "--s3-region", "eu-west-1"]),
+    /--s3-region is only for a replica s3:\/\/BUCKET\/PREFIX\./,
+  );
+  await assert.rejects(
+    () => parseOptions(["--replica", "ftp://host/path"]),
+    /--replica: 'ftp:\/\/host\/path' is not a folder here .*write \.\/ftp:\/\/host\/path for a folder/,
+  );
 });
