@@ -140,3 +140,24 @@ export function keyOf(entry: Entry): StatKey {
 export function isSettled(entry: Entry, observedAtMs: number): boolean {
   return entry.ctimeMs + 1000 <= observedAtMs;
 }
+
+/**
+ * Whether two mtimes are the same at `precision` (milliseconds): a replica
+ * that keeps whole seconds (SFTP) holds the source's mtime cut to its second.
+ *
+ * @param a an mtime (epoch ms).
+ * @param b another.
+ * @param precision what the replica keeps, in ms (1: milliseconds).
+ * @returns true when they agree as far as the replica can tell.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { sameMtime } from "./entry.ts";
+ * assert.ok(sameMtime(1_700_000_000_123, 1_700_000_000_000, 1000));
+ * assert.ok(!sameMtime(1_700_000_000_123, 1_700_000_000_000));
+ * ```
+ */
+export function sameMtime(a: number, b: number, precision = 1): boolean {
+  return precision <= 1 ? a === b : Math.floor(a / precision) === Math.floor(b / precision);
+}

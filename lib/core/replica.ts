@@ -53,6 +53,13 @@ export interface Listing {
 export interface TreeReader {
   /** Where the tree is, for messages (a path as the user gave it). */
   readonly where: string;
+  /**
+   * The mtime precision the tree keeps, in milliseconds (1000: whole
+   * seconds, as SFTP): mtimes are compared at it.
+   *
+   * @default {1}
+   */
+  readonly mtimePrecision?: number;
   /** The root's real path, when the tree is a folder on this machine: as the
    * last {@link open} found it, or where it would be made when missing. */
   readonly path?: string;

@@ -12,7 +12,7 @@
  * @module
  */
 import { CopyScheduler, MIN_BATCHED_WRITES } from "./copy_scheduler.ts";
-import { isSparse, type Owner, type StatKey, statKey } from "../core/entry.ts";
+import { isSparse, type Owner, sameMtime, type StatKey, statKey } from "../core/entry.ts";
 import { asError } from "../core/error.ts";
 import type { OwnerPolicy } from "./owners.ts";
 import { pacer } from "../core/pace.ts";
@@ -327,7 +327,7 @@ export class Applier {
         });
         this.#refused(result.ownerRefused);
         const ownerOnly = action.replica.mode === action.source.mode &&
-          action.replica.mtimeMs === action.source.mtimeMs;
+          sameMtime(action.replica.mtimeMs, action.source.mtimeMs, replica.mtimePrecision);
         if (ownerOnly && !given(action.owner, result.ownerRefused)) return quiet(action);
         return done(action, 0, result.key);
       }

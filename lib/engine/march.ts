@@ -455,6 +455,9 @@ export class March {
       hasTemps: replica.temps.length > 0,
       deletions: true,
       owners: options.owners,
+      ...(options.trees.replica.mtimePrecision
+        ? { precision: options.trees.replica.mtimePrecision }
+        : {}),
     });
     // A second name of a file is linked at the end, not written now.
     const plan = linked.size === 0 ? planned : {

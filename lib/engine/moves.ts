@@ -30,7 +30,7 @@
  *
  * @module
  */
-import type { Entry } from "../core/entry.ts";
+import { type Entry, sameMtime } from "../core/entry.ts";
 import type { ExcludeMatcher } from "../core/exclude.ts";
 import type { PairIndex } from "../state/pair_index.ts";
 import type { Action } from "./plan.ts";
@@ -170,7 +170,10 @@ export class MoveFinder {
     if (entry.kind === "dir") return { replica };
     // The replica file is the copy the state recorded, unchanged since.
     if (!index.knows(from, "replica", replica)) return undefined;
-    if (replica.size !== entry.size || replica.mtimeMs !== entry.mtimeMs) return undefined;
+    const precision = trees.replica.mtimePrecision;
+    if (replica.size !== entry.size || !sameMtime(replica.mtimeMs, entry.mtimeMs, precision)) {
+      return undefined;
+    }
     // Inodes are reused: the content is proved (the replica's read only where
     // the state knows no MD5).
     try {

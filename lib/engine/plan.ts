@@ -14,7 +14,7 @@
  *
  * @module
  */
-import type { Entry, Kind, Owner, Tree } from "../core/entry.ts";
+import { type Entry, type Kind, type Owner, sameMtime, type Tree } from "../core/entry.ts";
 import { compareNames, comparePaths, hasAncestorIn, parentOf } from "../core/paths.ts";
 
 /** One step of a plan. Paths are relative to the roots. */
@@ -242,6 +242,12 @@ export interface FolderInput {
   readonly deletions: boolean;
   /** Owners to keep (undefined: ownership is left alone). */
   readonly owners: Owners | undefined;
+  /**
+   * The replica's mtime precision, in ms (see `TreeReader.mtimePrecision`).
+   *
+   * @default {1}
+   */
+  readonly precision?: number;
 }
 
 /** What happens to one name of a folder, in name order. */
@@ -329,7 +335,7 @@ export function planFolder(input: FolderInput): FolderPlan {
     let descend: FolderItem["descend"];
     if (src !== undefined && !blocked) {
       const present = dst?.kind === src.kind ? dst : undefined;
-      write = entryWrite(path, src, present, input.changed.has(name), owners);
+      write = entryWrite(path, src, present, input.changed.has(name), owners, input.precision);
       if (write !== undefined && write.op !== "touch" && write.op !== "lattr") wrote = true;
       if (src.kind === "dir") {
         descend = present ? { source: src, replica: present } : { source: src };
@@ -345,7 +351,7 @@ export function planFolder(input: FolderInput): FolderPlan {
       });
     }
   }
-  return { ...folderAttributes(dir, input.self, wrote, owners), items };
+  return { ...folderAttributes(dir, input.self, wrote, owners, input.precision), items };
 }
 
 /** The write that makes the replica's `present` entry (of the same kind, or
@@ -356,6 +362,7 @@ function entryWrite(
   present: Entry | undefined,
   changed: boolean,
   owners: Owners | undefined,
+  precision = 1,
 ): Action | undefined {
   switch (src.kind) {
     case "dir":
@@ -365,7 +372,11 @@ function entryWrite(
         return { op: "copy", path, source: src, update: present !== undefined };
       }
       const owner = ownerChange(src, present, owners);
-      if (present.mode === src.mode && present.mtimeMs === src.mtimeMs && !owner) return;
+      if (
+        present.mode === src.mode && sameMtime(present.mtimeMs, src.mtimeMs, precision) && !owner
+      ) {
+        return;
+      }
       return { op: "touch", path, source: src, replica: present, ...(owner ? { owner } : {}) };
     }
     case "symlink": {
@@ -381,7 +392,7 @@ function entryWrite(
         };
       }
       const owner = ownerChange(src, present, owners);
-      const mtime = present.mtimeMs !== src.mtimeMs;
+      const mtime = !sameMtime(present.mtimeMs, src.mtimeMs, precision);
       if (!owner && !mtime) return undefined;
       return {
         op: "lattr",
@@ -402,6 +413,7 @@ function folderAttributes(
   self: FolderInput["self"],
   wrote: boolean,
   owners: Owners | undefined,
+  precision = 1,
 ): { opening?: Action; attributes?: Action } {
   const dst = self.replica;
   const opens = wrote && dst !== undefined && (dst.mode & 0o700) !== 0o700;
@@ -419,7 +431,7 @@ function folderAttributes(
   if (src === undefined || (path === "" && dst === undefined)) return {};
   const owner = ownerChange(src, dst, owners);
   const sameMode = dst !== undefined && dst.mode === src.mode;
-  const sameTime = dst !== undefined && dst.mtimeMs === src.mtimeMs;
+  const sameTime = dst !== undefined && sameMtime(dst.mtimeMs, src.mtimeMs, precision);
   if (sameMode && sameTime && owner === undefined && !wrote) return {};
   // Quiet: the replica root (not an entry of the tree), a new folder, or one
   // whose mtime alone differs while this cycle writes in it (its entries

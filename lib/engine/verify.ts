@@ -14,7 +14,7 @@
  * @module
  */
 import { octal, treeDigest } from "./digest.ts";
-import { type Entry, NOUN } from "../core/entry.ts";
+import { type Entry, NOUN, sameMtime } from "../core/entry.ts";
 import { reason } from "../core/error.ts";
 import type { ExcludeMatcher } from "../core/exclude.ts";
 import { formatTimestamp } from "../core/text.ts";
@@ -127,7 +127,7 @@ export async function verifyTrees(
       if (a.kind !== "symlink" && a.mode !== b.mode) {
         differences.push(`mode differs: ${what} (${octal(a.mode)} vs ${octal(b.mode)})`);
       }
-      if (a.mtimeMs !== b.mtimeMs && a.kind !== "other") {
+      if (!sameMtime(a.mtimeMs, b.mtimeMs, replica.mtimePrecision) && a.kind !== "other") {
         const times = `${formatTimestamp(a.mtimeMs)} vs ${formatTimestamp(b.mtimeMs)}`;
         differences.push(`mtime differs: ${what} (${times})`);
       }

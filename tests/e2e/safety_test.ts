@@ -10,6 +10,7 @@ import {
   listTree,
   logHas,
   logLines,
+  messagesSince,
   mirrorCommand,
   mirrored,
   mountTmpfs,
@@ -339,13 +340,12 @@ Deno.test("nested replicas: a mirror inside, or around, a running mirror's repli
       ).spawn();
       const finished = child.output();
       try {
-        await waitFor("the first mirror", () => {
-          try {
-            return Deno.statSync(`${work}/${first}/dir00/a.txt`).isFile;
-          } catch {
-            return false;
-          }
-        });
+        // Its first cycle over (its folders' attributes set last): nothing moves meanwhile.
+        const mark = listTree(work).has("log.txt") ? messagesSince(work).length : 0;
+        await waitFor(
+          "the first mirror",
+          () => messagesSince(work, mark).some((m) => m.startsWith("Cycle finished")),
+        );
         const before = snapshot(`${work}/rep`);
         const refused = await runMirror(
           ["--source", "other", "--replica", second!, "--log-file", "other.log", "--once"],

@@ -1,7 +1,7 @@
 import fc from "npm:fast-check@^4.11.0";
 import assert from "node:assert/strict";
 import type { Entry, Tree } from "../../lib/core/entry.ts";
-import { plan } from "../../lib/engine/plan.ts";
+import { plan, planFolder } from "../../lib/engine/plan.ts";
 import { parentOf } from "../../lib/core/paths.ts";
 import { applyToModel, changedBetween, entry, visible, worldArb } from "./model.ts";
 
@@ -110,4 +110,46 @@ Deno.test("plan: a replica folder holding excluded entries is kept; all else mat
     }),
     { numRuns: 500 },
   );
+});
+
+Deno.test("plan: at a replica's precision of whole seconds, mtimes cut to the second are the same (#20)", () => {
+  const file = (mtimeMs: number): Entry => ({
+    kind: "file",
+    size: 1,
+    mtimeMs,
+    ctimeMs: 0,
+    ino: 1,
+    mode: 0o644,
+  });
+  const link = (mtimeMs: number): Entry => ({ ...file(mtimeMs), kind: "symlink", target: "t" });
+  const dir = (mtimeMs: number): Entry => ({ ...file(mtimeMs), kind: "dir", mode: 0o755 });
+  const folder = (precision: number | undefined, replicaMs: number) =>
+    planFolder({
+      path: "d",
+      self: { source: dir(1_700_000_000_456), replica: dir(replicaMs) },
+      source: [{ name: "f", entry: file(1_700_000_000_456) }, {
+        name: "l",
+        entry: link(1_700_000_000_456),
+      }],
+      replica: [{ name: "f", entry: file(replicaMs) }, { name: "l", entry: link(replicaMs) }],
+      changed: new Set(),
+      incomplete: false,
+      holdsExcluded: () => false,
+      hasTemps: false,
+      deletions: true,
+      owners: undefined,
+      ...(precision === undefined ? {} : { precision }),
+    });
+  const seconds = folder(1000, 1_700_000_000_000);
+  assert.deepEqual(seconds.items, []);
+  assert.equal(seconds.attributes, undefined);
+  // A second apart is a change at any precision; milliseconds apart only at the millisecond's.
+  assert.deepEqual(folder(1000, 1_699_999_999_000).items.map((item) => item.write?.op), [
+    "touch",
+    "lattr",
+  ]);
+  assert.deepEqual(folder(undefined, 1_700_000_000_000).items.map((item) => item.write?.op), [
+    "touch",
+    "lattr",
+  ]);
 });

@@ -5,7 +5,8 @@
  * @module
  */
 import type { Disk } from "./disk.ts";
-import { entryFromInfo, keyOf, type Owner, statKey } from "../../core/entry.ts";
+import { entryFromInfo, keyOf, type Owner } from "../../core/entry.ts";
+import { checkSource, notCopied } from "../../core/source.ts";
 import { asError } from "../../core/error.ts";
 import type { WriteResult } from "../../core/replica.ts";
 
@@ -63,20 +64,13 @@ export function copyFile(
     // sparse copy is made private: the mode is set last.
     if (job.owner !== undefined || job.sparse) disk.chmod(job.dest, job.mode);
     disk.utime(job.dest, new Date(), new Date(job.mtimeMs));
-    const now = entryFromInfo(disk.lstat(job.from));
-    if (statKey(now) !== job.expectedKey) {
+    const check = checkSource(job.from, job.expectedKey, disk.lstat);
+    if (check !== "same") {
       // Same file, only longer: perhaps appended to. The copy is kept, cut to
       // the size listed, for its first bytes to be proven unchanged (`keepPrefix`).
-      const [size, , , ino] = job.expectedKey.split(":").map(Number);
-      const grew = now.kind === "file" && now.ino === ino && now.size > size!;
-      if (grew) disk.truncate(job.dest, job.size);
+      if (check === "grew") disk.truncate(job.dest, job.size);
       else removeQuietly(disk, job.dest);
-      return {
-        status: "skipped",
-        reason: "it changed while being copied",
-        changed: true,
-        ...(grew ? { grew } : {}),
-      };
+      return notCopied(check);
     }
     if (job.target !== undefined) disk.rename(job.dest, job.target);
     const written = entryFromInfo(disk.lstat(job.target ?? job.dest));
@@ -91,9 +85,7 @@ export function copyFile(
   };
   const fail = (error: unknown): CopyResult => {
     removeQuietly(disk, job.dest);
-    if (error instanceof Deno.errors.NotFound && !exists(disk, job.from)) {
-      return { status: "skipped", reason: "it vanished before it could be copied" };
-    }
+    if (error instanceof Deno.errors.NotFound && !exists(disk, job.from)) return notCopied("gone");
     const { name, message } = error instanceof Error ? error : new Error(String(error));
     return { status: "failed", name, message };
   };
@@ -134,16 +126,14 @@ export async function keepPrefix(
     const copied = await md5(job.dest, job.size);
     if (disk.lstat(job.dest).size !== job.size || await md5(job.from, job.size) !== copied) {
       removeQuietly(disk, job.dest);
-      return { status: "skipped", reason: "it changed while being copied", changed: true };
+      return notCopied("changed");
     }
     disk.utime(job.dest, new Date(), new Date(job.mtimeMs)); // the cut changed it
     if (job.target !== undefined) disk.rename(job.dest, job.target);
     return { status: "done", prefix: true };
   } catch (error) {
     removeQuietly(disk, job.dest);
-    if (error instanceof Deno.errors.NotFound && !exists(disk, job.from)) {
-      return { status: "skipped", reason: "it vanished before it could be copied" };
-    }
+    if (error instanceof Deno.errors.NotFound && !exists(disk, job.from)) return notCopied("gone");
     const { name, message } = asError(error);
     return { status: "failed", name, message };
   }

@@ -20,6 +20,7 @@ import {
 } from "./copy.ts";
 import { entryFromInfo, keyOf, statKey } from "../../core/entry.ts";
 import { asError } from "../../core/error.ts";
+import { checkSource, notCopied } from "../../core/source.ts";
 
 /** The disk of the worker: the sync calls a small copy needs. */
 function workerDisk() {
@@ -45,6 +46,8 @@ export function workerSource(): string {
     entryFromInfo,
     keyOf,
     statKey,
+    checkSource,
+    notCopied,
     workerDisk,
   ];
   return [

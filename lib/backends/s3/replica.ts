@@ -25,8 +25,9 @@
  */
 import { createHash } from "node:crypto";
 import pLimit from "npm:p-limit@^7.3.0";
-import { type Entry, entryFromInfo, type Kind, type StatKey, statKey } from "../../core/entry.ts";
+import type { Entry, Kind, StatKey } from "../../core/entry.ts";
 import { asError, reason } from "../../core/error.ts";
+import { checkSource, notCopied } from "../../core/source.ts";
 import type {
   Attributes,
   AttributesResult,
@@ -369,9 +370,8 @@ export class S3Replica implements Replica {
   async writeFile(write: FileWrite, signal?: AbortSignal): Promise<WriteResult> {
     try {
       signal?.throwIfAborted();
-      if (currentKey(write.from) !== write.expectedKey) {
-        return { status: "skipped", reason: "it changed since it was listed", changed: true };
-      }
+      const before = checkSource(write.from, write.expectedKey);
+      if (before !== "same") return notCopied(before);
       const attributes = { kind: "file" as const, size: write.size, ctimeMs: 0, ino: 0 };
       const file = { ...attributes, mtimeMs: write.mtimeMs, mode: write.mode };
       let etag: string, md5: string;
@@ -380,9 +380,7 @@ export class S3Replica implements Replica {
         const bytes = write.size <= SYNC_READ
           ? Deno.readFileSync(write.from)
           : await Deno.readFile(write.from, signal ? { signal } : {});
-        if (bytes.length !== write.size) {
-          return { status: "skipped", reason: "it changed since it was listed", changed: true };
-        }
+        if (bytes.length !== write.size) return notCopied("changed");
         md5 = createHash("md5").update(bytes).digest("hex");
         etag = await this.#store.put(write.path, bytes, metaOf(file, md5), { md5 });
       } else {
@@ -409,17 +407,15 @@ export class S3Replica implements Replica {
         mode: write.mode,
         md5,
       });
-      if (currentKey(write.from) !== write.expectedKey) {
+      if (checkSource(write.from, write.expectedKey) !== "same") {
         // What was sent is whole, but maybe not the file as it is now: compared next cycle.
         this.#memory.forget(write.path);
-        return { status: "skipped", reason: "it changed while being copied", changed: true };
+        return notCopied("changed");
       }
       return { status: "done", key: [write.size, write.mtimeMs, 0, etagNumber(etag)], md5 };
     } catch (error) {
       if (signal?.aborted) return { status: "skipped", reason: "the run was stopped" };
-      if (error instanceof Deno.errors.NotFound) {
-        return { status: "skipped", reason: "it vanished from the source" };
-      }
+      if (error instanceof Deno.errors.NotFound) return notCopied("gone");
       if (error instanceof S3Error && NAME_REFUSED.has(error.code)) {
         // Not worth a try every cycle: left out from now on, said once.
         const why = `the store refuses its name (${reason(error)})`;
@@ -620,9 +616,4 @@ export function etagNumber(etag: string): number {
     high = (high * 0x193 + (product >>> 16) + (low >>> 16)) & 0xfffffff;
   }
   return high * 0x10000 + low;
-}
-
-/** The stat key of the local file at `path` now. */
-function currentKey(path: string): string {
-  return statKey(entryFromInfo(Deno.lstatSync(path)));
 }
