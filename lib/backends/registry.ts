@@ -8,10 +8,12 @@
 import type { Backend } from "../engine/backend.ts";
 import { localBackend } from "./local/backend.ts";
 import { s3Backend } from "./s3/backend.ts";
+import { sftpBackend } from "./sftp/backend.ts";
 
 /** The backends, in the order they claim a replica. */
 export const BACKENDS: readonly Backend[] = [
   s3Backend,
+  sftpBackend,
   localBackend,
 ];
 

@@ -109,6 +109,14 @@ export interface TreeReader {
    * @returns the file's MD5, in lowercase hex.
    */
   md5(path: string, size: number, signal?: AbortSignal): Promise<string>;
+  /**
+   * The comparisons of one folder are about to ask for the MD5s of `files`:
+   * start computing them all (a batch on a remote host, reads in flight), so
+   * that each {@link md5} call finds its answer. Optional.
+   *
+   * @param files the files' paths and sizes as listed.
+   */
+  prefetchMd5?(files: readonly { readonly path: string; readonly size: number }[]): void;
   /** Release what the tree holds (worker threads). Optional. */
   close?(): void;
 }

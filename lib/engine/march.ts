@@ -386,6 +386,20 @@ export class March {
     const index = options.index;
     const files: string[] = [];
     const links = options.links;
+    const prefetch = options.trees.replica.prefetchMd5;
+    if (prefetch !== undefined) {
+      // The replica files the index cannot vouch for, asked for at once (a remote batch).
+      const replicaFiles = new Map(replica.children.map((child) => [child.name, child.entry]));
+      const wanted: { path: string; size: number }[] = [];
+      for (const { name, entry: src } of source.children) {
+        const dst = replicaFiles.get(name);
+        if (
+          src.kind === "file" && dst?.kind === "file" && dst.size === src.size &&
+          !index.knowsIn(dir, name, "replica", dst)
+        ) wanted.push({ path: prefix + name, size: dst.size });
+      }
+      if (wanted.length > 0) prefetch.call(options.trees.replica, wanted);
+    }
     {
       let r = 0;
       for (const { name, entry: src } of source.children) {

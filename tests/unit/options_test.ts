@@ -78,6 +78,22 @@ Deno.test("options: the replica argument chooses the backend; its flags only go 
   assert.equal(await kind("S3://bucket"), "s3");
   assert.equal(await kind("./a:b"), "local");
   assert.equal(await kind("/srv/a:b"), "local");
+  assert.equal(await kind("sftp://ann@backup:2222/srv/copy"), "sftp");
+  assert.equal(await kind("ann@backup:copy"), "sftp");
+  assert.equal(await kind("ann@backup:/srv/copy"), "sftp");
+  const ssh = await parseOptions(["--replica", "ann@h:c", "--ssh-key", "k", "--ssh-no-exec"]);
+  assert.deepEqual(ssh.kind === "run" && ssh.options.backendFlags, {
+    sshKey: "k",
+    sshNoExec: true,
+  });
+  await assert.rejects(
+    () => parseOptions(["--replica", "copy", "--ssh-key", "k"]),
+    /--ssh-key is only for a replica sftp:\/\/USER@HOST\[:PORT\]\/PATH or USER@HOST:PATH\./,
+  );
+  await assert.rejects(
+    () => parseOptions(["--replica", "ann@backup:copy", "--watch"]),
+    /--watch is for a local replica only \(an SSH host sends no events here\)/,
+  );
   const parsed = await parseOptions(["--replica", "s3://b/p", "--s3-region", "eu-west-1"]);
   assert.deepEqual(parsed.kind === "run" && parsed.options.backendFlags, { s3Region: "eu-west-1" });
   await assert.rejects(

@@ -1,0 +1,913 @@
+/**
+ * {@link SftpReplica}: a replica folder on another machine, reached over
+ * SFTP (version 3, as OpenSSH serves it, with its extensions). It is a
+ * {@link Replica} like the local folder: the engine does not know the
+ * difference.
+ *
+ * - Listing: where a shell is allowed, one `find -printf` lists the whole
+ *   tree ahead of the walk (inode and ctime included, which SFTP does not
+ *   give); else one `readdir` per folder, asked for ahead of the walk, and
+ *   entries keep only size and whole-second mtime (rsync's quick check).
+ * - Stat keys: size, mtime and, with a shell, a number for the inode and
+ *   ctime ({@link InodeMemory}): the program's own writes keep the key they
+ *   returned, and a change behind its back gives another.
+ * - Writes: a temp name in the same folder, the bytes (many requests in
+ *   flight), mode and mtime on the handle, then `posix-rename@openssh.com`
+ *   over the name: readers see the old file or the new one, never a part.
+ *   Small files are written side by side (many at once).
+ * - MD5s of replica files, where the state cannot vouch for them: computed on
+ *   the host by `md5sum` (a batch per folder, with each file's stat after)
+ *   where a shell is allowed, else read back over SFTP.
+ * - mtimes are whole seconds (SFTP version 3): the engine compares at that.
+ *
+ * @module
+ */
+import { Buffer } from "node:buffer";
+import { createHash } from "node:crypto";
+import pLimit from "npm:p-limit@^7.3.0";
+import type { Entry, Kind, StatKey } from "../../core/entry.ts";
+import { asError } from "../../core/error.ts";
+import { compareNames, joinPath, parentOf } from "../../core/paths.ts";
+import { checkSource, notCopied, openSource } from "../../core/source.ts";
+import type {
+  Attributes,
+  AttributesResult,
+  FileWrite,
+  Listed,
+  Listing,
+  Replica,
+  RootInfo,
+  WriteResult,
+} from "../../core/replica.ts";
+import type { SshLink, SshRemote } from "./connect.ts";
+import { InodeMemory } from "./memory.ts";
+
+/** Files of a batch written at once. */
+const WRITES_AT_ONCE = 32;
+/** Bytes of one write or read request (what OpenSSH takes at most, 255 KiB). */
+const CHUNK = 255 * 1024;
+/** Requests of one file in flight at once (OpenSSH's sftp: 64 of 32 KiB). */
+const IN_FLIGHT = 16;
+/** Folder listings asked for ahead of the walk at most (no shell). */
+const LISTED_AHEAD = 64;
+/** Files up to this size are read from the source at once. */
+const SMALL = 1 << 20;
+/** Files per `md5sum` batch at most. */
+const HASH_BATCH = 512;
+/** Files read back at once for their MD5 (no shell). */
+const READS_AT_ONCE = 8;
+
+/** SFTP status codes (RFC draft 02, section 7). */
+const NO_SUCH_FILE = 2, PERMISSION_DENIED = 3, FAILURE = 4;
+
+/**
+ * What `find -printf` gives of each entry: its type, inode, size, mtime,
+ * ctime, mode, link count and path (`%P` below the starting point, `%p` as
+ * given), then a symlink's target, each record ended by a NUL.
+ */
+const FIELDS = "%y %i %s %T@ %C@ %m %n";
+
+/** Quote `text` for the remote shell. */
+export function shellQuote(text: string): string {
+  return `'${text.replaceAll("'", `'\\''`)}'`;
+}
+
+/** An error of a request, as the engine understands it (gone, denied), with the path. */
+export function sftpError(error: unknown, what: string, path: string): Error {
+  const found = asError(error);
+  const code = (found as { code?: unknown }).code;
+  const message = `${what} '${path}': ${found.message}`;
+  if (code === NO_SUCH_FILE) return new Deno.errors.NotFound(message);
+  if (code === PERMISSION_DENIED) return new Deno.errors.PermissionDenied(message);
+  return new Error(message);
+}
+
+/** Whether a request failed because the entry is not there. */
+function isMissing(error: unknown): boolean {
+  return (error as { code?: unknown }).code === NO_SUCH_FILE ||
+    error instanceof Deno.errors.NotFound;
+}
+
+/** An `%T@`-style time (`1733459045.1234567890`) in whole milliseconds. */
+function timeMs(text: string): number {
+  const dot = text.indexOf(".");
+  if (dot < 0) return Number(text) * 1000;
+  return Number(text.slice(0, dot)) * 1000 + Number(text.slice(dot + 1, dot + 4).padEnd(3, "0"));
+}
+
+const KINDS: Record<string, Kind> = { f: "file", d: "dir", l: "symlink" };
+
+/** One record of `find -printf`: the entry, its path as printed, and `inode:ctime`. */
+interface Found {
+  readonly path: string;
+  readonly kind: Kind;
+  readonly size: number;
+  readonly mtimeMs: number;
+  readonly mode: number;
+  readonly nlink: number;
+  readonly identity: string;
+  readonly target?: string;
+}
+
+/**
+ * The records of `find -printf "FIELDS %P\0%l\0"` (or `%p`).
+ *
+ * @param text the output.
+ * @returns the records, in order.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseFound } from "./replica.ts";
+ * const [file, link] = parseFound("f 12 3 1700000000.5000000000 1700000001.25 644 1 a b\0\0" +
+ *   "l 13 1 1700000000.0000000000 1700000001.0 777 1 d/l\0a b\0");
+ * assert.deepEqual(file, { path: "a b", kind: "file", size: 3, mtimeMs: 1700000000500,
+ *   mode: 0o644, nlink: 1, identity: "12:1700000001.25" });
+ * assert.equal(link?.target, "a b");
+ * ```
+ */
+export function parseFound(text: string): Found[] {
+  const fields = text.split("\0");
+  const found: Found[] = [];
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    const record = fields[i]!;
+    let at = 0;
+    const parts: string[] = [];
+    for (let n = 0; n < 7; n++) {
+      const space = record.indexOf(" ", at);
+      parts.push(record.slice(at, space));
+      at = space + 1;
+    }
+    const [type, ino, size, mtime, ctime, mode, nlink] = parts as [
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+    ];
+    const kind = KINDS[type] ?? "other";
+    found.push({
+      path: record.slice(at),
+      kind,
+      size: Number(size),
+      mtimeMs: timeMs(mtime),
+      mode: parseInt(mode, 8),
+      nlink: Number(nlink),
+      identity: `${ino}:${ctime}`,
+      ...(kind === "symlink" ? { target: fields[i + 1]! } : {}),
+    });
+  }
+  return found;
+}
+
+/** The tree as one `find` listed it. */
+interface TreeAhead {
+  /** The records, by folder. */
+  readonly folders: Map<string, Found[]>;
+  /** The folders listed in full and not yet taken by the walk. */
+  readonly listed: Set<string>;
+}
+
+/** Where an {@link SftpReplica} is and how it works. */
+export interface SftpReplicaOptions {
+  /** The connection. */
+  readonly remote: SshRemote;
+  /** How messages name it (`--replica` as given). */
+  readonly where: string;
+  /** Its identity (`sftp://user@host:port/abs/path`). */
+  readonly id: string;
+  /** The replica folder's absolute path on the host. */
+  readonly root: string;
+  /** A shell may run commands there (`find`, `md5sum`, `rm`). */
+  readonly exec: boolean;
+  /** What is known of the files it wrote (kept in the state file). */
+  readonly memory?: InodeMemory;
+  /** A new temp name (a name, not a path). */
+  readonly tempName: () => string;
+  /** A path on the host left out of listings (the mirrors' locks, when inside). */
+  readonly hidden?: string;
+  /**
+   * MD5s are always computed afresh (`--verify`).
+   *
+   * @default {false}
+   */
+  readonly readBack?: boolean;
+  /**
+   * Called as each cycle opens the replica (the lock is renewed); what it
+   * throws makes the replica unusable for the cycle.
+   *
+   * @default nothing
+   */
+  readonly beforeCycle?: () => Promise<void>;
+}
+
+/** A replica folder on an SSH host; see the module documentation. */
+export class SftpReplica implements Replica {
+  readonly where: string;
+  /** SFTP version 3 carries whole seconds. */
+  readonly mtimePrecision = 1000;
+  /** Small writes are worth sending side by side from the first one. */
+  readonly batched = true;
+  readonly #options: SftpReplicaOptions;
+  readonly #memory: InodeMemory;
+  readonly #writing = pLimit(WRITES_AT_ONCE);
+  readonly #reading = pLimit(READS_AT_ONCE);
+  /** The whole tree as `find` listed it ahead of the walk: records by folder, and the
+   * folders listed in full (taken out as the walk lists them). */
+  #tree: Promise<TreeAhead | undefined> | undefined;
+  /** Folder listings asked for ahead of the walk (no shell). */
+  readonly #ahead = new Map<string, Promise<Listing>>();
+  #readingAhead = false;
+  /** MD5s asked for ahead of the comparisons, with each file's entry after. */
+  readonly #hashes = new Map<string, Promise<{ md5?: string; entry?: Entry }>>();
+  /** Entries a batch just examined, for the stat that follows an MD5. */
+  readonly #fresh = new Map<string, Entry>();
+  /** Bytes of replica files read back for MD5s. */
+  hashedBytes = 0;
+
+  /**
+   * @param options where and how; see {@link SftpReplicaOptions}.
+   */
+  constructor(options: SftpReplicaOptions) {
+    this.where = options.where;
+    this.#options = options;
+    this.#memory = options.memory ?? new InodeMemory();
+  }
+
+  #abs(path: string): string {
+    return joinPath(this.#options.root, path);
+  }
+
+  /** The program wrote the file at `path`: its next listing is adopted (see {@link InodeMemory}). */
+  #wrote(path: string): void {
+    if (this.#options.exec) this.#memory.wrote(path);
+  }
+
+  #link(): Promise<SshLink> {
+    return this.#options.remote.link();
+  }
+
+  /** Every write passes the bytes through the program: their MD5 is learnt. */
+  learnsMd5(): boolean {
+    return true;
+  }
+
+  async open(): Promise<RootInfo | undefined> {
+    this.close();
+    const link = await this.#link();
+    let stats;
+    try {
+      stats = await link.call<{ isDirectory(): boolean; mode: number; mtime: number }>((done) =>
+        link.sftp.stat(this.#options.root, done)
+      );
+    } catch (error) {
+      if (isMissing(error)) return undefined;
+      throw sftpError(error, "cannot open", this.#options.root);
+    }
+    if (!stats.isDirectory()) throw new Error(`'${this.#options.root}' is not a folder`);
+    if (!this.#options.readBack) await this.#options.beforeCycle?.();
+    return {
+      entry: {
+        kind: "dir",
+        size: 0,
+        mtimeMs: stats.mtime * 1000,
+        ctimeMs: 0,
+        ino: 0,
+        mode: stats.mode & 0o7777,
+      },
+      id: this.#options.id,
+    };
+  }
+
+  /** Read the tree ahead of the walk: one `find` with a shell, else listings of the next folders. */
+  readAhead(): void {
+    this.#readingAhead = true;
+    if (!this.#options.exec) return;
+    const tree = this.#findTree();
+    tree.catch(() => {}); // a failure: each folder is listed on its own
+    this.#tree = tree;
+  }
+
+  async #findTree(): Promise<TreeAhead | undefined> {
+    const link = await this.#link();
+    const root = this.#options.root;
+    const result = await link.exec(
+      `find ${shellQuote(root)} -mindepth 1 -printf ${shellQuote(`${FIELDS} %P\\0%l\\0`)}`,
+    );
+    const folders = new Map<string, Found[]>();
+    const listed = new Set<string>([""]);
+    for (const found of parseFound(new TextDecoder().decode(result.stdout))) {
+      const dir = parentOf(found.path);
+      let list = folders.get(dir);
+      if (list === undefined) folders.set(dir, list = []);
+      list.push(found);
+      if (found.kind === "dir") listed.add(found.path);
+    }
+    if (result.code !== 0) {
+      // Folders find could not read (it names them): listed on their own, which says why.
+      for (const line of result.stderr.split("\n")) {
+        const named = /^find: ‘(.*)’: /.exec(line) ?? /^find: '(.*)': /.exec(line);
+        if (named === null) continue;
+        const abs = named[1]!;
+        if (abs === root) return undefined;
+        if (abs.startsWith(`${root}/`)) listed.delete(abs.slice(root.length + 1));
+      }
+    }
+    return { folders, listed };
+  }
+
+  skip(dirs: readonly string[]): void {
+    for (const dir of dirs) {
+      for (const path of [...this.#ahead.keys()]) {
+        if (path === dir || path.startsWith(`${dir}/`)) this.#ahead.delete(path);
+      }
+    }
+  }
+
+  /** Stop reading ahead; drop what was read ahead. */
+  close(): void {
+    this.#readingAhead = false;
+    this.#tree = undefined;
+    this.#ahead.clear();
+    this.#hashes.clear();
+    this.#fresh.clear();
+  }
+
+  async list(dir: string): Promise<Listing> {
+    // A walk from the root: the whole tree in one command, whatever its size.
+    if (dir === "" && this.#tree === undefined && this.#options.exec) this.readAhead();
+    const tree = await this.#tree?.catch(() => undefined);
+    if (tree?.listed.delete(dir)) {
+      const found = tree.folders.get(dir);
+      tree.folders.delete(dir);
+      // A folder with nothing in it is no record's parent.
+      return this.#listing(dir, found ?? []);
+    }
+    const ahead = this.#ahead.get(dir);
+    this.#ahead.delete(dir);
+    const listing = await (ahead ?? this.#listFolder(dir));
+    if (this.#readingAhead && !this.#options.exec) {
+      const below = listing.entries.filter((listed) => listed.entry.kind === "dir");
+      for (const { name } of below) {
+        if (this.#ahead.size >= LISTED_AHEAD) break;
+        const path = dir === "" ? name : `${dir}/${name}`;
+        if (this.#ahead.has(path)) continue;
+        const next = this.#listFolder(path);
+        next.catch(() => {}); // a failure surfaces when the walk lists the folder
+        this.#ahead.set(path, next);
+      }
+    }
+    return listing;
+  }
+
+  /** One folder's listing: `find` with a shell, else `readdir`. */
+  async #listFolder(dir: string): Promise<Listing> {
+    const link = await this.#link();
+    const abs = this.#abs(dir);
+    if (this.#options.exec) {
+      const result = await link.exec(
+        `find ${shellQuote(abs)} -mindepth 1 -maxdepth 1 -printf ${
+          shellQuote(`${FIELDS} %P\\0%l\\0`)
+        }`,
+      );
+      if (result.code === 0) {
+        return this.#listing(dir, parseFound(new TextDecoder().decode(result.stdout)));
+      }
+      // Gone, or unreadable: readdir says which.
+    }
+    let list: { filename: string; attrs: { mode: number; size: number; mtime: number } }[];
+    try {
+      list = await link.call((done) => link.sftp.readdir(abs, done));
+    } catch (error) {
+      throw sftpError(error, "cannot list", abs);
+    }
+    const problems: { name: string; error: Error }[] = [];
+    const entries = await Promise.all(list.map(async ({ filename, attrs }) => {
+      if (filename === "." || filename === "..") return undefined;
+      const path = dir === "" ? filename : `${dir}/${filename}`;
+      if (this.#abs(path) === this.#options.hidden) return undefined;
+      const entry = attributesEntry(attrs);
+      if (entry.kind !== "symlink") return { name: filename, entry };
+      try {
+        const target = await link.call<string>((done) => link.sftp.readlink(this.#abs(path), done));
+        return { name: filename, entry: { ...entry, target } };
+      } catch (error) {
+        if (isMissing(error)) return undefined; // gone since the listing
+        problems.push({ name: filename, error: sftpError(error, "cannot read", path) });
+        return undefined;
+      }
+    }));
+    return {
+      entries: entries.filter((entry) => entry !== undefined).sort((a, b) =>
+        compareNames(a.name, b.name)
+      ),
+      problems,
+    };
+  }
+
+  /** A folder's listing from `find`'s records (paths below the root, or names). */
+  #listing(dir: string, records: readonly Found[]): Listing {
+    const entries: Listed[] = [];
+    for (const found of records) {
+      const name = found.path.slice(found.path.lastIndexOf("/") + 1);
+      const path = dir === "" ? name : `${dir}/${name}`;
+      if (this.#abs(path) === this.#options.hidden) continue;
+      entries.push({ name, entry: this.#entryOf(path, found) });
+    }
+    return { entries: entries.sort((a, b) => compareNames(a.name, b.name)), problems: [] };
+  }
+
+  /** The entry of a `find` record, with the number that stands for its inode. */
+  #entryOf(path: string, found: Found): Entry {
+    const entry = {
+      kind: found.kind,
+      size: found.kind === "dir" ? 0 : found.size,
+      mtimeMs: found.mtimeMs,
+      ctimeMs: 0,
+      ino: found.kind === "file" && !this.#options.readBack
+        ? this.#memory.identity(path, found.identity)
+        : 0,
+      mode: found.mode,
+    };
+    return found.target === undefined ? entry : { ...entry, target: found.target };
+  }
+
+  async stat(path: string): Promise<Entry | undefined> {
+    const fresh = this.#fresh.get(path);
+    if (fresh !== undefined) {
+      this.#fresh.delete(path);
+      return fresh;
+    }
+    const link = await this.#link();
+    const abs = this.#abs(path);
+    if (this.#options.exec) {
+      const result = await link.exec(
+        `find ${shellQuote(abs)} -maxdepth 0 -printf ${shellQuote(`${FIELDS} %p\\0%l\\0`)}`,
+      );
+      const [found] = parseFound(new TextDecoder().decode(result.stdout));
+      if (found !== undefined) return this.#entryOf(path, found);
+      if (result.code === 0 || /No such file/.test(result.stderr)) return undefined;
+    }
+    try {
+      const attrs = await link.call<{ mode: number; size: number; mtime: number }>((done) =>
+        link.sftp.lstat(abs, done)
+      );
+      const entry = attributesEntry(attrs);
+      if (entry.kind !== "symlink") return entry;
+      return { ...entry, target: await link.call<string>((done) => link.sftp.readlink(abs, done)) };
+    } catch (error) {
+      if (isMissing(error)) return undefined;
+      throw sftpError(error, "cannot examine", abs);
+    }
+  }
+
+  /**
+   * The comparisons of a folder will ask for the MD5s of these files: ask
+   * for them all at once (a batch of `md5sum` on the host, or reads in flight).
+   *
+   * @param files the files' paths and sizes as listed.
+   */
+  prefetchMd5(files: readonly { readonly path: string; readonly size: number }[]): void {
+    const wanted = files.filter((file) => !this.#hashes.has(file.path));
+    if (!this.#options.exec) {
+      for (const file of wanted) {
+        const reading = this.#reading(() => this.#readBack(file.path, file.size))
+          .then((md5) => ({ md5 }));
+        reading.catch(() => {});
+        this.#hashes.set(file.path, reading);
+      }
+      return;
+    }
+    for (let at = 0; at < wanted.length; at += HASH_BATCH) {
+      const batch = wanted.slice(at, at + HASH_BATCH).map((file) => file.path);
+      const hashed = this.#hashOnHost(batch);
+      hashed.catch(() => {});
+      for (const path of batch) {
+        const one = hashed.then((all) => all.get(path) ?? {});
+        one.catch(() => {});
+        this.#hashes.set(path, one);
+      }
+    }
+  }
+
+  /**
+   * MD5s computed on the host, each with the file's entry after: `md5sum`
+   * and `find` over names given on standard input (any name, no quoting).
+   */
+  async #hashOnHost(
+    paths: readonly string[],
+  ): Promise<Map<string, { md5?: string; entry?: Entry }>> {
+    const link = await this.#link();
+    const byAbs = new Map(paths.map((path) => [this.#abs(path), path]));
+    const script = `md5sum -z -- "$@"; find "$@" -maxdepth 0 -printf "${FIELDS} %p\\\\0%l\\\\0"`;
+    const result = await link.exec(
+      `xargs -0 sh -c ${shellQuote(script)} sh`,
+      new TextEncoder().encode([...byAbs.keys()].map((abs) => `${abs}\0`).join("")),
+    );
+    const records = new TextDecoder().decode(result.stdout).split("\0");
+    const answers = new Map<string, { md5?: string; entry?: Entry }>();
+    let at = 0;
+    for (; at < records.length; at++) {
+      const record = records[at]!;
+      const md5 = /^([0-9a-f]{32}) [ *](\/.*)$/s.exec(record);
+      if (md5 === null) break;
+      const path = byAbs.get(md5[2]!);
+      if (path !== undefined) answers.set(path, { md5: md5[1]! });
+    }
+    for (const found of parseFound(records.slice(at).join("\0"))) {
+      const path = byAbs.get(found.path);
+      if (path === undefined) continue;
+      answers.set(path, { ...answers.get(path), entry: this.#entryOf(path, found) });
+    }
+    return answers;
+  }
+
+  async md5(path: string, size: number, signal?: AbortSignal): Promise<string> {
+    signal?.throwIfAborted();
+    let asked = this.#hashes.get(path);
+    this.#hashes.delete(path);
+    if (asked === undefined) {
+      this.prefetchMd5([{ path, size }]);
+      asked = this.#hashes.get(path)!;
+      this.#hashes.delete(path);
+    }
+    const { md5, entry } = await asked;
+    if (entry !== undefined) this.#fresh.set(path, entry);
+    if (md5 === undefined) throw new Deno.errors.NotFound(`${path}: it could not be hashed`);
+    return md5;
+  }
+
+  /** The MD5 of a replica file, read back over SFTP (several requests in flight). */
+  async #readBack(path: string, size: number): Promise<string> {
+    const link = await this.#link();
+    const abs = this.#abs(path);
+    const hash = createHash("md5");
+    let handle: Buffer;
+    try {
+      handle = await link.call<Buffer>((done) => link.sftp.open(abs, "r", done));
+    } catch (error) {
+      throw sftpError(error, "cannot read", abs);
+    }
+    try {
+      const read = (position: number) =>
+        link.call<Buffer>((done) => {
+          const buffer = Buffer.alloc(CHUNK);
+          link.sftp.read(handle, buffer, 0, CHUNK, position, (error, got) => {
+            // The end of the file is a status of its own (EOF, 1): no bytes.
+            if (error && (error as { code?: unknown }).code === 1) {
+              done(null, buffer.subarray(0, 0));
+            } else done(error, buffer.subarray(0, got));
+          });
+        });
+      const pending: Promise<Buffer>[] = [];
+      let next = 0;
+      const fill = () => {
+        // Up to the listed size and one chunk more: a file that grew shows another stat after.
+        while (pending.length < IN_FLIGHT && next <= size) {
+          const request = read(next);
+          request.catch(() => {}); // awaited in turn
+          pending.push(request);
+          next += CHUNK;
+        }
+      };
+      fill();
+      while (pending.length > 0) {
+        const chunk = await pending.shift()!;
+        if (chunk.length === 0) break;
+        hash.update(chunk);
+        this.hashedBytes += chunk.length;
+        fill();
+      }
+      await Promise.allSettled(pending);
+    } finally {
+      await link.call((done) => link.sftp.close(handle, done)).catch(() => {});
+    }
+    return hash.digest("hex");
+  }
+
+  async makeRoot(): Promise<void> {
+    const link = await this.#link();
+    const parts = this.#options.root.split("/");
+    for (let i = 2; i <= parts.length; i++) {
+      const path = parts.slice(0, i).join("/");
+      if (path === "") continue;
+      try {
+        await link.call((done) => link.sftp.mkdir(path, { mode: 0o755 }, done));
+      } catch (error) {
+        const exists = await link.call<unknown>((done) => link.sftp.stat(path, done)).then(
+          () => true,
+          () => false,
+        );
+        if (!exists) throw sftpError(error, "cannot make", path);
+      }
+    }
+  }
+
+  async makeFolder(path: string, mode: number): Promise<void> {
+    const link = await this.#link();
+    const abs = this.#abs(path);
+    try {
+      await link.call((done) => link.sftp.mkdir(abs, { mode }, done));
+    } catch (error) {
+      throw await this.#explained(link, error, "cannot make", abs);
+    }
+  }
+
+  /** A failure, with the reason OpenSSH does not send: a full disk. */
+  async #explained(link: SshLink, error: unknown, what: string, abs: string): Promise<Error> {
+    if ((error as { code?: unknown }).code === FAILURE) {
+      const space = await link.call<{ f_bavail: number; f_favail: number }>((done) =>
+        link.sftp.ext_openssh_statvfs(parentOf(abs) || "/", done)
+      ).catch(() => undefined);
+      if (space !== undefined && (space.f_bavail === 0 || space.f_favail === 0)) {
+        return new Error(`${what} '${abs}': no space left on the replica's disk`);
+      }
+    }
+    return sftpError(error, what, abs);
+  }
+
+  async writeFile(write: FileWrite, signal?: AbortSignal): Promise<WriteResult> {
+    let link: SshLink;
+    try {
+      signal?.throwIfAborted();
+      link = await this.#link();
+    } catch (error) {
+      if (signal?.aborted) return { status: "skipped", reason: "the run was stopped" };
+      const { name, message } = asError(error);
+      return { status: "failed", name, message };
+    }
+    const abs = this.#abs(write.path);
+    const temp = joinPath(parentOf(abs) || "/", this.#options.tempName());
+    let handle: Buffer | undefined;
+    let source: Deno.FsFile | undefined;
+    let placed = false;
+    try {
+      // The source first: nothing is made on the host for a file that changed or vanished.
+      let bytes: Uint8Array | undefined;
+      if (write.size <= SMALL) {
+        const before = checkSource(write.from, write.expectedKey);
+        if (before !== "same") return notCopied(before);
+        bytes = Deno.readFileSync(write.from);
+        if (bytes.length !== write.size) return notCopied("changed");
+      } else {
+        const opened = await openSource(write.from, write.expectedKey);
+        if (!(opened instanceof Deno.FsFile)) return opened;
+        source = opened;
+      }
+      try {
+        handle = await link.call<Buffer>((done) =>
+          link.sftp.open(temp, "wx", { mode: write.mode & 0o777 | 0o600 }, done)
+        );
+      } catch (error) {
+        throw await this.#explained(link, error, "cannot write", temp);
+      }
+      const hash = createHash("md5");
+      const pending: Promise<void>[] = [];
+      const send = (chunk: Uint8Array, position: number) => {
+        const buffer = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+        const request = link.call((done) =>
+          link.sftp.write(handle!, buffer, 0, buffer.length, position, done)
+        );
+        request.catch(() => {}); // awaited below; a failure then is the one reported
+        pending.push(request);
+      };
+      if (bytes !== undefined) {
+        hash.update(bytes);
+        for (let at = 0; at < bytes.length; at += CHUNK) send(bytes.subarray(at, at + CHUNK), at);
+      } else {
+        let position = 0;
+        try {
+          for (;;) {
+            signal?.throwIfAborted();
+            const chunk = new Uint8Array(CHUNK);
+            const got = await source!.read(chunk);
+            if (got === null) break;
+            const part = chunk.subarray(0, got);
+            hash.update(part);
+            send(part, position);
+            position += got;
+            // Requests in flight, not the whole file in memory.
+            while (pending.length >= IN_FLIGHT) await pending.shift();
+          }
+        } catch (error) {
+          await Promise.allSettled(pending);
+          if (signal?.aborted) throw error;
+          throw await this.#explained(link, error, "cannot write", temp);
+        }
+        if (position !== write.size) {
+          await Promise.allSettled(pending);
+          return notCopied("changed");
+        }
+      }
+      const seconds = Math.floor(write.mtimeMs / 1000);
+      pending.push(
+        link.call((done) =>
+          link.sftp.fsetstat(handle!, { mode: write.mode, atime: seconds, mtime: seconds }, done)
+        ),
+      );
+      try {
+        for (const request of pending) await request;
+      } catch (error) {
+        await Promise.allSettled(pending);
+        throw await this.#explained(link, error, "cannot write", temp);
+      }
+      const closing = handle;
+      handle = undefined;
+      try {
+        await link.call((done) => link.sftp.close(closing, done));
+      } catch (error) {
+        throw await this.#explained(link, error, "cannot write", temp);
+      }
+      // The source as listed, still: else what was sent may be another file's bytes.
+      const after = checkSource(write.from, write.expectedKey);
+      if (after !== "same") return notCopied(after);
+      signal?.throwIfAborted();
+      try {
+        await link.call((done) => link.sftp.ext_openssh_rename(temp, abs, done));
+      } catch (error) {
+        throw sftpError(error, "cannot put in place", abs);
+      }
+      placed = true;
+      this.#wrote(write.path);
+      return {
+        status: "done",
+        key: [write.size, seconds * 1000, 0, 0],
+        md5: hash.digest("hex"),
+      };
+    } catch (error) {
+      if (signal?.aborted) return { status: "skipped", reason: "the run was stopped" };
+      if (error instanceof Deno.errors.NotFound && !`${error.message}`.includes(temp)) {
+        return notCopied("gone");
+      }
+      const { name, message } = asError(error);
+      return { status: "failed", name, message };
+    } finally {
+      source?.close();
+      // A temp left behind (a failure, a stop): removed now, else swept next cycle.
+      if (handle !== undefined) {
+        await link.call((done) => link.sftp.close(handle!, done)).catch(() => {});
+      }
+      if (!placed) await link.call((done) => link.sftp.unlink(temp, done)).catch(() => {});
+    }
+  }
+
+  writeFiles(writes: readonly FileWrite[]): Promise<WriteResult[]> {
+    return Promise.all(writes.map((write) => this.#writing(() => this.writeFile(write))));
+  }
+
+  async makeSymlink(
+    path: string,
+    target: string,
+    _owner?: unknown,
+    mtimeMs: number = Date.now(),
+  ): Promise<undefined> {
+    const link = await this.#link();
+    const abs = this.#abs(path);
+    const temp = joinPath(parentOf(abs) || "/", this.#options.tempName());
+    try {
+      await link.call((done) => link.sftp.symlink(target, temp, done));
+      await link.call((done) => link.sftp.ext_openssh_rename(temp, abs, done));
+    } catch (error) {
+      await link.call((done) => link.sftp.unlink(temp, done)).catch(() => {});
+      throw await this.#explained(link, error, "cannot make the symlink", abs);
+    }
+    await this.#setTimes(link, abs, mtimeMs);
+    return undefined;
+  }
+
+  /** Set an entry's mtime, never through a symlink. */
+  async #setTimes(link: SshLink, abs: string, mtimeMs: number, mode?: number): Promise<void> {
+    const seconds = Math.floor(mtimeMs / 1000);
+    const attrs = { atime: seconds, mtime: seconds, ...(mode === undefined ? {} : { mode }) };
+    try {
+      await link.call((done) => link.sftp.ext_openssh_lsetstat(abs, attrs, done));
+    } catch (error) {
+      throw sftpError(error, "cannot set the attributes of", abs);
+    }
+  }
+
+  async setAttributes(
+    path: string,
+    kind: "file" | "dir" | "symlink",
+    attributes: Attributes,
+  ): Promise<AttributesResult> {
+    const link = await this.#link();
+    const abs = this.#abs(path);
+    const now = await link.call<{ mode: number; size: number; mtime: number }>((done) =>
+      link.sftp.lstat(abs, done)
+    ).catch((error) => {
+      throw sftpError(error, "cannot examine", abs);
+    });
+    const found = attributesEntry(now);
+    if (found.kind !== kind) throw new Error(`'${abs}' is no longer a ${kind}`);
+    const mode = kind === "symlink" ? undefined : attributes.mode;
+    if (attributes.mtimeMs === undefined && mode === undefined) return {};
+    const mtimeMs = attributes.mtimeMs ?? found.mtimeMs;
+    if (attributes.mtimeMs === undefined) {
+      try {
+        await link.call((done) => link.sftp.ext_openssh_lsetstat(abs, { mode: mode! }, done));
+      } catch (error) {
+        throw sftpError(error, "cannot set the attributes of", abs);
+      }
+    } else await this.#setTimes(link, abs, mtimeMs, mode);
+    if (kind !== "file") return {};
+    this.#wrote(path);
+    const expected = attributes.expect;
+    if (
+      expected !== undefined &&
+      (expected.size !== found.size ||
+        Math.floor(expected.mtimeMs / 1000) !== Math.floor(found.mtimeMs / 1000))
+    ) return {};
+    return { key: [found.size, Math.floor(mtimeMs / 1000) * 1000, 0, 0] };
+  }
+
+  async move(from: string, to: string, _kind: "file" | "dir"): Promise<StatKey | undefined> {
+    const link = await this.#link();
+    try {
+      // A plain rename: it fails where something is at `to`.
+      await link.call((done) => link.sftp.rename(this.#abs(from), this.#abs(to), done));
+    } catch (error) {
+      throw sftpError(error, "cannot move", this.#abs(from));
+    }
+    this.#memory.move(from, to);
+    return undefined;
+  }
+
+  async remove(path: string, kind: Entry["kind"]): Promise<void> {
+    const link = await this.#link();
+    const abs = this.#abs(path);
+    if (kind === "dir") {
+      this.#memory.forgetFolder(path);
+      if (this.#options.exec) {
+        const result = await link.exec(`rm -rf -- ${shellQuote(abs)}`);
+        if (result.code === 0) return;
+        throw new Error(`cannot remove '${abs}': ${result.stderr.trim().split("\n")[0]}`);
+      }
+      return await this.#removeTree(link, abs);
+    }
+    this.#memory.forget(path);
+    try {
+      await link.call((done) => link.sftp.unlink(abs, done));
+    } catch (error) {
+      if (!isMissing(error)) throw sftpError(error, "cannot remove", abs);
+    }
+  }
+
+  /** Remove a folder and all it holds, request by request (no shell). */
+  async #removeTree(link: SshLink, abs: string): Promise<void> {
+    let list: { filename: string; attrs: { mode: number } }[];
+    try {
+      list = await link.call((done) => link.sftp.readdir(abs, done));
+    } catch (error) {
+      if (isMissing(error)) return;
+      throw sftpError(error, "cannot list", abs);
+    }
+    await Promise.all(list.map(async ({ filename, attrs }) => {
+      if (filename === "." || filename === "..") return;
+      const child = `${abs}/${filename}`;
+      if ((attrs.mode & 0o170000) === 0o040000) return await this.#removeTree(link, child);
+      try {
+        await link.call((done) => link.sftp.unlink(child, done));
+      } catch (error) {
+        if (!isMissing(error)) throw sftpError(error, "cannot remove", child);
+      }
+    }));
+    try {
+      await link.call((done) => link.sftp.rmdir(abs, done));
+    } catch (error) {
+      if (!isMissing(error)) throw sftpError(error, "cannot remove", abs);
+    }
+  }
+
+  /**
+   * Why a source entry cannot be held here: the mirrors' locks folder, when
+   * it is inside the replica.
+   */
+  refuses(path: string): string | undefined {
+    return this.#abs(path) === this.#options.hidden
+      ? "on this host that name is the folder of the mirrors' locks"
+      : undefined;
+  }
+}
+
+/** An entry from SFTP attributes: whole-second mtime, no inode or ctime. */
+function attributesEntry(attrs: { mode: number; size: number; mtime: number }): Entry {
+  const type = attrs.mode & 0o170000;
+  const kind: Kind = type === 0o100000
+    ? "file"
+    : type === 0o040000
+    ? "dir"
+    : type === 0o120000
+    ? "symlink"
+    : "other";
+  return {
+    kind,
+    size: kind === "dir" ? 0 : attrs.size,
+    mtimeMs: attrs.mtime * 1000,
+    ctimeMs: 0,
+    ino: 0,
+    mode: attrs.mode & 0o7777,
+  };
+}

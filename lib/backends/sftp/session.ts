@@ -1,0 +1,403 @@
+/**
+ * From the command line to an SSH replica: the key and `known_hosts` found
+ * without prompting (`--ssh-key`, `--ssh-known-hosts`, or `~/.ssh` where
+ * `--allow-env=HOME` grants it; the agent where `SSH_AUTH_SOCK` is granted),
+ * the connection, whether a shell may run commands there (probed once, as
+ * rclone does, unless `--ssh-no-exec`), and the run's hold on the replica: a
+ * lease lock in `~/.folder-mirror-locks/` on the host (`core/lease_lock.ts`),
+ * so that two mirrors never write one replica, nor one inside another's.
+ * Every failure is one line naming the flag.
+ *
+ * @module
+ */
+import { Buffer } from "node:buffer";
+import { asError, reason } from "../../core/error.ts";
+import { LeaseLock, type LeaseStore } from "../../core/lease_lock.ts";
+import type { Note, OpenRun, ReplicaSession } from "../../engine/backend.ts";
+import type { MirrorLog } from "../../engine/report.ts";
+import type { MirrorState } from "../../state/state.ts";
+import { connectSsh, type SshLink, SshRemote } from "./connect.ts";
+import { InodeMemory } from "./memory.ts";
+import { SftpReplica } from "./replica.ts";
+import { hostPattern, parseSftp, type SftpLocation } from "./url.ts";
+
+/** A replica's lock on a host lasts this long at least unless renewed. */
+const LOCK_TTL_MS = 120_000;
+/** The folder, in the login folder, of the lock files of the mirrors of a host. */
+const LOCKS = ".folder-mirror-locks";
+/** The key files tried in `~/.ssh`, in ssh's order. */
+const KEY_FILES = ["id_ed25519", "id_ecdsa", "id_rsa"];
+
+/** Whether the environment variable `name` may be read without asking. */
+function envGranted(name: string): string | undefined {
+  return Deno.permissions.querySync({ name: "env", variable: name }).state === "granted"
+    ? Deno.env.get(name)
+    : undefined;
+}
+
+/** A file's text, or undefined when it does not exist. */
+function readIfThere(path: string, flag: string): string | undefined {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw new Error(`${flag}: cannot read '${path}': ${reason(asError(error))}`);
+  }
+}
+
+/** The key, agent and `known_hosts` of a run. */
+function credentials(flags: Readonly<Record<string, string | true>>) {
+  const keyFlag = typeof flags.sshKey === "string" ? flags.sshKey : undefined;
+  const knownFlag = typeof flags.sshKnownHosts === "string" ? flags.sshKnownHosts : undefined;
+  const home = envGranted("HOME");
+  const agent = envGranted("SSH_AUTH_SOCK") || undefined;
+  let key: { text: string; file: string } | undefined;
+  if (keyFlag !== undefined) {
+    const text = readIfThere(keyFlag, "--ssh-key");
+    if (text === undefined) throw new Error(`--ssh-key: '${keyFlag}' does not exist`);
+    key = { text, file: keyFlag };
+  } else if (home !== undefined) {
+    for (const name of KEY_FILES) {
+      const file = `${home}/.ssh/${name}`;
+      const text = readIfThere(file, "--ssh-key (default)");
+      if (text !== undefined) {
+        key = { text, file };
+        break;
+      }
+    }
+  }
+  if (key === undefined && agent === undefined) {
+    throw new Error(
+      home === undefined
+        ? "--ssh-key FILE is needed (or --allow-env=HOME to use ~/.ssh/id_ed25519, id_ecdsa or " +
+          "id_rsa, or --allow-env=SSH_AUTH_SOCK for the agent)"
+        : `--ssh-key: no key in ${home}/.ssh (${KEY_FILES.join(", ")}) and no agent: give ` +
+          "--ssh-key FILE",
+    );
+  }
+  let knownFile: string;
+  if (knownFlag !== undefined) knownFile = knownFlag;
+  else if (home !== undefined) knownFile = `${home}/.ssh/known_hosts`;
+  else {
+    throw new Error(
+      "--ssh-known-hosts FILE is needed (or --allow-env=HOME to read ~/.ssh/known_hosts)",
+    );
+  }
+  const knownText = readIfThere(knownFile, "--ssh-known-hosts") ?? "";
+  return { key, agent, knownHosts: { text: knownText, file: knownFile } };
+}
+
+/**
+ * Whether the host runs commands for us with the tools this program uses:
+ * GNU `md5sum -z`, `find -printf`, `xargs -0` (as rclone probes `md5sum`).
+ */
+async function probeShell(link: SshLink): Promise<string | undefined> {
+  const probe = link.exec(
+    "printf '' | md5sum -z && find / -maxdepth 0 -printf '%i\\n' >/dev/null && " +
+      "printf 'x\\0' | xargs -0 true",
+  ).then((result) => {
+    const out = new TextDecoder().decode(result.stdout);
+    return result.code === 0 && out.startsWith("d41d8cd98f00b204e9800998ecf8427e")
+      ? "yes"
+      : (result.stderr.trim().split("\n")[0] || `exit ${result.code}`);
+  }, (error) => reason(asError(error)));
+  let id: ReturnType<typeof setTimeout> | undefined;
+  const answer = await Promise.race([
+    probe,
+    new Promise<string>((resolve) => id = setTimeout(() => resolve("no answer in 5 s"), 5000)),
+  ]);
+  clearTimeout(id);
+  return answer === "yes" ? undefined : answer;
+}
+
+/** The lock files of a host's mirrors, as a {@link LeaseStore}. */
+function hostLeases(remote: SshRemote, folder: string, host: string): LeaseStore {
+  const pathOf = (tree: string) => `${folder}/${encodeURIComponent(tree)}`;
+  const write = async (path: string, body: Uint8Array, flags: "wx" | "w") => {
+    const link = await remote.link();
+    const handle = await link.call<Buffer>((done) =>
+      link.sftp.open(path, flags, { mode: 0o600 }, done)
+    );
+    try {
+      await link.call((done) =>
+        link.sftp.write(handle, Buffer.from(body), 0, body.length, 0, done)
+      );
+    } finally {
+      await link.call((done) => link.sftp.close(handle, done));
+    }
+  };
+  const made = (async () => {
+    const link = await remote.link();
+    await link.call((done) => link.sftp.mkdir(folder, { mode: 0o700 }, done)).catch(() => {});
+  })();
+  return {
+    async create(tree, body) {
+      await made;
+      const link = await remote.link();
+      try {
+        await write(pathOf(tree), body, "wx");
+        return true;
+      } catch (error) {
+        const exists = await link.call<unknown>((done) => link.sftp.lstat(pathOf(tree), done)).then(
+          () => true,
+          () => false,
+        );
+        if (exists) return false;
+        throw error;
+      }
+    },
+    async write(tree, body) {
+      // Whole or not at all: a temp file renamed over the lock.
+      const link = await remote.link();
+      const temp = `${pathOf(tree)}.${Deno.pid}.tmp`;
+      await write(temp, body, "w");
+      await link.call((done) => link.sftp.ext_openssh_rename(temp, pathOf(tree), done));
+    },
+    async read(tree) {
+      const link = await remote.link();
+      try {
+        const handle = await link.call<Buffer>((done) => link.sftp.open(pathOf(tree), "r", done));
+        try {
+          const buffer = Buffer.alloc(4096);
+          const got = await link.call<number>((done) =>
+            link.sftp.read(handle, buffer, 0, buffer.length, 0, done)
+          );
+          return new Uint8Array(buffer.subarray(0, got));
+        } finally {
+          await link.call((done) => link.sftp.close(handle, done)).catch(() => {});
+        }
+      } catch (error) {
+        if ((error as { code?: unknown }).code === 2) return undefined;
+        throw error;
+      }
+    },
+    async remove(tree) {
+      const link = await remote.link();
+      await link.call((done) => link.sftp.unlink(pathOf(tree), done)).catch((error) => {
+        if ((error as { code?: unknown }).code !== 2) throw error;
+      });
+    },
+    async trees() {
+      await made;
+      const link = await remote.link();
+      const list = await link.call<{ filename: string }[]>((done) =>
+        link.sftp.readdir(folder, done)
+      );
+      return list.flatMap(({ filename }) => {
+        try {
+          const tree = decodeURIComponent(filename);
+          return tree.startsWith("/") ? [tree] : [];
+        } catch {
+          return [];
+        }
+      });
+    },
+    describe: (tree) => `'${tree}' on ${host}`,
+  };
+}
+
+/** Normalise an absolute path (no `.`, `..` or empty parts). */
+function normal(path: string): string {
+  const parts: string[] = [];
+  for (const part of path.split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === "..") parts.pop();
+    else parts.push(part);
+  }
+  return `/${parts.join("/")}`;
+}
+
+/**
+ * Reach an SSH replica: check the flags and credentials, connect, probe the shell.
+ *
+ * @param replica `--replica` as given.
+ * @param flags the backend's flags that were given.
+ * @param run how the run goes.
+ * @returns the run's session.
+ * @throws {Error} a one-line message naming the flag at fault.
+ */
+export async function openSftp(
+  replica: string,
+  flags: Readonly<Record<string, string | true>>,
+  run: OpenRun,
+): Promise<ReplicaSession> {
+  let location: SftpLocation;
+  try {
+    location = parseSftp(replica);
+  } catch (error) {
+    throw new Error(`--replica: ${asError(error).message}`);
+  }
+  const endpoint = `${
+    location.host.includes(":") ? `[${location.host}]` : location.host
+  }:${location.port}`;
+  if (Deno.permissions.querySync({ name: "net", host: endpoint }).state !== "granted") {
+    throw new Error(
+      `--replica: network access to ${endpoint} is not granted: run with --allow-net=${endpoint}`,
+    );
+  }
+  const { key, agent, knownHosts } = credentials(flags);
+  const connect = async () => {
+    try {
+      return await connectSsh({
+        location,
+        ...(key ? { key } : {}),
+        ...(agent ? { agent } : {}),
+        knownHosts,
+      });
+    } catch (error) {
+      const message = asError(error).message;
+      throw new Error(message.startsWith("--") ? message : `--replica: ${message}`);
+    }
+  };
+  const link = await connect();
+  try {
+    const noExec = flags.sshNoExec === true;
+    const shell = noExec ? "--ssh-no-exec" : await probeShell(link);
+    const home = await link.call<string>((done) => link.sftp.realpath(".", done));
+    const root = normal(location.path.startsWith("/") ? location.path : `${home}/${location.path}`);
+    const host = `${location.user}@${hostPattern(location)}`;
+    return new SftpSession({
+      remote: new SshRemote(link, connect),
+      given: replica,
+      host,
+      root,
+      locks: normal(`${home}/${LOCKS}`),
+      shell,
+      run,
+    });
+  } catch (error) {
+    link.close();
+    throw new Error(`--replica: ${reason(asError(error))}`);
+  }
+}
+
+/** A run's hold on an SSH replica. */
+class SftpSession implements ReplicaSession {
+  readonly id: string;
+  readonly watchable = false;
+  readonly #remote: SshRemote;
+  readonly #given: string;
+  readonly #host: string;
+  readonly #root: string;
+  readonly #locks: string;
+  /** Why no command runs on the host, or undefined when they do. */
+  readonly #shell: string | undefined;
+  readonly #run: OpenRun;
+  #lock: LeaseLock | undefined;
+
+  constructor(options: {
+    remote: SshRemote;
+    given: string;
+    host: string;
+    root: string;
+    locks: string;
+    shell: string | undefined;
+    run: OpenRun;
+  }) {
+    this.#remote = options.remote;
+    this.#given = options.given;
+    this.#host = options.host;
+    this.#root = options.root;
+    this.#locks = options.locks;
+    this.#shell = options.shell;
+    this.#run = options.run;
+    this.id = `sftp://${options.host}${options.root}`;
+  }
+
+  #replica(extra: {
+    memory?: InodeMemory;
+    readBack?: boolean;
+    tempName?: () => string;
+    beforeCycle?: () => Promise<void>;
+  }) {
+    const root = this.#root;
+    const hidden = this.#locks === root || this.#locks.startsWith(`${root}/`)
+      ? this.#locks
+      : undefined;
+    return new SftpReplica({
+      remote: this.#remote,
+      where: this.#given,
+      id: this.id,
+      root,
+      exec: this.#shell === undefined,
+      tempName: extra.tempName ?? (() => `.mirror.tmp.verify.${crypto.randomUUID()}`),
+      ...(hidden ? { hidden } : {}),
+      ...extra,
+    });
+  }
+
+  verifyTree() {
+    const tree = this.#replica({ readBack: true });
+    return { tree, refuses: tree.refuses.bind(tree), links: false, owners: false };
+  }
+
+  async take(state: MirrorState): Promise<readonly Note[] | string> {
+    const notes: Note[] = [{
+      level: "info",
+      message: this.#shell === undefined
+        ? "Replica {path}: files are examined and hashed on {host} (find, md5sum)."
+        : "Replica {path}: no commands run on {host} ({why}): files are compared by size and " +
+          "mtime, and hashed by reading them back.",
+      properties: { action: "connect", path: this.#given, host: this.#host, why: this.#shell },
+    }];
+    if (this.#run.dryRun || this.#run.verify) return notes;
+    const ttl = Math.max(LOCK_TTL_MS, 3 * this.#run.intervalSeconds * 1000);
+    const lock = new LeaseLock(
+      hostLeases(this.#remote, this.#locks, this.#host),
+      this.#root,
+      state.runId,
+      ttl,
+    );
+    let held: string | undefined;
+    try {
+      held = await lock.acquire((runId) => state.isEarlierRun(runId));
+    } catch (error) {
+      return `--replica: '${this.#given}': cannot take the replica's lock (${
+        reason(asError(error))
+      }).`;
+    }
+    if (held !== undefined) {
+      return `--replica: '${this.#given}' is being written by another mirror (${held}).`;
+    }
+    this.#lock = lock;
+    if (lock.takenOver !== undefined) {
+      notes.push({
+        level: "warn",
+        message: "The lock of replica {path} was taken over ({holder}); it was deleted.",
+        properties: { action: "lock", path: this.#given, holder: lock.takenOver },
+      });
+    }
+    return notes;
+  }
+
+  replica(state: MirrorState, log: MirrorLog) {
+    const memory = new InodeMemory();
+    state.remember(memory);
+    const lock = this.#lock;
+    lock?.keep((error) =>
+      log.error("The replica's lock could not be renewed ({reason}).", {
+        action: "lock",
+        reason: reason(error),
+      })
+    );
+    this.#remote.onReconnect = (why) =>
+      log.warn("The connection to {host} was made again ({reason}).", {
+        action: "connect",
+        host: this.#host,
+        reason: why,
+      });
+    return this.#replica({
+      memory,
+      tempName: () => state.temps.next(),
+      ...(lock ? { beforeCycle: () => lock.renewIfDue() } : {}),
+    });
+  }
+
+  async close(): Promise<void> {
+    try {
+      await this.#lock?.release();
+    } finally {
+      this.#remote.close();
+    }
+  }
+}
