@@ -18,7 +18,7 @@
  *   --no-s3     leave out the S3 rows (against rclone, on a Ceph cluster started for
  *               them: needs ceph-mon ceph-osd ceph-common radosgw rclone)
  *   --only LIST the groups of rows to run, comma-separated: small (initial, unchanged,
- *               floor, continuous, 1% changed), large, huge, rename, watch, s3
+ *               floor, continuous, 1% changed), large, huge, rename, watch, s3, ssh
  *
  * @module
  */
@@ -35,6 +35,7 @@ import {
   timed,
 } from "./common.ts";
 import { benchS3, s3BenchMissing } from "./s3.ts";
+import { benchSftp, sftpBenchMissing } from "./sftp.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const { values: flags } = parseArgs({
@@ -48,7 +49,7 @@ const { values: flags } = parseArgs({
     only: { type: "string" },
   },
 });
-const GROUPS = ["small", "large", "huge", "rename", "watch", "s3"];
+const GROUPS = ["small", "large", "huge", "rename", "watch", "s3", "ssh"];
 const only = flags.only?.split(",");
 for (const group of only ?? []) {
   if (!GROUPS.includes(group)) {
@@ -457,6 +458,13 @@ let s3Rows: Row[] = [];
 if (s3Missing === undefined) s3Rows = await benchS3({ rounds: ROUNDS, quick: QUICK, base });
 else console.error(`S3 rows left out: ${s3Missing}`);
 
+// ---------------------------------------------------------------- SSH
+
+const sshMissing = !runs("ssh") ? "--only given" : sftpBenchMissing();
+let sshRows: Row[] = [];
+if (sshMissing === undefined) sshRows = await benchSftp({ rounds: ROUNDS, quick: QUICK, base });
+else console.error(`SSH rows left out: ${sshMissing}`);
+
 // ---------------------------------------------------------------- report
 
 const machine = `${navigator.hardwareConcurrency} cores, Deno ${Deno.version.deno}, ${
@@ -468,5 +476,9 @@ printTable("rsync -a --delete", rows);
 if (s3Rows.length > 0) {
   console.log("");
   printTable("rclone sync --links --metadata --checksum", s3Rows);
+}
+if (sshRows.length > 0) {
+  console.log("");
+  printTable('rsync -a --delete -e "ssh -p PORT -i KEY"', sshRows);
 }
 if (flags.dir === undefined) Deno.removeSync(base, { recursive: true });

@@ -65,3 +65,29 @@ export function printable(value: unknown): string {
       : `\\u${code.toString(16).toUpperCase().padStart(4, "0")}`;
   });
 }
+
+/**
+ * A 52-bit print of a text (FNV-1a over two 26-bit halves), never 0: a
+ * number that stands for it in a stat key.
+ *
+ * @param text any text.
+ * @returns a whole number in [1, 2^52).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { textPrint } from "./text.ts";
+ * assert.equal(textPrint("7:1.5"), textPrint("7:1.5"));
+ * assert.notEqual(textPrint("7:1.5"), textPrint("7:2.5"));
+ * ```
+ */
+export function textPrint(text: string): number {
+  let high = 0x811c, low = 0x9dc5;
+  for (let i = 0; i < text.length; i++) {
+    low ^= text.charCodeAt(i);
+    const product = low * 0x193;
+    low = product & 0xffff;
+    high = (high * 0x193 + (product >>> 16) + (low >>> 16)) & 0xfffffff;
+  }
+  return high * 0x10000 + low || 1;
+}

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { succeeds } from "../helpers.ts";
 import { s3BenchMissing } from "../../bench/s3.ts";
+import { sftpBenchMissing } from "../../bench/sftp.ts";
 
 const BENCH = new URL("../../bench/bench.ts", import.meta.url).pathname;
 
@@ -60,6 +61,18 @@ Deno.test({
       assert.match(stdout, /S3: unchanged, continuous mode \(each cycle after the first\)/);
       assert.match(stdout, /S3: initial mirror, 1 file of 210 MiB \(in parts\)/);
     } else assert.equal(s3Rows.length, 0);
+    // Against rsync over ssh on a throwaway sshd, where it can run.
+    const sshRows = stdout.split("\n").filter((line) => line.startsWith("| SSH: "));
+    if (sftpBenchMissing() === undefined) {
+      assert.match(
+        stdout,
+        /\| scenario \| folder-mirror \| rsync -a --delete -e "ssh -p PORT -i KEY"/,
+      );
+      assert.equal(sshRows.length, 4, stdout);
+      for (const row of sshRows) {
+        assert.match(row, /\d+\.\d+ x \| <= [12]\.0 x, RSS <= 150 MiB \| \d+ MiB \|$/);
+      }
+    } else assert.equal(sshRows.length, 0);
   },
 });
 
@@ -81,6 +94,6 @@ Deno.test("bench: --only refuses a group of rows it does not know (one line, exi
   assert.equal(output.code, 2);
   assert.match(
     new TextDecoder().decode(output.stderr),
-    /--only: one or more of small, large, huge, rename, watch, s3/,
+    /--only: one or more of small, large, huge, rename, watch, s3, ssh/,
   );
 });

@@ -41,6 +41,7 @@ import type {
 import { DEFAULT_PART, S3Error, type S3Folder, type S3Head, type S3Store } from "./store.ts";
 import { compareNames } from "../../core/paths.ts";
 import { Hasher } from "../../core/hash.ts";
+import { textPrint } from "../../core/text.ts";
 import { LOCKS } from "./lock.ts";
 import { type Known, ObjectMemory } from "./memory.ts";
 import { attributesOf, entriesOf, isLinkName, LINK_SUFFIX, metaOf } from "./layout.ts";
@@ -608,12 +609,5 @@ function isMd5(etag: string): boolean {
  */
 export function etagNumber(etag: string): number {
   if (/^[0-9a-f]{13}/.test(etag)) return parseInt(etag.slice(0, 13), 16);
-  let high = 0x811c, low = 0x9dc5;
-  for (let i = 0; i < etag.length; i++) {
-    low ^= etag.charCodeAt(i);
-    const product = low * 0x193;
-    low = product & 0xffff;
-    high = (high * 0x193 + (product >>> 16) + (low >>> 16)) & 0xfffffff;
-  }
-  return high * 0x10000 + low;
+  return textPrint(etag);
 }

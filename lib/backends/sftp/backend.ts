@@ -1,7 +1,7 @@
 /**
  * The SSH backend: `--replica sftp://USER@HOST[:PORT]/PATH` or the scp form
  * `USER@HOST:PATH`, with its flags. Its modules (`session.ts`, `ssh2`) are
- * loaded only when a replica is on an SSH host.
+ * loaded only when a replica is on an SSH host (and resolved only then).
  *
  * @module
  */
@@ -42,7 +42,11 @@ export const sftpBackend: Backend = {
     }
   },
   async open(replica, flags, run) {
-    const { openSftp } = await import("./session.ts");
+    // Not a literal: Deno would resolve ssh2 (and warn about its build
+    // scripts) for every run, even of a local replica. `deno compile` is told
+    // to include it (`--include`).
+    const session = "./session.ts";
+    const { openSftp } = await import(session) as typeof import("./session.ts");
     return await openSftp(replica, flags, run);
   },
 };

@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { textPrint } from "../../core/text.ts";
 
 /** Bumped when the serialized form changes (another one is dropped: learnt again). */
 const VERSION = 1;
@@ -77,7 +78,7 @@ export class InodeMemory {
       return 0;
     }
     if (known !== undefined) this.forget(path);
-    return print(found);
+    return textPrint(found);
   }
 
   /** Forget the file at `path`. */
@@ -120,16 +121,4 @@ export class InodeMemory {
       // learnt again
     }
   }
-}
-
-/** A 52-bit print of a text, never 0 (FNV-1a over two 26-bit halves). */
-function print(text: string): number {
-  let high = 0x811c, low = 0x9dc5;
-  for (let i = 0; i < text.length; i++) {
-    low ^= text.charCodeAt(i);
-    const product = low * 0x193;
-    low = product & 0xffff;
-    high = (high * 0x193 + (product >>> 16) + (low >>> 16)) & 0xfffffff;
-  }
-  return high * 0x10000 + low || 1;
 }
