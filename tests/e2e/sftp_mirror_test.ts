@@ -177,14 +177,14 @@ sftpTest(
     writeFile(`${src}/a/b/c/d/deep.txt`, "four folders deep, changed", 0o600, 1_700_000_000_000);
     writeFile(`${src}/empty/inner/new.txt`, "new", 0o644, 1_700_000_000_000);
     Deno.renameSync(`${src}/a/big.bin`, `${src}/empty/big.bin`);
-  Deno.renameSync(`${src}/empty/inner`, `${src}/a/moved`);
+    Deno.renameSync(`${src}/empty/inner`, `${src}/a/moved`);
     Deno.removeSync(`${src}/a/b`, { recursive: true });
     Deno.removeSync(`${src}/dangling`);
     const changed = await once(work, sshd);
     assert.equal(changed.code, 0, changed.stderr);
     assert.deepEqual(await readBackDiff(work, sshd), []);
     assert.match(changed.stdout, /File a\/big\.bin has been moved to empty\/big\.bin/);
-  assert.match(changed.stdout, /Folder empty\/inner has been moved to a\/moved/);
+    assert.match(changed.stdout, /Folder empty\/inner has been moved to a\/moved/);
     // No temp file is left anywhere.
     assert.deepEqual(
       [...listTree(`${sshd.root}/rep`).keys()].filter((path) => path.includes(".mirror.tmp.")),
