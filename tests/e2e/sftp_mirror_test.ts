@@ -118,6 +118,8 @@ function fillSource(src: string): void {
   writeFile(`${src}/a/b/we'ird \\ name\nwith a newline.txt`, "odd", 0o644, at);
   writeFile(`${src}/a/ünïcödé €.txt`, "unicode", 0o755, at);
   Deno.mkdirSync(`${src}/empty/inner`, { recursive: true });
+  writeFile(`${src}/moving/x.txt`, "x", 0o644, at);
+  writeFile(`${src}/moving/y/z.txt`, "z", 0o644, at);
   Deno.symlinkSync("../top.txt", `${src}/a/link`);
   Deno.symlinkSync("nowhere", `${src}/dangling`);
   const big = new Uint8Array(3 << 20);
@@ -177,14 +179,14 @@ sftpTest(
     writeFile(`${src}/a/b/c/d/deep.txt`, "four folders deep, changed", 0o600, 1_700_000_000_000);
     writeFile(`${src}/empty/inner/new.txt`, "new", 0o644, 1_700_000_000_000);
     Deno.renameSync(`${src}/a/big.bin`, `${src}/empty/big.bin`);
-    Deno.renameSync(`${src}/empty/inner`, `${src}/a/moved`);
+    Deno.renameSync(`${src}/moving`, `${src}/a/moved`);
     Deno.removeSync(`${src}/a/b`, { recursive: true });
     Deno.removeSync(`${src}/dangling`);
     const changed = await once(work, sshd);
     assert.equal(changed.code, 0, changed.stderr);
     assert.deepEqual(await readBackDiff(work, sshd), []);
     assert.match(changed.stdout, /File a\/big\.bin has been moved to empty\/big\.bin/);
-    assert.match(changed.stdout, /Folder empty\/inner has been moved to a\/moved/);
+    assert.match(changed.stdout, /Folder moving has been moved to a\/moved/);
     // No temp file is left anywhere.
     assert.deepEqual(
       [...listTree(`${sshd.root}/rep`).keys()].filter((path) => path.includes(".mirror.tmp.")),

@@ -321,6 +321,9 @@ function connectFailure(error: Error, options: SshOptions): string {
   return `cannot reach ${at} (${reason(error)})`;
 }
 
+/** How long a host that could not be reached again is taken as down. */
+const DOWN_MS = 5000;
+
 /**
  * The connection a run uses, made again when it ends (a dropped connection,
  * a restarted server): a few tries with a growing pause, then the failure.
@@ -341,10 +344,25 @@ export class SshRemote {
     this.#connect = connect;
   }
 
-  /** The connection, made again if it ended. */
+  /** The last failure to connect again, and until when it is the answer (epoch ms). */
+  #down: { readonly error: Error; readonly until: number } | undefined;
+
+  /** Whether a connection is up now (nothing is tried). */
+  get connected(): boolean {
+    return this.#link !== undefined && this.#link.ended === undefined;
+  }
+
+  /**
+   * The connection, made again if it ended. After tries that all failed,
+   * the same failure is the answer for a few seconds: the requests of a
+   * cycle fail at once instead of each trying again.
+   */
   link(): Promise<SshLink> {
     const link = this.#link;
     if (link !== undefined && link.ended === undefined) return Promise.resolve(link);
+    if (this.#down !== undefined && Date.now() < this.#down.until) {
+      return Promise.reject(this.#down.error);
+    }
     return this.#connecting ??= this.#reconnect(link?.ended ?? "not connected").finally(() =>
       this.#connecting = undefined
     );
@@ -358,12 +376,14 @@ export class SshRemote {
       if (pause > 0) await new Promise((resolve) => setTimeout(resolve, pause));
       try {
         this.#link = await this.#connect();
+        this.#down = undefined;
         this.onReconnect?.(why);
         return this.#link;
       } catch (error) {
         failure = asError(error);
       }
     }
+    this.#down = { error: failure!, until: Date.now() + DOWN_MS };
     throw failure!;
   }
 

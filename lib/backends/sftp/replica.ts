@@ -234,6 +234,13 @@ export class SftpReplica implements Replica {
     this.where = options.where;
     this.#options = options;
     this.#memory = options.memory ?? new InodeMemory();
+    const hidden = options.hidden;
+    if (hidden !== undefined) {
+      this.refuses = (path) =>
+        this.#abs(path) === hidden
+          ? "on this host that name is the folder of the mirrors' locks"
+          : undefined;
+    }
   }
 
   #abs(path: string): string {
@@ -823,7 +830,7 @@ export class SftpReplica implements Replica {
     return { key: [found.size, Math.floor(mtimeMs / 1000) * 1000, 0, 0] };
   }
 
-  async move(from: string, to: string, _kind: "file" | "dir"): Promise<StatKey | undefined> {
+  async move(from: string, to: string, kind: "file" | "dir"): Promise<StatKey | undefined> {
     const link = await this.#link();
     try {
       // A plain rename: it fails where something is at `to`.
@@ -832,7 +839,13 @@ export class SftpReplica implements Replica {
       throw sftpError(error, "cannot move", this.#abs(from));
     }
     this.#memory.move(from, to);
-    return undefined;
+    if (kind !== "file") return undefined;
+    // A rename changes the file's ctime: its next listing is adopted again.
+    this.#wrote(to);
+    const moved = await link.call<{ mode: number; size: number; mtime: number }>((done) =>
+      link.sftp.lstat(this.#abs(to), done)
+    ).catch(() => undefined);
+    return moved === undefined ? undefined : [moved.size, moved.mtime * 1000, 0, 0];
   }
 
   async remove(path: string, kind: Entry["kind"]): Promise<void> {
@@ -883,13 +896,10 @@ export class SftpReplica implements Replica {
 
   /**
    * Why a source entry cannot be held here: the mirrors' locks folder, when
-   * it is inside the replica.
+   * it is inside the replica (only then: a replica that refuses nothing
+   * lets the engine move folders whole).
    */
-  refuses(path: string): string | undefined {
-    return this.#abs(path) === this.#options.hidden
-      ? "on this host that name is the folder of the mirrors' locks"
-      : undefined;
-  }
+  readonly refuses?: (path: string) => string | undefined;
 }
 
 /** An entry from SFTP attributes: whole-second mtime, no inode or ctime. */

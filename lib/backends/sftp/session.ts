@@ -328,7 +328,12 @@ class SftpSession implements ReplicaSession {
 
   verifyTree() {
     const tree = this.#replica({ readBack: true });
-    return { tree, refuses: tree.refuses.bind(tree), links: false, owners: false };
+    return {
+      tree,
+      ...(tree.refuses ? { refuses: tree.refuses } : {}),
+      links: false,
+      owners: false,
+    };
   }
 
   async take(state: MirrorState): Promise<readonly Note[] | string> {
@@ -395,7 +400,8 @@ class SftpSession implements ReplicaSession {
 
   async close(): Promise<void> {
     try {
-      await this.#lock?.release();
+      // With the host gone, the lock lapses on its own: a stop does not wait to connect.
+      if (this.#remote.connected) await this.#lock?.release();
     } finally {
       this.#remote.close();
     }
