@@ -95,6 +95,8 @@ export class CopyScheduler<G = unknown> {
   /** Big writes under way. */
   readonly #running = new Set<Promise<void>>();
   #queued: Pending<G>[] = [];
+  /** Batches being sent (a batched replica: one fills while another is sent). */
+  readonly #sending = new Set<Promise<void>>();
   #failed: Pending<G>[] = [];
 
   /**
@@ -128,7 +130,12 @@ export class CopyScheduler<G = unknown> {
       if (this.#running.size >= this.#parallel) await Promise.race(this.#running);
     } else if (this.#batched()) {
       this.#queued.push(pending);
-      if (this.#queued.length >= MAX_BATCH) await this.#flush();
+      if (this.#queued.length < MAX_BATCH) return;
+      if (!this.#replica.batched) return await this.#flush();
+      // A replica that keeps requests in flight: the next batch fills while this one is sent.
+      const sending: Promise<void> = this.#flush().finally(() => this.#sending.delete(sending));
+      this.#sending.add(sending);
+      if (this.#sending.size >= 2) await Promise.race(this.#sending);
     } else {
       this.#settle(pending, await this.#writeOne(write));
     }
@@ -154,6 +161,7 @@ export class CopyScheduler<G = unknown> {
   async drain(): Promise<void> {
     if (this.#signal?.aborted) this.#queued = []; // stopped: nothing new starts
     await this.#flush();
+    while (this.#sending.size > 0) await Promise.race(this.#sending);
     while (this.#running.size > 0) await Promise.race(this.#running);
   }
 

@@ -66,3 +66,33 @@ Deno.test("copy scheduler: a write that throws ends as failed, retried once alon
     assert.equal(results[0]?.status === "failed" && results[0].name, "ConnectionReset");
   });
 });
+
+Deno.test("copy scheduler: a replica with requests in flight gets the next batch while one is sent", async () => {
+  await withWork(async (work) => {
+    for (let i = 0; i < 600; i++) Deno.writeTextFileSync(`${work}/src/f${i}`, `${i}`);
+    let inFlight = 0, most = 0;
+    const replica = new (class extends LocalReplica {
+      readonly batched = true;
+      override async writeFiles(writes: readonly FileWrite[]): Promise<WriteResult[]> {
+        most = Math.max(most, ++inFlight);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        try {
+          return await super.writeFiles(writes);
+        } finally {
+          inFlight--;
+        }
+      }
+    })(`${work}/rep`);
+    await replica.makeRoot();
+    const scheduler = new CopyScheduler(replica, { batches: true });
+    const results: string[] = [];
+    for (const write of await writesOf(work)) {
+      await scheduler.submit(write, undefined, (result) => results.push(result.status));
+    }
+    await scheduler.drain();
+    assert.equal(most, 2, "two batches at once, never more");
+    assert.equal(results.length, 600);
+    assert.ok(results.every((status) => status === "done"), results.join());
+    assert.equal(Deno.readTextFileSync(`${work}/rep/f599`), "599");
+  });
+});

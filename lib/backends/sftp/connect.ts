@@ -101,6 +101,19 @@ function hostKeyAlgorithms(types: readonly string[]): string[] | undefined {
   return algorithms.length > 0 ? [...new Set(algorithms)] : undefined;
 }
 
+/** SFTP sessions per connection: the host serves each with a process of its own. */
+const SESSIONS = 2;
+/** The ciphers asked for, fastest under Deno first. */
+const CIPHERS = [
+  "aes128-ctr",
+  "aes256-ctr",
+  "aes128-gcm@openssh.com",
+  "aes256-gcm@openssh.com",
+  "chacha20-poly1305@openssh.com",
+];
+/** The MACs asked for (a GCM or ChaCha20 cipher needs none). */
+const MACS = ["hmac-sha2-256-etm@openssh.com", "hmac-sha2-256", "hmac-sha2-512-etm@openssh.com"];
+
 /** How to reach the host. */
 export interface SshOptions {
   /** Where. */
@@ -146,10 +159,14 @@ export class SshLink {
 
   /** The requests waiting for an answer: failed when the connection ends. */
   readonly #waiting = new Set<(error: Error) => void>();
+  /** Every SFTP session (the first is {@link sftp}). */
+  readonly #sessions: SFTPWrapper[];
+  #next = 0;
 
-  constructor(client: Client, sftp: SFTPWrapper) {
+  constructor(client: Client, sessions: readonly SFTPWrapper[]) {
     this.client = client;
-    this.sftp = sftp;
+    this.sftp = sessions[0]!;
+    this.#sessions = [...sessions];
     const end = (why: string) => {
       this.ended ??= why;
       // ssh2 never answers a request of a connection that ended: fail them all.
@@ -160,7 +177,15 @@ export class SshLink {
     client.on("close", () => end("the connection was closed"));
     client.on("end", () => end("the server closed the connection"));
     client.on("error", (error) => end(`the connection failed (${reason(error)})`));
-    sftp.on("close", () => end("the SFTP session was closed"));
+    for (const sftp of sessions) sftp.on("close", () => end("the SFTP session was closed"));
+  }
+
+  /**
+   * One of the SFTP sessions, in turn: each is served by a process of its
+   * own on the host, so files written side by side use them all.
+   */
+  session(): SFTPWrapper {
+    return this.#sessions[this.#next++ % this.#sessions.length]!;
   }
 
   /**
@@ -254,7 +279,14 @@ export async function connectSsh(options: SshOptions): Promise<SshLink> {
         readyTimeout: timeoutMs,
         keepaliveInterval: Math.ceil(timeoutMs / 3),
         keepaliveCountMax: 3,
-        ...(algorithms ? { algorithms: { serverHostKey: algorithms as never } } : {}),
+        algorithms: {
+          ...(algorithms ? { serverHostKey: algorithms as never } : {}),
+          // CTR with an encrypt-then-MAC SHA-256 first: Deno's AES-GCM runs at
+          // ~170 MiB/s here, AES-CTR at ~400 and HMAC-SHA-256 at ~1,300 (both
+          // in OpenSSH's defaults).
+          cipher: CIPHERS as never,
+          hmac: MACS as never,
+        },
         hostVerifier: (key: Buffer) => {
           const blob = key.toString("base64");
           const print = fingerprint(key);
@@ -280,6 +312,7 @@ export async function connectSsh(options: SshOptions): Promise<SshLink> {
       });
       // Right after connect(): the socket exists, and every request is one packet.
       client.setNoDelay(true);
+      coalesceWrites((client as unknown as { _sock: Writable })._sock);
     });
   } catch (error) {
     client.end();
@@ -287,12 +320,49 @@ export async function connectSsh(options: SshOptions): Promise<SshLink> {
     throw new Error(connectFailure(asError(error), options));
   }
   try {
-    const sftp = await call<SFTPWrapper>((done) => client.sftp(done));
-    return new SshLink(client, sftp);
+    const sessions = await Promise.all(
+      Array.from({ length: SESSIONS }, () => call<SFTPWrapper>((done) => client.sftp(done))),
+    );
+    return new SshLink(client, sessions);
   } catch (error) {
     client.end();
     throw new Error(`${location.user}@${name} gave no SFTP session (${reason(asError(error))})`);
   }
+}
+
+/** What {@link coalesceWrites} needs of a socket. */
+interface Writable {
+  write(data: Uint8Array): boolean;
+  end(...args: unknown[]): unknown;
+}
+
+/**
+ * Make the packets ssh2 writes in one turn of the event loop one write to
+ * the socket: a write costs ~45 µs in Deno's node layer, and each request is
+ * a packet of its own (10,000 requests for 2,000 small files).
+ */
+function coalesceWrites(socket: Writable): void {
+  const write = socket.write.bind(socket), end = socket.end.bind(socket);
+  let queued: Uint8Array[] = [];
+  const flush = () => {
+    const packets = queued;
+    queued = [];
+    if (packets.length > 0) write(packets.length === 1 ? packets[0]! : Buffer.concat(packets));
+  };
+  socket.write = (data) => {
+    if (data.length >= 4096) {
+      // A data packet: as it is (copying it would cost more than the write).
+      flush();
+      return write(data);
+    }
+    queued.push(data);
+    if (queued.length === 1) queueMicrotask(flush);
+    return true;
+  };
+  socket.end = (...args) => {
+    flush();
+    return end(...args);
+  };
 }
 
 /** A failed connection in one line. */

@@ -645,6 +645,8 @@ export class SftpReplica implements Replica {
       const { name, message } = asError(error);
       return { status: "failed", name, message };
     }
+    // One of the connection's SFTP sessions for all of this file's requests (a handle is a session's).
+    const sftp = link.session();
     const abs = this.#abs(write.path);
     const temp = joinPath(parentOf(abs) || "/", this.#options.tempName());
     let handle: Buffer | undefined;
@@ -665,7 +667,7 @@ export class SftpReplica implements Replica {
       }
       try {
         handle = await link.call<Buffer>((done) =>
-          link.sftp.open(temp, "wx", { mode: write.mode & 0o777 | 0o600 }, done)
+          sftp.open(temp, "wx", { mode: write.mode & 0o777 | 0o600 }, done)
         );
       } catch (error) {
         throw await this.#explained(link, error, "cannot write", temp);
@@ -675,7 +677,7 @@ export class SftpReplica implements Replica {
       const send = (chunk: Uint8Array, position: number) => {
         const buffer = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
         const request = link.call((done) =>
-          link.sftp.write(handle!, buffer, 0, buffer.length, position, done)
+          sftp.write(handle!, buffer, 0, buffer.length, position, done)
         );
         request.catch(() => {}); // awaited below; a failure then is the one reported
         pending.push(request);
@@ -711,7 +713,7 @@ export class SftpReplica implements Replica {
       const seconds = Math.floor(write.mtimeMs / 1000);
       pending.push(
         link.call((done) =>
-          link.sftp.fsetstat(handle!, { mode: write.mode, atime: seconds, mtime: seconds }, done)
+          sftp.fsetstat(handle!, { mode: write.mode, atime: seconds, mtime: seconds }, done)
         ),
       );
       try {
@@ -723,7 +725,7 @@ export class SftpReplica implements Replica {
       const closing = handle;
       handle = undefined;
       try {
-        await link.call((done) => link.sftp.close(closing, done));
+        await link.call((done) => sftp.close(closing, done));
       } catch (error) {
         throw await this.#explained(link, error, "cannot write", temp);
       }
@@ -732,7 +734,7 @@ export class SftpReplica implements Replica {
       if (after !== "same") return notCopied(after);
       signal?.throwIfAborted();
       try {
-        await link.call((done) => link.sftp.ext_openssh_rename(temp, abs, done));
+        await link.call((done) => sftp.ext_openssh_rename(temp, abs, done));
       } catch (error) {
         throw sftpError(error, "cannot put in place", abs);
       }
@@ -754,9 +756,9 @@ export class SftpReplica implements Replica {
       source?.close();
       // A temp left behind (a failure, a stop): removed now, else swept next cycle.
       if (handle !== undefined) {
-        await link.call((done) => link.sftp.close(handle!, done)).catch(() => {});
+        await link.call((done) => sftp.close(handle!, done)).catch(() => {});
       }
-      if (!placed) await link.call((done) => link.sftp.unlink(temp, done)).catch(() => {});
+      if (!placed) await link.call((done) => sftp.unlink(temp, done)).catch(() => {});
     }
   }
 
