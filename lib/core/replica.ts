@@ -363,6 +363,11 @@ export interface Replica extends TreeReader {
    */
   learnsMd5?(entry: Entry): boolean;
   /**
+   * Big files written at once at most (one connection carries them all:
+   * more only holds more in memory). Optional: the engine's default (4).
+   */
+  readonly bigWritesAtOnce?: number;
+  /**
    * Small writes are worth sending as batches from the first one (requests in
    * flight), not only when there are many. Optional.
    */

@@ -183,7 +183,9 @@ export class Applier {
     this.#replica = replica;
     this.#options = options;
     this.#scheduler = new CopyScheduler(replica, {
-      ...(options.parallel ? { parallel: options.parallel } : {}),
+      ...(options.parallel ?? replica.bigWritesAtOnce
+        ? { parallel: options.parallel ?? replica.bigWritesAtOnce }
+        : {}),
       batches: options.batches ?? false,
       ...(options.signal ? { signal: options.signal } : {}),
     });

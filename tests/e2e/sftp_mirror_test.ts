@@ -185,8 +185,12 @@ sftpTest(
     const changed = await once(work, sshd);
     assert.equal(changed.code, 0, changed.stderr);
     assert.deepEqual(await readBackDiff(work, sshd), []);
-    assert.match(changed.stdout, /File a\/big\.bin has been moved to empty\/big\.bin/);
-    assert.match(changed.stdout, /Folder moving has been moved to a\/moved/);
+    // (On failure: the whole log, and the state file's size, say what the runs knew.)
+    const context = `${messages(work).join("\n")}\nstate: ${
+      Deno.statSync(`${work}/log.txt.state`).size
+    } B`;
+    assert.match(changed.stdout, /File a\/big\.bin has been moved to empty\/big\.bin/, context);
+    assert.match(changed.stdout, /Folder moving has been moved to a\/moved/, context);
     // No temp file is left anywhere.
     assert.deepEqual(
       [...listTree(`${sshd.root}/rep`).keys()].filter((path) => path.includes(".mirror.tmp.")),

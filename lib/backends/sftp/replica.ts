@@ -46,8 +46,8 @@ import { InodeMemory } from "./memory.ts";
 const WRITES_AT_ONCE = 32;
 /** Bytes of one write or read request (what OpenSSH takes at most, 255 KiB). */
 const CHUNK = 255 * 1024;
-/** Requests of one file in flight at once (OpenSSH's sftp: 64 of 32 KiB). */
-const IN_FLIGHT = 16;
+/** Requests of one file in flight at once (2 MiB; OpenSSH's sftp: 64 of 32 KiB). */
+const IN_FLIGHT = 8;
 /** Folder listings asked for ahead of the walk at most (no shell). */
 const LISTED_AHEAD = 64;
 /** Files up to this size are read from the source at once. */
@@ -210,6 +210,8 @@ export class SftpReplica implements Replica {
   readonly mtimePrecision = 1000;
   /** Small writes are worth sending side by side from the first one. */
   readonly batched = true;
+  /** One connection carries every write: two big files keep it busy. */
+  readonly bigWritesAtOnce = 2;
   readonly #options: SftpReplicaOptions;
   readonly #memory: InodeMemory;
   readonly #writing = pLimit(WRITES_AT_ONCE);
