@@ -28,37 +28,30 @@ import pLimit from "npm:p-limit@^7.3.0";
 import type { Entry, Kind, StatKey } from "../../core/entry.ts";
 import { asError } from "../../core/error.ts";
 import { compareNames, joinPath, parentOf } from "../../core/paths.ts";
-import { checkSource, notCopied, openSource } from "../../core/source.ts";
-import type {
-  Attributes,
-  AttributesResult,
-  FileWrite,
-  Listed,
-  Listing,
-  Replica,
-  RootInfo,
-  WriteResult,
+import {
+  type Attributes,
+  type AttributesResult,
+  BIG_FILE,
+  type FileWrite,
+  type Listed,
+  type Listing,
+  type Replica,
+  type RootInfo,
+  type WriteResult,
 } from "../../core/replica.ts";
 import type { SshLink, SshRemote } from "./connect.ts";
 import { InodeMemory } from "./memory.ts";
+import { CHUNK, explained, IN_FLIGHT, isMissing, sftpError, uploadFile } from "./upload.ts";
+import type { Uploader } from "./upload_pool.ts";
 
 /** Files of a batch written at once. */
 const WRITES_AT_ONCE = 32;
-/** Bytes of one write or read request (what OpenSSH takes at most, 255 KiB). */
-const CHUNK = 255 * 1024;
-/** Requests of one file in flight at once (2 MiB; OpenSSH's sftp: 64 of 32 KiB). */
-const IN_FLIGHT = 8;
 /** Folder listings asked for ahead of the walk at most (no shell). */
 const LISTED_AHEAD = 64;
-/** Files up to this size are read from the source at once. */
-const SMALL = 1 << 20;
 /** Files per `md5sum` batch at most. */
 const HASH_BATCH = 512;
 /** Files read back at once for their MD5 (no shell). */
 const READS_AT_ONCE = 8;
-
-/** SFTP status codes (RFC draft 02, section 7). */
-const NO_SUCH_FILE = 2, PERMISSION_DENIED = 3, FAILURE = 4;
 
 /**
  * What `find -printf` gives of each entry: its type, inode, size, mtime,
@@ -70,22 +63,6 @@ const FIELDS = "%y %i %s %T@ %C@ %m %n";
 /** Quote `text` for the remote shell. */
 export function shellQuote(text: string): string {
   return `'${text.replaceAll("'", `'\\''`)}'`;
-}
-
-/** An error of a request, as the engine understands it (gone, denied), with the path. */
-export function sftpError(error: unknown, what: string, path: string): Error {
-  const found = asError(error);
-  const code = (found as { code?: unknown }).code;
-  const message = `${what} '${path}': ${found.message}`;
-  if (code === NO_SUCH_FILE) return new Deno.errors.NotFound(message);
-  if (code === PERMISSION_DENIED) return new Deno.errors.PermissionDenied(message);
-  return new Error(message);
-}
-
-/** Whether a request failed because the entry is not there. */
-function isMissing(error: unknown): boolean {
-  return (error as { code?: unknown }).code === NO_SUCH_FILE ||
-    error instanceof Deno.errors.NotFound;
 }
 
 /** An `%T@`-style time (`1733459045.1234567890`) in whole milliseconds. */
@@ -186,6 +163,12 @@ export interface SftpReplicaOptions {
   readonly memory?: InodeMemory;
   /** A new temp name (a name, not a path). */
   readonly tempName: () => string;
+  /**
+   * Big files go through these (workers with connections of their own), when given.
+   *
+   * @default on the replica's connection
+   */
+  readonly uploaders?: () => Uploader | undefined;
   /** A path on the host left out of listings (the mirrors' locks, when inside). */
   readonly hidden?: string;
   /**
@@ -620,148 +603,31 @@ export class SftpReplica implements Replica {
     try {
       await link.call((done) => link.sftp.mkdir(abs, { mode }, done));
     } catch (error) {
-      throw await this.#explained(link, error, "cannot make", abs);
+      throw await explained(link, error, "cannot make", abs);
     }
-  }
-
-  /** A failure, with the reason OpenSSH does not send: a full disk. */
-  async #explained(link: SshLink, error: unknown, what: string, abs: string): Promise<Error> {
-    if ((error as { code?: unknown }).code === FAILURE) {
-      const space = await link.call<{ f_bavail: number; f_favail: number }>((done) =>
-        link.sftp.ext_openssh_statvfs(parentOf(abs) || "/", done)
-      ).catch(() => undefined);
-      if (space !== undefined && (space.f_bavail === 0 || space.f_favail === 0)) {
-        return new Error(`${what} '${abs}': no space left on the replica's disk`);
-      }
-    }
-    return sftpError(error, what, abs);
   }
 
   async writeFile(write: FileWrite, signal?: AbortSignal): Promise<WriteResult> {
-    let link: SshLink;
-    try {
-      signal?.throwIfAborted();
-      link = await this.#link();
-    } catch (error) {
-      if (signal?.aborted) return { status: "skipped", reason: "the run was stopped" };
-      const { name, message } = asError(error);
-      return { status: "failed", name, message };
-    }
-    // One of the connection's SFTP sessions for all of this file's requests (a handle is a session's).
-    const sftp = link.session();
     const abs = this.#abs(write.path);
     const temp = joinPath(parentOf(abs) || "/", this.#options.tempName());
-    let handle: Buffer | undefined;
-    let source: Deno.FsFile | undefined;
-    let placed = false;
-    try {
-      // The source first: nothing is made on the host for a file that changed or vanished.
-      let bytes: Uint8Array | undefined;
-      if (write.size <= SMALL) {
-        const before = checkSource(write.from, write.expectedKey);
-        if (before !== "same") return notCopied(before);
-        bytes = Deno.readFileSync(write.from);
-        if (bytes.length !== write.size) return notCopied("changed");
-      } else {
-        const opened = await openSource(write.from, write.expectedKey);
-        if (!(opened instanceof Deno.FsFile)) return opened;
-        source = opened;
-      }
+    let result: WriteResult;
+    // A big file goes to a free upload worker (its cipher on another core), else on this connection.
+    const uploader = write.size >= BIG_FILE ? this.#options.uploaders?.() : undefined;
+    if (uploader?.available()) result = await uploader.upload(write, abs, temp, signal);
+    else {
+      let link: SshLink;
       try {
-        handle = await link.call<Buffer>((done) =>
-          sftp.open(temp, "wx", { mode: write.mode & 0o777 | 0o600 }, done)
-        );
+        signal?.throwIfAborted();
+        link = await this.#link();
       } catch (error) {
-        throw await this.#explained(link, error, "cannot write", temp);
+        if (signal?.aborted) return { status: "skipped", reason: "the run was stopped" };
+        const { name, message } = asError(error);
+        return { status: "failed", name, message };
       }
-      const hash = createHash("md5");
-      const pending: Promise<void>[] = [];
-      const send = (chunk: Uint8Array, position: number) => {
-        const buffer = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-        const request = link.call((done) =>
-          sftp.write(handle!, buffer, 0, buffer.length, position, done)
-        );
-        request.catch(() => {}); // awaited below; a failure then is the one reported
-        pending.push(request);
-      };
-      if (bytes !== undefined) {
-        hash.update(bytes);
-        for (let at = 0; at < bytes.length; at += CHUNK) send(bytes.subarray(at, at + CHUNK), at);
-      } else {
-        let position = 0;
-        try {
-          for (;;) {
-            signal?.throwIfAborted();
-            const chunk = new Uint8Array(CHUNK);
-            const got = await source!.read(chunk);
-            if (got === null) break;
-            const part = chunk.subarray(0, got);
-            hash.update(part);
-            send(part, position);
-            position += got;
-            // Requests in flight, not the whole file in memory.
-            while (pending.length >= IN_FLIGHT) await pending.shift();
-          }
-        } catch (error) {
-          await Promise.allSettled(pending);
-          if (signal?.aborted) throw error;
-          throw await this.#explained(link, error, "cannot write", temp);
-        }
-        if (position !== write.size) {
-          await Promise.allSettled(pending);
-          return notCopied("changed");
-        }
-      }
-      const seconds = Math.floor(write.mtimeMs / 1000);
-      pending.push(
-        link.call((done) =>
-          sftp.fsetstat(handle!, { mode: write.mode, atime: seconds, mtime: seconds }, done)
-        ),
-      );
-      try {
-        for (const request of pending) await request;
-      } catch (error) {
-        await Promise.allSettled(pending);
-        throw await this.#explained(link, error, "cannot write", temp);
-      }
-      const closing = handle;
-      handle = undefined;
-      try {
-        await link.call((done) => sftp.close(closing, done));
-      } catch (error) {
-        throw await this.#explained(link, error, "cannot write", temp);
-      }
-      // The source as listed, still: else what was sent may be another file's bytes.
-      const after = checkSource(write.from, write.expectedKey);
-      if (after !== "same") return notCopied(after);
-      signal?.throwIfAborted();
-      try {
-        await link.call((done) => sftp.ext_openssh_rename(temp, abs, done));
-      } catch (error) {
-        throw sftpError(error, "cannot put in place", abs);
-      }
-      placed = true;
-      this.#wrote(write.path);
-      return {
-        status: "done",
-        key: [write.size, seconds * 1000, 0, 0],
-        md5: hash.digest("hex"),
-      };
-    } catch (error) {
-      if (signal?.aborted) return { status: "skipped", reason: "the run was stopped" };
-      if (error instanceof Deno.errors.NotFound && !`${error.message}`.includes(temp)) {
-        return notCopied("gone");
-      }
-      const { name, message } = asError(error);
-      return { status: "failed", name, message };
-    } finally {
-      source?.close();
-      // A temp left behind (a failure, a stop): removed now, else swept next cycle.
-      if (handle !== undefined) {
-        await link.call((done) => sftp.close(handle!, done)).catch(() => {});
-      }
-      if (!placed) await link.call((done) => sftp.unlink(temp, done)).catch(() => {});
+      result = await uploadFile(link, write, abs, temp, signal);
     }
+    if (result.status === "done") this.#wrote(write.path);
+    return result;
   }
 
   writeFiles(writes: readonly FileWrite[]): Promise<WriteResult[]> {
@@ -782,7 +648,7 @@ export class SftpReplica implements Replica {
       await link.call((done) => link.sftp.ext_openssh_rename(temp, abs, done));
     } catch (error) {
       await link.call((done) => link.sftp.unlink(temp, done)).catch(() => {});
-      throw await this.#explained(link, error, "cannot make the symlink", abs);
+      throw await explained(link, error, "cannot make the symlink", abs);
     }
     await this.#setTimes(link, abs, mtimeMs);
     return undefined;

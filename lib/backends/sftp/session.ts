@@ -16,15 +16,22 @@ import { LeaseLock, type LeaseStore } from "../../core/lease_lock.ts";
 import type { Note, OpenRun, ReplicaSession } from "../../engine/backend.ts";
 import type { MirrorLog } from "../../engine/report.ts";
 import type { MirrorState } from "../../state/state.ts";
-import { connectSsh, type SshLink, SshRemote } from "./connect.ts";
+import { connectSsh, type SshLink, type SshOptions, SshRemote } from "./connect.ts";
 import { InodeMemory } from "./memory.ts";
 import { SftpReplica } from "./replica.ts";
+import { UploadPool } from "./upload_pool.ts";
 import { hostPattern, parseSftp, type SftpLocation } from "./url.ts";
 
 /** A replica's lock on a host lasts this long at least unless renewed. */
 const LOCK_TTL_MS = 120_000;
 /** The folder, in the login folder, of the lock files of the mirrors of a host. */
 const LOCKS = ".folder-mirror-locks";
+/**
+ * Upload workers (each with a connection of its own) for big files: with the
+ * main thread's connection, the cipher runs on two cores. Each costs ~90 MiB
+ * of memory while it runs (a V8 isolate with ssh2 and its buffers).
+ */
+const UPLOAD_WORKERS = 1;
 /** The key files tried in `~/.ssh`, in ssh's order. */
 const KEY_FILES = ["id_ed25519", "id_ecdsa", "id_rsa"];
 
@@ -236,14 +243,15 @@ export async function openSftp(
     );
   }
   const { key, agent, knownHosts } = credentials(flags);
+  const sshOptions: SshOptions = {
+    location,
+    ...(key ? { key } : {}),
+    ...(agent ? { agent } : {}),
+    knownHosts,
+  };
   const connect = async () => {
     try {
-      return await connectSsh({
-        location,
-        ...(key ? { key } : {}),
-        ...(agent ? { agent } : {}),
-        knownHosts,
-      });
+      return await connectSsh(sshOptions);
     } catch (error) {
       const message = asError(error).message;
       throw new Error(message.startsWith("--") ? message : `--replica: ${message}`);
@@ -258,6 +266,7 @@ export async function openSftp(
     const host = `${location.user}@${hostPattern(location)}`;
     return new SftpSession({
       remote: new SshRemote(link, connect),
+      sshOptions,
       given: replica,
       host,
       root,
@@ -284,9 +293,13 @@ class SftpSession implements ReplicaSession {
   readonly #shell: string | undefined;
   readonly #run: OpenRun;
   #lock: LeaseLock | undefined;
+  readonly #sshOptions: SshOptions;
+  /** The upload workers, started with the first big file. */
+  #pool: UploadPool | undefined;
 
   constructor(options: {
     remote: SshRemote;
+    sshOptions: SshOptions;
     given: string;
     host: string;
     root: string;
@@ -295,6 +308,7 @@ class SftpSession implements ReplicaSession {
     run: OpenRun;
   }) {
     this.#remote = options.remote;
+    this.#sshOptions = options.sshOptions;
     this.#given = options.given;
     this.#host = options.host;
     this.#root = options.root;
@@ -308,6 +322,7 @@ class SftpSession implements ReplicaSession {
     memory?: InodeMemory;
     readBack?: boolean;
     tempName?: () => string;
+    uploaders?: () => UploadPool;
     beforeCycle?: () => Promise<void>;
   }) {
     const root = this.#root;
@@ -394,6 +409,7 @@ class SftpSession implements ReplicaSession {
     return this.#replica({
       memory,
       tempName: () => state.temps.next(),
+      uploaders: () => this.#pool ??= new UploadPool(this.#sshOptions, UPLOAD_WORKERS),
       ...(lock ? { beforeCycle: () => lock.renewIfDue() } : {}),
     });
   }
@@ -403,6 +419,7 @@ class SftpSession implements ReplicaSession {
       // With the host gone, the lock lapses on its own: a stop does not wait to connect.
       if (this.#remote.connected) await this.#lock?.release();
     } finally {
+      this.#pool?.close();
       this.#remote.close();
     }
   }

@@ -1,0 +1,121 @@
+/**
+ * {@link UploadPool}: the upload workers of a run (`upload_worker.ts`), each
+ * with an SSH connection of its own, started when a big file is written and
+ * stopped after 5 s without one (each holds ~90 MiB). One file at a time
+ * each; a file waits for a free worker.
+ *
+ * @module
+ */
+import type { FileWrite, WriteResult } from "../../core/replica.ts";
+import type { SshOptions } from "./connect.ts";
+
+/** Workers idle this long (ms) are stopped. */
+const IDLE_MS = 5000;
+
+/** What the replica asks of the pool. */
+export interface Uploader {
+  /** Whether a worker is free now (else the file is better written on the replica's connection). */
+  available(): boolean;
+  /**
+   * Write one file through a worker.
+   *
+   * @param write the file.
+   * @param abs its path on the host.
+   * @param temp the temp path beside it.
+   * @param signal a stop: the file is not started (one under way ends on its own).
+   * @returns how the write ended.
+   */
+  upload(write: FileWrite, abs: string, temp: string, signal?: AbortSignal): Promise<WriteResult>;
+}
+
+/** The workers; see the module documentation. */
+export class UploadPool implements Uploader {
+  readonly #options: SshOptions;
+  readonly #size: number;
+  readonly #idle: Worker[] = [];
+  readonly #all: Worker[] = [];
+  readonly #waiting: ((worker: Worker) => void)[] = [];
+  readonly #answers = new Map<number, (result: WriteResult) => void>();
+  #next = 0;
+  #busy = 0;
+  #idleTimer: ReturnType<typeof setTimeout> | undefined;
+
+  /**
+   * @param options how each worker connects.
+   * @param size how many workers.
+   */
+  constructor(options: SshOptions, size: number) {
+    this.#options = options;
+    this.#size = size;
+  }
+
+  available(): boolean {
+    return this.#idle.length > 0 || this.#all.length < this.#size;
+  }
+
+  #worker(): Promise<Worker> {
+    const idle = this.#idle.pop();
+    if (idle !== undefined) return Promise.resolve(idle);
+    if (this.#all.length < this.#size) {
+      const worker = new Worker(new URL("./upload_worker.ts", import.meta.url).href, {
+        type: "module",
+      });
+      worker.onmessage = (event: MessageEvent) => {
+        const { id, result } = event.data as { id: number; result: WriteResult };
+        this.#answers.get(id)?.(result);
+        this.#answers.delete(id);
+      };
+      worker.postMessage({ options: this.#options });
+      this.#all.push(worker);
+      return Promise.resolve(worker);
+    }
+    return new Promise((resolve) => this.#waiting.push(resolve));
+  }
+
+  #release(worker: Worker): void {
+    this.#busy--;
+    const next = this.#waiting.shift();
+    if (next !== undefined) return next(worker);
+    this.#idle.push(worker);
+    if (this.#busy > 0) return;
+    // Idle a while: the workers go (their memory with them); the next big file starts one again.
+    clearTimeout(this.#idleTimer);
+    this.#idleTimer = setTimeout(() => {
+      if (this.#busy === 0) this.close();
+    }, IDLE_MS);
+    Deno.unrefTimer(this.#idleTimer);
+  }
+
+  async upload(
+    write: FileWrite,
+    abs: string,
+    temp: string,
+    signal?: AbortSignal,
+  ): Promise<WriteResult> {
+    this.#busy++;
+    clearTimeout(this.#idleTimer);
+    const worker = await this.#worker();
+    try {
+      if (signal?.aborted) return { status: "skipped", reason: "the run was stopped" };
+      const id = this.#next++;
+      return await new Promise<WriteResult>((resolve) => {
+        this.#answers.set(id, resolve);
+        worker.postMessage({ id, write, abs, temp });
+      });
+    } finally {
+      this.#release(worker);
+    }
+  }
+
+  /** Stop every worker (their connections end with them). */
+  close(): void {
+    clearTimeout(this.#idleTimer);
+    for (const worker of this.#all) worker.terminate();
+    this.#all.length = 0;
+    this.#idle.length = 0;
+    for (const [, answer] of this.#answers) {
+      answer({ status: "skipped", reason: "the run was stopped" });
+    }
+    this.#answers.clear();
+  }
+}
