@@ -509,3 +509,42 @@ sftpTest("nested replicas on one host are refused, as for local ones", async (wo
   );
   assert.equal(later.code, 0, later.stderr);
 });
+
+sftpTest("the agent logs in where SSH_AUTH_SOCK is granted (no --ssh-key)", async (work, sshd) => {
+  writeFile(`${work}/src/x.txt`, "x", 0o644, 1_700_000_000_000);
+  const socket = `${work}/agent.sock`;
+  const agent = new Deno.Command("ssh-agent", {
+    args: ["-D", "-a", socket],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  try {
+    await waitFor("the agent's socket", () => Deno.lstatSync(socket).isSocket === true);
+    const added = new Deno.Command("ssh-add", {
+      args: [sshd.keyPath],
+      env: { SSH_AUTH_SOCK: socket },
+      stdout: "null",
+      stderr: "piped",
+    }).outputSync();
+    assert.ok(added.success, decoder.decode(added.stderr));
+    const args = sftpArgs(sshd, "rep", "--once");
+    const withoutKey = args.filter((arg, i) => arg !== "--ssh-key" && args[i - 1] !== "--ssh-key");
+    // The agent's socket is a network permission of its own (`unix:PATH`).
+    const net = withoutKey.findIndex((arg) => arg.startsWith("--allow-net="));
+    withoutKey[net] = `${withoutKey[net]},unix:${socket}`;
+    withoutKey.splice(1, 0, "--allow-env=SSH_AUTH_SOCK");
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: withoutKey,
+      cwd: work,
+      env: { SSH_AUTH_SOCK: socket },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(output.code, 0, decoder.decode(output.stderr));
+    assert.equal(Deno.readTextFileSync(`${sshd.root}/rep/x.txt`), "x");
+  } finally {
+    agent.kill();
+    await agent.status;
+  }
+});

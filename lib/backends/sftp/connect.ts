@@ -384,6 +384,11 @@ function connectFailure(error: Error, options: SshOptions): string {
   if (/Cannot parse privateKey|Unsupported key format/i.test(error.message)) {
     return `--ssh-key: '${options.key?.file}' is not a private key ssh2 can read (${error.message})`;
   }
+  const unix = /Requires net access to "unix:([^"]*)"/.exec(error.message);
+  if (unix !== null) {
+    return `the agent's socket is a network permission of its own: add unix:${unix[1]} to ` +
+      "--allow-net (or give --ssh-key FILE)";
+  }
   if (code === "ECONNREFUSED" || error instanceof Deno.errors.ConnectionRefused) {
     return `cannot reach ${at} (connection refused)`;
   }

@@ -150,17 +150,14 @@ export async function uploadFile(
         sftp.fsetstat(handle!, { mode: write.mode, atime: seconds, mtime: seconds }, done)
       ),
     );
+    // The close goes with them (the host answers in order): the rename waits for all three.
+    const closing = handle;
+    handle = undefined;
+    pending.push(link.call((done) => sftp.close(closing, done)));
     try {
       for (const request of pending) await request;
     } catch (error) {
       await Promise.allSettled(pending);
-      throw await explained(link, error, "cannot write", temp);
-    }
-    const closing = handle;
-    handle = undefined;
-    try {
-      await link.call((done) => sftp.close(closing, done));
-    } catch (error) {
       throw await explained(link, error, "cannot write", temp);
     }
     // The source as listed, still: else what was sent may be another file's bytes.
