@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { MAIN } from "../tests/helpers.ts";
+import { sftpProgramArgs } from "../tests/helpers.ts";
 import { sshdMissing, startSshd } from "../tests/sshd.ts";
 import { buildTree, compareRounds, rand, randomBytes, type Row, timed } from "./common.ts";
 
@@ -39,25 +39,18 @@ export async function benchSftp(
     let fresh = 0;
     const target = (label: string) => `${label}-${fresh++}`;
     const tool = (source: string, name: string) =>
-      timed(Deno.execPath(), [
-        "run",
-        "--allow-read",
-        "--allow-write",
-        `--allow-net=127.0.0.1:${sshd.port}`,
-        "--no-prompt",
-        MAIN,
-        "--source",
-        source,
-        "--replica",
-        `sftp://${sshd.user}@127.0.0.1:${sshd.port}${sshd.root}/${name}`,
-        "--ssh-key",
-        sshd.keyPath,
-        "--ssh-known-hosts",
-        sshd.knownHostsPath,
-        "--log-file",
-        `${base}/logs/${name}.log`,
-        "--once",
-      ]);
+      timed(
+        Deno.execPath(),
+        sftpProgramArgs(
+          sshd,
+          name,
+          "--source",
+          source,
+          "--log-file",
+          `${base}/logs/${name}.log`,
+          "--once",
+        ),
+      );
     const ssh = ["ssh", ...sshd.sshArgs().slice(0, -1)].join(" ");
     const rsync = (source: string, name: string) =>
       timed("rsync", [

@@ -58,6 +58,38 @@ export function s3ProgramArgs(endpoint: string, ...args: string[]): string[] {
     .concat(["--no-prompt", MAIN, "--s3-endpoint", endpoint, ...args]);
 }
 
+/**
+ * The program's arguments (after the Deno executable) for a replica on the
+ * throwaway sshd of `tests/sshd.ts` at `path` below its root, as the README
+ * gives them: read and write access, network access to that port only, the
+ * key and `known_hosts` by flag.
+ */
+export function sftpProgramArgs(
+  sshd: {
+    readonly port: number;
+    readonly user: string;
+    readonly root: string;
+    readonly keyPath: string;
+    readonly knownHostsPath: string;
+  },
+  path: string,
+  ...args: string[]
+): string[] {
+  return [
+    "run",
+    "--allow-read",
+    "--allow-write",
+    `--allow-net=127.0.0.1:${sshd.port}`,
+    "--no-prompt",
+    MAIN,
+    "--replica",
+    `sftp://${sshd.user}@127.0.0.1:${sshd.port}${sshd.root}/${path}`,
+    ...(args.includes("--ssh-key") ? [] : ["--ssh-key", sshd.keyPath]),
+    ...(args.includes("--ssh-known-hosts") ? [] : ["--ssh-known-hosts", sshd.knownHostsPath]),
+    ...args,
+  ];
+}
+
 /** Run the program to completion in `cwd` (`permissions`: more than the README's two). */
 export async function runMirror(
   args: readonly string[],

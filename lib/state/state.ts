@@ -65,6 +65,35 @@ export interface Remembered {
   load(bytes: Uint8Array): void;
 }
 
+/**
+ * What every {@link Remembered} shares: whether it changed since it was
+ * loaded or saved. A subclass calls {@link touched} when it changes.
+ */
+export abstract class RememberedBase implements Remembered {
+  #dirty = false;
+
+  /** Changed since it was loaded or saved. */
+  get dirty(): boolean {
+    return this.#dirty;
+  }
+
+  /** It was saved. */
+  saved(): void {
+    this.#dirty = false;
+  }
+
+  /** It changed, or must be saved again (a save failed). */
+  touched(): void {
+    this.#dirty = true;
+  }
+
+  /** Its bytes, to save. */
+  abstract toBytes(): Uint8Array;
+
+  /** Replace what it holds by what was saved. */
+  abstract load(bytes: Uint8Array): void;
+}
+
 /** The real paths a state belongs to. */
 export interface StatePair {
   /** The source folder's real path. */

@@ -12,8 +12,8 @@ import {
   type Item,
   listTree,
   logLines,
-  MAIN,
   type RunResult,
+  sftpProgramArgs,
   succeeds,
   waitFor,
   withWork,
@@ -29,22 +29,14 @@ const decoder = new TextDecoder();
 
 /** The program's arguments for a replica at `path` below the server's root. */
 function sftpArgs(sshd: Sshd, path: string, ...args: string[]): string[] {
-  return [
-    "run",
-    "--allow-read",
-    "--allow-write",
-    `--allow-net=127.0.0.1:${sshd.port}`,
-    "--no-prompt",
-    MAIN,
+  return sftpProgramArgs(
+    sshd,
+    path,
     "--source",
     "src",
-    "--replica",
-    `sftp://${sshd.user}@127.0.0.1:${sshd.port}${sshd.root}/${path}`,
     ...(args.includes("--log-file") ? [] : ["--log-file", "log.txt"]),
-    ...(args.includes("--ssh-key") ? [] : ["--ssh-key", sshd.keyPath]),
-    ...(args.includes("--ssh-known-hosts") ? [] : ["--ssh-known-hosts", sshd.knownHostsPath]),
     ...args,
-  ];
+  );
 }
 
 function command(work: string, args: string[]): Deno.Command {
@@ -157,6 +149,8 @@ sftpTest(
   "mirrors a tree four folders deep, rsync reads it back, then follows changes",
   async (work, sshd) => {
     fillSource(`${work}/src`);
+    // Settled sources (their ctime second over): their copies are recorded, so moves are seen.
+    await new Promise((resolve) => setTimeout(resolve, 2200));
     const first = await once(work, sshd);
     assert.equal(first.code, 0, first.stderr + first.stdout);
     assert.match(first.stdout, /hashed on mirrortest@\[127\.0\.0\.1\]:\d+ \(find, md5sum\)/);
@@ -463,6 +457,37 @@ sftpTest(
     const next = await once(work, sshd);
     assert.equal(next.code, 0, next.stdout + next.stderr);
     assert.deepEqual(diffInSeconds(`${work}/src`, `${sshd.root}/rep`), []);
+  },
+);
+
+sftpTest(
+  "SIGTERM mid-upload stops within a second or two, no temp file left, exit 0",
+  async (work, sshd) => {
+    slowSource(`${work}/src`);
+    const child = command(work, sftpArgs(sshd, "rep", "--once")).spawn();
+    const output = child.output();
+    await waitFor(
+      "an upload under way",
+      () => {
+        try {
+          return copyUnderWay(`${sshd.root}/rep`)();
+        } catch {
+          return false;
+        }
+      },
+      20_000,
+      5,
+    );
+    const signalled = Date.now();
+    child.kill("SIGTERM");
+    const { code } = await output;
+    const took = Date.now() - signalled;
+    assert.equal(code, 0, messages(work).join("\n"));
+    assert.ok(took < 2500, `stopped after ${took} ms`);
+    assert.match(messages(work).at(-1) ?? "", /stopped by SIGTERM/);
+    const names = [...Deno.readDirSync(`${sshd.root}/rep`)].map((entry) => entry.name);
+    assert.deepEqual(names.filter((name) => name.startsWith(".mirror.tmp.")), []);
+    assert.ok(!names.includes("slow.bin"), "a partial file under its real name");
   },
 );
 

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { RememberedBase } from "../../state/state.ts";
 
 /** What is known of one object. */
 export interface Known {
@@ -50,25 +51,8 @@ const VERSION = 1;
  * assert.equal(again.get("d/a"), undefined);
  * ```
  */
-export class ObjectMemory {
+export class ObjectMemory extends RememberedBase {
   readonly #folders = new Map<string, Map<string, Known>>();
-  #dirty = false;
-
-  /** Changed since it was loaded or saved. */
-  get dirty(): boolean {
-    return this.#dirty;
-  }
-
-  /** It was saved. */
-  saved(): void {
-    this.#dirty = false;
-  }
-
-  /** It must be saved again (a save failed). */
-  touched(): void {
-    this.#dirty = true;
-  }
-
   /**
    * What is known of the object at `path`.
    *
@@ -121,7 +105,7 @@ export class ObjectMemory {
     let folder = this.#folders.get(dir);
     if (folder === undefined) this.#folders.set(dir, folder = new Map());
     folder.set(name, known);
-    this.#dirty = true;
+    this.touched();
   }
 
   /**
@@ -132,7 +116,7 @@ export class ObjectMemory {
   forget(path: string): void {
     const [dir, name] = split(path);
     const folder = this.#folders.get(dir);
-    if (folder?.delete(name)) this.#dirty = true;
+    if (folder?.delete(name)) this.touched();
   }
 
   /**
@@ -145,7 +129,7 @@ export class ObjectMemory {
     for (const folder of [...this.#folders.keys()]) {
       if (folder === dir || folder.startsWith(`${dir}/`)) {
         this.#folders.delete(folder);
-        this.#dirty = true;
+        this.touched();
       }
     }
   }
@@ -167,7 +151,7 @@ export class ObjectMemory {
         this.forgetFolder(dir === "" ? name.slice(0, -1) : `${dir}/${name.slice(0, -1)}`);
       }
       folder.delete(name);
-      this.#dirty = true;
+      this.touched();
     }
   }
 
@@ -183,7 +167,7 @@ export class ObjectMemory {
    *
    * @returns JSON text, UTF-8.
    */
-  toBytes(): Uint8Array {
+  override toBytes(): Uint8Array {
     const folders: unknown[] = [];
     for (const [dir, known] of this.#folders) {
       if (known.size === 0) continue;
@@ -208,7 +192,7 @@ export class ObjectMemory {
    *
    * @param bytes what {@link toBytes} made.
    */
-  load(bytes: Uint8Array): void {
+  override load(bytes: Uint8Array): void {
     this.#folders.clear();
     try {
       const data = JSON.parse(new TextDecoder().decode(bytes));
@@ -231,7 +215,7 @@ export class ObjectMemory {
     } catch {
       this.#folders.clear();
     }
-    this.#dirty = false;
+    this.saved();
   }
 }
 

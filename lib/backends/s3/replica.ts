@@ -39,7 +39,7 @@ import type {
   WriteResult,
 } from "../../core/replica.ts";
 import { DEFAULT_PART, S3Error, type S3Folder, type S3Head, type S3Store } from "./store.ts";
-import { compareNames } from "../../core/paths.ts";
+import { ListedAhead } from "../../core/listed_ahead.ts";
 import { Hasher } from "../../core/hash.ts";
 import { textPrint } from "../../core/text.ts";
 import { LOCKS } from "./lock.ts";
@@ -124,7 +124,7 @@ export class S3Replica implements Replica {
   /** Small writes are worth sending side by side from the first one. */
   readonly batched = true;
   /** Folder listings asked for ahead of the walk (see {@link readAhead}). */
-  readonly #ahead = new Map<string, Promise<S3Folder>>();
+  readonly #ahead = new ListedAhead<S3Folder>(LISTED_AHEAD);
   readonly #writing = pLimit(WRITES_AT_ONCE);
   #readingAhead = false;
   /** Paths whose object name the store refused, and its answer: left out from then on. */
@@ -188,11 +188,7 @@ export class S3Replica implements Replica {
    * @param dirs folder paths.
    */
   skip(dirs: readonly string[]): void {
-    for (const dir of dirs) {
-      for (const path of [...this.#ahead.keys()]) {
-        if (path === dir || path.startsWith(`${dir}/`)) this.#ahead.delete(path);
-      }
-    }
+    this.#ahead.skip(dirs);
   }
 
   /** Stop reading ahead; drop what was read ahead. */
@@ -202,10 +198,8 @@ export class S3Replica implements Replica {
   }
 
   async list(dir: string): Promise<Listing> {
-    const ahead = this.#ahead.get(dir);
-    this.#ahead.delete(dir);
-    let folder = await (ahead ?? this.#store.list(dir));
-    if (this.#readingAhead) this.#listAhead(dir, folder.folders);
+    let folder = await (this.#ahead.take(dir) ?? this.#store.list(dir));
+    if (this.#readingAhead) this.#ahead.ask(dir, folder.folders, (path) => this.#store.list(path));
     if (dir === "" && !this.#options.prefixed) {
       // The folder of the mirrors' locks is not an entry of a tree that is the whole bucket.
       folder = { ...folder, folders: folder.folders.filter((name) => name !== LOCKS) };
@@ -247,18 +241,6 @@ export class S3Replica implements Replica {
       entries: listed.filter((entry) => entry !== undefined),
       problems: problems.sort((a, b) => (a.name < b.name ? -1 : 1)),
     };
-  }
-
-  /** List the subfolders `names` of `dir` ahead of the walk, while there is room. */
-  #listAhead(dir: string, names: readonly string[]): void {
-    for (const name of [...names].sort(compareNames)) {
-      if (this.#ahead.size >= LISTED_AHEAD) return;
-      const path = dir === "" ? name : `${dir}/${name}`;
-      if (this.#ahead.has(path)) continue;
-      const listing = this.#store.list(path);
-      listing.catch(() => {}); // a failure surfaces when the walk lists the folder
-      this.#ahead.set(path, listing);
-    }
   }
 
   /**

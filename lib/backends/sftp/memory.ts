@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { RememberedBase } from "../../state/state.ts";
 import { textPrint } from "../../core/text.ts";
 
 /** Bumped when the serialized form changes (another one is dropped: learnt again). */
@@ -32,25 +33,8 @@ const PENDING = "";
  * assert.notEqual(memory.identity("d/b", "8:1.5"), 0); // never written
  * ```
  */
-export class InodeMemory {
+export class InodeMemory extends RememberedBase {
   readonly #known = new Map<string, string>();
-  #dirty = false;
-
-  /** Changed since it was loaded or saved. */
-  get dirty(): boolean {
-    return this.#dirty;
-  }
-
-  /** It was saved. */
-  saved(): void {
-    this.#dirty = false;
-  }
-
-  /** It must be saved again (a save failed). */
-  touched(): void {
-    this.#dirty = true;
-  }
-
   /**
    * The program wrote the file at `path` (or changed its attributes): the
    * next listing adopts what it finds.
@@ -58,7 +42,7 @@ export class InodeMemory {
   wrote(path: string): void {
     if (this.#known.get(path) === PENDING) return;
     this.#known.set(path, PENDING);
-    this.#dirty = true;
+    this.touched();
   }
 
   /**
@@ -74,7 +58,7 @@ export class InodeMemory {
     if (known === found) return 0;
     if (known === PENDING) {
       this.#known.set(path, found);
-      this.#dirty = true;
+      this.touched();
       return 0;
     }
     if (known !== undefined) this.forget(path);
@@ -83,7 +67,7 @@ export class InodeMemory {
 
   /** Forget the file at `path`. */
   forget(path: string): void {
-    if (this.#known.delete(path)) this.#dirty = true;
+    if (this.#known.delete(path)) this.touched();
   }
 
   /** Forget everything at `dir` and below it. */
@@ -99,19 +83,19 @@ export class InodeMemory {
       if (path !== from && !path.startsWith(`${from}/`)) continue;
       this.#known.delete(path);
       this.#known.set(to + path.slice(from.length), known);
-      this.#dirty = true;
+      this.touched();
     }
   }
 
   /** Its bytes, to save. */
-  toBytes(): Uint8Array {
+  override toBytes(): Uint8Array {
     return new TextEncoder().encode(
       JSON.stringify({ version: VERSION, known: [...this.#known] }),
     );
   }
 
   /** Replace what it holds by what was saved (unreadable: empty, learnt again). */
-  load(bytes: Uint8Array): void {
+  override load(bytes: Uint8Array): void {
     this.#known.clear();
     try {
       const data = JSON.parse(new TextDecoder().decode(bytes));

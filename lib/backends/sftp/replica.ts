@@ -40,6 +40,7 @@ import {
   type WriteResult,
 } from "../../core/replica.ts";
 import type { SshLink, SshRemote } from "./connect.ts";
+import { ListedAhead } from "../../core/listed_ahead.ts";
 import { InodeMemory } from "./memory.ts";
 import { CHUNK, explained, IN_FLIGHT, isMissing, sftpError, uploadFile } from "./upload.ts";
 import type { Uploader } from "./upload_pool.ts";
@@ -203,7 +204,7 @@ export class SftpReplica implements Replica {
    * folders listed in full (taken out as the walk lists them). */
   #tree: Promise<TreeAhead | undefined> | undefined;
   /** Folder listings asked for ahead of the walk (no shell). */
-  readonly #ahead = new Map<string, Promise<Listing>>();
+  readonly #ahead = new ListedAhead<Listing>(LISTED_AHEAD);
   #readingAhead = false;
   /** MD5s asked for ahead of the comparisons, with each file's entry after. */
   readonly #hashes = new Map<string, Promise<{ md5?: string; entry?: Entry }>>();
@@ -311,11 +312,7 @@ export class SftpReplica implements Replica {
   }
 
   skip(dirs: readonly string[]): void {
-    for (const dir of dirs) {
-      for (const path of [...this.#ahead.keys()]) {
-        if (path === dir || path.startsWith(`${dir}/`)) this.#ahead.delete(path);
-      }
-    }
+    this.#ahead.skip(dirs);
   }
 
   /** Stop reading ahead; drop what was read ahead. */
@@ -337,19 +334,10 @@ export class SftpReplica implements Replica {
       // A folder with nothing in it is no record's parent.
       return this.#listing(dir, found ?? []);
     }
-    const ahead = this.#ahead.get(dir);
-    this.#ahead.delete(dir);
-    const listing = await (ahead ?? this.#listFolder(dir));
+    const listing = await (this.#ahead.take(dir) ?? this.#listFolder(dir));
     if (this.#readingAhead && !this.#options.exec) {
       const below = listing.entries.filter((listed) => listed.entry.kind === "dir");
-      for (const { name } of below) {
-        if (this.#ahead.size >= LISTED_AHEAD) break;
-        const path = dir === "" ? name : `${dir}/${name}`;
-        if (this.#ahead.has(path)) continue;
-        const next = this.#listFolder(path);
-        next.catch(() => {}); // a failure surfaces when the walk lists the folder
-        this.#ahead.set(path, next);
-      }
+      this.#ahead.ask(dir, below.map(({ name }) => name), (path) => this.#listFolder(path));
     }
     return listing;
   }
@@ -613,8 +601,14 @@ export class SftpReplica implements Replica {
     let result: WriteResult;
     // A big file goes to a free upload worker (its cipher on another core), else on this connection.
     const uploader = write.size >= BIG_FILE ? this.#options.uploaders?.() : undefined;
-    if (uploader?.available()) result = await uploader.upload(write, abs, temp, signal);
-    else {
+    if (uploader?.available()) {
+      result = await uploader.upload(write, abs, temp, signal);
+      if (signal?.aborted) {
+        // Stopped: the worker went with its upload; its temp file goes now.
+        await this.#link().then((link) => link.call((done) => link.sftp.unlink(temp, done)))
+          .catch(() => {});
+      }
+    } else {
       let link: SshLink;
       try {
         signal?.throwIfAborted();

@@ -101,10 +101,23 @@ export class UploadPool implements Uploader {
       return await new Promise<WriteResult>((resolve) => {
         this.#answers.set(id, resolve);
         worker.postMessage({ id, write, abs, temp });
+        // A stop does not wait for the upload: the worker goes, its temp file is swept later.
+        signal?.addEventListener("abort", () => {
+          if (!this.#answers.delete(id)) return;
+          this.#drop(worker);
+          resolve({ status: "skipped", reason: "the run was stopped" });
+        }, { once: true });
       });
     } finally {
-      this.#release(worker);
+      if (this.#all.includes(worker)) this.#release(worker);
+      else this.#busy--;
     }
+  }
+
+  /** Stop one worker (stopped in the middle of an upload). */
+  #drop(worker: Worker): void {
+    worker.terminate();
+    this.#all.splice(this.#all.indexOf(worker), 1);
   }
 
   /** Stop every worker (their connections end with them). */
