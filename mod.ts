@@ -45,7 +45,7 @@ export type {
   TreeReader,
   WriteResult,
 } from "./lib/core/replica.ts";
-export { MirrorState, StateFileError } from "./lib/state/state.ts";
+export { MirrorState, RememberedBase, StateFileError } from "./lib/state/state.ts";
 export type { SourceRoot, StatePair } from "./lib/state/state.ts";
 export { verifyTrees } from "./lib/engine/verify.ts";
 export type { Verification, VerifyOptions } from "./lib/engine/verify.ts";
