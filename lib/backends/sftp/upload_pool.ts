@@ -31,13 +31,16 @@ export interface Uploader {
 /** The workers; see the module documentation. */
 export class UploadPool implements Uploader {
   readonly #options: SshOptions;
-  readonly #size: number;
+  /** Workers at most (0 once one failed: big files then go over the replica's connection). */
+  #size: number;
   readonly #idle: Worker[] = [];
   readonly #all: Worker[] = [];
   readonly #waiting: ((worker: Worker) => void)[] = [];
   readonly #answers = new Map<number, (result: WriteResult) => void>();
   #next = 0;
   #busy = 0;
+  /** The file each worker is writing (its message id). */
+  readonly #current = new Map<Worker, number>();
   #idleTimer: ReturnType<typeof setTimeout> | undefined;
 
   /**
@@ -64,6 +67,17 @@ export class UploadPool implements Uploader {
         const { id, result } = event.data as { id: number; result: WriteResult };
         this.#answers.get(id)?.(result);
         this.#answers.delete(id);
+      };
+      // A worker that could not start or crashed: its file fails (retried alone, on the
+      // replica's connection, as every big file from now on).
+      worker.onerror = (event: ErrorEvent) => {
+        event.preventDefault();
+        const id = this.#current.get(worker);
+        const answer = id === undefined ? undefined : this.#answers.get(id);
+        if (id !== undefined) this.#answers.delete(id);
+        this.#drop(worker);
+        this.#size = 0;
+        answer?.({ status: "failed", name: "Error", message: `upload worker: ${event.message}` });
       };
       worker.postMessage({ options: this.#options });
       this.#all.push(worker);
@@ -100,6 +114,7 @@ export class UploadPool implements Uploader {
       const id = this.#next++;
       return await new Promise<WriteResult>((resolve) => {
         this.#answers.set(id, resolve);
+        this.#current.set(worker, id);
         worker.postMessage({ id, write, abs, temp });
         // A stop does not wait for the upload: the worker goes, its temp file is swept later.
         signal?.addEventListener("abort", () => {
@@ -117,7 +132,11 @@ export class UploadPool implements Uploader {
   /** Stop one worker (stopped in the middle of an upload). */
   #drop(worker: Worker): void {
     worker.terminate();
-    this.#all.splice(this.#all.indexOf(worker), 1);
+    this.#current.delete(worker);
+    for (const list of [this.#all, this.#idle]) {
+      const at = list.indexOf(worker);
+      if (at >= 0) list.splice(at, 1);
+    }
   }
 
   /** Stop every worker (their connections end with them). */
