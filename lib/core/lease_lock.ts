@@ -75,6 +75,8 @@ export class LeaseLock {
   takenOver: string | undefined;
   /** When this run took the lock. */
   #started = Date.now();
+  /** The renewal under way. */
+  #renewing: Promise<void> | undefined;
 
   /**
    * @param store where the locks are.
@@ -168,7 +170,12 @@ export class LeaseLock {
    *
    * @throws {Error} when it is no longer this run's (it lapsed and another took it).
    */
-  async renew(): Promise<void> {
+  renew(): Promise<void> {
+    // One renewal at a time (the timer's and a cycle's may meet).
+    return this.#renewing ??= this.#renew().finally(() => this.#renewing = undefined);
+  }
+
+  async #renew(): Promise<void> {
     const holder = await this.#holder();
     if (holder !== undefined && holder.runId !== this.#runId) {
       throw new Error(`another mirror (pid ${holder.pid}) holds the replica's lock now`);

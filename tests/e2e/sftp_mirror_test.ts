@@ -573,3 +573,38 @@ sftpTest("the agent logs in where SSH_AUTH_SOCK is granted (no --ssh-key)", asyn
     await agent.status;
   }
 });
+
+sftpTest(
+  "a replica root given as a symlink is the folder it names: listed, kept, cleaned",
+  async (work, sshd) => {
+    writeFile(`${work}/src/a/x.txt`, "x", 0o644, 1_700_000_000_000);
+    writeFile(`${work}/src/y.txt`, "y", 0o644, 1_700_000_000_000);
+    Deno.mkdirSync(`${sshd.root}/real`);
+    Deno.chownSync(`${sshd.root}/real`, Deno.statSync(sshd.root).uid, null);
+    Deno.symlinkSync("real", `${sshd.root}/link`);
+    await new Promise((resolve) => setTimeout(resolve, 1100)); // settled sources
+    assert.equal((await run(work, sftpArgs(sshd, "link", "--once"))).code, 0);
+    const again = await run(work, sftpArgs(sshd, "link", "--once"));
+    assert.match(again.stdout, /Cycle finished: 0 copied, 0 updated/);
+    Deno.removeSync(`${work}/src/y.txt`);
+    const removed = await run(work, sftpArgs(sshd, "link", "--once"));
+    assert.match(removed.stdout, /File y\.txt has been removed/);
+    assert.ok(Deno.lstatSync(`${sshd.root}/link`).isSymlink, "the symlink itself is left alone");
+    assert.deepEqual(diffInSeconds(`${work}/src`, `${sshd.root}/real`), []);
+  },
+);
+
+sftpTest(
+  "remote MD5s of many long names (xargs splits the batch) all come back",
+  async (work, sshd) => {
+    for (let i = 0; i < 600; i++) {
+      writeFile(`${work}/src/long/${"n".repeat(200)}-${i}.txt`, `${i}`, 0o644, 1_700_000_000_000);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    assert.equal((await once(work, sshd)).code, 0);
+    // A new state file: nothing vouches for the replica's files, each is proved by its MD5.
+    const fresh = await once(work, sshd, "--state-file", "fresh.state");
+    assert.equal(fresh.code, 0, fresh.stderr);
+    assert.match(fresh.stdout, /Cycle finished: 0 copied, 0 updated/);
+  },
+);

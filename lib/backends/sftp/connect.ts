@@ -13,6 +13,7 @@ import { Buffer } from "node:buffer";
 import { createHash, createHmac } from "node:crypto";
 // @ts-types="npm:@types/ssh2@1.15.5"
 import { Client, type ClientChannel, type SFTPWrapper } from "npm:ssh2@1.17.0";
+import pLimit from "npm:p-limit@^7.3.0";
 import { asError, reason } from "../../core/error.ts";
 import { hostPattern, type SftpLocation } from "./url.ts";
 
@@ -159,6 +160,7 @@ export class SshLink {
 
   /** The requests waiting for an answer: failed when the connection ends. */
   readonly #waiting = new Set<(error: Error) => void>();
+  readonly #execs = pLimit(4);
   /** Every SFTP session (the first is {@link sftp}). */
   readonly #sessions: SFTPWrapper[];
   #next = 0;
@@ -220,6 +222,12 @@ export class SshLink {
    * @returns its exit code and output.
    */
   exec(command: string, stdin?: Uint8Array): Promise<ExecResult> {
+    // A few channels at once: OpenSSH allows 10 sessions a connection (MaxSessions), two
+    // of them SFTP's.
+    return this.#execs(() => this.#exec(command, stdin));
+  }
+
+  #exec(command: string, stdin?: Uint8Array): Promise<ExecResult> {
     return this.call<ExecResult>((finish) => {
       const resolve = (result: ExecResult) => finish(null, result);
       const reject = (error: Error) => finish(error);

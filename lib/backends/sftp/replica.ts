@@ -212,6 +212,8 @@ export class SftpReplica implements Replica {
   readonly #fresh = new Map<string, Entry>();
   /** Bytes of replica files read back for MD5s. */
   hashedBytes = 0;
+  /** The server has no `lsetstat@openssh.com` (OpenSSH before 8.0). */
+  #noLsetstat = false;
 
   /**
    * @param options where and how; see {@link SftpReplicaOptions}.
@@ -289,6 +291,9 @@ export class SftpReplica implements Replica {
     const result = await link.exec(
       `find ${shellQuote(root)} -mindepth 1 -printf ${shellQuote(`${FIELDS} %P\\0%l\\0`)}`,
     );
+    // Anything find could not read (its messages escape odd names): every folder is listed
+    // on its own instead, which says what went wrong where.
+    if (result.code !== 0) return undefined;
     const folders = new Map<string, Found[]>();
     const listed = new Set<string>([""]);
     for (const found of parseFound(new TextDecoder().decode(result.stdout))) {
@@ -297,16 +302,6 @@ export class SftpReplica implements Replica {
       if (list === undefined) folders.set(dir, list = []);
       list.push(found);
       if (found.kind === "dir") listed.add(found.path);
-    }
-    if (result.code !== 0) {
-      // Folders find could not read (it names them): listed on their own, which says why.
-      for (const line of result.stderr.split("\n")) {
-        const named = /^find: ‘(.*)’: /.exec(line) ?? /^find: '(.*)': /.exec(line);
-        if (named === null) continue;
-        const abs = named[1]!;
-        if (abs === root) return undefined;
-        if (abs.startsWith(`${root}/`)) listed.delete(abs.slice(root.length + 1));
-      }
     }
     return { folders, listed };
   }
@@ -486,20 +481,24 @@ export class SftpReplica implements Replica {
       `xargs -0 sh -c ${shellQuote(script)} sh`,
       new TextEncoder().encode([...byAbs.keys()].map((abs) => `${abs}\0`).join("")),
     );
+    // xargs may run the script more than once: md5 records and find records (a record and
+    // its link target) in turns; each record says which it is.
     const records = new TextDecoder().decode(result.stdout).split("\0");
     const answers = new Map<string, { md5?: string; entry?: Entry }>();
-    let at = 0;
-    for (; at < records.length; at++) {
+    for (let at = 0; at < records.length; at++) {
       const record = records[at]!;
+      if (record === "") continue;
       const md5 = /^([0-9a-f]{32}) [ *](\/.*)$/s.exec(record);
-      if (md5 === null) break;
-      const path = byAbs.get(md5[2]!);
-      if (path !== undefined) answers.set(path, { md5: md5[1]! });
-    }
-    for (const found of parseFound(records.slice(at).join("\0"))) {
-      const path = byAbs.get(found.path);
+      if (md5 !== null) {
+        const path = byAbs.get(md5[2]!);
+        if (path !== undefined) answers.set(path, { ...answers.get(path), md5: md5[1]! });
+        continue;
+      }
+      const [found] = parseFound(`${record}\0${records[at + 1] ?? ""}\0`);
+      at++; // its link target
+      const path = found === undefined ? undefined : byAbs.get(found.path);
       if (path === undefined) continue;
-      answers.set(path, { ...answers.get(path), entry: this.#entryOf(path, found) });
+      answers.set(path, { ...answers.get(path), entry: this.#entryOf(path, found!) });
     }
     return answers;
   }
@@ -541,7 +540,7 @@ export class SftpReplica implements Replica {
             } else done(error, buffer.subarray(0, got));
           });
         });
-      const pending: Promise<Buffer>[] = [];
+      let pending: Promise<Buffer>[] = [];
       let next = 0;
       const fill = () => {
         // Up to the listed size and one chunk more: a file that grew shows another stat after.
@@ -553,11 +552,20 @@ export class SftpReplica implements Replica {
         }
       };
       fill();
+      let position = 0;
       while (pending.length > 0) {
         const chunk = await pending.shift()!;
         if (chunk.length === 0) break;
         hash.update(chunk);
         this.hashedBytes += chunk.length;
+        position += chunk.length;
+        if (chunk.length < CHUNK) {
+          // A server that answers less than asked (OpenSSH before 8.6: 64 KiB): the reads
+          // after this one started at the wrong places; read on from where this one ended.
+          await Promise.allSettled(pending);
+          pending = [];
+          next = position;
+        }
         fill();
       }
       await Promise.allSettled(pending);
@@ -644,16 +652,36 @@ export class SftpReplica implements Replica {
       await link.call((done) => link.sftp.unlink(temp, done)).catch(() => {});
       throw await explained(link, error, "cannot make the symlink", abs);
     }
-    await this.#setTimes(link, abs, mtimeMs);
+    await this.#setTimes(link, abs, "symlink", mtimeMs);
     return undefined;
   }
 
-  /** Set an entry's mtime, never through a symlink. */
-  async #setTimes(link: SshLink, abs: string, mtimeMs: number, mode?: number): Promise<void> {
-    const seconds = Math.floor(mtimeMs / 1000);
-    const attrs = { atime: seconds, mtime: seconds, ...(mode === undefined ? {} : { mode }) };
+  /** Set an entry's mtime (and mode), never through a symlink. */
+  async #setTimes(
+    link: SshLink,
+    abs: string,
+    kind: "file" | "dir" | "symlink",
+    mtimeMs: number | undefined,
+    mode?: number,
+  ): Promise<void> {
+    const seconds = mtimeMs === undefined ? undefined : Math.floor(mtimeMs / 1000);
+    const attrs = {
+      ...(seconds === undefined ? {} : { atime: seconds, mtime: seconds }),
+      ...(mode === undefined ? {} : { mode }),
+    };
     try {
-      await link.call((done) => link.sftp.ext_openssh_lsetstat(abs, attrs, done));
+      if (!this.#noLsetstat) {
+        try {
+          return await link.call((done) => link.sftp.ext_openssh_lsetstat(abs, attrs, done));
+        } catch (error) {
+          // OpenSSH before 8.0 has no lsetstat@openssh.com.
+          if (!/does not support/i.test(asError(error).message)) throw error;
+          this.#noLsetstat = true;
+        }
+      }
+      // setstat follows a symlink: used for what was just found to be a file or folder only;
+      // a symlink keeps the mtime it was made with.
+      if (kind !== "symlink") await link.call((done) => link.sftp.setstat(abs, attrs, done));
     } catch (error) {
       throw sftpError(error, "cannot set the attributes of", abs);
     }
@@ -676,13 +704,7 @@ export class SftpReplica implements Replica {
     const mode = kind === "symlink" ? undefined : attributes.mode;
     if (attributes.mtimeMs === undefined && mode === undefined) return {};
     const mtimeMs = attributes.mtimeMs ?? found.mtimeMs;
-    if (attributes.mtimeMs === undefined) {
-      try {
-        await link.call((done) => link.sftp.ext_openssh_lsetstat(abs, { mode: mode! }, done));
-      } catch (error) {
-        throw sftpError(error, "cannot set the attributes of", abs);
-      }
-    } else await this.#setTimes(link, abs, mtimeMs, mode);
+    await this.#setTimes(link, abs, kind, attributes.mtimeMs, mode);
     if (kind !== "file") return {};
     this.#wrote(path);
     const expected = attributes.expect;
@@ -734,6 +756,19 @@ export class SftpReplica implements Replica {
 
   /** Remove a folder and all it holds, request by request (no shell). */
   async #removeTree(link: SshLink, abs: string): Promise<void> {
+    // Replaced by a symlink since it was listed: the link goes, never what it points to.
+    const self = await link.call<{ mode: number }>((done) => link.sftp.lstat(abs, done))
+      .catch((error) => {
+        if (isMissing(error)) return undefined;
+        throw sftpError(error, "cannot examine", abs);
+      });
+    if (self === undefined) return;
+    if ((self.mode & 0o170000) !== 0o040000) {
+      await link.call((done) => link.sftp.unlink(abs, done)).catch((error) => {
+        if (!isMissing(error)) throw sftpError(error, "cannot remove", abs);
+      });
+      return;
+    }
     let list: { filename: string; attrs: { mode: number } }[];
     try {
       list = await link.call((done) => link.sftp.readdir(abs, done));

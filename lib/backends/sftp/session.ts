@@ -18,7 +18,7 @@ import type { MirrorLog } from "../../engine/report.ts";
 import type { MirrorState } from "../../state/state.ts";
 import { connectSsh, type SshLink, type SshOptions, SshRemote } from "./connect.ts";
 import { InodeMemory } from "./memory.ts";
-import { SftpReplica } from "./replica.ts";
+import { SftpReplica, shellQuote } from "./replica.ts";
 import { UploadPool } from "./upload_pool.ts";
 import { hostPattern, parseSftp, type SftpLocation } from "./url.ts";
 
@@ -99,12 +99,16 @@ function credentials(flags: Readonly<Record<string, string | true>>) {
  * GNU `md5sum -z`, `find -printf`, `xargs -0` (as rclone probes `md5sum`).
  */
 async function probeShell(link: SshLink): Promise<string | undefined> {
+  // A POSIX shell first: the commands quote paths as it reads them (fish or csh would not).
+  const quoted = "a'b\\c";
   const probe = link.exec(
-    "printf '' | md5sum -z && find / -maxdepth 0 -printf '%i\\n' >/dev/null && " +
+    `printf '%s\\n' ${shellQuote(quoted)}; ` +
+      "printf '' | md5sum -z && find / -maxdepth 0 -printf '%i\\n' >/dev/null && " +
       "printf 'x\\0' | xargs -0 true",
   ).then((result) => {
     const out = new TextDecoder().decode(result.stdout);
-    return result.code === 0 && out.startsWith("d41d8cd98f00b204e9800998ecf8427e")
+    if (!out.startsWith(`${quoted}\n`)) return "its login shell does not quote as a POSIX shell";
+    return result.code === 0 && out.startsWith(`${quoted}\nd41d8cd98f00b204e9800998ecf8427e`)
       ? "yes"
       : (result.stderr.trim().split("\n")[0] || `exit ${result.code}`);
   }, (error) => reason(asError(error)));
@@ -120,6 +124,7 @@ async function probeShell(link: SshLink): Promise<string | undefined> {
 /** The lock files of a host's mirrors, as a {@link LeaseStore}. */
 function hostLeases(remote: SshRemote, folder: string, host: string): LeaseStore {
   const pathOf = (tree: string) => `${folder}/${encodeURIComponent(tree)}`;
+  const tempOf = (tree: string) => `${pathOf(tree)}.${crypto.randomUUID()}.writing`;
   const write = async (path: string, body: Uint8Array, flags: "wx" | "w") => {
     const link = await remote.link();
     const handle = await link.call<Buffer>((done) =>
@@ -141,14 +146,17 @@ function hostLeases(remote: SshRemote, folder: string, host: string): LeaseStore
     async create(tree, body) {
       await made;
       const link = await remote.link();
+      // Written whole under a temp name, then a plain rename, which OpenSSH refuses where the
+      // lock exists: no other mirror ever reads a lock half written.
+      const temp = tempOf(tree);
+      await write(temp, body, "wx");
       try {
-        await write(pathOf(tree), body, "wx");
+        await link.call((done) => link.sftp.rename(temp, pathOf(tree), done));
         return true;
       } catch (error) {
-        const exists = await link.call<unknown>((done) => link.sftp.lstat(pathOf(tree), done)).then(
-          () => true,
-          () => false,
-        );
+        await link.call((done) => link.sftp.unlink(temp, done)).catch(() => {});
+        const exists = await link.call<unknown>((done) => link.sftp.lstat(pathOf(tree), done))
+          .then(() => true, () => false);
         if (exists) return false;
         throw error;
       }
@@ -156,8 +164,8 @@ function hostLeases(remote: SshRemote, folder: string, host: string): LeaseStore
     async write(tree, body) {
       // Whole or not at all: a temp file renamed over the lock.
       const link = await remote.link();
-      const temp = `${pathOf(tree)}.${Deno.pid}.tmp`;
-      await write(temp, body, "w");
+      const temp = tempOf(tree);
+      await write(temp, body, "wx");
       await link.call((done) => link.sftp.ext_openssh_rename(temp, pathOf(tree), done));
     },
     async read(tree) {
@@ -191,6 +199,7 @@ function hostLeases(remote: SshRemote, folder: string, host: string): LeaseStore
         link.sftp.readdir(folder, done)
       );
       return list.flatMap(({ filename }) => {
+        if (/\.[0-9a-f-]{36}\.writing$/.test(filename)) return []; // a lock being written
         try {
           const tree = decodeURIComponent(filename);
           return tree.startsWith("/") ? [tree] : [];
@@ -262,7 +271,13 @@ export async function openSftp(
     const noExec = flags.sshNoExec === true;
     const shell = noExec ? "--ssh-no-exec" : await probeShell(link);
     const home = await link.call<string>((done) => link.sftp.realpath(".", done));
-    const root = normal(location.path.startsWith("/") ? location.path : `${home}/${location.path}`);
+    const given = normal(
+      location.path.startsWith("/") ? location.path : `${home}/${location.path}`,
+    );
+    // A root that is a symlink (or under one) is its real path: listings, the lock and the
+    // state name the folder itself (`find` does not follow a symlink it starts from).
+    const root = await link.call<string>((done) => link.sftp.realpath(given, done))
+      .catch(() => given);
     const host = `${location.user}@${hostPattern(location)}`;
     return new SftpSession({
       remote: new SshRemote(link, connect),
