@@ -563,7 +563,10 @@ export class Mirror {
         progress?.known();
         attributes.push(...await march.afterRemovals(result.blocked));
       } else progress?.known();
-      // The other names of files with several names, once their files are written.
+      // The other names of files with several names, once their files are written and in
+      // place (a new folder is filled under a temp name: its files are not at their paths
+      // until it is put in place, and a name is linked only to a file that is there).
+      if (!dryRun) await applier.finish();
       const links = march.links();
       planned(links.writes);
       for (const action of links.writes) {
