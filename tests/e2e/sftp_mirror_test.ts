@@ -367,6 +367,22 @@ sftpTest(
   { diskSize: "4m" },
 );
 
+/** Wait until a file is being uploaded into the replica `rep` (a temp file with bytes in it). */
+function uploadUnderWay(sshd: Sshd): Promise<void> {
+  return waitFor(
+    "an upload under way",
+    () => {
+      try {
+        return copyUnderWay(`${sshd.root}/rep`)();
+      } catch {
+        return false; // the replica folder is not there yet
+      }
+    },
+    20_000,
+    5,
+  );
+}
+
 /** A source whose copy takes a while: a file of 48 MiB and some small ones. */
 function slowSource(src: string): void {
   const chunk = new Uint8Array(1 << 20);
@@ -384,18 +400,7 @@ for (const fault of ["the server is killed", "the connection drops"] as const) {
     const child = command(work, sftpArgs(sshd, "rep", "--time-interval", "1")).spawn();
     const output = child.output();
     try {
-      await waitFor(
-        "an upload under way",
-        () => {
-          try {
-            return copyUnderWay(`${sshd.root}/rep`)();
-          } catch {
-            return false;
-          }
-        },
-        20_000,
-        5,
-      );
+      await uploadUnderWay(sshd);
       if (fault === "the server is killed") {
         sshd.kill();
         await waitFor(
@@ -437,18 +442,7 @@ sftpTest(
     slowSource(`${work}/src`);
     const child = command(work, sftpArgs(sshd, "rep", "--once")).spawn();
     const output = child.output();
-    await waitFor(
-      "an upload under way",
-      () => {
-        try {
-          return copyUnderWay(`${sshd.root}/rep`)();
-        } catch {
-          return false;
-        }
-      },
-      20_000,
-      5,
-    );
+    await uploadUnderWay(sshd);
     child.kill("SIGKILL");
     await output;
     const names = [...Deno.readDirSync(`${sshd.root}/rep`)].map((entry) => entry.name);
@@ -466,18 +460,7 @@ sftpTest(
     slowSource(`${work}/src`);
     const child = command(work, sftpArgs(sshd, "rep", "--once")).spawn();
     const output = child.output();
-    await waitFor(
-      "an upload under way",
-      () => {
-        try {
-          return copyUnderWay(`${sshd.root}/rep`)();
-        } catch {
-          return false;
-        }
-      },
-      20_000,
-      5,
-    );
+    await uploadUnderWay(sshd);
     const signalled = Date.now();
     child.kill("SIGTERM");
     const { code } = await output;
