@@ -276,6 +276,18 @@ async function ensureUser(user: string): Promise<{ uid: number; gid: number }> {
   };
 }
 
+/**
+ * Make an ed25519 key pair without a passphrase: `path` and `path.pub`.
+ *
+ * @param path where the private key goes.
+ * @param comment the key's comment.
+ * @returns the public key as `known_hosts` and `authorized_keys` give it: `ssh-ed25519 AAAA…`.
+ */
+export async function makeKey(path: string, comment = "mirror-test"): Promise<string> {
+  await run("ssh-keygen", "-q", "-N", "", "-t", "ed25519", "-C", comment, "-f", path);
+  return (await Deno.readTextFile(`${path}.pub`)).trim().split(" ").slice(0, 2).join(" ");
+}
+
 /** Whether something on 127.0.0.1:`port` answers with an SSH banner. */
 async function banner(port: number): Promise<boolean> {
   let conn: Deno.Conn | undefined;
@@ -436,33 +448,8 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
   try {
     const { uid, gid } = await ensureUser(user);
     await Deno.mkdir("/run/sshd", { recursive: true, mode: 0o755 });
-    await run(
-      "ssh-keygen",
-      "-q",
-      "-N",
-      "",
-      "-t",
-      "ed25519",
-      "-C",
-      "mirror-sshd-host",
-      "-f",
-      hostKey,
-    );
-    await run(
-      "ssh-keygen",
-      "-q",
-      "-N",
-      "",
-      "-t",
-      "ed25519",
-      "-C",
-      "mirror-sshd-client",
-      "-f",
-      keyPath,
-    );
-    hostKeyLine = (await Deno.readTextFile(`${hostKey}.pub`)).trim().split(" ").slice(0, 2).join(
-      " ",
-    );
+    hostKeyLine = await makeKey(hostKey, "mirror-sshd-host");
+    await makeKey(keyPath, "mirror-sshd-client");
     publicKey = (await Deno.readTextFile(`${keyPath}.pub`)).trim();
     await Deno.writeTextFile(authorizedKeys, `${publicKey}\n`, { mode: 0o644 });
     await Deno.mkdir(root);

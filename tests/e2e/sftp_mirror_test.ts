@@ -19,7 +19,7 @@ import {
   withWork,
   writeFile,
 } from "../helpers.ts";
-import { type Sshd, sshdMissing, type SshdOptions, startSshd } from "../sshd.ts";
+import { makeKey, type Sshd, sshdMissing, type SshdOptions, startSshd } from "../sshd.ts";
 
 const missing = sshdMissing() ??
   (succeeds("rsync", "--version") ? undefined : "needs rsync: apt-get install rsync");
@@ -228,6 +228,48 @@ sftpTest("--ssh-no-exec: the quick check, MD5s read back; it says so", async (wo
 });
 
 sftpTest(
+  "--ssh-no-exec proves replica files it cannot vouch for by reading them back",
+  async (work, sshd) => {
+    fillSource(`${work}/src`);
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    assert.equal((await once(work, sshd, "--ssh-no-exec")).code, 0);
+    // A same-size change on the host, with the mtime kept: the quick check cannot see it ...
+    const replicaFile = `${sshd.root}/rep/a/big.bin`;
+    const { mtime } = Deno.statSync(replicaFile);
+    using file = Deno.openSync(replicaFile, { write: true });
+    file.writeSync(new Uint8Array([1, 2, 3]));
+    Deno.utimeSync(replicaFile, mtime!, mtime!);
+    // ... a new state file vouches for nothing: every file is read back (big.bin in many reads),
+    // the equal ones kept, the changed one written again.
+    const fresh = await once(work, sshd, "--ssh-no-exec", "--state-file", "fresh.state");
+    assert.equal(fresh.code, 0, fresh.stderr);
+    assert.match(fresh.stdout, /Cycle finished: 0 copied, 1 updated,/);
+    assert.match(fresh.stdout, /File a\/big\.bin has been updated/);
+    assert.deepEqual(await readBackDiff(work, sshd), []);
+  },
+);
+
+sftpTest(
+  "--exclude and --max-delete hold on the host as in a local replica",
+  async (work, sshd) => {
+    writeFile(`${work}/src/keep.txt`, "keep", 0o644, 1_700_000_000_000);
+    for (const name of ["x1", "x2", "x3"]) writeFile(`${work}/src/d/${name}`, name);
+    assert.equal((await once(work, sshd, "--exclude", "*.log")).code, 0);
+    writeFile(`${sshd.root}/rep/notes.log`, "the host's own");
+    writeFile(`${work}/src/skipped.log`, "never sent");
+    Deno.removeSync(`${work}/src/d`, { recursive: true });
+    const limited = await once(work, sshd, "--exclude", "*.log", "--max-delete", "2");
+    assert.notEqual(limited.code, 0);
+    assert.ok(Deno.statSync(`${sshd.root}/rep/d/x3`).isFile, "over --max-delete: nothing deleted");
+    const allowed = await once(work, sshd, "--exclude", "*.log");
+    assert.equal(allowed.code, 0, allowed.stdout);
+    assert.throws(() => Deno.statSync(`${sshd.root}/rep/d`), Deno.errors.NotFound);
+    assert.equal(Deno.readTextFileSync(`${sshd.root}/rep/notes.log`), "the host's own");
+    assert.throws(() => Deno.statSync(`${sshd.root}/rep/skipped.log`), Deno.errors.NotFound);
+  },
+);
+
+sftpTest(
   "sftp://USER@HOST:PORT/~/PATH is in the login folder; --dry-run writes nothing there",
   async (work, sshd) => {
     writeFile(`${work}/src/x.txt`, "x", 0o644, 1_700_000_000_000);
@@ -263,15 +305,7 @@ sftpTest(
     assert.match(unknown.stderr, /is not in 'empty_known_hosts'.*ssh-keyscan -p \d+ 127\.0\.0\.1/);
     assert.doesNotMatch(unknown.stderr, /\n\s+at /);
 
-    const other = decoder.decode(
-      new Deno.Command("ssh-keygen", {
-        args: ["-q", "-N", "", "-t", "ed25519", "-f", `${work}/other_key`],
-      }).outputSync().stderr,
-    );
-    assert.equal(other, "");
-    const otherKey = Deno.readTextFileSync(`${work}/other_key.pub`).split(" ").slice(0, 2).join(
-      " ",
-    );
+    const otherKey = await makeKey(`${work}/other_key`);
     Deno.writeTextFileSync(`${work}/changed_known_hosts`, `${sshd.hostPattern} ${otherKey}\n`);
     const changed = await once(work, sshd, "--ssh-known-hosts", "changed_known_hosts");
     assert.equal(changed.code, 2, changed.stderr);

@@ -423,7 +423,7 @@ export class SftpReplica implements Replica {
       );
       const [found] = parseFound(new TextDecoder().decode(result.stdout));
       if (found !== undefined) return this.#entryOf(path, found);
-      if (result.code === 0 || /No such file/.test(result.stderr)) return undefined;
+      // Gone, or not to be examined: lstat says which.
     }
     try {
       const attrs = await link.call<{ mode: number; size: number; mtime: number }>((done) =>
