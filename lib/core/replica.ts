@@ -117,8 +117,26 @@ export interface TreeReader {
    * @param files the files' paths and sizes as listed.
    */
   prefetchMd5?(files: readonly { readonly path: string; readonly size: number }[]): void;
+  /**
+   * What names one file, where {@link stat}'s `ino` does not (an SSH
+   * replica's stat keys carry a number of its own): the entries at `paths`
+   * that exist, each kind with a number that every name of one file shares.
+   * Optional: else `stat` is asked, one path at a time, for its `ino`.
+   *
+   * @param paths entry paths relative to the root.
+   * @returns path -> its kind and file number (missing paths left out).
+   */
+  fileIds?(paths: readonly string[]): Promise<Map<string, FileId>>;
   /** Release what the tree holds (worker threads). Optional. */
   close?(): void;
+}
+
+/** What {@link TreeReader.fileIds} says of one entry. */
+export interface FileId {
+  /** What the entry is. */
+  readonly kind: Kind;
+  /** A number that every name of one file shares (its inode). */
+  readonly id: number;
 }
 
 /** One file to write into the replica, from a source file. */

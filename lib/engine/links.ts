@@ -40,11 +40,11 @@ import { type ExcludeMatcher, isExcludedFolder } from "../core/exclude.ts";
 import type { PairIndex } from "../state/pair_index.ts";
 import { parentOf } from "../core/paths.ts";
 import type { Action } from "./plan.ts";
-import type { TreeReader } from "../core/replica.ts";
+import type { FileId, TreeReader } from "../core/replica.ts";
 
 /** What a {@link HardLinks} looks through. */
 export interface HardLinkOptions {
-  /** The two trees (both local: their `stat` answers at once). */
+  /** The two trees (a replica's names of one file told by its `fileIds`, else by `stat`). */
   readonly trees: { readonly source: TreeReader; readonly replica: TreeReader };
   /** What is known of the pairs (their source inodes, keys and MD5s). */
   readonly index: PairIndex;
@@ -134,7 +134,7 @@ export class HardLinks {
     // The first name met: a name the state knows for the file may lead.
     const found: Group = { nlink: entry.nlink ?? 1, ctimeMs: entry.ctimeMs, leader: path };
     this.#groups.set(entry.ino, found);
-    for (const [other, now] of this.#known(entry.ino, path)) {
+    for (const [other, now] of await this.#known(entry.ino, path)) {
       if (found.leader === path && await this.#holds(other, now)) found.leader = other;
       else (found.others ??= new Map()).set(other, now);
     }
@@ -191,10 +191,11 @@ export class HardLinks {
    *   is wanted (see {@link HardLinkOptions.changedSince}); then call
    *   {@link linked}.
    */
-  actions(): { writes: Action[]; folders: Action[]; incomplete: boolean } {
+  async actions(): Promise<{ writes: Action[]; folders: Action[]; incomplete: boolean }> {
     const copies: Action[] = [], links: Action[] = [];
     const since = this.#options.changedSince;
     let incomplete = false;
+    const ids = await this.#fileIds(this.#names());
     for (const group of this.#groups.values()) {
       // Names not found, of a file changed since the last full cycle (ctime: whole seconds).
       if (
@@ -202,10 +203,10 @@ export class HardLinks {
         group.ctimeMs >= since - 1000
       ) incomplete = true;
       if (group.others === undefined) continue;
-      const made = this.#stat("replica", group.leader);
+      const made = ids.get(group.leader);
       for (const [path, source] of group.others) {
-        const there = this.#stat("replica", path);
-        if (made?.kind === "file" && there?.kind === "file" && there.ino === made.ino) continue;
+        const there = ids.get(path);
+        if (made?.kind === "file" && there?.kind === "file" && there.id === made.id) continue;
         const update = there !== undefined;
         group.changed = true;
         if (made?.kind === "file" || group.planned) {
@@ -217,7 +218,7 @@ export class HardLinks {
     // A write in a folder moves its mtime: the source's is set again after.
     const folders: Action[] = [];
     for (const dir of new Set(writes.map((write) => parentOf(write.path)))) {
-      const folder = this.#stat("source", dir);
+      const folder = await this.#stat("source", dir);
       if (folder?.kind !== "dir") continue;
       folders.push({
         op: "folder",
@@ -238,7 +239,7 @@ export class HardLinks {
    *
    * @param full the walk went everywhere (the groups it did not meet are gone).
    */
-  linked(full: boolean): void {
+  async linked(full: boolean): Promise<void> {
     const { index, observedAt, memory } = this.#options;
     if (memory !== undefined) {
       if (full) memory.clear();
@@ -248,35 +249,62 @@ export class HardLinks {
         else memory.delete(ino);
       }
     }
-    for (const [ino, group] of this.#groups) {
-      if (group.others === undefined) continue;
-      // Nothing linked, and every name known as a name of the file: as recorded.
-      if (!group.changed && [...group.others.keys()].every((path) => index.inodeOf(path) === ino)) {
-        continue;
-      }
-      const made = this.#stat("replica", group.leader);
+    // Nothing linked, and every name known as a name of the file: as recorded.
+    const recording = [...this.#groups].filter(([ino, group]) =>
+      group.others !== undefined &&
+      (group.changed || [...group.others.keys()].some((path) => index.inodeOf(path) !== ino))
+    );
+    if (recording.length === 0) return;
+    const ids = await this.#fileIds(this.#names(recording.map(([, group]) => group)));
+    for (const [, group] of recording) {
+      const leader = ids.get(group.leader);
+      const made = leader?.kind === "file" ? await this.#stat("replica", group.leader) : undefined;
       if (made?.kind !== "file") continue;
       const key = [made.size, made.mtimeMs, made.ctimeMs, made.ino] as const;
       index.updateReplica(group.leader, key);
       const md5 = index.md5(group.leader);
-      for (const [path, source] of group.others) {
-        if (this.#stat("replica", path)?.ino !== made.ino) continue;
+      for (const [path, source] of group.others!) {
+        const there = ids.get(path);
+        if (there?.kind !== "file" || there.id !== leader!.id) continue;
         index.recordCopy(path, source, key, observedAt, md5);
       }
     }
+  }
+
+  /** Every name of the groups (default: those with other names). */
+  #names(groups: Iterable<Group> = this.#groups.values()): string[] {
+    const names: string[] = [];
+    for (const group of groups) {
+      if (group.others === undefined) continue;
+      names.push(group.leader, ...group.others.keys());
+    }
+    return names;
+  }
+
+  /** The replica's entries at `paths` that exist, with the number their file's names share. */
+  async #fileIds(paths: readonly string[]): Promise<Map<string, FileId>> {
+    const replica = this.#options.trees.replica;
+    if (paths.length === 0) return new Map();
+    if (replica.fileIds) return await replica.fileIds(paths).catch(() => new Map());
+    const ids = new Map<string, FileId>();
+    for (const path of paths) {
+      const entry = await this.#stat("replica", path);
+      if (entry !== undefined) ids.set(path, { kind: entry.kind, id: entry.ino });
+    }
+    return ids;
   }
 
   /**
    * The names the state recorded for the source inode `ino`, other than
    * `path`, that the source still has as that file (not excluded).
    */
-  #known(ino: number, path: string): Map<string, Entry> {
+  async #known(ino: number, path: string): Promise<Map<string, Entry>> {
     const { index, exclude, memory } = this.#options;
     const found = new Map<string, Entry>();
     for (const other of new Set([...index.pathsOfInode(ino), ...memory?.get(ino) ?? []])) {
       if (other === path) continue;
       if (exclude?.(other, false) || isExcludedFolder(exclude, parentOf(other))) continue;
-      const now = this.#stat("source", other);
+      const now = await this.#stat("source", other);
       if (now?.kind === "file" && now.ino === ino) found.set(other, now);
     }
     return found;
@@ -285,17 +313,16 @@ export class HardLinks {
   /** Whether the replica holds the source's file `source` at `path`: known, or proved by MD5. */
   async #holds(path: string, source: Entry): Promise<boolean> {
     const { trees, index, observedAt, signal } = this.#options;
-    const there = this.#stat("replica", path);
+    const there = await this.#stat("replica", path);
     if (there?.kind !== "file") return false;
     const verdict = await comparePair(trees, path, source, there, index, observedAt, signal);
     return !verdict.differs && verdict.problem === undefined;
   }
 
   /** An entry of one tree now, or undefined (gone, or it cannot be examined). */
-  #stat(side: "source" | "replica", path: string): Entry | undefined {
+  async #stat(side: "source" | "replica", path: string): Promise<Entry | undefined> {
     try {
-      const entry = this.#options.trees[side].stat(path);
-      return entry instanceof Promise ? undefined : entry;
+      return await this.#options.trees[side].stat(path);
     } catch {
       return undefined;
     }

@@ -597,8 +597,8 @@ export class March {
    * @returns the writes, to apply in order, and the folders whose attributes
    *   to set after them (with the others); then call {@link linked}.
    */
-  links(): { writes: Action[]; folders: Action[]; incomplete: boolean } {
-    return this.#options.links?.actions() ?? { writes: [], folders: [], incomplete: false };
+  async links(): Promise<{ writes: Action[]; folders: Action[]; incomplete: boolean }> {
+    return await this.#options.links?.actions() ?? { writes: [], folders: [], incomplete: false };
   }
 
   /**
@@ -606,8 +606,8 @@ export class March {
    *
    * @param full the walk went everywhere.
    */
-  linked(full: boolean): void {
-    this.#options.links?.linked(full);
+  async linked(full: boolean): Promise<void> {
+    await this.#options.links?.linked(full);
   }
 
   /** The removals still due (not moved away by a later move), and the entries they take. */

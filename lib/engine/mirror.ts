@@ -567,13 +567,13 @@ export class Mirror {
       // place (a new folder is filled under a temp name: its files are not at their paths
       // until it is put in place, and a name is linked only to a file that is there).
       if (!dryRun) await applier.finish();
-      const links = march.links();
+      const links = await march.links();
       planned(links.writes);
       for (const action of links.writes) {
         if (signal?.aborted) break;
         await apply(action);
       }
-      if (!dryRun && !signal?.aborted) march.linked(full);
+      if (!dryRun && !signal?.aborted) await march.linked(full);
       if (links.incomplete) writes?.fullCycleWanted?.();
       const setting = new Set(attributes.map((action) => action.path));
       attributes.push(...links.folders.filter((action) => !setting.has(action.path)));

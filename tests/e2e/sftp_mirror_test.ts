@@ -194,6 +194,63 @@ sftpTest(
 );
 
 sftpTest(
+  "hard links: one file with the same names on the host, four folders deep",
+  async (work, sshd) => {
+    const src = `${work}/src`, rep = `${sshd.root}/rep`;
+    const at = 1_700_000_000_000;
+    writeFile(`${src}/a.txt`, "one file, three names", 0o644, at);
+    Deno.mkdirSync(`${src}/d1/d2/d3/d4`, { recursive: true });
+    Deno.linkSync(`${src}/a.txt`, `${src}/d1/b.txt`);
+    Deno.linkSync(`${src}/a.txt`, `${src}/d1/d2/d3/d4/c.txt`);
+    writeFile(`${src}/d1/alone.txt`, "one name", 0o644, at);
+    // Settled sources: their pairs are recorded (a name's source inode finds its other names).
+    await new Promise((resolve) => setTimeout(resolve, 2200));
+    const first = await once(work, sshd);
+    assert.equal(first.code, 0, first.stderr + first.stdout);
+    assert.match(first.stdout, /File d1\/b\.txt has been linked to a\.txt/);
+    assert.deepEqual(diffInSeconds(src, rep), []); // links included: the same names per file
+    assert.equal(Deno.statSync(`${rep}/d1/d2/d3/d4/c.txt`).nlink, 3);
+    assert.deepEqual(
+      [...listTree(rep).keys()].filter((path) => path.includes(".mirror.tmp.")),
+      [],
+      "no temp name left",
+    );
+
+    // Nothing to do: nothing linked again, no file read back.
+    const unchanged = await once(work, sshd);
+    assert.equal(unchanged.code, 0, unchanged.stderr);
+    assert.match(unchanged.stdout, /Cycle finished: 0 copied, 0 updated, 0 linked,/);
+    const verified = await run(work, sftpArgs(sshd, "rep", "--verify"));
+    assert.equal(verified.code, 0, verified.stdout + verified.stderr);
+
+    // A name leaves the group (its own content now), a new name joins in a new folder.
+    Deno.removeSync(`${src}/d1/b.txt`);
+    writeFile(`${src}/d1/b.txt`, "a file of its own", 0o644, at);
+    Deno.mkdirSync(`${src}/new`);
+    Deno.linkSync(`${src}/a.txt`, `${src}/new/e.txt`);
+    const changed = await once(work, sshd);
+    assert.equal(changed.code, 0, changed.stderr);
+    assert.deepEqual(diffInSeconds(src, rep), []);
+    assert.equal(Deno.readTextFileSync(`${rep}/a.txt`), "one file, three names");
+    assert.equal(Deno.statSync(`${rep}/new/e.txt`).ino, Deno.statSync(`${rep}/a.txt`).ino);
+    assert.equal(Deno.statSync(`${rep}/d1/b.txt`).nlink, 1);
+
+    // A link made behind the program's back in the replica: --verify tells.
+    Deno.removeSync(`${rep}/d1/alone.txt`);
+    Deno.linkSync(`${rep}/d1/b.txt`, `${rep}/d1/alone.txt`);
+    const tampered = await run(work, sftpArgs(sshd, "rep", "--verify"));
+    assert.equal(tampered.code, 1, tampered.stdout);
+    assert.match(tampered.stdout, /hard links differ/);
+
+    // Without a shell the host cannot say which names are one file: each name is a file.
+    const plain = await run(work, sftpArgs(sshd, "plain", "--once", "--ssh-no-exec"));
+    assert.equal(plain.code, 0, plain.stderr);
+    assert.equal(Deno.statSync(`${sshd.root}/plain/a.txt`).nlink, 1);
+    assert.equal(Deno.readTextFileSync(`${sshd.root}/plain/new/e.txt`), "one file, three names");
+  },
+);
+
+sftpTest(
   "a replica file changed behind the program's back is caught (same size, same mtime)",
   async (work, sshd) => {
     writeFile(`${work}/src/f.txt`, "original", 0o644, 1_700_000_000_000);

@@ -32,6 +32,7 @@ import {
   type Attributes,
   type AttributesResult,
   BIG_FILE,
+  type FileId,
   type FileWrite,
   type Listed,
   type Listing,
@@ -83,6 +84,8 @@ interface Found {
   readonly mtimeMs: number;
   readonly mode: number;
   readonly nlink: number;
+  /** Its inode number. */
+  readonly ino: number;
   readonly identity: string;
   readonly target?: string;
 }
@@ -100,7 +103,7 @@ interface Found {
  * const [file, link] = parseFound("f 12 3 1700000000.5000000000 1700000001.25 644 1 a b\0\0" +
  *   "l 13 1 1700000000.0000000000 1700000001.0 777 1 d/l\0a b\0");
  * assert.deepEqual(file, { path: "a b", kind: "file", size: 3, mtimeMs: 1700000000500,
- *   mode: 0o644, nlink: 1, identity: "12:1700000001.25" });
+ *   mode: 0o644, nlink: 1, ino: 12, identity: "12:1700000001.25" });
  * assert.equal(link?.target, "a b");
  * ```
  */
@@ -133,6 +136,7 @@ export function parseFound(text: string): Found[] {
       mtimeMs: timeMs(mtime),
       mode: parseInt(mode, 8),
       nlink: Number(nlink),
+      ino: Number(ino),
       identity: `${ino}:${ctime}`,
       ...(kind === "symlink" ? { target: fields[i + 1]! } : {}),
     });
@@ -222,6 +226,8 @@ export class SftpReplica implements Replica {
     this.where = options.where;
     this.#options = options;
     this.#memory = options.memory ?? new InodeMemory();
+    // Hard links where a shell tells which names are one file (SFTP does not).
+    if (options.exec) this.link = (target, path) => this.#hardLink(target, path);
     const hidden = options.hidden;
     if (hidden !== undefined) {
       this.refuses = (path) =>
@@ -396,17 +402,41 @@ export class SftpReplica implements Replica {
 
   /** The entry of a `find` record, with the number that stands for its inode. */
   #entryOf(path: string, found: Found): Entry {
+    const readBack = this.#options.readBack;
     const entry = {
       kind: found.kind,
       size: found.kind === "dir" ? 0 : found.size,
       mtimeMs: found.mtimeMs,
       ctimeMs: 0,
-      ino: found.kind === "file" && !this.#options.readBack
-        ? this.#memory.identity(path, found.identity)
-        : 0,
+      // Read back (`--verify`): the inode itself, which tells the names of one file.
+      ino: found.kind !== "file"
+        ? 0
+        : readBack
+        ? found.ino
+        : this.#memory.identity(path, found.identity),
       mode: found.mode,
+      nlink: found.nlink,
     };
     return found.target === undefined ? entry : { ...entry, target: found.target };
+  }
+
+  /**
+   * The entries at `paths` that exist, with their inodes (one `find` on the
+   * host for them all): what names one file, which the stat keys do not say.
+   */
+  async fileIds(paths: readonly string[]): Promise<Map<string, FileId>> {
+    const link = await this.#link();
+    const byAbs = new Map(paths.map((path) => [this.#abs(path), path]));
+    const result = await link.exec(
+      `xargs -0 sh -c ${shellQuote(`find "$@" -maxdepth 0 -printf "${FIELDS} %p\\\\0%l\\\\0"`)} sh`,
+      new TextEncoder().encode([...byAbs.keys()].map((abs) => `${abs}\0`).join("")),
+    );
+    const ids = new Map<string, FileId>();
+    for (const found of parseFound(new TextDecoder().decode(result.stdout))) {
+      const path = byAbs.get(found.path);
+      if (path !== undefined) ids.set(path, { kind: found.kind, id: found.ino });
+    }
+    return ids;
   }
 
   async stat(path: string): Promise<Entry | undefined> {
@@ -732,6 +762,37 @@ export class SftpReplica implements Replica {
       link.sftp.lstat(this.#abs(to), done)
     ).catch(() => undefined);
     return moved === undefined ? undefined : [moved.size, moved.mtime * 1000, 0, 0];
+  }
+
+  /**
+   * Make the file `path` another name of the file `target`, where a shell is
+   * allowed (else each name is a file of its own): `hardlink@openssh.com`
+   * to a temp name, renamed over what is at `path`.
+   */
+  readonly link?: (target: string, path: string) => Promise<StatKey>;
+
+  async #hardLink(target: string, path: string): Promise<StatKey> {
+    const link = await this.#link();
+    const from = this.#abs(target), abs = this.#abs(path);
+    const temp = joinPath(parentOf(abs) || "/", this.#options.tempName());
+    try {
+      await link.call((done) => link.sftp.ext_openssh_hardlink(from, temp, done));
+      await link.call((done) => link.sftp.ext_openssh_rename(temp, abs, done));
+    } catch (error) {
+      await link.call((done) => link.sftp.unlink(temp, done)).catch(() => {});
+      throw await explained(link, error, "cannot link", abs);
+    }
+    // A rename between two names of one file does nothing: the temp name stays.
+    await link.call((done) => link.sftp.unlink(temp, done)).catch(() => {});
+    // Both names' ctimes moved: their next listing is adopted.
+    this.#wrote(target);
+    this.#wrote(path);
+    const now = await link.call<{ mode: number; size: number; mtime: number }>((done) =>
+      link.sftp.lstat(abs, done)
+    ).catch((error) => {
+      throw sftpError(error, "cannot examine", abs);
+    });
+    return [now.size, now.mtime * 1000, 0, 0];
   }
 
   async remove(path: string, kind: Entry["kind"]): Promise<void> {

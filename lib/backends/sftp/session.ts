@@ -361,7 +361,8 @@ class SftpSession implements ReplicaSession {
     return {
       tree,
       ...(tree.refuses ? { refuses: tree.refuses } : {}),
-      links: false,
+      // Which names are one file: told by `find` (a shell), not by SFTP.
+      links: this.#shell === undefined,
       owners: false,
     };
   }
