@@ -102,6 +102,13 @@ export interface Options {
    */
   readonly exclude: readonly string[];
   /**
+   * Files of gitignore-style patterns (`--exclude-from`), in the order given;
+   * their rules come before those of {@link exclude}, so a later rule wins.
+   *
+   * @default none
+   */
+  readonly excludeFrom: readonly string[];
+  /**
    * The log file's format.
    *
    * @default {"text"}
@@ -165,6 +172,7 @@ interface Flags {
   readonly dryRun?: boolean;
   readonly verify?: boolean;
   readonly exclude?: readonly string[];
+  readonly excludeFrom?: readonly string[];
   readonly watch?: boolean;
   readonly maxDelete?: number;
   readonly acceptEmptySource?: boolean;
@@ -253,6 +261,15 @@ function buildApp(args: readonly string[], received: (flags: Flags) => void) {
           optional: true,
           placeholder: "pattern",
         },
+        excludeFrom: {
+          kind: "parsed",
+          parse: nonEmptyPath,
+          brief: "file of gitignore-style patterns, one a line (rsync's '+ '/'- ' prefixes " +
+            "are read as names), read again when it changes; before --exclude's; repeatable",
+          variadic: true,
+          optional: true,
+          placeholder: "file",
+        },
         watch: toggle("also mirror changes within moments, as the file system reports them"),
         maxDelete: {
           kind: "parsed",
@@ -303,6 +320,8 @@ function describe(error: unknown, args: readonly string[]): string {
       return `unexpected argument '${input}'` +
         (flag === "--exclude"
           ? ": each pattern needs its own --exclude (--exclude a --exclude b)"
+          : flag === "--exclude-from"
+          ? ": each file needs its own --exclude-from (--exclude-from a --exclude-from b)"
           : `: every flag takes at most one value${
             flag ? ` (${flag} took '${args[at - 1]}')` : ""
           }`);
@@ -402,6 +421,7 @@ export async function parseOptions(args: readonly string[]): Promise<ParseResult
       logFormat: flags.logFormat,
       console: flags.quiet ? "quiet" : flags.verbose ? "verbose" : "normal",
       exclude: Object.freeze([...flags.exclude ?? []]),
+      excludeFrom: Object.freeze([...flags.excludeFrom ?? []]),
       ...(flags.maxDelete === undefined ? {} : { maxDelete: flags.maxDelete }),
       acceptEmptySource: flags.acceptEmptySource ?? false,
     }),
