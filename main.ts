@@ -186,6 +186,7 @@ async function run(
     ["SIGTERM", onSignal("SIGTERM")],
     // SIGHUP: open the log file's path again (logrotate's postrotate), go on.
     ["SIGHUP", () => {
+      if (options.logFile === undefined) return; // none: nothing to reopen
       logFile.reopen();
       log.info("Log file {path} reopened (SIGHUP).", { action: "log", path: options.logFile });
     }],
@@ -194,7 +195,7 @@ async function run(
   Deno.removeSignalListener("SIGHUP", ignoreHangUp);
   log.info(
     "Mirror started (version {version}): source {source}, replica {replica}, " +
-      "log file {logFile}, {mode}.",
+      (options.logFile === undefined ? "no log file" : "log file {logFile}") + ", {mode}.",
     {
       version: VERSION,
       source: options.source,

@@ -67,6 +67,10 @@ const badInputs: [string[], RegExp][] = [
   [["--source", "afile", "--replica", "rep"], /--source: 'afile' is not a folder/],
   [["--source", "src", "--replica", "rep", "--log-file", "no/such/dir/log.txt"], /--log-file/],
   [
+    ["--source", "src", "--replica", "rep", "--log-file", "-"],
+    /--log-file -: with no log file, the state file needs a path: give --state-file/,
+  ],
+  [
     ["--source", "src", "--replica", "rep", "--exclude-from", "missing"],
     /--exclude-from: cannot use 'missing': No such file or directory/,
   ],

@@ -45,6 +45,24 @@ Deno.test("options: --exclude-from repeats, in the order given", async () => {
   );
 });
 
+Deno.test("options: --log-file - is no log file, and then --state-file is needed", async () => {
+  await assert.rejects(
+    parseOptions(["--log-file", "-"]),
+    (error) =>
+      error instanceof UsageError &&
+      error.message ===
+        "--log-file -: with no log file, the state file needs a path: give --state-file.",
+  );
+  const parsed = await parseOptions(["--log-file", "-", "--state-file", "mirror.state"]);
+  assert.equal(parsed.kind, "run");
+  if (parsed.kind !== "run") return;
+  assert.equal(parsed.options.logFile, undefined);
+  assert.equal(parsed.options.stateFile, "mirror.state");
+  // A file named "-" is still possible: ./-
+  const named = await parseOptions(["--log-file", "./-"]);
+  assert.equal(named.kind === "run" && named.options.logFile, "./-");
+});
+
 Deno.test("options: --flag=value and --flag value both work; --exclude repeats", async () => {
   const parsed = await parseOptions([
     "--source=a",
