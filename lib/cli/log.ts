@@ -131,10 +131,10 @@ const FLUSH_MS = 50;
 /**
  * A sink that formats each record once and writes the line to `file` (if
  * any) and to the console stream for its level (`out` for DEBUG and INFO,
- * `err` above), buffered as described in the module documentation. Lines keep their order
- * across `out` and `err`. A console that cannot be written to (closed, or a
- * reader that went away) never stops the program; the file still gets every
- * line. Disposing it (async) writes out what is buffered.
+ * `err` above), buffered as described in the module documentation. Lines
+ * keep their order across `out` and `err`. A console that cannot be written
+ * to (closed, or a reader that went away) never stops the program; the file
+ * still gets every line. Disposing it (async) writes out what is buffered.
  */
 export function lineSink(
   file: FileWriter | undefined,
