@@ -10,6 +10,7 @@
  */
 import { reason } from "./lib/core/error.ts";
 import { excludeMatcher } from "./lib/core/exclude.ts";
+import { ExcludeFiles } from "./lib/cli/exclude_from.ts";
 
 import { closeLogging, ConsoleTap, type LogFile, logger, setupLogging } from "./lib/cli/log.ts";
 import { printable } from "./lib/core/text.ts";
@@ -46,9 +47,13 @@ function runsAsRoot(): boolean {
 }
 
 /** `--verify`: print the differences and both tree digests; 0 if identical. */
-async function verify(options: Options, session: ReplicaSession): Promise<number> {
+async function verify(
+  options: Options,
+  session: ReplicaSession,
+  excludeFiles: ExcludeFiles,
+): Promise<number> {
   const { verifyTrees } = await import("./lib/engine/verify.ts"); // loads node:crypto: only here
-  const excluded = await excludeMatcher(options.exclude);
+  const excluded = await excludeMatcher(options.exclude, excludeFiles.texts);
   const { tree, refuses, links, owners } = session.verifyTree();
   // What the replica cannot hold is left out, as a cycle leaves it out.
   const exclude = refuses === undefined
@@ -95,6 +100,11 @@ async function main(args: string[]): Promise<number> {
     printError(refused);
     return USAGE;
   }
+  const excludeFiles = ExcludeFiles.load(options.excludeFrom);
+  if (typeof excludeFiles === "string") {
+    printError(excludeFiles);
+    return USAGE;
+  }
   let session: ReplicaSession;
   try {
     session = await options.backend.open(options.replica, options.backendFlags, {
@@ -108,7 +118,7 @@ async function main(args: string[]): Promise<number> {
     return USAGE;
   }
   try {
-    return await run(options, session, ignoreHangUp);
+    return await run(options, session, excludeFiles, ignoreHangUp);
   } finally {
     await session.close();
   }
@@ -118,9 +128,10 @@ async function main(args: string[]): Promise<number> {
 async function run(
   options: Options,
   session: ReplicaSession,
+  excludeFiles: ExcludeFiles,
   ignoreHangUp: () => void,
 ): Promise<number> {
-  if (options.verify) return await verify(options, session);
+  if (options.verify) return await verify(options, session, excludeFiles);
   // The state knows the pair by the source's stable path (a symlinked source
   // stays one) and the replica's identity.
   const pair = { source: stablePathOf(options.source), replica: session.id };
@@ -175,6 +186,7 @@ async function run(
     ["SIGTERM", onSignal("SIGTERM")],
     // SIGHUP: open the log file's path again (logrotate's postrotate), go on.
     ["SIGHUP", () => {
+      if (options.logFile === undefined) return; // none: nothing to reopen
       logFile.reopen();
       log.info("Log file {path} reopened (SIGHUP).", { action: "log", path: options.logFile });
     }],
@@ -183,7 +195,7 @@ async function run(
   Deno.removeSignalListener("SIGHUP", ignoreHangUp);
   log.info(
     "Mirror started (version {version}): source {source}, replica {replica}, " +
-      "log file {logFile}, {mode}.",
+      (options.logFile === undefined ? "no log file" : "log file {logFile}") + ", {mode}.",
     {
       version: VERSION,
       source: options.source,
@@ -249,6 +261,7 @@ async function run(
     log,
     dryRun: options.dryRun,
     exclude: options.exclude,
+    excludeFiles: () => excludeFiles.current(log),
     state,
     onReplicaChanged: async () => await session.relock?.(),
     ...(options.maxDelete === undefined ? {} : { maxDelete: options.maxDelete }),

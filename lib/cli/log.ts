@@ -129,15 +129,15 @@ const FLUSH_BYTES = 64 * 1024;
 const FLUSH_MS = 50;
 
 /**
- * A sink that formats each record once and writes the line to `file` and to
- * the console stream for its level (`out` for DEBUG and INFO, `err` above),
- * buffered as described in the module documentation. Lines keep their order
- * across `out` and `err`. A console that cannot be written to (closed, or a
- * reader that went away) never stops the program; the file still gets every
- * line. Disposing it (async) writes out what is buffered.
+ * A sink that formats each record once and writes the line to `file` (if
+ * any) and to the console stream for its level (`out` for DEBUG and INFO,
+ * `err` above), buffered as described in the module documentation. Lines
+ * keep their order across `out` and `err`. A console that cannot be written
+ * to (closed, or a reader that went away) never stops the program; the file
+ * still gets every line. Disposing it (async) writes out what is buffered.
  */
 export function lineSink(
-  file: FileWriter,
+  file: FileWriter | undefined,
   out: ConsoleWriter,
   err: ConsoleWriter,
   options: LineSinkOptions = {},
@@ -156,6 +156,7 @@ export function lineSink(
   /** The file cannot be written now; `cut`: it ends in the middle of a line. */
   let failing = false, cut = false;
   const writeFile = (text: string) => {
+    if (file === undefined) return;
     const bytes = encoder.encode(cut ? `\n${text}` : text);
     let at = 0;
     try {
@@ -202,7 +203,7 @@ export function lineSink(
     flushConsole();
   };
   const sink = (record: LogRecord) => {
-    const toFile = compareLogLevel(record.level, fileLevel) >= 0;
+    const toFile = file !== undefined && compareLogLevel(record.level, fileLevel) >= 0;
     const toConsole = compareLogLevel(record.level, consoleLevel) >= 0;
     if (!toFile && !toConsole) return;
     const fileLine = toFile ? fileFormatter(record) : "";
@@ -289,7 +290,7 @@ export class ConsoleTap {
 /** Options of {@link setupLogging}. */
 export interface LogOptions {
   /**
-   * The log file's format.
+   * The log file's format; the console's too when there is no log file.
    *
    * @default {"text"}
    */
@@ -323,15 +324,17 @@ export interface LogFile {
  * Route the program's logger (LogTape category `["folder-mirror"]`, where a
  * {@link Mirror} logs by default) to `logFile` (appended to, created if
  * missing) and the console, one line per record in the program's format.
+ * Without a log file (`--log-file -`, for journald or a container runtime)
+ * the console gets the lines alone, JSON ones with `format: "json"`.
  * It replaces any LogTape configuration made before. Call
  * {@link closeLogging} before exiting so buffered lines are written. A log
  * file that cannot be written (a full disk) never stops the program: one line
  * on stderr says so, the console keeps every line, and writing resumes when
  * it can (another line says so).
  *
- * @param logFile the log file's path.
+ * @param logFile the log file's path; undefined: none, the console only.
  * @param options see {@link LogOptions}.
- * @returns the log file, to reopen after logrotate moved it.
+ * @returns the log file, to reopen after logrotate moved it (a no-op without one).
  * @throws {Deno.errors.NotFound | Deno.errors.PermissionDenied | Error} when the
  * log file cannot be opened for appending; nothing is configured then.
  *
@@ -348,8 +351,12 @@ export interface LogFile {
  * Deno.removeSync(dir, { recursive: true });
  * ```
  */
-export async function setupLogging(logFile: string, options: LogOptions = {}): Promise<LogFile> {
-  const open = () => Deno.openSync(logFile, { append: true, create: true });
+export async function setupLogging(
+  logFile: string | undefined,
+  options: LogOptions = {},
+): Promise<LogFile> {
+  const open = () =>
+    logFile === undefined ? undefined : Deno.openSync(logFile, { append: true, create: true });
   let current = open();
   const notice = (text: string) => {
     try {
@@ -358,14 +365,17 @@ export async function setupLogging(logFile: string, options: LogOptions = {}): P
       // no stderr either
     }
   };
-  const file: FileWriter = { writeSync: (bytes) => current.writeSync(bytes) };
+  const file: FileWriter | undefined = current &&
+    { writeSync: (bytes) => current!.writeSync(bytes) };
   const consoleLevel = options.console === "quiet"
     ? "warning"
     : options.console === "verbose"
     ? "debug"
     : "info";
+  const formatter = options.format === "json" ? jsonFormatter : lineFormatter;
   const sink = lineSink(file, Deno.stdout, Deno.stderr, {
-    fileFormatter: options.format === "json" ? jsonFormatter : lineFormatter,
+    fileFormatter: formatter,
+    ...(file === undefined ? { consoleFormatter: formatter } : {}),
     consoleLevel,
     tap: () => options.tap?.get(),
     onFileError: (error) =>
@@ -383,7 +393,7 @@ export async function setupLogging(logFile: string, options: LogOptions = {}): P
       lines: Object.assign((record: LogRecord) => sink(record), {
         [Symbol.asyncDispose]: async () => {
           await sink[Symbol.asyncDispose]();
-          current.close();
+          current?.close();
         },
       }),
     },
@@ -398,6 +408,7 @@ export async function setupLogging(logFile: string, options: LogOptions = {}): P
   });
   return {
     reopen() {
+      if (current === undefined) return; // no log file
       sink.flush();
       try {
         const next = open();

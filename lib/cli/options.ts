@@ -41,13 +41,14 @@ export interface Options {
   /** The flags of that backend that were given, by name (see `Backend.flags`). */
   readonly backendFlags: Readonly<Record<string, string | true>>;
   /**
-   * Log file, appended to.
+   * Log file, appended to; undefined: none, the console only (`--log-file -`).
    *
    * @default {"log.txt"}
    */
-  readonly logFile: string;
+  readonly logFile: string | undefined;
   /**
-   * What the program remembers between runs.
+   * What the program remembers between runs (given explicitly when there is
+   * no log file).
    *
    * @default the log file's path with `.state` appended
    */
@@ -102,7 +103,14 @@ export interface Options {
    */
   readonly exclude: readonly string[];
   /**
-   * The log file's format.
+   * Files of gitignore-style patterns (`--exclude-from`), in the order given;
+   * their rules come before those of {@link exclude}, so a later rule wins.
+   *
+   * @default none
+   */
+  readonly excludeFrom: readonly string[];
+  /**
+   * The log file's format (the console's too when there is no log file).
    *
    * @default {"text"}
    */
@@ -165,6 +173,7 @@ interface Flags {
   readonly dryRun?: boolean;
   readonly verify?: boolean;
   readonly exclude?: readonly string[];
+  readonly excludeFrom?: readonly string[];
   readonly watch?: boolean;
   readonly maxDelete?: number;
   readonly acceptEmptySource?: boolean;
@@ -219,18 +228,20 @@ function buildApp(args: readonly string[], received: (flags: Flags) => void) {
               .join(" or "),
           "replica",
         ),
-        logFile: path("log file, appended to", "log.txt"),
+        logFile: path("log file, appended to; - for none (the console only)", "log.txt"),
         stateFile: {
           kind: "parsed",
           parse: nonEmptyPath,
-          brief: "what is remembered between runs (default: the log file's path + .state)",
+          brief: "what is remembered between runs (default: the log file's path + .state; " +
+            "needed with --log-file -)",
           optional: true,
           placeholder: "path",
         },
         logFormat: {
           kind: "enum",
           values: ["text", "json"],
-          brief: "log file format: a text line or a JSON object per record",
+          brief: "log file format (the console's with --log-file -): a text line or a JSON " +
+            "object per record",
           default: "text",
         },
         quiet: toggle("console: warnings and errors only (the log file gets all)"),
@@ -252,6 +263,15 @@ function buildApp(args: readonly string[], received: (flags: Flags) => void) {
           variadic: true,
           optional: true,
           placeholder: "pattern",
+        },
+        excludeFrom: {
+          kind: "parsed",
+          parse: nonEmptyPath,
+          brief: "file of gitignore-style patterns, one a line (rsync's '+ '/'- ' prefixes " +
+            "are read as names), read again when it changes; before --exclude's; repeatable",
+          variadic: true,
+          optional: true,
+          placeholder: "file",
         },
         watch: toggle("also mirror changes within moments, as the file system reports them"),
         maxDelete: {
@@ -303,6 +323,8 @@ function describe(error: unknown, args: readonly string[]): string {
       return `unexpected argument '${input}'` +
         (flag === "--exclude"
           ? ": each pattern needs its own --exclude (--exclude a --exclude b)"
+          : flag === "--exclude-from"
+          ? ": each file needs its own --exclude-from (--exclude-from a --exclude-from b)"
           : `: every flag takes at most one value${
             flag ? ` (${flag} took '${args[at - 1]}')` : ""
           }`);
@@ -355,6 +377,11 @@ export async function parseOptions(args: readonly string[]): Promise<ParseResult
   if (flags.verify && (flags.watch || flags.dryRun)) {
     throw new UsageError("--verify cannot be combined with --watch or --dry-run.");
   }
+  if (flags.logFile === "-" && flags.stateFile === undefined) {
+    throw new UsageError(
+      "--log-file -: with no log file, the state file needs a path: give --state-file.",
+    );
+  }
   if (flags.watch && flags.once) throw new UsageError("--watch and --once cannot be combined.");
   if (flags.watch && flags.dryRun) {
     throw new UsageError("--watch and --dry-run cannot be combined (a dry run is one cycle).");
@@ -392,7 +419,7 @@ export async function parseOptions(args: readonly string[]): Promise<ParseResult
       replica: flags.replica,
       backend,
       backendFlags: Object.freeze(given),
-      logFile: flags.logFile,
+      logFile: flags.logFile === "-" ? undefined : flags.logFile,
       stateFile: flags.stateFile ?? `${flags.logFile}.state`,
       intervalSeconds: flags.timeInterval,
       once: flags.once ?? false,
@@ -402,6 +429,7 @@ export async function parseOptions(args: readonly string[]): Promise<ParseResult
       logFormat: flags.logFormat,
       console: flags.quiet ? "quiet" : flags.verbose ? "verbose" : "normal",
       exclude: Object.freeze([...flags.exclude ?? []]),
+      excludeFrom: Object.freeze([...flags.excludeFrom ?? []]),
       ...(flags.maxDelete === undefined ? {} : { maxDelete: flags.maxDelete }),
       acceptEmptySource: flags.acceptEmptySource ?? false,
     }),

@@ -15,7 +15,8 @@ import { isWithin, realPathOf } from "../core/paths.ts";
 export interface Paths {
   readonly source: string;
   readonly replica: string;
-  readonly logFile: string;
+  /** Undefined: no log file (`--log-file -`). */
+  readonly logFile: string | undefined;
   readonly stateFile: string;
 }
 
@@ -49,13 +50,13 @@ export function refusal(paths: Paths, backend: Backend = localBackend): string |
   try {
     real = {
       source: realPathOf(source),
-      logFile: realPathOf(logFile),
+      logFile: logFile === undefined ? undefined : realPathOf(logFile),
       stateFile: realPathOf(stateFile),
     };
   } catch (error) {
     return `cannot resolve the paths: ${reason(asError(error))}.`;
   }
-  if (isWithin(real.logFile, real.source)) {
+  if (real.logFile !== undefined && isWithin(real.logFile, real.source)) {
     return `--log-file: '${logFile}' is inside the source folder, where it would be mirrored.`;
   }
   if (isWithin(real.stateFile, real.source)) {
@@ -63,6 +64,7 @@ export function refusal(paths: Paths, backend: Backend = localBackend): string |
   }
   if (real.stateFile === real.logFile) return `--state-file: '${stateFile}' is the log file.`;
   for (const [flag, file] of [["--log-file", logFile], ["--state-file", stateFile]] as const) {
+    if (file === undefined) continue;
     try {
       if (!Deno.statSync(dirname(resolve(file))).isDirectory) throw new Error("not a folder");
     } catch (error) {

@@ -1,7 +1,8 @@
 /**
- * `--exclude` patterns, with gitignore semantics (the `ignore` package, the
- * matcher eslint and prettier use): `*.tmp` matches at any depth, a trailing
- * `/` only folders, a leading `/` only at the root.
+ * `--exclude` patterns and `--exclude-from` files, with gitignore semantics
+ * (the `ignore` package, the matcher eslint and prettier use): `*.tmp` matches
+ * at any depth, a trailing `/` only folders, a leading `/` only at the root,
+ * `!` re-includes, and the last rule that matches wins.
  *
  * @module
  */
@@ -9,12 +10,16 @@
 export type ExcludeMatcher = (path: string, isDir: boolean) => boolean;
 
 /**
- * A matcher for `patterns`, or undefined when there are none. The matcher's
- * package is loaded only then: most runs exclude nothing and so do not pay
- * for loading it (~10-20 ms).
+ * A matcher for the rules of `texts`, then `patterns` (a later rule wins over
+ * an earlier one), or undefined when there are none. The matcher's package is
+ * loaded only then: most runs exclude nothing and so do not pay for loading
+ * it (~10-20 ms).
  *
- * @param patterns gitignore-style patterns (`--exclude`).
- * @returns the matcher, or undefined when `patterns` is empty.
+ * @param patterns gitignore-style patterns, one each (`--exclude`).
+ * @param texts whole files in .gitignore syntax (`--exclude-from`): a rule a
+ * line, `#` comments, CRLF line ends and a leading BOM read as git reads them.
+ * Default: none.
+ * @returns the matcher, or undefined when both are empty.
  *
  * @example
  * ```ts
@@ -25,14 +30,19 @@ export type ExcludeMatcher = (path: string, isDir: boolean) => boolean;
  * assert.ok(excluded("web/node_modules", true));
  * assert.ok(!excluded("web/node_modules", false));
  * assert.ok(excluded("build", true) && !excluded("src/build", true));
+ * const fromFile = (await excludeMatcher(["!keep.log"], ["# logs\r\n*.log\r\n"]))!;
+ * assert.ok(fromFile("a.log", false) && !fromFile("keep.log", false));
  * ```
  */
 export async function excludeMatcher(
   patterns: readonly string[],
+  texts: readonly string[] = [],
 ): Promise<ExcludeMatcher | undefined> {
-  if (patterns.length === 0) return undefined;
+  if (patterns.length === 0 && texts.length === 0) return undefined;
   const { default: ignore } = await import("npm:ignore@^7.0.5");
-  const matcher = ignore().add([...patterns]);
+  const matcher = ignore();
+  for (const text of texts) matcher.add(text); // a string: split into lines as git does
+  matcher.add([...patterns]); // an array: one pattern each
   return (path, isDir) => matcher.ignores(isDir ? `${path}/` : path);
 }
 

@@ -36,8 +36,8 @@ export interface BackendFlag {
 export interface RunPaths {
   /** `--source`. */
   readonly source: string;
-  /** `--log-file`. */
-  readonly logFile: string;
+  /** `--log-file` (undefined: none, `--log-file -`). */
+  readonly logFile: string | undefined;
   /** `--state-file`. */
   readonly stateFile: string;
 }

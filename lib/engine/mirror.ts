@@ -136,6 +136,16 @@ export interface MirrorOptions {
    */
   readonly exclude?: readonly string[];
   /**
+   * Rules that may change while the mirror runs: the texts of files in
+   * .gitignore syntax (`--exclude-from`), asked for at the start of every
+   * cycle, full or partial. Their rules come before those of `exclude` (the
+   * last rule that matches wins). The matcher is built again only when the
+   * array returned is not the one returned the time before.
+   *
+   * @default none
+   */
+  readonly excludeFiles?: () => readonly string[];
+  /**
    * Makes the observer of each cycle's copies (a progress bar), when told.
    *
    * @default none
@@ -217,8 +227,10 @@ export class Mirror {
   readonly #linkGroups = new Map<number, readonly string[]>();
   /** When the last full cycle started (epoch ms; 0: none yet). */
   #lastFullAt = 0;
-  /** Loaded with the first cycle. */
-  readonly #exclude: Promise<ExcludeMatcher | undefined>;
+  /** Loaded with the first cycle; built again when the rules change. */
+  #exclude: Promise<ExcludeMatcher | undefined>;
+  /** The texts of `excludeFiles` that {@link #exclude} was built from. */
+  #excludeTexts: readonly string[] = [];
 
   /**
    * A mirror of `source` into `replica`; nothing is read or written until
@@ -235,8 +247,14 @@ export class Mirror {
     this.#options = options;
     this.#state = options.state ??
       MirrorState.inMemory({ source: source.where, replica: replica.where });
-    this.#exclude = excludeMatcher(options.exclude ?? []);
-    this.#exclude.catch(() => {}); // a failure to load surfaces where a cycle awaits it
+    this.#exclude = this.#matcher();
+  }
+
+  /** The matcher of `exclude` and the texts last read from `excludeFiles`. */
+  #matcher(): Promise<ExcludeMatcher | undefined> {
+    const matcher = excludeMatcher(this.#options.exclude ?? [], this.#excludeTexts);
+    matcher.catch(() => {}); // a failure to load surfaces where a cycle awaits it
+    return matcher;
   }
 
   /** Bytes of file content read for MD5s since this mirror was made (both
@@ -295,6 +313,12 @@ export class Mirror {
   async #cycle(paths: ReadonlySet<string> | undefined, signal?: AbortSignal): Promise<CycleResult> {
     const started = performance.now();
     const tally = emptyTally();
+    // The rules of this cycle: asked once, so they hold for the whole of it.
+    const texts = this.#options.excludeFiles?.();
+    if (texts !== undefined && texts !== this.#excludeTexts) {
+      this.#excludeTexts = texts;
+      this.#exclude = this.#matcher();
+    }
     const opened = await this.#open(tally, signal);
     try {
       if (opened !== undefined) await this.#sync(tally, opened, paths, signal);

@@ -66,6 +66,18 @@ const badInputs: [string[], RegExp][] = [
   [["--source", "src", "--replica", "afile"], /--replica: 'afile' exists and is not a folder/],
   [["--source", "afile", "--replica", "rep"], /--source: 'afile' is not a folder/],
   [["--source", "src", "--replica", "rep", "--log-file", "no/such/dir/log.txt"], /--log-file/],
+  [
+    ["--source", "src", "--replica", "rep", "--log-file", "-"],
+    /--log-file -: with no log file, the state file needs a path: give --state-file/,
+  ],
+  [
+    ["--source", "src", "--replica", "rep", "--exclude-from", "missing"],
+    /--exclude-from: cannot use 'missing': No such file or directory/,
+  ],
+  [
+    ["--exclude-from", "a", "b"],
+    /unexpected argument 'b': each file needs its own --exclude-from/,
+  ],
 ];
 
 for (const [args, message] of badInputs) {

@@ -13,6 +13,7 @@ import {
   mountTmpfs,
   runMirror,
   startLoop,
+  succeeds,
   waitFor,
   withWork,
   writeFile,
@@ -141,5 +142,98 @@ Deno.test("log: SIGHUP reopens the log file (logrotate) and the mirror goes on",
     assert.ok(!before.some((l) => l.includes("b.txt")), "nothing more goes to the moved file");
     assert.ok(before.some((l) => l.endsWith("File a.txt has been copied.")));
     assert.match(now.at(-1)!, /Mirror stopped by SIGINT\.$/);
+  });
+});
+
+Deno.test("log: --log-file - writes no log file; the console carries the lines, JSON ones with --log-format json", async () => {
+  await withWork(async (work) => {
+    writeFile(`${work}/src/a.txt`, "a");
+    const args = [
+      "--source",
+      "src",
+      "--replica",
+      "rep",
+      "--log-file",
+      "-",
+      "--state-file",
+      "state",
+    ];
+    const text = await runMirror([...args, "--once"], work);
+    assert.equal(text.code, 0, text.stderr);
+    assert.equal(text.stderr, "");
+    assert.match(
+      text.stdout,
+      /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} \[INFO\]: Mirror started \(version [^)]+\): source src, replica rep, no log file, one cycle\.$/m,
+    );
+    assert.match(
+      text.stdout,
+      /^[-\d]{10} [:\d]{8},\d{3} \[INFO\]: File a\.txt has been copied\.$/m,
+    );
+    assert.deepEqual([...Deno.readDirSync(work)].map((entry) => entry.name).sort(), [
+      "rep",
+      "src",
+      "state",
+    ]);
+
+    writeFile(`${work}/src/b.txt`, "b");
+    assert.ok(succeeds("mkfifo", `${work}/src/pipe`)); // a WARNING: skipped, never opened
+    const json = await runMirror([...args, "--once", "--log-format", "json"], work);
+    assert.equal(json.code, 0, json.stderr);
+    const records = (output: string) => output.trim().split("\n").map((line) => JSON.parse(line));
+    const out = records(json.stdout), err = records(json.stderr);
+    assert.ok(out.every((record) => record.level === "INFO"), json.stdout);
+    assert.ok(
+      out.some((record) =>
+        record.action === "copy" && record.path === "b.txt" &&
+        record.message === "File b.txt has been copied."
+      ),
+      json.stdout,
+    );
+    assert.equal(err.length, 1, json.stderr);
+    assert.equal(err[0].level, "WARNING");
+    assert.equal(err[0].path, "pipe");
+    assert.deepEqual([...Deno.readDirSync(work)].map((entry) => entry.name).sort(), [
+      "rep",
+      "src",
+      "state",
+    ]);
+  });
+});
+
+Deno.test("log: --log-file - in the loop: SIGHUP has no file to reopen, the mirror goes on", async () => {
+  await withWork(async (work) => {
+    writeFile(`${work}/src/a.txt`, "a");
+    const child = mirrorCommand([
+      "--source",
+      "src",
+      "--replica",
+      "rep",
+      "--log-file",
+      "-",
+      "--state-file",
+      "state",
+      "--time-interval",
+      "0.2",
+    ], work).spawn();
+    const finished = child.output();
+    try {
+      await waitFor("first cycle", mirrored(work));
+      child.kill("SIGHUP");
+      writeFile(`${work}/src/b.txt`, "b");
+      await waitFor("b.txt", mirrored(work));
+    } finally {
+      child.kill("SIGINT");
+    }
+    const output = await finished;
+    assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+    const stdout = new TextDecoder().decode(output.stdout);
+    assert.match(stdout, /\[INFO\]: File b\.txt has been copied\.\n/);
+    assert.doesNotMatch(stdout, /reopened/);
+    assert.match(stdout, /\[INFO\]: Mirror stopped by SIGINT\.\n$/);
+    assert.deepEqual([...Deno.readDirSync(work)].map((entry) => entry.name).sort(), [
+      "rep",
+      "src",
+      "state",
+    ]);
   });
 });

@@ -67,6 +67,16 @@ const refusals: [string, (work: string) => string[], RegExp][] = [
     /--log-file: .* is inside the source/,
   ],
   [
+    "a state file inside the replica, with no log file (--log-file -)",
+    () => ["--source", "src", "--replica", "rep", "--log-file", "-", "--state-file", "rep/st"],
+    /--state-file: 'rep\/st' is inside the replica/,
+  ],
+  [
+    "a state file inside the source, with no log file (--log-file -)",
+    () => ["--source", "src", "--replica", "rep", "--log-file", "-", "--state-file", "src/st"],
+    /--state-file: 'src\/st' is inside the source/,
+  ],
+  [
     "a missing source",
     () => ["--source", "nope", "--replica", "rep"],
     /--source: cannot use 'nope'/,

@@ -21,9 +21,46 @@ Deno.test("options: defaults are the original tool's", async () => {
     logFormat: "text",
     console: "normal",
     exclude: [],
+    excludeFrom: [],
     acceptEmptySource: false,
   });
   assert.ok(Object.isFrozen(result.options));
+});
+
+Deno.test("options: --exclude-from repeats, in the order given", async () => {
+  const parsed = await parseOptions([
+    "--exclude-from",
+    "a.rules",
+    "--exclude=*.tmp",
+    "--exclude-from=/etc/b.rules",
+  ]);
+  assert.equal(parsed.kind, "run");
+  if (parsed.kind !== "run") return;
+  assert.deepEqual(parsed.options.excludeFrom, ["a.rules", "/etc/b.rules"]);
+  assert.deepEqual(parsed.options.exclude, ["*.tmp"]);
+  await assert.rejects(
+    parseOptions(["--exclude-from", "a", "b"]),
+    (error) =>
+      error instanceof UsageError && /each file needs its own --exclude-from/.test(error.message),
+  );
+});
+
+Deno.test("options: --log-file - is no log file, and then --state-file is needed", async () => {
+  await assert.rejects(
+    parseOptions(["--log-file", "-"]),
+    (error) =>
+      error instanceof UsageError &&
+      error.message ===
+        "--log-file -: with no log file, the state file needs a path: give --state-file.",
+  );
+  const parsed = await parseOptions(["--log-file", "-", "--state-file", "mirror.state"]);
+  assert.equal(parsed.kind, "run");
+  if (parsed.kind !== "run") return;
+  assert.equal(parsed.options.logFile, undefined);
+  assert.equal(parsed.options.stateFile, "mirror.state");
+  // A file named "-" is still possible: ./-
+  const named = await parseOptions(["--log-file", "./-"]);
+  assert.equal(named.kind === "run" && named.options.logFile, "./-");
 });
 
 Deno.test("options: --flag=value and --flag value both work; --exclude repeats", async () => {

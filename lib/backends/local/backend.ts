@@ -210,7 +210,7 @@ function localRefusal(replica: string, paths: RunPaths): string | undefined {
     real = {
       source: realPathOf(paths.source),
       replica: realPathOf(replica),
-      logFile: realPathOf(paths.logFile),
+      logFile: paths.logFile === undefined ? undefined : realPathOf(paths.logFile),
       stateFile: realPathOf(paths.stateFile),
     };
   } catch (error) {
@@ -226,7 +226,7 @@ function localRefusal(replica: string, paths: RunPaths): string | undefined {
   if (isWithin(real.source, real.replica)) {
     return `--replica: '${replica}' contains the source folder '${source}'.`;
   }
-  if (isWithin(real.logFile, real.replica)) {
+  if (real.logFile !== undefined && isWithin(real.logFile, real.replica)) {
     return `--log-file: '${logFile}' is inside the replica folder, where it would be deleted.`;
   }
   if (isWithin(real.stateFile, real.replica)) {
