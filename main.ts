@@ -9,7 +9,7 @@
  * @module
  */
 import { reason } from "./lib/core/error.ts";
-import { excludeMatcher } from "./lib/core/exclude.ts";
+import { excludeMatcher, isExcludedFolder } from "./lib/core/exclude.ts";
 import { ExcludeFiles } from "./lib/cli/exclude_from.ts";
 
 import { closeLogging, ConsoleTap, type LogFile, logger, setupLogging } from "./lib/cli/log.ts";
@@ -112,9 +112,22 @@ async function main(args: string[]): Promise<number> {
       verify: options.verify,
       intervalSeconds: options.intervalSeconds,
       stateFile: options.stateFile,
+      ...(options.backupDir === undefined ? {} : { backupDir: options.backupDir }),
     });
   } catch (error) {
     printError(`${reason(error as Error).replace(/\.$/, "")}.`);
+    return USAGE;
+  }
+  const within = session.backupWithin;
+  if (
+    within !== undefined &&
+    !isExcludedFolder(await excludeMatcher(options.exclude, excludeFiles.texts), within)
+  ) {
+    await session.close();
+    printError(
+      `--backup-dir: '${options.backupDir}' is inside the replica, where the mirror would ` +
+        `delete it: exclude it (--exclude '/${within}/') or choose a folder outside.`,
+    );
     return USAGE;
   }
   try {
@@ -265,6 +278,7 @@ async function run(
     state,
     onReplicaChanged: async () => await session.relock?.(),
     ...(options.maxDelete === undefined ? {} : { maxDelete: options.maxDelete }),
+    ...(options.backupKeep === undefined ? {} : { backupKeep: options.backupKeep }),
     acceptEmptySource: options.acceptEmptySource,
     ...(options.console === "quiet" ? {} : { progress: () => new CopyProgress(tap) }),
     ...(watchMode ? { writes: watchMode } : {}),

@@ -36,6 +36,7 @@ export type {
 export type {
   Attributes,
   AttributesResult,
+  Backups,
   FileId,
   FileWrite,
   Listed,

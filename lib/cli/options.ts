@@ -110,6 +110,19 @@ export interface Options {
    */
   readonly excludeFrom: readonly string[];
   /**
+   * Where what a cycle deletes or overwrites is kept: a folder on the
+   * replica's side (see `Backups`), one folder per full cycle in it.
+   *
+   * @default nowhere: it is gone
+   */
+  readonly backupDir?: string;
+  /**
+   * With {@link backupDir}: keep this many of the newest cycle folders.
+   *
+   * @default all of them
+   */
+  readonly backupKeep?: number;
+  /**
    * The log file's format (the console's too when there is no log file).
    *
    * @default {"text"}
@@ -154,6 +167,12 @@ function count(value: string): number {
   return Number(value);
 }
 
+function positiveCount(value: string): number {
+  const n = count(value);
+  if (n < 1) throw new Error("expected a whole number, 1 or more");
+  return n;
+}
+
 function nonEmptyPath(value: string): string {
   if (value === "") throw new Error("expected a path");
   return value;
@@ -177,6 +196,8 @@ interface Flags {
   readonly watch?: boolean;
   readonly maxDelete?: number;
   readonly acceptEmptySource?: boolean;
+  readonly backupDir?: string;
+  readonly backupKeep?: number;
 }
 
 const path = (brief: string, fallback: string) => ({
@@ -278,6 +299,21 @@ function buildApp(args: readonly string[], received: (flags: Flags) => void) {
           kind: "parsed",
           parse: count,
           brief: "a cycle that would delete more entries than this deletes none",
+          optional: true,
+          placeholder: "count",
+        },
+        backupDir: {
+          kind: "parsed",
+          parse: nonEmptyPath,
+          brief: "keep what a cycle deletes or overwrites in DIR/<cycle start, UTC>/ (on the " +
+            "replica's side: its file system, bucket or host)",
+          optional: true,
+          placeholder: "dir",
+        },
+        backupKeep: {
+          kind: "parsed",
+          parse: positiveCount,
+          brief: "with --backup-dir: keep the newest N cycle folders, remove older ones",
           optional: true,
           placeholder: "count",
         },
@@ -386,6 +422,12 @@ export async function parseOptions(args: readonly string[]): Promise<ParseResult
   if (flags.watch && flags.dryRun) {
     throw new UsageError("--watch and --dry-run cannot be combined (a dry run is one cycle).");
   }
+  if (flags.backupKeep !== undefined && flags.backupDir === undefined) {
+    throw new UsageError("--backup-keep needs --backup-dir.");
+  }
+  if (flags.backupDir !== undefined && flags.verify) {
+    throw new UsageError("--backup-dir cannot be combined with --verify (it changes nothing).");
+  }
   /** A backend's flag, as given (they are not in {@link Flags}). */
   const valueOf = (name: string) => (flags as unknown as Record<string, unknown>)[name];
   const backend = backendOf(flags.replica);
@@ -432,6 +474,8 @@ export async function parseOptions(args: readonly string[]): Promise<ParseResult
       excludeFrom: Object.freeze([...flags.excludeFrom ?? []]),
       ...(flags.maxDelete === undefined ? {} : { maxDelete: flags.maxDelete }),
       acceptEmptySource: flags.acceptEmptySource ?? false,
+      ...(flags.backupDir === undefined ? {} : { backupDir: flags.backupDir }),
+      ...(flags.backupKeep === undefined ? {} : { backupKeep: flags.backupKeep }),
     }),
   };
 }

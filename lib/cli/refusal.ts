@@ -18,6 +18,8 @@ export interface Paths {
   /** Undefined: no log file (`--log-file -`). */
   readonly logFile: string | undefined;
   readonly stateFile: string;
+  /** `--backup-dir`, if given. */
+  readonly backupDir?: string;
 }
 
 /**
@@ -44,7 +46,12 @@ export function refusal(paths: Paths, backend: Backend = localBackend): string |
     return `--source: cannot use '${source}': ${reason(asError(error))}.`;
   }
   // The replica is the backend's: a folder here is checked now, one elsewhere when reached.
-  const refused = backend.refusal?.(replica, { source, logFile, stateFile });
+  const refused = backend.refusal?.(replica, {
+    source,
+    logFile,
+    stateFile,
+    ...(paths.backupDir === undefined ? {} : { backupDir: paths.backupDir }),
+  });
   if (refused !== undefined) return refused;
   let real: Omit<Paths, "replica">;
   try {

@@ -131,6 +131,44 @@ export interface TreeReader {
   close?(): void;
 }
 
+/**
+ * A folder on the replica's side (the same file system, bucket or host) that
+ * keeps what cycles delete or overwrite (`--backup-dir`): one folder per full
+ * cycle, named by the engine (see `core/backup_names.ts`), holding each
+ * entry at its path in the replica.
+ */
+export interface Backups {
+  /** How messages name it (as given). */
+  readonly where: string;
+  /**
+   * Keep the replica's entry `path` in the cycle folder `folder`, at its
+   * path there (a name taken there gets a numbered suffix, see
+   * `backupNameOf`).
+   *
+   * @param path the entry's path relative to the replica's root.
+   * @param how `move`: the entry leaves the replica (this is its deletion: a
+   *   rename where it can be, else a copy, then the removal); `copy`: a copy
+   *   (a hard link where it can be) while it stays, to be overwritten next.
+   * @param folder the cycle folder's name.
+   * @returns where it went, relative to the backup folder; undefined when
+   *   nothing was there.
+   * @throws {Error} when it could not be kept (the entry is then as it was).
+   */
+  keep(path: string, how: "move" | "copy", folder: string): Promise<string | undefined>;
+  /**
+   * The names of the entries directly in the backup folder.
+   *
+   * @returns the names (none when it does not exist yet).
+   */
+  folders(): Promise<string[]>;
+  /**
+   * Remove the cycle folder `name`, with all it holds.
+   *
+   * @param name a name {@link folders} gave.
+   */
+  drop(name: string): Promise<void>;
+}
+
 /** What {@link TreeReader.fileIds} says of one entry. */
 export interface FileId {
   /** What the entry is. */
@@ -363,6 +401,11 @@ export interface Replica extends TreeReader {
    * @returns nothing, or a promise that settles once it is done.
    */
   remove(path: string, kind: Entry["kind"]): MaybePromise<void>;
+  /**
+   * Where what a cycle deletes or overwrites is kept (`--backup-dir`), when
+   * the replica was opened with one. Optional.
+   */
+  readonly backups?: Backups;
   /**
    * The user and group an entry the replica makes belongs to (found out by
    * making one). Optional.

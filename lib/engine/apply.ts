@@ -37,6 +37,8 @@ export type Outcome =
     readonly quiet?: boolean;
     readonly prefix?: boolean;
     readonly md5?: string;
+    /** What the action deleted or overwrote was kept there first (`--backup-dir`). */
+    readonly backup?: string;
   }
   /** Not done, for a reason that the next cycle resolves (the source moved on).
    * `changed`: the source changed while it was copied; `retryInMs`: it is
@@ -50,10 +52,24 @@ export type Outcome =
     /** Not retried: the replica cannot hold it (it is left out from now on). */
     readonly final?: boolean;
   }
-  /** Failed. */
+  /** Failed (`error` a {@link BackupError}: what it would delete or overwrite could not be kept,
+   * so it was left as it is). */
   | { readonly status: "failed"; readonly action: Action; readonly error: Error }
-  /** Not attempted: a dry run. */
-  | { readonly status: "planned"; readonly action: Action };
+  /** Not attempted: a dry run (`backup`: what it deletes or overwrites would be kept first). */
+  | { readonly status: "planned"; readonly action: Action; readonly backup?: boolean };
+
+/** What an action would delete or overwrite could not be kept in the backup folder. */
+export class BackupError extends Error {
+  override name = "BackupError";
+}
+
+/** `--backup-dir` for one cycle (the replica's {@link Replica.backups}). */
+export interface BackupOptions {
+  /** The cycle folder's name. */
+  readonly folder: string;
+  /** Entries removed without a backup (the program's own temp files). */
+  readonly skip?: (path: string) => boolean;
+}
 
 /** Options of {@link Applier} and {@link applyPlan}. */
 export interface ApplyOptions {
@@ -99,6 +115,13 @@ export interface ApplyOptions {
    * @default owners are left alone
    */
   readonly owners?: OwnerPolicy;
+  /**
+   * Keep what actions delete or overwrite in the replica's backup folder
+   * first; an entry that cannot be kept is left as it is (the action fails).
+   *
+   * @default nothing is kept
+   */
+  readonly backup?: BackupOptions;
   /**
    * Touch nothing: every action ends as `planned`.
    *
@@ -201,7 +224,12 @@ export class Applier {
   async apply(action: Action): Promise<Outcome["status"] | undefined> {
     if (this.#options.dryRun) {
       // The one place that knows about dry runs: nothing below is reached.
-      this.#record({ status: "planned", action }, undefined);
+      this.#record(
+        this.#backsUp(action)
+          ? { status: "planned", action, backup: true }
+          : { status: "planned", action },
+        undefined,
+      );
       return "planned";
     }
     if (this.#failedDirs.has(action.path) || hasAncestorIn(action.path, this.#failedDirs)) return;
@@ -241,7 +269,42 @@ export class Applier {
     await this.#scheduler.retryFailed(undefined);
   }
 
+  /** Whether `action` deletes or overwrites a replica entry that is kept first. */
+  #backsUp(action: Action): boolean {
+    const backup = this.#options.backup;
+    if (backup === undefined || this.#replica.backups === undefined) return false;
+    if (action.op === "remove") return !(backup.skip?.(action.path) ?? false);
+    return (action.op === "copy" || action.op === "symlink" || action.op === "link") &&
+      action.update;
+  }
+
+  /**
+   * Keep the replica's entry at `path` in the backup folder (`move`: that is
+   * its removal), where `action` calls for it.
+   *
+   * @returns where it went, as messages name it; undefined when nothing is kept.
+   * @throws {BackupError} when it could not be kept.
+   */
+  async #keep(action: Action, how: "move" | "copy"): Promise<string | undefined> {
+    if (!this.#backsUp(action)) return undefined;
+    const backups = this.#replica.backups!;
+    let kept: string | undefined;
+    try {
+      kept = await backups.keep(action.path, how, this.#options.backup!.folder);
+    } catch (error) {
+      throw new BackupError(`it could not be backed up (${asError(error).message})`);
+    }
+    return kept === undefined ? undefined : joinPath(backups.where, kept);
+  }
+
   async #copy(action: Extract<Action, { op: "copy" }>, staging: Staging | undefined) {
+    let backup: string | undefined;
+    try {
+      backup = await this.#keep(action, "copy");
+    } catch (error) {
+      this.#record({ status: "failed", action, error: asError(error) }, staging);
+      return;
+    }
     const source = action.source;
     const owner = this.#owners ? ownerChange(source, undefined, this.#owners) : undefined;
     const write: FileWrite = {
@@ -259,7 +322,7 @@ export class Applier {
         this.#owners?.refused(result.ownerRefused);
       }
       this.#options.onCopyEnded?.(source.size);
-      this.#record(toOutcome(action, result), staging);
+      this.#record(backedUp(toOutcome(action, result), backup), staging);
     });
   }
 
@@ -274,9 +337,15 @@ export class Applier {
       case "root":
         await replica.makeRoot();
         return done(action);
-      case "remove":
+      case "remove": {
+        if (this.#backsUp(action)) {
+          // Moved into the backup folder: that is its removal.
+          const backup = await this.#keep(action, "move");
+          return backedUp(done(action), backup);
+        }
         await replica.remove(action.path, action.kind);
         return done(action);
+      }
       case "move": {
         if (replica.move === undefined) throw new Error("this replica cannot move entries");
         const key = await replica.move(action.from, action.path, action.kind);
@@ -285,7 +354,8 @@ export class Applier {
       }
       case "link": {
         if (replica.link === undefined) throw new Error("this replica cannot make hard links");
-        return done(action, 0, await replica.link(action.target, action.path));
+        const backup = await this.#keep(action, "copy");
+        return backedUp(done(action, 0, await replica.link(action.target, action.path)), backup);
       }
       case "mkdir":
         if (!this.#staging && replica.beginFolder) {
@@ -303,10 +373,11 @@ export class Applier {
             this.#owners,
           )
           : undefined;
+        const backup = await this.#keep(action, "copy");
         this.#refused(
           await replica.makeSymlink(action.path, action.target, owner, action.mtimeMs),
         );
-        return done(action);
+        return backedUp(done(action), backup);
       }
       case "lattr": {
         const result = await replica.setAttributes(action.path, "symlink", {
@@ -418,6 +489,11 @@ function done(action: Action, bytes = 0, replicaKey?: StatKey): Outcome {
   return replicaKey === undefined
     ? { status: "done", action, bytes }
     : { status: "done", action, bytes, replicaKey };
+}
+
+/** `outcome`, done after what it deleted or overwrote was kept at `backup`. */
+function backedUp(outcome: Outcome, backup: string | undefined): Outcome {
+  return backup === undefined || outcome.status !== "done" ? outcome : { ...outcome, backup };
 }
 
 function quiet(action: Action): Outcome {

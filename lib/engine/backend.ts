@@ -40,6 +40,8 @@ export interface RunPaths {
   readonly logFile: string | undefined;
   /** `--state-file`. */
   readonly stateFile: string;
+  /** `--backup-dir`, if given. */
+  readonly backupDir?: string;
 }
 
 /** How a run opens a replica. */
@@ -52,6 +54,12 @@ export interface OpenRun {
   readonly intervalSeconds: number;
   /** `--state-file` (who holds a replica can be told from it). */
   readonly stateFile: string;
+  /**
+   * `--backup-dir`: a folder on the replica's side (its file system, bucket
+   * or host; one elsewhere is refused by {@link Backend.open}, naming the
+   * flag). The session's replica gets {@link Replica.backups} then.
+   */
+  readonly backupDir?: string;
 }
 
 /** A line for the log that taking a replica calls for (a warning, a creation). */
@@ -79,6 +87,11 @@ export interface ReplicaSession {
   readonly id: string;
   /** Whether `--watch` can watch it (its events reach this machine). */
   readonly watchable: boolean;
+  /**
+   * `--backup-dir`'s path relative to the replica's root, when it lies inside
+   * the replica (it must be excluded there then); else undefined.
+   */
+  readonly backupWithin?: string;
   /** `--verify`'s view of it. */
   verifyTree(): VerifyTree;
   /**

@@ -21,7 +21,8 @@ import { March, type MarchResult, type ScopeFolder } from "./march.ts";
 import { MoveFinder } from "./moves.ts";
 import { OwnerPolicy } from "./owners.ts";
 import type { PairIndex } from "../state/pair_index.ts";
-import { comparePaths, hasAncestorIn, isWithin, parentOf } from "../core/paths.ts";
+import { comparePaths, hasAncestorIn, isWithin, joinPath, parentOf } from "../core/paths.ts";
+import { cycleFolderOf, isCycleFolder } from "../core/backup_names.ts";
 import type { Action } from "./plan.ts";
 import type { Replica, RootInfo, TreeReader } from "../core/replica.ts";
 import {
@@ -115,6 +116,13 @@ export interface MirrorOptions {
    * @default no limit
    */
   readonly maxDelete?: number;
+  /**
+   * `--backup-keep`: with a replica that keeps backups ({@link Replica.backups}),
+   * the newest cycle folders kept after each full cycle; older ones are removed.
+   *
+   * @default all are kept
+   */
+  readonly backupKeep?: number;
   /**
    * An empty source may empty the replica even though no earlier cycle
    * recorded this source root (`--accept-empty-source`; see `guards.ts`).
@@ -221,6 +229,8 @@ export class Mirror {
   /** A full cycle has logged its summary: the first one always does (so a run
    * that finds the replica up to date says so, with the tree digest). */
   #summarized = false;
+  /** `--backup-dir`: the cycle folder of the last full cycle (see `core/backup_names.ts`). */
+  #backupFolder: string | undefined;
   /** A summary said the digest was too much to read (said once a run). */
   #saidTooMuch = false;
   /** The groups of hard-linked names the cycles of this run met (see `links.ts`). */
@@ -313,6 +323,7 @@ export class Mirror {
   async #cycle(paths: ReadonlySet<string> | undefined, signal?: AbortSignal): Promise<CycleResult> {
     const started = performance.now();
     const tally = emptyTally();
+    if (this.#replica.backups !== undefined) tally.backedUp = 0;
     // The rules of this cycle: asked once, so they hold for the whole of it.
     const texts = this.#options.excludeFiles?.();
     if (texts !== undefined && texts !== this.#excludeTexts) {
@@ -477,6 +488,11 @@ export class Mirror {
     const dryRun = this.#options.dryRun ?? false;
     const full = scope === undefined;
     const observedAt = Date.now();
+    // What a full cycle deletes or overwrites is kept in a folder of its own; a partial
+    // cycle adds to the last full cycle's.
+    if (full || this.#backupFolder === undefined) {
+      this.#backupFolder = cycleFolderOf(new Date(observedAt));
+    }
     const digests = dryRun || !full
       ? undefined
       : new FolderDigests(index, observedAt, (entry) => this.#replica.learnsMd5?.(entry) ?? false);
@@ -518,7 +534,7 @@ export class Mirror {
         ? { source: opened.source.entry, replica: opened.replica.entry }
         : { source: opened.source.entry },
       exclude,
-      isTemp: (name) => this.#replica.isTemp?.(name) ?? state.isTemp(name),
+      isTemp: (name) => this.#isTemp(name),
       index,
       moves: new MoveFinder({
         trees: { source: this.#source, replica: this.#replica },
@@ -630,6 +646,46 @@ export class Mirror {
     }
     if (!signal?.aborted) state.tempsSwept(tempsLeft);
     await this.saveState();
+    if (!signal?.aborted) await this.#pruneBackups();
+  }
+
+  /** Whether `name` is one of the program's temp files in the replica. */
+  #isTemp(name: string): boolean {
+    return this.#replica.isTemp?.(name) ?? this.#state.isTemp(name);
+  }
+
+  /** `--backup-keep`: remove the cycle folders older than the newest ones kept. */
+  async #pruneBackups(): Promise<void> {
+    const keep = this.#options.backupKeep, backups = this.#replica.backups;
+    if (keep === undefined || backups === undefined) return;
+    let names: string[];
+    try {
+      names = (await backups.folders()).filter(isCycleFolder).sort();
+    } catch (error) {
+      this.#log.warn("Cannot list the backup folder {path} ({reason}); no backup was removed.", {
+        action: "backup",
+        path: backups.where,
+        reason: reason(asError(error)),
+      });
+      return;
+    }
+    for (const name of names.slice(0, Math.max(0, names.length - keep))) {
+      const path = joinPath(backups.where, name);
+      try {
+        await backups.drop(name);
+        this.#log.info("Backup folder {path} has been removed (--backup-keep {keep}).", {
+          action: "backup",
+          path,
+          keep,
+        });
+      } catch (error) {
+        this.#log.warn("Could not remove backup folder {path}: {reason}.", {
+          action: "backup",
+          path,
+          reason: reason(asError(error)),
+        });
+      }
+    }
   }
 
   /**
@@ -709,8 +765,12 @@ export class Mirror {
     },
   ): Applier {
     const index = this.#state.index;
+    const folder = this.#backupFolder;
     return new Applier(this.#replica, {
       sourceRoot: context.sourceRoot,
+      ...(folder === undefined || this.#replica.backups === undefined ? {} : {
+        backup: { folder, skip: (path: string) => this.#isTemp(baseName(path)) },
+      }),
       dryRun: this.#options.dryRun ?? false,
       batches: context.batches,
       ...(context.owners ? { owners: context.owners } : {}),

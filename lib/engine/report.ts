@@ -7,7 +7,7 @@
  * @module
  */
 import { NOUN } from "../core/entry.ts";
-import type { Outcome } from "./apply.ts";
+import { BackupError, type Outcome } from "./apply.ts";
 import type { Action } from "./plan.ts";
 import { reason } from "../core/error.ts";
 import type { Problem } from "./scan.ts";
@@ -119,6 +119,12 @@ function plannedMessage(action: Action): string {
   }
 }
 
+/** What a backed-up action kept (the entry it deleted or overwrote), capitalised. */
+function backedUpNoun(action: Action): string {
+  if (action.op === "remove") return NOUN[action.kind];
+  return action.op === "symlink" ? "Symlink" : "File";
+}
+
 function failedMessage(action: Action): string {
   switch (action.op) {
     case "root":
@@ -168,6 +174,13 @@ export function reportOutcome(log: MirrorLog, outcome: Outcome, replica = "the r
         );
         break;
       }
+      if (outcome.backup !== undefined) {
+        log.info(`${backedUpNoun(action)} {path} has been backed up to {backup}.`, {
+          ...base,
+          action: "backup",
+          backup: outcome.backup,
+        });
+      }
       log.info(doneMessage(action), { ...base, bytes: outcome.bytes });
       break;
     case "skipped":
@@ -192,11 +205,24 @@ export function reportOutcome(log: MirrorLog, outcome: Outcome, replica = "the r
       }
       break;
     case "failed":
+      if (outcome.error instanceof BackupError) {
+        // Nothing lost: the entry stays as it is, and the next cycle tries again.
+        log.warn(
+          `${backedUpNoun(action)} {path} was left as it is: {reason}; the next cycle retries.`,
+          { ...base, reason: outcome.error.message },
+        );
+        break;
+      }
       log.error(failedMessage(action), { ...base, reason: reason(outcome.error) });
       break;
     case "planned":
       if (action.op === "folder" && action.quiet) break; // only this cycle's own writes
-      log.info(plannedMessage(action), { ...base, dryRun: true });
+      log.info(
+        outcome.backup
+          ? plannedMessage(action).replace(/^Would /, "Would back up and ")
+          : plannedMessage(action),
+        { ...base, dryRun: true, ...(outcome.backup ? { backup: true } : {}) },
+      );
       break;
   }
 }
@@ -239,6 +265,9 @@ export interface Tally {
   bytes: number;
   /** Actions a dry run would have taken. */
   planned: number;
+  /** Entries kept in the backup folder before they were deleted or overwritten
+   * (absent: no `--backup-dir`). */
+  backedUp?: number;
   /** The source's tree digest after a cycle that changed something. */
   digest?: string;
   /** Why the summary says the digest was not computed (instead of {@link digest}). */
@@ -281,6 +310,7 @@ export function count(tally: Tally, outcome: Outcome): void {
     return;
   }
   tally.bytes += outcome.bytes;
+  if (outcome.backup !== undefined) tally.backedUp = (tally.backedUp ?? 0) + 1;
   if (outcome.prefix) {
     tally.warnings++;
     tally.leftBehind++;
@@ -330,7 +360,8 @@ export function reportSummary(
     `Cycle ${stopped ? "stopped" : "finished"}: {copied} copied, {updated} updated, ` +
       `{linked} linked, {removed} removed, {moved} moved, ${n("created", "folder")} created, ` +
       `${n("links", "symlink")} made, ` +
-      `${n("attributes", "attribute update")}, ${n("warnings", "warning")}, {failed} failed; ` +
+      `${n("attributes", "attribute update")}, ${n("warnings", "warning")}, {failed} failed` +
+      `${tally.backedUp === undefined ? "" : ", {backedUp} backed up"}; ` +
       `${n("bytes", "byte")} in {seconds} s${
         tally.digest !== undefined
           ? "; source tree digest {digest}"

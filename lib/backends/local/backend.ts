@@ -23,7 +23,9 @@ export const localBackend: Backend = {
   flags: {},
   refusal: (replica, paths) => localRefusal(replica, paths),
   open: (replica, _flags, run) =>
-    Promise.resolve(new LocalSession(replica, run.stateFile, run.dryRun || run.verify)),
+    Promise.resolve(
+      new LocalSession(replica, run.stateFile, run.dryRun || run.verify, run.backupDir),
+    ),
 };
 
 /** Whether a shared lock on the folder `path` can be had now (none holds it exclusively). */
@@ -50,11 +52,20 @@ class LocalSession implements ReplicaSession {
   #lockWarning: string | undefined;
   #aroundWarning: string | undefined;
 
-  constructor(given: string, stateFile: string, readOnly: boolean) {
+  readonly backupWithin?: string;
+  /** `--backup-dir`: its real path, and as given. */
+  readonly #backupDir: { readonly path: string; readonly where: string } | undefined;
+
+  constructor(given: string, stateFile: string, readOnly: boolean, backupDir?: string) {
     this.#given = given;
     this.#stateFile = stateFile;
     this.#readOnly = readOnly;
     this.id = stablePathOf(given);
+    if (backupDir !== undefined) {
+      const path = realPathOf(backupDir), replica = realPathOf(given);
+      this.#backupDir = { path, where: backupDir };
+      if (isWithin(path, replica)) this.backupWithin = path.slice(replica.length + 1);
+    }
   }
 
   verifyTree() {
@@ -111,6 +122,7 @@ class LocalSession implements ReplicaSession {
     return new LocalReplica(resolve(this.#given), {
       where: this.#given,
       names: state,
+      ...(this.#backupDir === undefined ? {} : { backupDir: this.#backupDir }),
       onWorkerFailure: (error) =>
         log.warn(
           "The copy worker stopped ({reason}); files are copied without it from now on.",
@@ -232,5 +244,24 @@ function localRefusal(replica: string, paths: RunPaths): string | undefined {
   if (isWithin(real.stateFile, real.replica)) {
     return `--state-file: '${stateFile}' is inside the replica folder, where it would be deleted.`;
   }
+  return paths.backupDir === undefined ? undefined : backupRefusal(paths.backupDir, real);
+}
+
+/** Why `--backup-dir` cannot be `dir` for a local replica (inside it: see `backupWithin`). */
+function backupRefusal(dir: string, real: { source: string; replica: string }): string | undefined {
+  if (isRemote(dir)) return `--backup-dir: '${dir}' is not a folder here, as the replica is.`;
+  let backup: string;
+  try {
+    backup = realPathOf(dir);
+    if (pathExists(backup) && !Deno.statSync(backup).isDirectory) {
+      return `--backup-dir: '${dir}' exists and is not a folder.`;
+    }
+  } catch (error) {
+    return `--backup-dir: cannot use '${dir}': ${reason(asError(error))}.`;
+  }
+  if (isWithin(backup, real.source)) {
+    return `--backup-dir: '${dir}' is inside the source folder, where it would be mirrored.`;
+  }
+  if (backup === real.replica) return `--backup-dir: '${dir}' is the replica folder itself.`;
   return undefined;
 }

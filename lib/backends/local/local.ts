@@ -22,6 +22,7 @@
 import { chownAsAllowed, copyFile, type CopyJob, keepPrefix, removeQuietly } from "./copy.ts";
 import { type Copier, CopyWorker } from "./copy_worker.ts";
 import { type Disk, realDisk } from "./disk.ts";
+import { LocalBackups } from "./backups.ts";
 import {
   type Entry,
   entryFromInfo,
@@ -39,6 +40,7 @@ import { isBelow, joinPath, parentOf, realPathOf } from "../../core/paths.ts";
 import {
   type Attributes,
   type AttributesResult,
+  type Backups,
   BIG_FILE,
   type FileWrite,
   type Listing,
@@ -287,6 +289,12 @@ export interface LocalReplicaOptions extends LocalTreeOptions {
    * @default nothing
    */
   readonly onWorkerFailure?: (error: Error) => void;
+  /**
+   * `--backup-dir`: the backup folder's absolute path, and how messages name it.
+   *
+   * @default none: what a cycle deletes or overwrites is gone
+   */
+  readonly backupDir?: { readonly path: string; readonly where: string };
 }
 
 /** Batches smaller than this are written on the main thread only. */
@@ -351,7 +359,14 @@ export class LocalReplica extends LocalTree implements Replica {
     this.#useWorker = options.worker ?? this.#disk === realDisk;
     this.#makeWorker = options.makeWorker ?? (() => new CopyWorker());
     this.#onWorkerFailure = options.onWorkerFailure ?? (() => {});
+    if (options.backupDir !== undefined) {
+      const { path, where } = options.backupDir;
+      this.backups = new LocalBackups(path, where, this.#disk, (entry) => this.#target(entry));
+    }
   }
+
+  /** Where what a cycle deletes or overwrites is kept (`--backup-dir`), if anywhere. */
+  readonly backups?: Backups;
 
   /**
    * Whether `name` is one of the program's temp files (this run's or an earlier one's).
