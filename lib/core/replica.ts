@@ -150,11 +150,18 @@ export interface Backups {
    *   rename where it can be, else a copy, then the removal); `copy`: a copy
    *   (a hard link where it can be) while it stays, to be overwritten next.
    * @param folder the cycle folder's name.
+   * @param kind what the entry is, where the engine knows (a bucket has no
+   *   `lstat` to ask).
    * @returns where it went, relative to the backup folder; undefined when
    *   nothing was there.
    * @throws {Error} when it could not be kept (the entry is then as it was).
    */
-  keep(path: string, how: "move" | "copy", folder: string): Promise<string | undefined>;
+  keep(
+    path: string,
+    how: "move" | "copy",
+    folder: string,
+    kind?: Kind,
+  ): Promise<string | undefined>;
   /**
    * The names of the entries directly in the backup folder.
    *

@@ -290,7 +290,14 @@ export class Applier {
     const backups = this.#replica.backups!;
     let kept: string | undefined;
     try {
-      kept = await backups.keep(action.path, how, this.#options.backup!.folder);
+      const kind = action.op === "remove"
+        ? action.kind
+        : action.op === "copy"
+        ? "file"
+        : action.op === "symlink"
+        ? "symlink"
+        : undefined;
+      kept = await backups.keep(action.path, how, this.#options.backup!.folder, kind);
     } catch (error) {
       throw new BackupError(`it could not be backed up (${asError(error).message})`);
     }

@@ -788,3 +788,61 @@ function quietLog(): MirrorLog {
     isEnabledFor: () => false,
   };
 }
+
+Deno.test({
+  name: "s3 mirror: --backup-dir in the same bucket keeps what a cycle deletes or overwrites",
+  ignore: missing !== undefined,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const { endpoint, credentials } = await sharedCeph();
+    const work = await Deno.makeTempDir({ prefix: "s3-backup-test-" });
+    try {
+      await Deno.writeTextFile(
+        `${work}/credentials`,
+        `[default]\naws_access_key_id = ${credentials.accessKeyId}\n` +
+          `aws_secret_access_key = ${credentials.secretAccessKey}\n`,
+      );
+      const bucket = "backups", options = { endpoint, region: "us-east-1", bucket, credentials };
+      const backups = new S3Store({ ...options, prefix: "old" });
+      const src = `${work}/src`;
+      writeFile(`${src}/a/b/c/d/deep.txt`, "deep v1", 0o640, 1_700_000_000_000);
+      writeFile(`${src}/gone/x.txt`, "in a folder removed whole");
+      Deno.symlinkSync("a", `${src}/link`);
+      const run = (...args: string[]) =>
+        s3Run(work, endpoint, "--replica", `s3://${bucket}/home`, "--once", ...args);
+      const other = await run("--backup-dir", "s3://elsewhere/old");
+      assert.equal(other.code, 2);
+      assert.match(
+        other.stderr,
+        /--backup-dir: 's3:\/\/elsewhere\/old' is not in the replica's bucket/,
+      );
+      const inside = await run("--backup-dir", `s3://${bucket}/home/.bak`);
+      assert.equal(inside.code, 2);
+      assert.match(inside.stderr, /inside the replica.*--exclude '\/\.bak\/'/);
+      assert.equal((await run("--backup-dir", `s3://${bucket}/old`)).code, 0);
+
+      writeFile(`${src}/a/b/c/d/deep.txt`, "deep v2, four folders down", 0o640, 1_700_000_000_000);
+      Deno.removeSync(`${src}/gone`, { recursive: true });
+      Deno.removeSync(`${src}/link`);
+      const second = await run("--backup-dir", `s3://${bucket}/old`);
+      assert.equal(second.code, 0, second.stderr + second.stdout);
+      assert.match(second.stdout, / 0 failed, 3 backed up; /);
+      const folders = (await backups.list("")).folders;
+      assert.equal(folders.length, 1);
+      const folder = folders[0]!;
+      const text = async (path: string) => decoder.decode((await backups.read(path))!.body);
+      assert.equal(await text(`${folder}/a/b/c/d/deep.txt`), "deep v1");
+      // As the replica lays it out: metadata copied, a symlink's object, a folder's marker.
+      assert.equal((await backups.head(`${folder}/a/b/c/d/deep.txt`))?.meta.mode, "100640");
+      assert.equal(await text(`${folder}/gone/x.txt`), "in a folder removed whole");
+      assert.equal(await text(`${folder}/link.rclonelink`), "a");
+      const replica = new S3Store({ ...options, prefix: "home" });
+      assert.equal(await replica.head("gone/x.txt"), undefined);
+      assert.equal(await replica.head("link.rclonelink"), undefined);
+      assert.equal(await text(`${folder}/gone/`), "");
+    } finally {
+      await Deno.remove(work, { recursive: true });
+    }
+  },
+});

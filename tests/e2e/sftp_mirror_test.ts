@@ -12,6 +12,7 @@ import {
   type Item,
   listTree,
   logLines,
+  mountTmpfs,
   type RunResult,
   sftpProgramArgs,
   succeeds,
@@ -247,6 +248,61 @@ sftpTest(
     assert.equal(plain.code, 0, plain.stderr);
     assert.equal(Deno.statSync(`${sshd.root}/plain/a.txt`).nlink, 1);
     assert.equal(Deno.readTextFileSync(`${sshd.root}/plain/new/e.txt`), "one file, three names");
+  },
+);
+
+sftpTest(
+  "--backup-dir on the host: what a cycle deletes or overwrites is kept there",
+  async (work, sshd) => {
+    const src = `${work}/src`, rep = `${sshd.root}/rep`, bak = `${sshd.root}/bak`;
+    const backupDir = `sftp://${USER}@127.0.0.1:${sshd.port}${sshd.root}/bak`;
+    writeFile(`${src}/a/b/c/d/deep.txt`, "deep v1", 0o644, 1_700_000_000_000);
+    writeFile(`${src}/old/x.txt`, "in a folder removed whole", 0o644, 1_700_000_000_000);
+    writeFile(`${src}/big.bin`, "x".repeat(1536 * 1024), 0o644, 1_700_000_000_000);
+    const refused = await once(work, sshd, "--backup-dir", "bak");
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /--backup-dir: 'bak' is not a folder on mirrortest@/);
+    const first = await once(work, sshd, "--backup-dir", backupDir);
+    assert.equal(first.code, 0, first.stderr + first.stdout);
+    const deepIno = Deno.statSync(`${rep}/a/b/c/d/deep.txt`).ino;
+
+    writeFile(`${src}/a/b/c/d/deep.txt`, "deep v2, four folders down", 0o644, 1_700_000_000_000);
+    Deno.removeSync(`${src}/old`, { recursive: true });
+    const second = await once(work, sshd, "--backup-dir", backupDir);
+    assert.equal(second.code, 0, second.stderr + second.stdout);
+    assert.deepEqual(await readBackDiff(work, sshd), []);
+    const [folder, ...more] = [...Deno.readDirSync(bak)].map((entry) => entry.name);
+    assert.deepEqual(more, []);
+    assert.match(folder!, /^\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}Z$/);
+    assert.equal(Deno.readTextFileSync(`${bak}/${folder}/a/b/c/d/deep.txt`), "deep v1");
+    // The old file itself: a second name made on the host, then the new one renamed over it.
+    assert.equal(Deno.statSync(`${bak}/${folder}/a/b/c/d/deep.txt`).ino, deepIno);
+    assert.equal(Deno.readTextFileSync(`${bak}/${folder}/old/x.txt`), "in a folder removed whole");
+    assert.match(second.stdout, /Folder old has been backed up to sftp:.*\/bak\/.*\/old\./);
+    assert.match(second.stdout, / 0 failed, 2 backed up; /);
+
+    // A backup folder on a full disk of the host (another file system: a copy, which fails):
+    // the deletion is blocked, the file stays.
+    Deno.removeSync(bak, { recursive: true });
+    const unmount = mountTmpfs(bak, "1m");
+    try {
+      Deno.chownSync(bak, Deno.statSync(sshd.root).uid, null);
+      Deno.removeSync(`${src}/big.bin`);
+      const full = await once(work, sshd, "--backup-dir", backupDir);
+      assert.equal(full.code, 1, full.stdout);
+      assert.equal(Deno.statSync(`${rep}/big.bin`).size, 1536 * 1024);
+      assert.match(
+        full.stderr + full.stdout,
+        /File big\.bin was left as it is: it could not be backed up/,
+      );
+      for (const name of Deno.readDirSync(bak)) {
+        assert.ok(
+          !Deno.readDirSync(`${bak}/${name.name}`).some((entry) => entry.name === "big.bin"),
+        );
+      }
+    } finally {
+      unmount();
+    }
   },
 );
 

@@ -46,7 +46,17 @@ export const s3Backend: Backend = {
       ...(credentialsFile === undefined ? {} : { credentialsFile }),
       profile: text("s3Profile") ?? "default",
     });
-    return new S3Session(setup, connection, replica, run.dryRun || run.verify, run.intervalSeconds);
+    const backup = run.backupDir === undefined
+      ? undefined
+      : { ...setup.backupPrefix(run.backupDir, connection.location), where: run.backupDir };
+    return new S3Session(
+      setup,
+      connection,
+      replica,
+      run.dryRun || run.verify,
+      run.intervalSeconds,
+      backup,
+    );
   },
 };
 
@@ -60,6 +70,8 @@ class S3Session implements ReplicaSession {
   readonly #readOnly: boolean;
   readonly #intervalSeconds: number;
   #lock: BucketLock | undefined;
+  readonly backupWithin?: string;
+  readonly #backupDir: { prefix: string; where: string } | undefined;
 
   constructor(
     setup: typeof import("./setup.ts"),
@@ -67,7 +79,12 @@ class S3Session implements ReplicaSession {
     given: string,
     readOnly: boolean,
     intervalSeconds: number,
+    backup?: { prefix: string; within?: string; where: string },
   ) {
+    if (backup !== undefined) {
+      this.#backupDir = { prefix: backup.prefix, where: backup.where };
+      if (backup.within !== undefined) this.backupWithin = backup.within;
+    }
     this.#setup = setup;
     this.#connection = connection;
     this.#given = given;
@@ -111,6 +128,7 @@ class S3Session implements ReplicaSession {
       log,
       readOnly: this.#readOnly,
       ...(this.#lock ? { lock: this.#lock } : {}),
+      ...(this.#backupDir ? { backupDir: this.#backupDir } : {}),
     });
   }
 

@@ -31,6 +31,7 @@ import { checkSource, notCopied } from "../../core/source.ts";
 import type {
   Attributes,
   AttributesResult,
+  Backups,
   FileWrite,
   Listed,
   Listing,
@@ -44,6 +45,7 @@ import { Hasher } from "../../core/hash.ts";
 import { textPrint } from "../../core/text.ts";
 import { LOCKS } from "./lock.ts";
 import { type Known, ObjectMemory } from "./memory.ts";
+import { S3Backups } from "./backups.ts";
 import { attributesOf, entriesOf, isLinkName, LINK_SUFFIX, metaOf } from "./layout.ts";
 
 /** Files of a batch read and sent at once. */
@@ -107,6 +109,17 @@ export interface S3ReplicaOptions {
    * @default S3's
    */
   readonly copy?: { readonly limit?: number; readonly partSize?: number };
+  /**
+   * `--backup-dir`: a prefix in the same bucket (the bucket's store, without
+   * a prefix), and how messages name it.
+   *
+   * @default none
+   */
+  readonly backupDir?: {
+    readonly bucket: S3Store;
+    readonly prefix: string;
+    readonly where: string;
+  };
 }
 
 /** A replica in a bucket; see the module documentation. */
@@ -141,7 +154,21 @@ export class S3Replica implements Replica {
     this.#store = options.store;
     this.#memory = options.memory ?? new ObjectMemory();
     this.#options = options;
+    const backup = options.backupDir;
+    if (backup !== undefined) {
+      this.backups = new S3Backups({
+        bucket: backup.bucket,
+        replicaPrefix: options.store.key("").replace(/\/$/, ""),
+        prefix: backup.prefix,
+        where: backup.where,
+        remove: (path, kind) => this.remove(path, kind),
+        ...(options.copy ? { copy: options.copy } : {}),
+      });
+    }
   }
+
+  /** Where what a cycle deletes or overwrites is kept (`--backup-dir`), if anywhere. */
+  readonly backups?: Backups;
 
   /** The bucket (missing: undefined) and the root's attributes; left-behind uploads aborted. */
   async open(): Promise<RootInfo | undefined> {

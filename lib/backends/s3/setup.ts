@@ -210,6 +210,54 @@ export async function connectS3(flags: S3Flags): Promise<S3Connection> {
 }
 
 /**
+ * `--backup-dir` for a replica in a bucket: a prefix of the same bucket.
+ *
+ * @param given `--backup-dir` as given.
+ * @param replica where the replica is.
+ * @returns the backup folder's prefix, and its path relative to the
+ *   replica's root when it lies inside it.
+ * @throws {Error} a one-line message naming the flag.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { backupPrefix } from "./setup.ts";
+ * const replica = { bucket: "b", prefix: "home" };
+ * assert.deepEqual(backupPrefix("s3://b/old", replica), { prefix: "old" });
+ * assert.deepEqual(backupPrefix("s3://b/home/.bak", replica), { prefix: "home/.bak", within: ".bak" });
+ * assert.throws(() => backupPrefix("s3://other/old", replica), /same bucket/);
+ * ```
+ */
+export function backupPrefix(
+  given: string,
+  replica: S3Location,
+): { prefix: string; within?: string } {
+  let location: S3Location;
+  try {
+    location = parseS3Url(given);
+  } catch (error) {
+    throw new Error(`--backup-dir: ${asError(error).message}`);
+  }
+  if (location.bucket !== replica.bucket) {
+    throw new Error(
+      `--backup-dir: '${given}' is not in the replica's bucket (give s3://${replica.bucket}/PREFIX: ` +
+        "the same bucket, where objects are copied without leaving the store)",
+    );
+  }
+  const prefix = location.prefix;
+  if (prefix === replica.prefix) throw new Error(`--backup-dir: '${given}' is the replica itself`);
+  if (prefix === "") {
+    throw new Error(
+      `--backup-dir: '${given}' is the whole bucket: give a prefix (s3://BUCKET/PREFIX)`,
+    );
+  }
+  if (replica.prefix === "") return { prefix, within: prefix };
+  return prefix.startsWith(`${replica.prefix}/`)
+    ? { prefix, within: prefix.slice(replica.prefix.length + 1) }
+    : { prefix };
+}
+
+/**
  * The replica in a bucket as `--verify` reads it: every object's content read
  * back, nothing written.
  *
@@ -278,6 +326,8 @@ export function bucketReplica(
     readonly log: MirrorLog;
     readonly readOnly: boolean;
     readonly lock?: BucketLock;
+    /** `--backup-dir`'s prefix in the bucket, and as given. */
+    readonly backupDir?: { readonly prefix: string; readonly where: string };
   },
 ): S3Replica {
   const memory = new ObjectMemory();
@@ -297,6 +347,7 @@ export function bucketReplica(
     memory,
     readOnly: run.readOnly,
     ...(lock ? { beforeCycle: () => lock.renewIfDue() } : {}),
+    ...(run.backupDir ? { backupDir: { ...run.backupDir, bucket: connection.lock.store } } : {}),
     onAbortedUpload: (path) =>
       log.info("Incomplete upload of {path} left by an earlier run has been aborted.", {
         action: "abort",

@@ -286,8 +286,18 @@ export class S3Store {
    * @returns their tree paths (`dir/` for a folder's marker), in key order.
    */
   async pathsUnder(dir: string): Promise<string[]> {
+    return (await this.objectsUnder(dir)).map((object) => object.path);
+  }
+
+  /**
+   * {@link pathsUnder}, with each object's size.
+   *
+   * @param dir the folder's path (`""`: the whole tree).
+   * @returns their tree paths and sizes, in key order.
+   */
+  async objectsUnder(dir: string): Promise<{ path: string; size: number }[]> {
     const prefix = dir === "" ? this.#prefix : `${this.key(dir)}/`;
-    const paths: string[] = [];
+    const paths: { path: string; size: number }[] = [];
     let token: string | undefined;
     do {
       const query = new URLSearchParams({ "list-type": "2", "encoding-type": "url", prefix });
@@ -296,7 +306,10 @@ export class S3Store {
       if (!response.ok) throw await errorOf(response);
       const result = parseXml(await response.text()).ListBucketResult ?? {};
       for (const item of result.Contents ?? []) {
-        paths.push(decodeKey(item.Key).slice(this.#prefix.length));
+        paths.push({
+          path: decodeKey(item.Key).slice(this.#prefix.length),
+          size: Number(item.Size),
+        });
       }
       token = result.IsTruncated === "true" ? result.NextContinuationToken : undefined;
     } while (token !== undefined);

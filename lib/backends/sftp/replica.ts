@@ -31,6 +31,7 @@ import { compareNames, joinPath, parentOf } from "../../core/paths.ts";
 import {
   type Attributes,
   type AttributesResult,
+  type Backups,
   BIG_FILE,
   type FileId,
   type FileWrite,
@@ -43,7 +44,18 @@ import {
 import type { SshLink, SshRemote } from "./connect.ts";
 import { ListedAhead } from "../../core/listed_ahead.ts";
 import { InodeMemory } from "./memory.ts";
-import { CHUNK, explained, IN_FLIGHT, isMissing, sftpError, uploadFile } from "./upload.ts";
+import { SftpBackups } from "./backups.ts";
+import {
+  CHUNK,
+  explained,
+  IN_FLIGHT,
+  isMissing,
+  makeFolders,
+  removeTree,
+  sftpError,
+  shellQuote,
+  uploadFile,
+} from "./upload.ts";
 import type { Uploader } from "./upload_pool.ts";
 
 /** Files of a batch written at once. */
@@ -61,11 +73,6 @@ const READS_AT_ONCE = 8;
  * given), then a symlink's target, each record ended by a NUL.
  */
 const FIELDS = "%y %i %s %T@ %C@ %m %n";
-
-/** Quote `text` for the remote shell. */
-export function shellQuote(text: string): string {
-  return `'${text.replaceAll("'", `'\\''`)}'`;
-}
 
 /** An `%T@`-style time (`1733459045.1234567890`) in whole milliseconds. */
 function timeMs(text: string): number {
@@ -174,6 +181,8 @@ export interface SftpReplicaOptions {
    * @default on the replica's connection
    */
   readonly uploaders?: () => Uploader | undefined;
+  /** `--backup-dir`: a folder on the same host (absolute), and how messages name it. */
+  readonly backupDir?: { readonly path: string; readonly where: string };
   /** A path on the host left out of listings (the mirrors' locks, when inside). */
   readonly hidden?: string;
   /**
@@ -226,6 +235,19 @@ export class SftpReplica implements Replica {
     this.where = options.where;
     this.#options = options;
     this.#memory = options.memory ?? new InodeMemory();
+    if (options.backupDir !== undefined) {
+      this.backups = new SftpBackups({
+        link: () => this.#link(),
+        root: options.backupDir.path,
+        where: options.backupDir.where,
+        exec: options.exec,
+        replicaPath: (path) => this.#abs(path),
+        gone: (path) => {
+          this.#memory.forget(path);
+          this.#memory.forgetFolder(path);
+        },
+      });
+    }
     // Hard links where a shell tells which names are one file (SFTP does not).
     if (options.exec) this.link = (target, path) => this.#hardLink(target, path);
     const hidden = options.hidden;
@@ -606,21 +628,7 @@ export class SftpReplica implements Replica {
   }
 
   async makeRoot(): Promise<void> {
-    const link = await this.#link();
-    const parts = this.#options.root.split("/");
-    for (let i = 2; i <= parts.length; i++) {
-      const path = parts.slice(0, i).join("/");
-      if (path === "") continue;
-      try {
-        await link.call((done) => link.sftp.mkdir(path, { mode: 0o755 }, done));
-      } catch (error) {
-        const exists = await link.call<unknown>((done) => link.sftp.stat(path, done)).then(
-          () => true,
-          () => false,
-        );
-        if (!exists) throw sftpError(error, "cannot make", path);
-      }
-    }
+    await makeFolders(await this.#link(), this.#options.root);
   }
 
   async makeFolder(path: string, mode: number): Promise<void> {
@@ -764,6 +772,9 @@ export class SftpReplica implements Replica {
     return moved === undefined ? undefined : [moved.size, moved.mtime * 1000, 0, 0];
   }
 
+  /** Where what a cycle deletes or overwrites is kept (`--backup-dir`), if anywhere. */
+  readonly backups?: Backups;
+
   /**
    * Make the file `path` another name of the file `target`, where a shell is
    * allowed (else each name is a file of its own): `hardlink@openssh.com`
@@ -805,50 +816,11 @@ export class SftpReplica implements Replica {
         if (result.code === 0) return;
         throw new Error(`cannot remove '${abs}': ${result.stderr.trim().split("\n")[0]}`);
       }
-      return await this.#removeTree(link, abs);
+      return await removeTree(link, abs);
     }
     this.#memory.forget(path);
     try {
       await link.call((done) => link.sftp.unlink(abs, done));
-    } catch (error) {
-      if (!isMissing(error)) throw sftpError(error, "cannot remove", abs);
-    }
-  }
-
-  /** Remove a folder and all it holds, request by request (no shell). */
-  async #removeTree(link: SshLink, abs: string): Promise<void> {
-    // Replaced by a symlink since it was listed: the link goes, never what it points to.
-    const self = await link.call<{ mode: number }>((done) => link.sftp.lstat(abs, done))
-      .catch((error) => {
-        if (isMissing(error)) return undefined;
-        throw sftpError(error, "cannot examine", abs);
-      });
-    if (self === undefined) return;
-    if ((self.mode & 0o170000) !== 0o040000) {
-      await link.call((done) => link.sftp.unlink(abs, done)).catch((error) => {
-        if (!isMissing(error)) throw sftpError(error, "cannot remove", abs);
-      });
-      return;
-    }
-    let list: { filename: string; attrs: { mode: number } }[];
-    try {
-      list = await link.call((done) => link.sftp.readdir(abs, done));
-    } catch (error) {
-      if (isMissing(error)) return;
-      throw sftpError(error, "cannot list", abs);
-    }
-    await Promise.all(list.map(async ({ filename, attrs }) => {
-      if (filename === "." || filename === "..") return;
-      const child = `${abs}/${filename}`;
-      if ((attrs.mode & 0o170000) === 0o040000) return await this.#removeTree(link, child);
-      try {
-        await link.call((done) => link.sftp.unlink(child, done));
-      } catch (error) {
-        if (!isMissing(error)) throw sftpError(error, "cannot remove", child);
-      }
-    }));
-    try {
-      await link.call((done) => link.sftp.rmdir(abs, done));
     } catch (error) {
       if (!isMissing(error)) throw sftpError(error, "cannot remove", abs);
     }

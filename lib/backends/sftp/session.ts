@@ -18,9 +18,10 @@ import type { MirrorLog } from "../../engine/report.ts";
 import type { MirrorState } from "../../state/state.ts";
 import { connectSsh, type SshLink, type SshOptions, SshRemote } from "./connect.ts";
 import { InodeMemory } from "./memory.ts";
-import { SftpReplica, shellQuote } from "./replica.ts";
+import { SftpReplica } from "./replica.ts";
+import { shellQuote } from "./upload.ts";
 import { UploadPool } from "./upload_pool.ts";
-import { hostPattern, parseSftp, type SftpLocation } from "./url.ts";
+import { claimsSftp, hostPattern, parseSftp, type SftpLocation } from "./url.ts";
 
 /** A replica's lock on a host lasts this long at least unless renewed. */
 const LOCK_TTL_MS = 120_000;
@@ -279,7 +280,11 @@ export async function openSftp(
     const root = await link.call<string>((done) => link.sftp.realpath(given, done))
       .catch(() => given);
     const host = `${location.user}@${hostPattern(location)}`;
+    const backupDir = run.backupDir === undefined
+      ? undefined
+      : await backupFolder(link, run.backupDir, location, home, root);
     return new SftpSession({
+      ...(backupDir ? { backupDir } : {}),
       remote: new SshRemote(link, connect),
       sshOptions,
       given: replica,
@@ -291,8 +296,43 @@ export async function openSftp(
     });
   } catch (error) {
     link.close();
-    throw new Error(`--replica: ${reason(asError(error))}`);
+    const message = reason(asError(error));
+    throw new Error(message.startsWith("--") ? message : `--replica: ${message}`);
   }
+}
+
+/**
+ * `--backup-dir` for an SSH replica: a folder on the same host, given as the
+ * replica is (`sftp://USER@HOST[:PORT]/PATH` or `USER@HOST:PATH`), at its real path.
+ */
+async function backupFolder(
+  link: SshLink,
+  given: string,
+  replica: SftpLocation,
+  home: string,
+  root: string,
+): Promise<{ path: string; where: string }> {
+  const wrong = `--backup-dir: '${given}' is not a folder on ${replica.user}@${
+    hostPattern(replica)
+  } (give it as the replica is: sftp://${replica.user}@${hostPattern(replica)}/PATH)`;
+  if (!claimsSftp(given)) throw new Error(wrong);
+  let location: SftpLocation;
+  try {
+    location = parseSftp(given);
+  } catch (error) {
+    throw new Error(`--backup-dir: ${asError(error).message}`);
+  }
+  if (
+    location.user !== replica.user || location.host !== replica.host ||
+    location.port !== replica.port
+  ) throw new Error(wrong);
+  const spelled = normal(
+    location.path.startsWith("/") ? location.path : `${home}/${location.path}`,
+  );
+  const path = await link.call<string>((done) => link.sftp.realpath(spelled, done))
+    .catch(() => spelled);
+  if (path === root) throw new Error(`--backup-dir: '${given}' is the replica folder itself`);
+  return { path, where: given };
 }
 
 /** A run's hold on an SSH replica. */
@@ -309,6 +349,8 @@ class SftpSession implements ReplicaSession {
   readonly #run: OpenRun;
   #lock: LeaseLock | undefined;
   readonly #sshOptions: SshOptions;
+  readonly backupWithin?: string;
+  readonly #backupDir: { path: string; where: string } | undefined;
   /** The upload workers, started with the first big file. */
   #pool: UploadPool | undefined;
 
@@ -321,7 +363,13 @@ class SftpSession implements ReplicaSession {
     locks: string;
     shell: string | undefined;
     run: OpenRun;
+    backupDir?: { path: string; where: string };
   }) {
+    this.#backupDir = options.backupDir;
+    const backup = options.backupDir?.path;
+    if (backup !== undefined && backup.startsWith(`${options.root}/`)) {
+      this.backupWithin = backup.slice(options.root.length + 1);
+    }
     this.#remote = options.remote;
     this.#sshOptions = options.sshOptions;
     this.#given = options.given;
@@ -427,6 +475,7 @@ class SftpSession implements ReplicaSession {
       tempName: () => state.temps.next(),
       uploaders: () => this.#pool ??= new UploadPool(this.#sshOptions, UPLOAD_WORKERS),
       ...(lock ? { beforeCycle: () => lock.renewIfDue() } : {}),
+      ...(this.#backupDir ? { backupDir: this.#backupDir } : {}),
     });
   }
 

@@ -2,7 +2,8 @@
  * The upload of one file to an SSH host ({@link uploadFile}), shared by the
  * replica (small files, side by side on its connection) and the upload
  * workers (big files, each worker with a connection of its own, so that the
- * cipher runs on more than one core).
+ * cipher runs on more than one core); and the folder requests the replica
+ * and its backups share ({@link makeFolders}, {@link removeTree}).
  *
  * @module
  */
@@ -189,5 +190,79 @@ export async function uploadFile(
       await link.call((done) => sftp.close(handle!, done)).catch(() => {});
     }
     if (!placed) await link.call((done) => sftp.unlink(temp, done)).catch(() => {});
+  }
+}
+
+/** Quote `text` for the remote shell. */
+export function shellQuote(text: string): string {
+  return `'${text.replaceAll("'", `'\\''`)}'`;
+}
+
+/**
+ * Make the folder `abs` on the host with the folders above it (`mkdir -p`,
+ * request by request).
+ *
+ * @param link the connection.
+ * @param abs the folder's absolute path.
+ */
+export async function makeFolders(link: SshLink, abs: string): Promise<void> {
+  const parts = abs.split("/");
+  for (let i = 2; i <= parts.length; i++) {
+    const path = parts.slice(0, i).join("/");
+    if (path === "") continue;
+    try {
+      await link.call((done) => link.sftp.mkdir(path, { mode: 0o755 }, done));
+    } catch (error) {
+      const exists = await link.call<unknown>((done) => link.sftp.stat(path, done)).then(
+        () => true,
+        () => false,
+      );
+      if (!exists) throw sftpError(error, "cannot make", path);
+    }
+  }
+}
+
+/**
+ * Remove the entry `abs` on the host, a folder with all it holds, request by
+ * request (no shell); a folder replaced by a symlink since it was listed
+ * loses the link, never what it points to. Gone already is fine.
+ *
+ * @param link the connection.
+ * @param abs the entry's absolute path.
+ */
+export async function removeTree(link: SshLink, abs: string): Promise<void> {
+  const self = await link.call<{ mode: number }>((done) => link.sftp.lstat(abs, done))
+    .catch((error) => {
+      if (isMissing(error)) return undefined;
+      throw sftpError(error, "cannot examine", abs);
+    });
+  if (self === undefined) return;
+  if ((self.mode & 0o170000) !== 0o040000) {
+    await link.call((done) => link.sftp.unlink(abs, done)).catch((error) => {
+      if (!isMissing(error)) throw sftpError(error, "cannot remove", abs);
+    });
+    return;
+  }
+  let list: { filename: string; attrs: { mode: number } }[];
+  try {
+    list = await link.call((done) => link.sftp.readdir(abs, done));
+  } catch (error) {
+    if (isMissing(error)) return;
+    throw sftpError(error, "cannot list", abs);
+  }
+  await Promise.all(list.map(async ({ filename, attrs }) => {
+    if (filename === "." || filename === "..") return;
+    const child = `${abs}/${filename}`;
+    if ((attrs.mode & 0o170000) === 0o040000) return await removeTree(link, child);
+    try {
+      await link.call((done) => link.sftp.unlink(child, done));
+    } catch (error) {
+      if (!isMissing(error)) throw sftpError(error, "cannot remove", child);
+    }
+  }));
+  try {
+    await link.call((done) => link.sftp.rmdir(abs, done));
+  } catch (error) {
+    if (!isMissing(error)) throw sftpError(error, "cannot remove", abs);
   }
 }
