@@ -7,6 +7,7 @@ import {
   afterCtimeSecond,
   copyUnderWay,
   logHas,
+  MAIN,
   mirrored,
   runMirror,
   runOnce,
@@ -260,6 +261,34 @@ Deno.test("status: a status file that cannot be written is a WARNING; the mirror
     assert.equal(output.code, 0);
     const stderr = new TextDecoder().decode(output.stderr);
     assert.equal(stderr.match(/Could not write the status file/g)?.length, 1, "said once");
+  });
+});
+
+Deno.test("status: path-scoped permissions as the README grants them are enough for both files", async () => {
+  await withWork(async (work) => {
+    writeFile(`${work}/src/a.txt`, "a");
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-read=src,rep,log.txt.state,m.prom.tmp,s.json.tmp",
+        "--allow-write=rep,log.txt,log.txt.state,m.prom,m.prom.tmp,s.json,s.json.tmp",
+        "--no-prompt",
+        MAIN,
+        ...["--source", "src", "--replica", "rep", "--log-file", "log.txt", "--once"],
+        ...["--status-file", "s.json", "--metrics-file", "m.prom"],
+      ],
+      cwd: work,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(output.stderr);
+    assert.equal(output.code, 0, stderr);
+    assert.doesNotMatch(stderr, /Could not write/);
+    assert.equal(JSON.parse(Deno.readTextFileSync(`${work}/s.json`)).totals.copied, 1);
+    assert.equal(
+      valueOf(parseMetrics(Deno.readTextFileSync(`${work}/m.prom`)), "folder_mirror_copied_total"),
+      1,
+    );
   });
 });
 
