@@ -25,6 +25,7 @@ import { WatchMode } from "./lib/engine/watch.ts";
 import { stablePathOf } from "./lib/core/paths.ts";
 import { LocalTree } from "./lib/backends/local/local.ts";
 import { refusal } from "./lib/cli/refusal.ts";
+import { RunStatus, StatusFiles } from "./lib/cli/status.ts";
 import type { ReplicaSession } from "./lib/engine/backend.ts";
 
 /** Exit codes (see the README's table). */
@@ -159,12 +160,21 @@ async function run(
     return USAGE;
   }
   const tap = new ConsoleTap();
+  // What --status-file and --metrics-file say (the log's ERROR lines included).
+  const status = new RunStatus({
+    version: VERSION,
+    pid: Deno.pid,
+    source: options.source,
+    replica: options.replica,
+    mode: options.watch ? "watch" : options.once ? "once" : "loop",
+  });
   let logFile: LogFile;
   try {
     logFile = await setupLogging(options.logFile, {
       format: options.logFormat,
       console: options.console,
       tap,
+      observe: (record) => status.logged(record),
     });
   } catch (error) {
     claimed.release();
@@ -270,6 +280,14 @@ async function run(
         ),
     })
     : undefined;
+  // A dry run writes neither file.
+  const statusFiles = new StatusFiles(status, {
+    statusFile: options.dryRun ? undefined : options.statusFile,
+    metricsFile: options.dryRun ? undefined : options.metricsFile,
+    log,
+    ...(watchMode ? { watch: () => watchMode.activity } : {}),
+  });
+  stop.signal.addEventListener("abort", () => statusFiles.stopping(), { once: true });
   const mirror = new Mirror(source, replica, {
     log,
     dryRun: options.dryRun,
@@ -280,7 +298,7 @@ async function run(
     ...(options.maxDelete === undefined ? {} : { maxDelete: options.maxDelete }),
     ...(options.backupKeep === undefined ? {} : { backupKeep: options.backupKeep }),
     acceptEmptySource: options.acceptEmptySource,
-    ...(options.console === "quiet" ? {} : { progress: () => new CopyProgress(tap) }),
+    progress: () => status.copies(options.console === "quiet" ? undefined : new CopyProgress(tap)),
     ...(watchMode ? { writes: watchMode } : {}),
   });
 
@@ -288,7 +306,7 @@ async function run(
   if (options.dryRun) {
     await mirror.cycle(stop.signal); // changes nothing: exit 0 whatever it found
   } else if (options.once) {
-    const result = await mirror.cycle(stop.signal);
+    const result = await statusFiles.cycle("full", () => mirror.cycle(stop.signal), stop.signal);
     // Stopped by a signal: all good (what was done stays done).
     if (!stop.signal.aborted) {
       code = result.failed > 0 ? PARTIAL : result.leftBehind > 0 ? LEFT_BEHIND : OK;
@@ -297,7 +315,7 @@ async function run(
     watchMode?.ensure();
     await runLoop(
       async (signal) => {
-        await mirror.cycle(signal);
+        await statusFiles.cycle("full", () => mirror.cycle(signal), signal);
         watchMode?.ensure();
       },
       options.intervalSeconds * 1000,
@@ -306,7 +324,7 @@ async function run(
         ? {
           hints: watchMode.hints,
           cycle: async (paths, signal) => {
-            await mirror.partialCycle(paths, signal);
+            await statusFiles.cycle("partial", () => mirror.partialCycle(paths, signal), signal);
             watchMode.ensure(); // the new folders it found
           },
         }
@@ -315,6 +333,7 @@ async function run(
     watchMode?.close();
   }
   replica.close?.();
+  await statusFiles.close();
   // Ended cleanly (also after SIGINT or SIGTERM): the next run trusts what this one wrote.
   if (!options.dryRun) await state.endCleanly().catch(() => {});
   if (stop.signal.aborted) log.info("Mirror stopped by {signal}.", { signal: stop.signal.reason });

@@ -65,7 +65,7 @@ export { PairIndex } from "./lib/state/pair_index.ts";
 export { TempNames } from "./lib/core/temp_names.ts";
 export { Hasher } from "./lib/core/hash.ts";
 export { closeLogging, setupLogging } from "./lib/cli/log.ts";
-export type { ConsoleLine, ConsoleTap, LogFile, LogOptions } from "./lib/cli/log.ts";
+export type { ConsoleLine, ConsoleTap, LogFile, LogOptions, ProblemRecord } from "./lib/cli/log.ts";
 export type { Disk } from "./lib/backends/local/disk.ts";
 export type { Copier } from "./lib/backends/local/copy_worker.ts";
 export type { MirrorLog, Tally } from "./lib/engine/report.ts";

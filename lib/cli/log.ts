@@ -86,7 +86,9 @@ const messageOnly = getTextFormatter({
  * A record as one JSON object on one line, for log shippers: `time` (ISO 8601,
  * UTC), `level` (`INFO`, `WARNING`, `ERROR`, `DEBUG`), `message` (the same
  * text as the text format), and `action`, `path`, `bytes` where the record
- * has them.
+ * has them; a cycle's summary also has its counts as fields (`copied`,
+ * `updated`, `moved`, `removed`, `failed`, `seconds`, …: the record's
+ * `counts` property).
  *
  * @example
  * ```ts
@@ -104,7 +106,7 @@ const messageOnly = getTextFormatter({
  * ```
  */
 export const jsonFormatter: TextFormatter = (record) => {
-  const { action, path, bytes } = record.properties;
+  const { action, path, bytes, counts } = record.properties;
   return JSON.stringify({
     time: new Date(record.timestamp).toISOString(),
     level: record.level.toUpperCase(),
@@ -112,6 +114,7 @@ export const jsonFormatter: TextFormatter = (record) => {
     ...(action === undefined ? {} : { action }),
     ...(path === undefined ? {} : { path }),
     ...(bytes === undefined ? {} : { bytes }),
+    ...(typeof counts === "object" && counts !== null ? counts : {}),
   }) + "\n";
 };
 
@@ -308,6 +311,25 @@ export interface LogOptions {
    * @default never
    */
   readonly tap?: ConsoleTap;
+  /**
+   * Told of every WARNING and ERROR record (the status file keeps a cycle's
+   * errors).
+   *
+   * @default nothing
+   */
+  readonly observe?: (record: ProblemRecord) => void;
+}
+
+/** A WARNING or ERROR record, as {@link LogOptions.observe} is told of it. */
+export interface ProblemRecord {
+  /** Its level. */
+  readonly level: "warning" | "error";
+  /** When it was logged (epoch ms). */
+  readonly timestamp: number;
+  /** Its message, names as they are (not escaped as in the text format). */
+  readonly message: string;
+  /** The entry it is about, relative to the roots, where it has one. */
+  readonly path?: string;
 }
 
 /** The log file in use. */
@@ -390,7 +412,18 @@ export async function setupLogging(
   await configure({
     reset: true,
     sinks: {
-      lines: Object.assign((record: LogRecord) => sink(record), {
+      lines: Object.assign((record: LogRecord) => {
+        sink(record);
+        if (options.observe && compareLogLevel(record.level, "warning") >= 0) {
+          const { path } = record.properties;
+          options.observe({
+            level: record.level === "warning" ? "warning" : "error",
+            timestamp: record.timestamp,
+            message: messageOnly(record).trimEnd(),
+            ...(typeof path === "string" ? { path } : {}),
+          });
+        }
+      }, {
         [Symbol.asyncDispose]: async () => {
           await sink[Symbol.asyncDispose]();
           current?.close();

@@ -54,6 +54,20 @@ export interface Options {
    */
   readonly stateFile: string;
   /**
+   * A JSON document of what the mirror is doing and did, replaced after each
+   * cycle (see `status.ts`).
+   *
+   * @default none
+   */
+  readonly statusFile?: string;
+  /**
+   * The same numbers in Prometheus' text format (node_exporter's textfile
+   * collector).
+   *
+   * @default none
+   */
+  readonly metricsFile?: string;
+  /**
    * Seconds between the starts of two cycles.
    *
    * @default {10}
@@ -184,6 +198,8 @@ interface Flags {
   readonly replica: string;
   readonly logFile: string;
   readonly stateFile?: string;
+  readonly statusFile?: string;
+  readonly metricsFile?: string;
   readonly logFormat: "text" | "json";
   readonly quiet?: boolean;
   readonly verbose?: boolean;
@@ -205,6 +221,13 @@ const path = (brief: string, fallback: string) => ({
   parse: nonEmptyPath,
   brief,
   default: fallback,
+  placeholder: "path",
+});
+const optionalPath = (brief: string) => ({
+  kind: "parsed" as const,
+  parse: nonEmptyPath,
+  brief,
+  optional: true as const,
   placeholder: "path",
 });
 const toggle = (brief: string) => ({
@@ -250,14 +273,18 @@ function buildApp(args: readonly string[], received: (flags: Flags) => void) {
           "replica",
         ),
         logFile: path("log file, appended to; - for none (the console only)", "log.txt"),
-        stateFile: {
-          kind: "parsed",
-          parse: nonEmptyPath,
-          brief: "what is remembered between runs (default: the log file's path + .state; " +
+        stateFile: optionalPath(
+          "what is remembered between runs (default: the log file's path + .state; " +
             "needed with --log-file -)",
-          optional: true,
-          placeholder: "path",
-        },
+        ),
+        statusFile: optionalPath(
+          "a JSON status (state, last cycle and last success, counts, errors), replaced " +
+            "after each cycle through path.tmp",
+        ),
+        metricsFile: optionalPath(
+          "the same numbers in Prometheus' text format (node_exporter's textfile collector), " +
+            "replaced through path.tmp",
+        ),
         logFormat: {
           kind: "enum",
           values: ["text", "json"],
@@ -463,6 +490,8 @@ export async function parseOptions(args: readonly string[]): Promise<ParseResult
       backendFlags: Object.freeze(given),
       logFile: flags.logFile === "-" ? undefined : flags.logFile,
       stateFile: flags.stateFile ?? `${flags.logFile}.state`,
+      ...(flags.statusFile === undefined ? {} : { statusFile: flags.statusFile }),
+      ...(flags.metricsFile === undefined ? {} : { metricsFile: flags.metricsFile }),
       intervalSeconds: flags.timeInterval,
       once: flags.once ?? false,
       watch: flags.watch ?? false,

@@ -7,7 +7,7 @@
  */
 import { dirname, resolve } from "node:path";
 import { asError, reason } from "../core/error.ts";
-import type { Backend } from "../engine/backend.ts";
+import { type Backend, ownFiles } from "../engine/backend.ts";
 import { localBackend } from "../backends/local/backend.ts";
 import { isWithin, realPathOf } from "../core/paths.ts";
 
@@ -20,6 +20,8 @@ export interface Paths {
   readonly stateFile: string;
   /** `--backup-dir`, if given. */
   readonly backupDir?: string;
+  readonly statusFile?: string | undefined;
+  readonly metricsFile?: string | undefined;
 }
 
 /**
@@ -51,27 +53,28 @@ export function refusal(paths: Paths, backend: Backend = localBackend): string |
     logFile,
     stateFile,
     ...(paths.backupDir === undefined ? {} : { backupDir: paths.backupDir }),
+    statusFile: paths.statusFile,
+    metricsFile: paths.metricsFile,
   });
   if (refused !== undefined) return refused;
-  let real: Omit<Paths, "replica">;
+  const files = ownFiles(paths);
+  let realSource: string, real: string[];
   try {
-    real = {
-      source: realPathOf(source),
-      logFile: logFile === undefined ? undefined : realPathOf(logFile),
-      stateFile: realPathOf(stateFile),
-    };
+    realSource = realPathOf(source);
+    real = files.map(([, file]) => realPathOf(file));
   } catch (error) {
     return `cannot resolve the paths: ${reason(asError(error))}.`;
   }
-  if (real.logFile !== undefined && isWithin(real.logFile, real.source)) {
-    return `--log-file: '${logFile}' is inside the source folder, where it would be mirrored.`;
+  for (const [at, [flag, file]] of files.entries()) {
+    if (isWithin(real[at]!, realSource)) {
+      return `${flag}: '${file}' is inside the source folder, where it would be mirrored.`;
+    }
+    const same = real.indexOf(real[at]!);
+    if (same < at) {
+      return `${flag}: '${file}' is the ${files[same]![0].slice(2).replace("-", " ")}.`;
+    }
   }
-  if (isWithin(real.stateFile, real.source)) {
-    return `--state-file: '${stateFile}' is inside the source folder, where it would be mirrored.`;
-  }
-  if (real.stateFile === real.logFile) return `--state-file: '${stateFile}' is the log file.`;
-  for (const [flag, file] of [["--log-file", logFile], ["--state-file", stateFile]] as const) {
-    if (file === undefined) continue;
+  for (const [flag, file] of files) {
     try {
       if (!Deno.statSync(dirname(resolve(file))).isDirectory) throw new Error("not a folder");
     } catch (error) {

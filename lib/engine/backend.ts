@@ -42,6 +42,33 @@ export interface RunPaths {
   readonly stateFile: string;
   /** `--backup-dir`, if given. */
   readonly backupDir?: string;
+  /** `--status-file`, where given. */
+  readonly statusFile?: string | undefined;
+  /** `--metrics-file`, where given. */
+  readonly metricsFile?: string | undefined;
+}
+
+/**
+ * The files of its own a run writes beside the trees, each with its flag
+ * (those given): none may be inside the source or the replica.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ownFiles } from "./backend.ts";
+ * assert.deepEqual(ownFiles({ logFile: "log", stateFile: "log.state", statusFile: "s.json" }), [
+ *   ["--log-file", "log"], ["--state-file", "log.state"], ["--status-file", "s.json"],
+ * ]);
+ * ```
+ */
+export function ownFiles(paths: Omit<RunPaths, "source">): [string, string][] {
+  const files: [string, string | undefined][] = [
+    ["--log-file", paths.logFile],
+    ["--state-file", paths.stateFile],
+    ["--status-file", paths.statusFile],
+    ["--metrics-file", paths.metricsFile],
+  ];
+  return files.filter((file): file is [string, string] => file[1] !== undefined);
 }
 
 /** How a run opens a replica. */

@@ -395,6 +395,9 @@ export class Mirror {
 
   #rootFailed(tally: Tally, side: string, path: string, error: unknown): undefined {
     tally.failed++;
+    tally.refused = `${side.toLowerCase()} folder ${path} is not usable (${
+      reason(asError(error))
+    })`;
     this.#log.error(`${side} folder {path} is not usable ({reason}); nothing was done.`, {
       action: "read",
       path,
@@ -834,6 +837,11 @@ export class Mirror {
 
   #reportRefusal(tally: Tally, refusal: GuardRefusal): void {
     tally.failed++;
+    tally.refused = refusal.kind === "unmounted"
+      ? "the source is empty and no longer the folder it was: nothing was deleted"
+      : refusal.kind === "unrecorded"
+      ? "the source is empty and no earlier cycle recorded it: nothing was deleted"
+      : `${refusal.count} deletions, more than --max-delete ${refusal.limit}: nothing was deleted`;
     const accept = " If the source is meant to be empty, run once with --accept-empty-source.";
     if (refusal.kind === "unmounted") {
       this.#log.error(

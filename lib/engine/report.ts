@@ -272,6 +272,70 @@ export interface Tally {
   digest?: string;
   /** Why the summary says the digest was not computed (instead of {@link digest}). */
   digestMissing?: string;
+  /**
+   * Why the cycle did not mirror, or held its deletions back: a root that is
+   * not usable (a missing or unmounted source), a deletion guard (see
+   * `guards.ts`). Its ERROR line says more; it is also counted in `failed`.
+   */
+  refused?: string;
+}
+
+/**
+ * A cycle's counts as the outside sees them (the JSON log's summary, the
+ * status file, the metrics): the {@link Tally} with plain names.
+ */
+export interface Counts {
+  /** Files copied that the replica did not have. */
+  readonly copied: number;
+  /** Files copied over a different replica file. */
+  readonly updated: number;
+  /** Replica files and folders moved (one rename each, no copy). */
+  readonly moved: number;
+  /** Replica entries removed. */
+  readonly removed: number;
+  /** Replica files made another name of a file (hard links). */
+  readonly linked: number;
+  /** Folders made. */
+  readonly folders: number;
+  /** Symlinks made or replaced. */
+  readonly symlinks: number;
+  /** Entries whose attributes alone were set. */
+  readonly attributes: number;
+  /** Things skipped (WARNING lines). */
+  readonly warnings: number;
+  /** Files left behind because they changed or vanished while being copied. */
+  readonly leftBehind: number;
+  /** Actions that failed, and refusals (ERROR lines). */
+  readonly failed: number;
+  /** Bytes of file content written. */
+  readonly bytes: number;
+}
+
+/**
+ * The {@link Counts} of a tally.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { countsOf, emptyTally } from "./report.ts";
+ * assert.equal(countsOf({ ...emptyTally(), links: 2 }).symlinks, 2);
+ * ```
+ */
+export function countsOf(tally: Tally): Counts {
+  return {
+    copied: tally.copied,
+    updated: tally.updated,
+    moved: tally.moved,
+    removed: tally.removed,
+    linked: tally.linked,
+    folders: tally.created,
+    symlinks: tally.links,
+    attributes: tally.attributes,
+    warnings: tally.warnings,
+    leftBehind: tally.leftBehind,
+    failed: tally.failed,
+    bytes: tally.bytes,
+  };
 }
 
 /** An all-zero {@link Tally}. */
@@ -334,6 +398,8 @@ export function eventful(tally: Tally): boolean {
 /**
  * Log the one-line summary of a cycle (of a dry run: what it would have
  * done); `stopped`: the cycle was stopped (SIGINT, SIGTERM) before its end.
+ * The record's `counts` property holds the numbers as fields (see
+ * {@link Counts}; a dry run's: `planned` and `failed`), with `seconds`.
  */
 export function reportSummary(
   log: MirrorLog,
@@ -352,7 +418,12 @@ export function reportSummary(
     log.info(
       `Dry run finished: ${n("planned", "action")} would be taken, {failed} failed; ` +
         "nothing was changed.",
-      { action: "summary", ...tally, seconds },
+      {
+        action: "summary",
+        ...tally,
+        seconds,
+        counts: { planned: tally.planned, failed: tally.failed, seconds: Number(seconds) },
+      },
     );
     return;
   }
@@ -369,6 +440,15 @@ export function reportSummary(
           ? "; source tree digest not computed ({digestMissing})"
           : ""
       }.`,
-    { action: "summary", ...tally, seconds },
+    {
+      action: "summary",
+      ...tally,
+      seconds,
+      counts: {
+        ...countsOf(tally),
+        seconds: Number(seconds),
+        ...(tally.digest === undefined ? {} : { digest: tally.digest }),
+      },
+    },
   );
 }

@@ -205,6 +205,17 @@ export interface WatchModeOptions {
   readonly burst?: number;
 }
 
+/** What the events of a {@link WatchMode} did so far. */
+export interface WatchActivity {
+  /** Paths events named (in both trees, the mirror's own writes included). */
+  readonly events: number;
+  /** Times events may have been lost (the watcher said so, or a burst). */
+  readonly overflows: number;
+  /** Full cycles asked for, once events settled (events may have been lost, or a partial
+   * cycle found what only a full cycle settles). */
+  readonly fullCycles: number;
+}
+
 /**
  * `--watch`, in one place: every folder a cycle walks is watched on its own
  * (both trees); events are hints for partial cycles (collected in
@@ -257,10 +268,16 @@ export class WatchMode implements WriteObserver {
   #inWindow = 0;
   #windowStart = 0;
   readonly #timers = new Set<ReturnType<typeof setTimeout>>();
+  #activity = { events: 0, overflows: 0, fullCycles: 0 };
 
   /** @param options see {@link WatchModeOptions}. */
   constructor(options: WatchModeOptions) {
     this.#options = options;
+  }
+
+  /** What the events did so far (a copy). */
+  get activity(): WatchActivity {
+    return { ...this.#activity };
   }
 
   writing(paths: readonly string[]): void {
@@ -448,7 +465,9 @@ export class WatchMode implements WriteObserver {
       this.#inWindow = 0;
     }
     this.#inWindow += batch.paths.length;
+    this.#activity.events += batch.paths.length;
     const burst = this.#inWindow > (this.#options.burst ?? BURST);
+    if (batch.lost || burst) this.#activity.overflows++;
     // Events may have been lost: a full cycle once they settle.
     if (batch.lost || burst || this.#settle !== undefined) this.#fullSoon();
   }
@@ -458,6 +477,7 @@ export class WatchMode implements WriteObserver {
     clearTimeout(this.#settle);
     this.#settle = setTimeout(() => {
       this.#settle = undefined;
+      this.#activity.fullCycles++;
       this.hints.requestFull();
     }, this.#options.settleMs ?? 300);
     Deno.unrefTimer(this.#settle);

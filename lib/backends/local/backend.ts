@@ -9,7 +9,13 @@
 import { resolve } from "node:path";
 import { asError, reason } from "../../core/error.ts";
 import { isRemote, isWithin, pathExists, realPathOf, stablePathOf } from "../../core/paths.ts";
-import type { Backend, Note, ReplicaSession, RunPaths } from "../../engine/backend.ts";
+import {
+  type Backend,
+  type Note,
+  ownFiles,
+  type ReplicaSession,
+  type RunPaths,
+} from "../../engine/backend.ts";
 import { runningMirrorOf } from "../../state/state.ts";
 import { LocalReplica, LocalTree } from "./local.ts";
 import { lockAround, lockedBelow, LockedError, lockFolder } from "./lock.ts";
@@ -217,18 +223,18 @@ function localRefusal(replica: string, paths: RunPaths): string | undefined {
       return `--replica: '${replica}' is a symlink to '${link}', which does not exist.`;
     }
   }
-  let real: RunPaths & { replica: string };
+  const own = ownFiles(paths);
+  let real: { source: string; replica: string; own: string[] };
   try {
     real = {
       source: realPathOf(paths.source),
       replica: realPathOf(replica),
-      logFile: paths.logFile === undefined ? undefined : realPathOf(paths.logFile),
-      stateFile: realPathOf(paths.stateFile),
+      own: own.map(([, file]) => realPathOf(file)),
     };
   } catch (error) {
     return `cannot resolve the paths: ${reason(asError(error))}.`;
   }
-  const { source, logFile, stateFile } = paths;
+  const { source } = paths;
   if (real.source === real.replica) {
     return `--replica: '${replica}' is the source folder itself.`;
   }
@@ -238,11 +244,10 @@ function localRefusal(replica: string, paths: RunPaths): string | undefined {
   if (isWithin(real.source, real.replica)) {
     return `--replica: '${replica}' contains the source folder '${source}'.`;
   }
-  if (real.logFile !== undefined && isWithin(real.logFile, real.replica)) {
-    return `--log-file: '${logFile}' is inside the replica folder, where it would be deleted.`;
-  }
-  if (isWithin(real.stateFile, real.replica)) {
-    return `--state-file: '${stateFile}' is inside the replica folder, where it would be deleted.`;
+  for (const [at, [flag, file]] of own.entries()) {
+    if (isWithin(real.own[at]!, real.replica)) {
+      return `${flag}: '${file}' is inside the replica folder, where it would be deleted.`;
+    }
   }
   return paths.backupDir === undefined ? undefined : backupRefusal(paths.backupDir, real);
 }
