@@ -10,6 +10,7 @@
  */
 import { reason } from "./lib/core/error.ts";
 import { excludeMatcher } from "./lib/core/exclude.ts";
+import { TokenBucket } from "./lib/core/rate.ts";
 
 import { closeLogging, ConsoleTap, type LogFile, logger, setupLogging } from "./lib/cli/log.ts";
 import { printable } from "./lib/core/text.ts";
@@ -102,6 +103,10 @@ async function main(args: string[]): Promise<number> {
       verify: options.verify,
       intervalSeconds: options.intervalSeconds,
       stateFile: options.stateFile,
+      // A dry run or --verify writes nothing: nothing to limit.
+      ...(options.bwlimit === undefined || options.dryRun || options.verify
+        ? {}
+        : { rate: new TokenBucket(options.bwlimit) }),
     });
   } catch (error) {
     printError(`${reason(error as Error).replace(/\.$/, "")}.`);

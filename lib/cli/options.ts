@@ -102,6 +102,13 @@ export interface Options {
    */
   readonly exclude: readonly string[];
   /**
+   * Bytes per second written to the replica at most (file content), over all
+   * writes of the run (`--bwlimit`, in rsync's units).
+   *
+   * @default no limit
+   */
+  readonly bwlimit?: number;
+  /**
    * The log file's format.
    *
    * @default {"text"}
@@ -146,6 +153,42 @@ function count(value: string): number {
   return Number(value);
 }
 
+/** rsync's `--bwlimit` units: a bare number is KiB; K, M, G (KiB...) powers of 1024, KB, MB, GB of 1000. */
+const RATE_UNITS: Readonly<Record<string, number>> = {
+  "": 1024,
+  k: 1024,
+  m: 1024 ** 2,
+  g: 1024 ** 3,
+  kib: 1024,
+  mib: 1024 ** 2,
+  gib: 1024 ** 3,
+  kb: 1000,
+  mb: 1000 ** 2,
+  gb: 1000 ** 3,
+};
+
+/** The least rate (bytes per second) but 0, as rsync's. */
+export const MIN_BWLIMIT = 512;
+
+/**
+ * A `--bwlimit` value in bytes per second, in rsync's units (case does not
+ * matter); 0: no limit.
+ */
+export function bytesPerSecond(value: string): number {
+  const match = /^(\d+\.?\d*|\.\d+)([a-z]*)$/i.exec(value.trim());
+  const unit = match ? RATE_UNITS[match[2]!.toLowerCase()] : undefined;
+  if (match === null || unit === undefined) {
+    throw new Error(
+      "expected a rate such as 500 (KiB/s), 1.5M (MiB/s) or 10MB (MB/s); 0: no limit",
+    );
+  }
+  const rate = Math.round(Number(match[1]) * unit);
+  if (rate !== 0 && rate < MIN_BWLIMIT) {
+    throw new Error(`expected at least ${MIN_BWLIMIT} bytes per second (0: no limit)`);
+  }
+  return rate;
+}
+
 function nonEmptyPath(value: string): string {
   if (value === "") throw new Error("expected a path");
   return value;
@@ -168,6 +211,7 @@ interface Flags {
   readonly watch?: boolean;
   readonly maxDelete?: number;
   readonly acceptEmptySource?: boolean;
+  readonly bwlimit?: number;
 }
 
 const path = (brief: string, fallback: string) => ({
@@ -260,6 +304,14 @@ function buildApp(args: readonly string[], received: (flags: Flags) => void) {
           brief: "a cycle that would delete more entries than this deletes none",
           optional: true,
           placeholder: "count",
+        },
+        bwlimit: {
+          kind: "parsed",
+          parse: bytesPerSecond,
+          brief: "bytes written to the replica per second at most, over all writes: KiB, or " +
+            "with K, M, G (powers of 1024) or KB, MB, GB (of 1000); 0: no limit",
+          optional: true,
+          placeholder: "rate",
         },
         acceptEmptySource: toggle(
           "this run may empty the replica although the source is empty and no earlier " +
@@ -404,6 +456,7 @@ export async function parseOptions(args: readonly string[]): Promise<ParseResult
       exclude: Object.freeze([...flags.exclude ?? []]),
       ...(flags.maxDelete === undefined ? {} : { maxDelete: flags.maxDelete }),
       acceptEmptySource: flags.acceptEmptySource ?? false,
+      ...(flags.bwlimit ? { bwlimit: flags.bwlimit } : {}),
     }),
   };
 }

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import type { Rate } from "../core/rate.ts";
 import type { Replica, TreeReader } from "../core/replica.ts";
 import type { MirrorState } from "../state/state.ts";
 import type { MirrorLog } from "./report.ts";
@@ -52,6 +53,13 @@ export interface OpenRun {
   readonly intervalSeconds: number;
   /** `--state-file` (who holds a replica can be told from it). */
   readonly stateFile: string;
+  /**
+   * `--bwlimit`: every byte of file content written to the replica is taken
+   * from it first (one rate for the whole run).
+   *
+   * @default no limit
+   */
+  readonly rate?: Rate;
 }
 
 /** A line for the log that taking a replica calls for (a warning, a creation). */

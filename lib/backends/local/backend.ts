@@ -8,6 +8,7 @@
  */
 import { resolve } from "node:path";
 import { asError, reason } from "../../core/error.ts";
+import type { Rate } from "../../core/rate.ts";
 import { isRemote, isWithin, pathExists, realPathOf, stablePathOf } from "../../core/paths.ts";
 import type { Backend, Note, ReplicaSession, RunPaths } from "../../engine/backend.ts";
 import { runningMirrorOf } from "../../state/state.ts";
@@ -23,7 +24,9 @@ export const localBackend: Backend = {
   flags: {},
   refusal: (replica, paths) => localRefusal(replica, paths),
   open: (replica, _flags, run) =>
-    Promise.resolve(new LocalSession(replica, run.stateFile, run.dryRun || run.verify)),
+    Promise.resolve(
+      new LocalSession(replica, run.stateFile, run.dryRun || run.verify, run.rate),
+    ),
 };
 
 /** Whether a shared lock on the folder `path` can be had now (none holds it exclusively). */
@@ -43,6 +46,7 @@ class LocalSession implements ReplicaSession {
   readonly #given: string;
   readonly #stateFile: string;
   readonly #readOnly: boolean;
+  readonly #rate: Rate | undefined;
   #lock: Deno.FsFile | undefined;
   /** Shared locks on the folders above the replica (see `lockAround`). */
   #around: readonly Deno.FsFile[] = [];
@@ -50,10 +54,11 @@ class LocalSession implements ReplicaSession {
   #lockWarning: string | undefined;
   #aroundWarning: string | undefined;
 
-  constructor(given: string, stateFile: string, readOnly: boolean) {
+  constructor(given: string, stateFile: string, readOnly: boolean, rate: Rate | undefined) {
     this.#given = given;
     this.#stateFile = stateFile;
     this.#readOnly = readOnly;
+    this.#rate = rate;
     this.id = stablePathOf(given);
   }
 
@@ -111,6 +116,7 @@ class LocalSession implements ReplicaSession {
     return new LocalReplica(resolve(this.#given), {
       where: this.#given,
       names: state,
+      ...(this.#rate ? { rate: this.#rate } : {}),
       onWorkerFailure: (error) =>
         log.warn(
           "The copy worker stopped ({reason}); files are copied without it from now on.",

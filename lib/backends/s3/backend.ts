@@ -6,7 +6,7 @@
  * @module
  */
 import { reason } from "../../core/error.ts";
-import type { Backend, Note, ReplicaSession } from "../../engine/backend.ts";
+import type { Backend, Note, OpenRun, ReplicaSession } from "../../engine/backend.ts";
 import type { MirrorLog } from "../../engine/report.ts";
 import type { MirrorState } from "../../state/state.ts";
 import type { BucketLock } from "./lock.ts";
@@ -46,7 +46,7 @@ export const s3Backend: Backend = {
       ...(credentialsFile === undefined ? {} : { credentialsFile }),
       profile: text("s3Profile") ?? "default",
     });
-    return new S3Session(setup, connection, replica, run.dryRun || run.verify, run.intervalSeconds);
+    return new S3Session(setup, connection, replica, run);
   },
 };
 
@@ -58,21 +58,20 @@ class S3Session implements ReplicaSession {
   readonly #connection: S3Connection;
   readonly #given: string;
   readonly #readOnly: boolean;
-  readonly #intervalSeconds: number;
+  readonly #run: OpenRun;
   #lock: BucketLock | undefined;
 
   constructor(
     setup: typeof import("./setup.ts"),
     connection: S3Connection,
     given: string,
-    readOnly: boolean,
-    intervalSeconds: number,
+    run: OpenRun,
   ) {
     this.#setup = setup;
     this.#connection = connection;
     this.#given = given;
-    this.#readOnly = readOnly;
-    this.#intervalSeconds = intervalSeconds;
+    this.#readOnly = run.dryRun || run.verify;
+    this.#run = run;
     this.id = connection.id;
   }
 
@@ -84,7 +83,7 @@ class S3Session implements ReplicaSession {
 
   async take(state: MirrorState): Promise<readonly Note[] | string> {
     if (this.#readOnly) return [];
-    const taken = await this.#setup.takeBucket(this.#connection, state, this.#intervalSeconds);
+    const taken = await this.#setup.takeBucket(this.#connection, state, this.#run.intervalSeconds);
     if (typeof taken === "string") return `--replica: '${this.#given}' ${taken}.`;
     this.#lock = taken.lock;
     const notes: Note[] = [];
@@ -111,6 +110,7 @@ class S3Session implements ReplicaSession {
       log,
       readOnly: this.#readOnly,
       ...(this.#lock ? { lock: this.#lock } : {}),
+      ...(this.#run.rate ? { rate: this.#run.rate } : {}),
     });
   }
 

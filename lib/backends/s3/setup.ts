@@ -7,6 +7,7 @@
  * @module
  */
 import { asError, reason } from "../../core/error.ts";
+import type { Rate } from "../../core/rate.ts";
 import type { MirrorLog } from "../../engine/report.ts";
 import { type S3Credentials, S3Store } from "./store.ts";
 import { BucketLock, lockKey } from "./lock.ts";
@@ -267,7 +268,7 @@ export async function takeBucket(
  *
  * @param connection from {@link connectS3}.
  * @param where `--replica` as given.
- * @param run the state, the log, whether it writes, the lock it holds.
+ * @param run the state, the log, whether it writes, the lock it holds, `--bwlimit`.
  * @returns the replica.
  */
 export function bucketReplica(
@@ -278,6 +279,7 @@ export function bucketReplica(
     readonly log: MirrorLog;
     readonly readOnly: boolean;
     readonly lock?: BucketLock;
+    readonly rate?: Rate;
   },
 ): S3Replica {
   const memory = new ObjectMemory();
@@ -296,6 +298,7 @@ export function bucketReplica(
     prefixed: connection.location.prefix !== "",
     memory,
     readOnly: run.readOnly,
+    ...(run.rate ? { rate: run.rate } : {}),
     ...(lock ? { beforeCycle: () => lock.renewIfDue() } : {}),
     onAbortedUpload: (path) =>
       log.info("Incomplete upload of {path} left by an earlier run has been aborted.", {
