@@ -11,6 +11,7 @@
 import { reason } from "./lib/core/error.ts";
 import { excludeMatcher, isExcludedFolder } from "./lib/core/exclude.ts";
 import { ExcludeFiles } from "./lib/cli/exclude_from.ts";
+import { TokenBucket } from "./lib/core/rate.ts";
 
 import { closeLogging, ConsoleTap, type LogFile, logger, setupLogging } from "./lib/cli/log.ts";
 import { printable } from "./lib/core/text.ts";
@@ -114,6 +115,10 @@ async function main(args: string[]): Promise<number> {
       intervalSeconds: options.intervalSeconds,
       stateFile: options.stateFile,
       ...(options.backupDir === undefined ? {} : { backupDir: options.backupDir }),
+      // A dry run or --verify writes nothing: nothing to limit.
+      ...(options.bwlimit === undefined || options.dryRun || options.verify
+        ? {}
+        : { rate: new TokenBucket(options.bwlimit) }),
     });
   } catch (error) {
     printError(`${reason(error as Error).replace(/\.$/, "")}.`);

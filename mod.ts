@@ -64,6 +64,8 @@ export type { ExcludeMatcher } from "./lib/core/exclude.ts";
 export { PairIndex } from "./lib/state/pair_index.ts";
 export { TempNames } from "./lib/core/temp_names.ts";
 export { Hasher } from "./lib/core/hash.ts";
+export { realClock, TokenBucket } from "./lib/core/rate.ts";
+export type { Clock, Rate, TokenBucketOptions } from "./lib/core/rate.ts";
 export { closeLogging, setupLogging } from "./lib/cli/log.ts";
 export type { ConsoleLine, ConsoleTap, LogFile, LogOptions, ProblemRecord } from "./lib/cli/log.ts";
 export type { Disk } from "./lib/backends/local/disk.ts";

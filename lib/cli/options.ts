@@ -137,6 +137,13 @@ export interface Options {
    */
   readonly backupKeep?: number;
   /**
+   * Bytes per second written to the replica at most (file content), over all
+   * writes of the run (`--bwlimit`, in rsync's units).
+   *
+   * @default no limit
+   */
+  readonly bwlimit?: number;
+  /**
    * The log file's format (the console's too when there is no log file).
    *
    * @default {"text"}
@@ -187,6 +194,42 @@ function positiveCount(value: string): number {
   return n;
 }
 
+/** rsync's `--bwlimit` units: a bare number is KiB; K, M, G (KiB...) powers of 1024, KB, MB, GB of 1000. */
+const RATE_UNITS: Readonly<Record<string, number>> = {
+  "": 1024,
+  k: 1024,
+  m: 1024 ** 2,
+  g: 1024 ** 3,
+  kib: 1024,
+  mib: 1024 ** 2,
+  gib: 1024 ** 3,
+  kb: 1000,
+  mb: 1000 ** 2,
+  gb: 1000 ** 3,
+};
+
+/** The least rate (bytes per second) but 0, as rsync's. */
+export const MIN_BWLIMIT = 512;
+
+/**
+ * A `--bwlimit` value in bytes per second, in rsync's units (case does not
+ * matter); 0: no limit.
+ */
+export function bytesPerSecond(value: string): number {
+  const match = /^(\d+\.?\d*|\.\d+)([a-z]*)$/i.exec(value.trim());
+  const unit = match ? RATE_UNITS[match[2]!.toLowerCase()] : undefined;
+  if (match === null || unit === undefined) {
+    throw new Error(
+      "expected a rate such as 500 (KiB/s), 1.5M (MiB/s) or 10MB (MB/s); 0: no limit",
+    );
+  }
+  const rate = Math.round(Number(match[1]) * unit);
+  if (rate !== 0 && rate < MIN_BWLIMIT) {
+    throw new Error(`expected at least ${MIN_BWLIMIT} bytes per second (0: no limit)`);
+  }
+  return rate;
+}
+
 function nonEmptyPath(value: string): string {
   if (value === "") throw new Error("expected a path");
   return value;
@@ -214,6 +257,7 @@ interface Flags {
   readonly acceptEmptySource?: boolean;
   readonly backupDir?: string;
   readonly backupKeep?: number;
+  readonly bwlimit?: number;
 }
 
 const path = (brief: string, fallback: string) => ({
@@ -343,6 +387,14 @@ function buildApp(args: readonly string[], received: (flags: Flags) => void) {
           brief: "with --backup-dir: keep the newest N cycle folders, remove older ones",
           optional: true,
           placeholder: "count",
+        },
+        bwlimit: {
+          kind: "parsed",
+          parse: bytesPerSecond,
+          brief: "bytes written to the replica per second at most, over all writes: KiB, or " +
+            "with K, M, G (powers of 1024) or KB, MB, GB (of 1000); 0: no limit",
+          optional: true,
+          placeholder: "rate",
         },
         acceptEmptySource: toggle(
           "this run may empty the replica although the source is empty and no earlier " +
@@ -505,6 +557,7 @@ export async function parseOptions(args: readonly string[]): Promise<ParseResult
       acceptEmptySource: flags.acceptEmptySource ?? false,
       ...(flags.backupDir === undefined ? {} : { backupDir: flags.backupDir }),
       ...(flags.backupKeep === undefined ? {} : { backupKeep: flags.backupKeep }),
+      ...(flags.bwlimit ? { bwlimit: flags.bwlimit } : {}),
     }),
   };
 }

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import type { Rate } from "../core/rate.ts";
 import type { Replica, TreeReader } from "../core/replica.ts";
 import type { MirrorState } from "../state/state.ts";
 import type { MirrorLog } from "./report.ts";
@@ -87,6 +88,13 @@ export interface OpenRun {
    * flag). The session's replica gets {@link Replica.backups} then.
    */
   readonly backupDir?: string;
+  /**
+   * `--bwlimit`: every byte of file content written to the replica is taken
+   * from it first (one rate for the whole run).
+   *
+   * @default no limit
+   */
+  readonly rate?: Rate;
 }
 
 /** A line for the log that taking a replica calls for (a warning, a creation). */

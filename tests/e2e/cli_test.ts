@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { runMirror, withWork } from "../helpers.ts";
+import { assertMirrored, runMirror, runOnce, withWork } from "../helpers.ts";
 import { VERSION } from "../../lib/core/version.ts";
 
 Deno.test("cli: --help lists every flag with its default and exits 0", async () => {
@@ -62,6 +62,8 @@ const badInputs: [string[], RegExp][] = [
   [["--source"], /Expected input for flag --source/],
   [["stray"], /unexpected argument 'stray'/],
   [["--log-format", "xml"], /"xml" .*one of \(text\|json\)/],
+  [["--bwlimit", "fast"], /--bwlimit "fast": expected a rate such as 500 \(KiB\/s\)/],
+  [["--bwlimit", "0.1"], /--bwlimit "0.1": expected at least 512 bytes per second/],
   [["--source", "missing", "--replica", "rep"], /--source: cannot use 'missing'/],
   [["--source", "src", "--replica", "afile"], /--replica: 'afile' exists and is not a folder/],
   [["--source", "afile", "--replica", "rep"], /--source: 'afile' is not a folder/],
@@ -98,3 +100,30 @@ for (const [args, message] of badInputs) {
     });
   });
 }
+
+Deno.test("cli: --bwlimit 1M copies 3 MiB in no less than the limit allows; --dry-run is not held", async () => {
+  await withWork(async (work) => {
+    // 2 MiB in one big file (copied a piece at a time), 1 MiB in 1,100 small ones (a batch).
+    const big = new Uint8Array(2 << 20);
+    for (let at = 0; at < big.length; at += 65536) {
+      crypto.getRandomValues(big.subarray(at, at + 65536));
+    }
+    await Deno.writeFile(`${work}/src/big.bin`, big);
+    await Deno.mkdir(`${work}/src/small`);
+    for (let i = 0; i < 1100; i++) {
+      await Deno.writeFile(`${work}/src/small/${i}`, big.subarray(i * 953, (i + 1) * 953));
+    }
+    const dry = performance.now();
+    const dryRun = await runOnce(work, "--bwlimit", "1K", "--dry-run");
+    assert.equal(dryRun.code, 0, dryRun.stderr);
+    assert.ok(performance.now() - dry < 2500, "a dry run writes nothing: nothing to wait for");
+    const started = performance.now();
+    const result = await runOnce(work, "--bwlimit", "1M");
+    const seconds = (performance.now() - started) / 1000;
+    assert.equal(result.code, 0, result.stderr);
+    assertMirrored(`${work}/src`, `${work}/rep`);
+    // 3 MiB at 1 MiB/s, a tenth of a second's worth at once: 2.9 s at least.
+    assert.ok(seconds >= 2.5, `3 MiB copied in ${seconds.toFixed(2)} s at --bwlimit 1M`);
+    assert.ok(seconds < 8, `${seconds.toFixed(2)} s: far slower than the limit`);
+  });
+});

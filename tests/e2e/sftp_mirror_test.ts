@@ -325,6 +325,20 @@ sftpTest(
   },
 );
 
+sftpTest(
+  "--bwlimit: an upload worker asks the run's one rate for its bytes",
+  async (work, sshd) => {
+    fillSource(`${work}/src`); // 3 MiB in a big file: an upload worker writes it
+    const started = performance.now();
+    const result = await once(work, sshd, "--bwlimit", "1M");
+    const seconds = (performance.now() - started) / 1000;
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(await readBackDiff(work, sshd), []);
+    // 3 MiB at 1 MiB/s, a tenth of a second's worth at once (the connection's start not counted).
+    assert.ok(seconds >= 2.5, `3 MiB sent in ${seconds.toFixed(2)} s at --bwlimit 1M`);
+  },
+);
+
 sftpTest("--ssh-no-exec: the quick check, MD5s read back; it says so", async (work, sshd) => {
   fillSource(`${work}/src`);
   const first = await once(work, sshd, "--ssh-no-exec");

@@ -106,6 +106,51 @@ Deno.test("options: fractional intervals are accepted, non-positive ones refused
   }
 });
 
+Deno.test("options: --bwlimit takes rsync's units; 0 is no limit; bad values refused", async () => {
+  const rate = async (value: string) => {
+    const parsed = await parseOptions(["--bwlimit", value]);
+    return parsed.kind === "run" ? parsed.options.bwlimit : "exit";
+  };
+  const cases: [string, number | undefined][] = [
+    ["100", 100 * 1024], // a bare number is KiB/s
+    ["1.5", 1536],
+    ["64k", 64 * 1024],
+    ["64K", 64 * 1024],
+    ["1M", 1024 ** 2],
+    ["1.5m", 1.5 * 1024 ** 2],
+    ["2G", 2 * 1024 ** 3],
+    ["1KB", 1000],
+    ["10MB", 10_000_000],
+    ["1gb", 1e9],
+    ["2MiB", 2 * 1024 ** 2],
+    [".5M", 512 * 1024],
+    ["0", undefined], // no limit, as in rsync
+    ["0M", undefined],
+  ];
+  for (const [value, expected] of cases) assert.equal(await rate(value), expected, value);
+  const given = await parseOptions(["--bwlimit=1M"]);
+  assert.equal(given.kind === "run" && given.options.bwlimit, 1024 ** 2);
+  const none = await parseOptions([]);
+  assert.ok(none.kind === "run" && !("bwlimit" in none.options));
+  for (const bad of ["", "fast", "-1", "1T", "1 M", "1MBs", "0x10", "1e3", "M", "NaN"]) {
+    await assert.rejects(
+      parseOptions(["--bwlimit", bad]),
+      (error) =>
+        error instanceof UsageError &&
+        error.message.startsWith(`--bwlimit "${bad}": expected a rate such as 500 (KiB/s)`),
+      bad,
+    );
+  }
+  await assert.rejects(
+    parseOptions(["--bwlimit", "100B"]),
+    /--bwlimit "100B": expected a rate such as/,
+  );
+  await assert.rejects(
+    parseOptions(["--bwlimit", "0.1"]), // 102 bytes a second: below rsync's least
+    /--bwlimit "0\.1": expected at least 512 bytes per second \(0: no limit\)\./,
+  );
+});
+
 Deno.test("options: the replica argument chooses the backend; its flags only go with it", async () => {
   const kind = async (replica: string) => {
     const parsed = await parseOptions(["--replica", replica]);

@@ -8,6 +8,7 @@
  */
 import { resolve } from "node:path";
 import { asError, reason } from "../../core/error.ts";
+import type { Rate } from "../../core/rate.ts";
 import { isRemote, isWithin, pathExists, realPathOf, stablePathOf } from "../../core/paths.ts";
 import {
   type Backend,
@@ -30,7 +31,7 @@ export const localBackend: Backend = {
   refusal: (replica, paths) => localRefusal(replica, paths),
   open: (replica, _flags, run) =>
     Promise.resolve(
-      new LocalSession(replica, run.stateFile, run.dryRun || run.verify, run.backupDir),
+      new LocalSession(replica, run.stateFile, run.dryRun || run.verify, run.backupDir, run.rate),
     ),
 };
 
@@ -51,6 +52,7 @@ class LocalSession implements ReplicaSession {
   readonly #given: string;
   readonly #stateFile: string;
   readonly #readOnly: boolean;
+  readonly #rate: Rate | undefined;
   #lock: Deno.FsFile | undefined;
   /** Shared locks on the folders above the replica (see `lockAround`). */
   #around: readonly Deno.FsFile[] = [];
@@ -62,10 +64,17 @@ class LocalSession implements ReplicaSession {
   /** `--backup-dir`: its real path, and as given. */
   readonly #backupDir: { readonly path: string; readonly where: string } | undefined;
 
-  constructor(given: string, stateFile: string, readOnly: boolean, backupDir?: string) {
+  constructor(
+    given: string,
+    stateFile: string,
+    readOnly: boolean,
+    backupDir: string | undefined,
+    rate: Rate | undefined,
+  ) {
     this.#given = given;
     this.#stateFile = stateFile;
     this.#readOnly = readOnly;
+    this.#rate = rate;
     this.id = stablePathOf(given);
     if (backupDir !== undefined) {
       const path = realPathOf(backupDir), replica = realPathOf(given);
@@ -129,6 +138,7 @@ class LocalSession implements ReplicaSession {
       where: this.#given,
       names: state,
       ...(this.#backupDir === undefined ? {} : { backupDir: this.#backupDir }),
+      ...(this.#rate ? { rate: this.#rate } : {}),
       onWorkerFailure: (error) =>
         log.warn(
           "The copy worker stopped ({reason}); files are copied without it from now on.",

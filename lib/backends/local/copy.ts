@@ -46,7 +46,8 @@ export type CopyResult = WriteResult;
 /**
  * Copy `job.from` to `job.dest`, set the mtime, check that the source did not
  * change meanwhile (else discard the copy), and rename into place if asked.
- * The written file is removed on any failure.
+ * The written file is removed on any failure. `signal` stops a copy that
+ * waits for its bytes (`--bwlimit`).
  */
 export function copyFile(
   disk: Pick<
@@ -54,6 +55,7 @@ export function copyFile(
     "copyFile" | "utime" | "lstat" | "rename" | "remove" | "chown" | "chmod" | "truncate"
   >,
   job: CopyJob,
+  signal?: AbortSignal,
 ): CopyResult | Promise<CopyResult> {
   const finish = (md5: string | void): CopyResult => {
     // Not allowed (not root, not in that group): the copy stands.
@@ -97,7 +99,7 @@ export function copyFile(
     }
   };
   try {
-    const copying = disk.copyFile(job.from, job.dest, job.size, job.sparse);
+    const copying = disk.copyFile(job.from, job.dest, job.size, job.sparse, signal);
     return copying instanceof Promise ? copying.then(guarded, fail) : guarded(copying);
   } catch (error) {
     return fail(error);

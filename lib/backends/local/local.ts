@@ -21,7 +21,7 @@
  */
 import { chownAsAllowed, copyFile, type CopyJob, keepPrefix, removeQuietly } from "./copy.ts";
 import { type Copier, CopyWorker } from "./copy_worker.ts";
-import { type Disk, realDisk } from "./disk.ts";
+import { type Disk, pacedDisk, realDisk } from "./disk.ts";
 import { LocalBackups } from "./backups.ts";
 import {
   type Entry,
@@ -33,6 +33,7 @@ import {
   statKey,
 } from "../../core/entry.ts";
 import { asError, reason } from "../../core/error.ts";
+import type { Rate } from "../../core/rate.ts";
 import { Hasher } from "../../core/hash.ts";
 import { OwnerPolicy } from "../../engine/owners.ts";
 import { FolderLister, ListerGone, listingOf, readFolder, subfoldersOf } from "./lister.ts";
@@ -261,9 +262,17 @@ export interface LocalReplicaOptions extends LocalTreeOptions {
   /**
    * The disk calls every change goes through.
    *
-   * @default the real disk
+   * @default the real disk (paced by {@link rate}, when given)
    */
   readonly disk?: Disk;
+  /**
+   * `--bwlimit`: the bytes of every file copied are taken from it first
+   * (copied a piece at a time, on the main thread only: see `pacedDisk`).
+   * Applies to the real disk (when {@link disk} is not given).
+   *
+   * @default no limit
+   */
+  readonly rate?: Rate;
   /**
    * The program's own names.
    *
@@ -273,7 +282,8 @@ export interface LocalReplicaOptions extends LocalTreeOptions {
   /**
    * Share the writing of many small files with a second thread.
    *
-   * @default `true` on the real disk (the worker writes to it, not through `disk`)
+   * @default `true` on the real disk (the worker writes to it, not through `disk`); never
+   * with {@link rate}
    */
   readonly worker?: boolean;
   /**
@@ -352,11 +362,12 @@ export class LocalReplica extends LocalTree implements Replica {
    */
   constructor(root: string, options: LocalReplicaOptions = {}) {
     super(root, options);
-    this.#disk = options.disk ?? realDisk;
+    this.#disk = options.disk ?? (options.rate ? pacedDisk(options.rate) : realDisk);
     const temps = new TempNames(newRunId());
     this.#names = options.names ?? { temps, isTemp: (name) => temps.isOwn(name) };
     this.#realDirs = new RealDirs(this.real, this.#disk);
-    this.#useWorker = options.worker ?? this.#disk === realDisk;
+    // A paced copy is never the worker's (its kernel copies cannot be paced).
+    this.#useWorker = options.rate === undefined && (options.worker ?? this.#disk === realDisk);
     this.#makeWorker = options.makeWorker ?? (() => new CopyWorker());
     this.#onWorkerFailure = options.onWorkerFailure ?? (() => {});
     if (options.backupDir !== undefined) {
@@ -485,7 +496,7 @@ export class LocalReplica extends LocalTree implements Replica {
     } catch (error) {
       return failed(error);
     }
-    const copying = this.#settled(job, copyFile(this.#disk, job));
+    const copying = this.#settled(job, copyFile(this.#disk, job, signal));
     if (!(copying instanceof Promise) || signal === undefined) return copying;
     // A kernel copy of gigabytes cannot be interrupted: on a stop its file is
     // removed at once, and the copy goes on into nothing until the process ends.
@@ -541,8 +552,9 @@ export class LocalReplica extends LocalTree implements Replica {
     const sent = share > 0
       ? this.#copier().copy(runnable.slice(runnable.length - share)).finally(() => this.#idle())
       : undefined;
+    // Small copies end at once; a paced disk's wait for their bytes.
     const results = runnable.slice(0, runnable.length - share).map((job) =>
-      copyFile(this.#disk, job) as WriteResult
+      copyFile(this.#disk, job)
     );
     if (sent) {
       results.push(
@@ -550,9 +562,7 @@ export class LocalReplica extends LocalTree implements Replica {
           // The worker is gone: from now on every copy is made here.
           this.#useWorker = false;
           this.#onWorkerFailure(asError(error));
-          return runnable.slice(runnable.length - share).map((job) =>
-            copyFile(this.#disk, job) as WriteResult
-          );
+          return runnable.slice(runnable.length - share).map((job) => copyFile(this.#disk, job));
         }),
       );
     }

@@ -6,7 +6,7 @@
  * @module
  */
 import { reason } from "../../core/error.ts";
-import type { Backend, Note, ReplicaSession } from "../../engine/backend.ts";
+import type { Backend, Note, OpenRun, ReplicaSession } from "../../engine/backend.ts";
 import type { MirrorLog } from "../../engine/report.ts";
 import type { MirrorState } from "../../state/state.ts";
 import type { BucketLock } from "./lock.ts";
@@ -53,8 +53,7 @@ export const s3Backend: Backend = {
       setup,
       connection,
       replica,
-      run.dryRun || run.verify,
-      run.intervalSeconds,
+      run,
       backup,
     );
   },
@@ -68,7 +67,7 @@ class S3Session implements ReplicaSession {
   readonly #connection: S3Connection;
   readonly #given: string;
   readonly #readOnly: boolean;
-  readonly #intervalSeconds: number;
+  readonly #run: OpenRun;
   #lock: BucketLock | undefined;
   readonly backupWithin?: string;
   readonly #backupDir: { prefix: string; where: string } | undefined;
@@ -77,8 +76,7 @@ class S3Session implements ReplicaSession {
     setup: typeof import("./setup.ts"),
     connection: S3Connection,
     given: string,
-    readOnly: boolean,
-    intervalSeconds: number,
+    run: OpenRun,
     backup?: { prefix: string; within?: string; where: string },
   ) {
     if (backup !== undefined) {
@@ -88,8 +86,8 @@ class S3Session implements ReplicaSession {
     this.#setup = setup;
     this.#connection = connection;
     this.#given = given;
-    this.#readOnly = readOnly;
-    this.#intervalSeconds = intervalSeconds;
+    this.#readOnly = run.dryRun || run.verify;
+    this.#run = run;
     this.id = connection.id;
   }
 
@@ -101,7 +99,7 @@ class S3Session implements ReplicaSession {
 
   async take(state: MirrorState): Promise<readonly Note[] | string> {
     if (this.#readOnly) return [];
-    const taken = await this.#setup.takeBucket(this.#connection, state, this.#intervalSeconds);
+    const taken = await this.#setup.takeBucket(this.#connection, state, this.#run.intervalSeconds);
     if (typeof taken === "string") return `--replica: '${this.#given}' ${taken}.`;
     this.#lock = taken.lock;
     const notes: Note[] = [];
@@ -129,6 +127,7 @@ class S3Session implements ReplicaSession {
       readOnly: this.#readOnly,
       ...(this.#lock ? { lock: this.#lock } : {}),
       ...(this.#backupDir ? { backupDir: this.#backupDir } : {}),
+      ...(this.#run.rate ? { rate: this.#run.rate } : {}),
     });
   }
 

@@ -28,6 +28,7 @@ import pLimit from "npm:p-limit@^7.3.0";
 import type { Entry, Kind, StatKey } from "../../core/entry.ts";
 import { asError, reason } from "../../core/error.ts";
 import { checkSource, notCopied } from "../../core/source.ts";
+import type { Rate } from "../../core/rate.ts";
 import type {
   Attributes,
   AttributesResult,
@@ -120,6 +121,13 @@ export interface S3ReplicaOptions {
     readonly prefix: string;
     readonly where: string;
   };
+  /**
+   * `--bwlimit`: the bytes of every file written are taken from it first (a
+   * file bigger than one of its pieces is streamed from disk, a piece at a time).
+   *
+   * @default no limit
+   */
+  readonly rate?: Rate;
 }
 
 /** A replica in a bucket; see the module documentation. */
@@ -385,13 +393,15 @@ export class S3Replica implements Replica {
       const attributes = { kind: "file" as const, size: write.size, ctimeMs: 0, ino: 0 };
       const file = { ...attributes, mtimeMs: write.mtimeMs, mode: write.mode };
       let etag: string, md5: string;
-      if (write.size <= DEFAULT_PART) {
+      const rate = this.#options.rate;
+      if (write.size <= DEFAULT_PART && !(rate && write.size > rate.chunk)) {
         // One PUT from memory (small files read synchronously: a fraction of an async read's cost).
         const bytes = write.size <= SYNC_READ
           ? Deno.readFileSync(write.from)
           : await Deno.readFile(write.from, signal ? { signal } : {});
         if (bytes.length !== write.size) return notCopied("changed");
         md5 = createHash("md5").update(bytes).digest("hex");
+        await rate?.take(bytes.length, signal);
         etag = await this.#store.put(write.path, bytes, metaOf(file, md5), { md5 });
       } else {
         // Read twice: for its MD5 (recorded with it, checked by the store),
@@ -399,15 +409,10 @@ export class S3Replica implements Replica {
         // A Hasher of its own: one reads through its buffer across awaits.
         md5 = await new Hasher().md5(write.from, write.size, signal);
         const meta = metaOf(file, md5);
+        const options = { ...(signal ? { signal } : {}), ...(rate ? { rate } : {}) };
         etag = write.size <= UPLOAD_CUTOFF
-          ? await this.#store.putFromFile(write.path, write.from, write.size, md5, meta, signal)
-          : await this.#store.putFile(
-            write.path,
-            write.from,
-            write.size,
-            meta,
-            signal ? { signal } : {},
-          );
+          ? await this.#store.putFromFile(write.path, write.from, write.size, md5, meta, options)
+          : await this.#store.putFile(write.path, write.from, write.size, meta, options);
       }
       this.#memory.set(write.path, {
         etag,

@@ -7,6 +7,7 @@
  * @module
  */
 import { asError, reason } from "../../core/error.ts";
+import type { Rate } from "../../core/rate.ts";
 import type { MirrorLog } from "../../engine/report.ts";
 import { type S3Credentials, S3Store } from "./store.ts";
 import { BucketLock, lockKey } from "./lock.ts";
@@ -315,7 +316,7 @@ export async function takeBucket(
  *
  * @param connection from {@link connectS3}.
  * @param where `--replica` as given.
- * @param run the state, the log, whether it writes, the lock it holds.
+ * @param run the state, the log, whether it writes, the lock it holds, `--bwlimit`.
  * @returns the replica.
  */
 export function bucketReplica(
@@ -328,6 +329,7 @@ export function bucketReplica(
     readonly lock?: BucketLock;
     /** `--backup-dir`'s prefix in the bucket, and as given. */
     readonly backupDir?: { readonly prefix: string; readonly where: string };
+    readonly rate?: Rate;
   },
 ): S3Replica {
   const memory = new ObjectMemory();
@@ -346,6 +348,7 @@ export function bucketReplica(
     prefixed: connection.location.prefix !== "",
     memory,
     readOnly: run.readOnly,
+    ...(run.rate ? { rate: run.rate } : {}),
     ...(lock ? { beforeCycle: () => lock.renewIfDue() } : {}),
     ...(run.backupDir ? { backupDir: { ...run.backupDir, bucket: connection.lock.store } } : {}),
     onAbortedUpload: (path) =>

@@ -19,6 +19,7 @@ import { AwsClient } from "npm:aws4fetch@^1.0.20";
 import { parse as parseNodes, stringify, type TNode } from "npm:txml@^6.0.3/txml";
 import pLimit from "npm:p-limit@^7.3.0";
 import pRetry from "npm:p-retry@^9.0.0";
+import type { Rate } from "../../core/rate.ts";
 
 /** Credentials for the endpoint. */
 export interface S3Credentials {
@@ -642,7 +643,8 @@ export class S3Store {
    * @param file the local file's path.
    * @param size its size (the bytes sent: a file that grew is cut there).
    * @param meta user metadata.
-   * @param options part size (at least 5 MiB, S3's least) and parts in flight; `signal` stops it.
+   * @param options part size (at least 5 MiB, S3's least) and parts in flight; `signal` stops
+   *   it; `rate` (`--bwlimit`) paces the bytes sent.
    * @returns the new object's ETag (`MD5-N` for a multipart upload), without quotes.
    */
   async putFile(
@@ -654,6 +656,7 @@ export class S3Store {
       readonly partSize?: number;
       readonly parts?: number;
       readonly signal?: AbortSignal;
+      readonly rate?: Rate;
     } = {},
   ): Promise<string> {
     // At most MAX_PARTS parts: a bigger file gets bigger parts.
@@ -677,7 +680,11 @@ export class S3Store {
         }
         return bytes;
       });
-    if (size <= partSize) return await this.put(path, await read(0, size), meta);
+    if (size <= partSize) {
+      const bytes = await read(0, size);
+      await options.rate?.take(size, options.signal);
+      return await this.put(path, bytes, meta);
+    }
 
     const headers: Record<string, string> = {};
     for (const [name, value] of Object.entries(meta)) headers[`x-amz-meta-${name}`] = value;
@@ -720,6 +727,7 @@ export class S3Store {
               headers: { "content-md5": hash.digest("base64") },
               file: { path: file, start: at, size: length },
               ...(options.signal ? { signal: options.signal } : {}),
+              ...(options.rate ? { rate: options.rate } : {}),
             });
             if (!response.ok) throw await errorOf(response);
             await response.body?.cancel();
@@ -769,7 +777,7 @@ export class S3Store {
    * @param size the bytes to send.
    * @param md5 their MD5 (hex), sent as `Content-MD5`.
    * @param meta user metadata.
-   * @param signal stops it.
+   * @param options `signal` stops it; `rate` (`--bwlimit`) paces the bytes sent.
    * @returns the new object's ETag, without quotes.
    */
   async putFromFile(
@@ -778,7 +786,7 @@ export class S3Store {
     size: number,
     md5: string,
     meta: Readonly<Record<string, string>> = {},
-    signal?: AbortSignal,
+    options: { readonly signal?: AbortSignal; readonly rate?: Rate } = {},
   ): Promise<string> {
     const headers: Record<string, string> = {
       "content-md5": Uint8Array.fromHex(md5).toBase64(),
@@ -787,7 +795,8 @@ export class S3Store {
     const response = await this.#send("PUT", this.#url(path), {
       headers,
       file: { path: file, size },
-      ...(signal ? { signal } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.rate ? { rate: options.rate } : {}),
     });
     if (!response.ok) throw await errorOf(response);
     await response.body?.cancel();
@@ -860,6 +869,8 @@ export class S3Store {
       file?: { readonly path: string; readonly start?: number; readonly size: number };
       idempotent?: boolean;
       signal?: AbortSignal;
+      /** Paces the body streamed from a file (`--bwlimit`). */
+      rate?: Rate;
       /** The answer's body is read later, for as long as it takes: no time limit. */
       streamed?: boolean;
     } = {},
@@ -867,8 +878,11 @@ export class S3Store {
     const attempt = async () => {
       init.signal?.throwIfAborted();
       // A body streamed from a file gets longer: as if sent at 1 MiB/s at least.
+      // A paced one has no such limit (it waits for others' bytes too): its
+      // connection may only stay silent that long (see `sendFile`).
       const limit = ATTEMPT_MS + (init.file ? init.file.size / 1024 : 0);
-      const timeout = init.streamed ? undefined : AbortSignal.timeout(limit);
+      const paced = init.file !== undefined && init.rate !== undefined;
+      const timeout = init.streamed || paced ? undefined : AbortSignal.timeout(limit);
       const signals = [init.signal, timeout].filter((signal) => signal !== undefined);
       let response: Response;
       try {
@@ -879,12 +893,14 @@ export class S3Store {
           ...(init.headers ? { headers: init.headers } : {}),
         });
         const signal = signals.length > 0 ? AbortSignal.any(signals) : undefined;
-        response = init.file ? await sendFile(signed, init.file, signal) : await fetch(signed.url, {
-          method,
-          headers: signed.headers,
-          ...(init.body ? { body: init.body } : {}),
-          ...(signal ? { signal } : {}),
-        });
+        response = init.file
+          ? await sendFile(signed, init.file, signal, init.rate)
+          : await fetch(signed.url, {
+            method,
+            headers: signed.headers,
+            ...(init.body ? { body: init.body } : {}),
+            ...(signal ? { signal } : {}),
+          });
       } catch (error) {
         if (init.signal?.aborted) throw init.signal.reason;
         throw new S3Unreachable(error instanceof Error ? error.message : String(error));
@@ -916,11 +932,15 @@ export class S3Store {
  * from disk with a `Content-Length` (node's http client: Deno's `fetch` sends
  * a streamed body chunked, which S3 refuses). Loaded only when a big file is
  * sent. The answer's body is read whole (S3 answers a PUT with little).
+ * With `rate`, each piece's bytes are taken from it before it is sent, and the
+ * connection may stay silent {@link ATTEMPT_MS} at most, waits for the rate
+ * not counted.
  */
 async function sendFile(
   signed: Request,
   file: { readonly path: string; readonly start?: number; readonly size: number },
   signal: AbortSignal | undefined,
+  rate?: Rate,
 ): Promise<Response> {
   const { path, start = 0, size } = file;
   const url = new URL(signed.url);
@@ -930,6 +950,8 @@ async function sendFile(
   const { createReadStream } = await import("node:fs");
   const headers: Record<string, string> = { "content-length": String(size) };
   signed.headers.forEach((value, name) => headers[name] = value);
+  /** With `rate`: fires when nothing moved for {@link ATTEMPT_MS}, waits for the rate not counted. */
+  let silence: ReturnType<typeof setTimeout> | undefined;
   return await new Promise<Response>((resolve, reject) => {
     const sent = request(
       url,
@@ -949,10 +971,34 @@ async function sendFile(
     );
     sent.on("error", reject);
     if (size === 0) return void sent.end();
-    const body = createReadStream(path, { start, end: start + size - 1, highWaterMark: 1 << 20 });
+    const body = createReadStream(path, {
+      start,
+      end: start + size - 1,
+      highWaterMark: rate?.chunk ?? 1 << 20,
+    });
     body.on("error", (error) => sent.destroy(error));
-    body.pipe(sent);
-  });
+    if (rate === undefined) return void body.pipe(sent);
+    const watch = (on: boolean) => {
+      clearTimeout(silence);
+      if (!on) return;
+      silence = setTimeout(
+        () => sent.destroy(new Error(`nothing sent or answered for ${ATTEMPT_MS / 1000} s`)),
+        ATTEMPT_MS,
+      );
+    };
+    (async () => {
+      for await (const chunk of body) {
+        watch(false);
+        await rate.take(chunk.length, signal);
+        watch(true);
+        if (!sent.write(chunk)) await new Promise((resolve) => sent.once("drain", resolve));
+      }
+      sent.end();
+    })().catch((error) => {
+      body.destroy();
+      sent.destroy(error);
+    });
+  }).finally(() => clearTimeout(silence));
 }
 
 /** What the headers of an object's HEAD or GET say of it. */

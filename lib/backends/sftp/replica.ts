@@ -28,6 +28,7 @@ import pLimit from "npm:p-limit@^7.3.0";
 import type { Entry, Kind, StatKey } from "../../core/entry.ts";
 import { asError } from "../../core/error.ts";
 import { compareNames, joinPath, parentOf } from "../../core/paths.ts";
+import type { Rate } from "../../core/rate.ts";
 import {
   type Attributes,
   type AttributesResult,
@@ -185,6 +186,12 @@ export interface SftpReplicaOptions {
   readonly backupDir?: { readonly path: string; readonly where: string };
   /** A path on the host left out of listings (the mirrors' locks, when inside). */
   readonly hidden?: string;
+  /**
+   * `--bwlimit`: the bytes of every file written are taken from it first.
+   *
+   * @default no limit
+   */
+  readonly rate?: Rate;
   /**
    * MD5s are always computed afresh (`--verify`).
    *
@@ -664,7 +671,7 @@ export class SftpReplica implements Replica {
         const { name, message } = asError(error);
         return { status: "failed", name, message };
       }
-      result = await uploadFile(link, write, abs, temp, signal);
+      result = await uploadFile(link, write, abs, temp, signal, this.#options.rate);
     }
     if (result.status === "done") this.#wrote(write.path);
     return result;

@@ -13,6 +13,7 @@
 import { Buffer } from "node:buffer";
 import { asError, reason } from "../../core/error.ts";
 import { LeaseLock, type LeaseStore } from "../../core/lease_lock.ts";
+import type { Rate } from "../../core/rate.ts";
 import type { Note, OpenRun, ReplicaSession } from "../../engine/backend.ts";
 import type { MirrorLog } from "../../engine/report.ts";
 import type { MirrorState } from "../../state/state.ts";
@@ -386,6 +387,7 @@ class SftpSession implements ReplicaSession {
     readBack?: boolean;
     tempName?: () => string;
     uploaders?: () => UploadPool;
+    rate?: Rate;
     beforeCycle?: () => Promise<void>;
   }) {
     const root = this.#root;
@@ -473,7 +475,9 @@ class SftpSession implements ReplicaSession {
     return this.#replica({
       memory,
       tempName: () => state.temps.next(),
-      uploaders: () => this.#pool ??= new UploadPool(this.#sshOptions, UPLOAD_WORKERS),
+      uploaders: () =>
+        this.#pool ??= new UploadPool(this.#sshOptions, UPLOAD_WORKERS, this.#run.rate),
+      ...(this.#run.rate ? { rate: this.#run.rate } : {}),
       ...(lock ? { beforeCycle: () => lock.renewIfDue() } : {}),
       ...(this.#backupDir ? { backupDir: this.#backupDir } : {}),
     });

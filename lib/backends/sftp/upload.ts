@@ -11,6 +11,7 @@ import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import { asError } from "../../core/error.ts";
 import { parentOf } from "../../core/paths.ts";
+import type { Rate } from "../../core/rate.ts";
 import type { FileWrite, WriteResult } from "../../core/replica.ts";
 import { checkSource, notCopied, openSource } from "../../core/source.ts";
 import type { SshLink } from "./connect.ts";
@@ -70,6 +71,7 @@ export async function explained(
  * @param abs its path on the host.
  * @param temp the temp path beside it.
  * @param signal stops the write early.
+ * @param rate `--bwlimit`: each request's bytes are taken from it before it is sent.
  * @returns how the write ended (it does not throw).
  */
 export async function uploadFile(
@@ -78,6 +80,7 @@ export async function uploadFile(
   abs: string,
   temp: string,
   signal?: AbortSignal,
+  rate?: Rate,
 ): Promise<WriteResult> {
   // One of the connection's SFTP sessions for all of this file's requests (a handle is a session's).
   const sftp = link.session();
@@ -116,7 +119,16 @@ export async function uploadFile(
     };
     if (bytes !== undefined) {
       hash.update(bytes);
-      for (let at = 0; at < bytes.length; at += CHUNK) send(bytes.subarray(at, at + CHUNK), at);
+      try {
+        for (let at = 0; at < bytes.length; at += CHUNK) {
+          const chunk = bytes.subarray(at, at + CHUNK);
+          if (rate) await rate.take(chunk.length, signal);
+          send(chunk, at);
+        }
+      } catch (error) {
+        await Promise.allSettled(pending);
+        throw error; // stopped while waiting for the rate
+      }
     } else {
       let position = 0;
       // Buffers in turn: one is read into again only once its request was
@@ -130,6 +142,7 @@ export async function uploadFile(
           if (got === null) break;
           const part = chunk.subarray(0, got);
           hash.update(part);
+          if (rate) await rate.take(got, signal);
           send(part, position);
           position += got;
           // Requests in flight, not the whole file in memory.

@@ -2,10 +2,12 @@
  * {@link UploadPool}: the upload workers of a run (`upload_worker.ts`), each
  * with an SSH connection of its own, started when a big file is written and
  * stopped after 5 s without one (each holds ~90 MiB). One file at a time
- * each; a file waits for a free worker.
+ * each; a file waits for a free worker. Under `--bwlimit` a worker asks the
+ * run's rate, here, for the bytes of each request it sends.
  *
  * @module
  */
+import type { Rate } from "../../core/rate.ts";
 import type { FileWrite, WriteResult } from "../../core/replica.ts";
 import type { SshOptions } from "./connect.ts";
 
@@ -41,15 +43,20 @@ export class UploadPool implements Uploader {
   #busy = 0;
   /** The file each worker is writing (its message id). */
   readonly #current = new Map<Worker, number>();
+  /** The stop of the file each worker is writing. */
+  readonly #stops = new Map<Worker, AbortSignal | undefined>();
+  readonly #rate: Rate | undefined;
   #idleTimer: ReturnType<typeof setTimeout> | undefined;
 
   /**
    * @param options how each worker connects.
    * @param size how many workers.
+   * @param rate `--bwlimit`: the workers take their bytes from it.
    */
-  constructor(options: SshOptions, size: number) {
+  constructor(options: SshOptions, size: number, rate?: Rate) {
     this.#options = options;
     this.#size = size;
+    this.#rate = rate;
   }
 
   available(): boolean {
@@ -64,6 +71,14 @@ export class UploadPool implements Uploader {
         type: "module",
       });
       worker.onmessage = (event: MessageEvent) => {
+        if ("take" in event.data) {
+          // Granted in order (a worker waits for each before it asks again); a
+          // stopped upload's worker is gone: its wait ends with it.
+          const bytes = (event.data as { take: number }).take;
+          this.#rate?.take(bytes, this.#stops.get(worker))
+            .then(() => worker.postMessage({ granted: true }), () => {});
+          return;
+        }
         const { id, result } = event.data as { id: number; result: WriteResult };
         this.#answers.get(id)?.(result);
         this.#answers.delete(id);
@@ -79,7 +94,10 @@ export class UploadPool implements Uploader {
         this.#size = 0;
         answer?.({ status: "failed", name: "Error", message: `upload worker: ${event.message}` });
       };
-      worker.postMessage({ options: this.#options });
+      worker.postMessage({
+        options: this.#options,
+        ...(this.#rate ? { chunk: this.#rate.chunk } : {}),
+      });
       this.#all.push(worker);
       return Promise.resolve(worker);
     }
@@ -115,6 +133,7 @@ export class UploadPool implements Uploader {
       return await new Promise<WriteResult>((resolve) => {
         this.#answers.set(id, resolve);
         this.#current.set(worker, id);
+        this.#stops.set(worker, signal);
         worker.postMessage({ id, write, abs, temp });
         // A stop does not wait for the upload: the worker goes, its temp file is swept later.
         signal?.addEventListener("abort", () => {
@@ -133,6 +152,7 @@ export class UploadPool implements Uploader {
   #drop(worker: Worker): void {
     worker.terminate();
     this.#current.delete(worker);
+    this.#stops.delete(worker);
     for (const list of [this.#all, this.#idle]) {
       const at = list.indexOf(worker);
       if (at >= 0) list.splice(at, 1);
