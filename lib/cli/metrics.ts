@@ -26,6 +26,10 @@ const COUNTS: Readonly<Record<keyof Counts, readonly [string, string]>> = {
   ],
   failed: ["failed", "Actions that failed, and refusals (ERROR lines); later cycles retry."],
   bytes: ["written_bytes", "Bytes of file content written to the replica."],
+  backedUp: [
+    "backed_up",
+    "Replica entries kept in the backup folder before they were deleted or overwritten.",
+  ],
 };
 
 /** The states a run can be in, each a sample of `folder_mirror_state`. */

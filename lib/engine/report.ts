@@ -305,6 +305,8 @@ export interface Counts {
   readonly warnings: number;
   /** Files left behind because they changed or vanished while being copied. */
   readonly leftBehind: number;
+  /** Entries kept in the backup folder before they were deleted or overwritten (`--backup-dir`). */
+  readonly backedUp: number;
   /** Actions that failed, and refusals (ERROR lines). */
   readonly failed: number;
   /** Bytes of file content written. */
@@ -335,6 +337,7 @@ export function countsOf(tally: Tally): Counts {
     leftBehind: tally.leftBehind,
     failed: tally.failed,
     bytes: tally.bytes,
+    backedUp: tally.backedUp ?? 0,
   };
 }
 

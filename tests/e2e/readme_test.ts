@@ -81,10 +81,12 @@ Deno.test("README: the systemd unit runs as written, with the network cut (#18)"
     Deno.mkdirSync(`${work}/srv/data/deep/er`, { recursive: true });
     Deno.writeTextFileSync(`${work}/srv/data/deep/er/a.txt`, "a");
     Deno.mkdirSync(`${work}/var/log`, { recursive: true });
+    Deno.mkdirSync(`${work}/var/lib/folder-mirror`, { recursive: true }); // StateDirectory
+    Deno.mkdirSync(`${work}/var/lib/prometheus/node-exporter`, { recursive: true });
     const words = execStart.slice(2).map((word) =>
       word.replaceAll("/opt/folder-mirror/main.ts", `${ROOT}main.ts`)
-        .replaceAll("/srv/", `${work}/srv/`).replaceAll("/backup/", `${work}/backup/`)
-        .replaceAll("/var/log/", `${work}/var/log/`)
+        // Every path of the machine, in a flag's value or a list of them, below `work`.
+        .replace(/(^|[=,])\/(srv|backup|var)\b/g, `$1${work}/$2`)
     );
     Deno.mkdirSync(`${work}/backup`);
     // The network cut: every fetch would go through a proxy that is not there.
@@ -104,6 +106,25 @@ Deno.test("README: the systemd unit runs as written, with the network cut (#18)"
           return false;
         }
       }, 30_000);
+      // What a change overwrites is kept; the status and the metrics say how it went.
+      Deno.writeTextFileSync(`${work}/srv/data/deep/er/a.txt`, "a, changed");
+      await waitFor("the overwritten file kept", () => {
+        try {
+          return [...Deno.readDirSync(`${work}/backup/versions`)].some((folder) =>
+            Deno.readTextFileSync(`${work}/backup/versions/${folder.name}/deep/er/a.txt`) === "a"
+          );
+        } catch {
+          return false;
+        }
+      }, 30_000);
+      const status = JSON.parse(
+        Deno.readTextFileSync(`${work}/var/lib/folder-mirror/status.json`),
+      );
+      assert.equal(status.mode, "watch");
+      assert.match(
+        Deno.readTextFileSync(`${work}/var/lib/prometheus/node-exporter/folder_mirror.prom`),
+        /^folder_mirror_last_success_timestamp_seconds \d/m,
+      );
     } finally {
       try {
         child.kill("SIGTERM"); // the unit's KillSignal

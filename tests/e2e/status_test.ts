@@ -118,6 +118,7 @@ Deno.test("status: read while cycles run, always whole; counts, states and metri
           leftBehind: 0,
           failed: 0,
           bytes: 17,
+          backedUp: 0,
           ok: true,
         },
       );

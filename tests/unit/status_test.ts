@@ -76,6 +76,7 @@ Deno.test("status: the states a run goes through, and the last cycle and last su
       leftBehind: 0,
       failed: 0,
       bytes: 17,
+      backedUp: 0,
     },
     errors: [],
     errorsLeftOut: 0,
@@ -355,6 +356,7 @@ Deno.test("json log: a cycle's summary carries its counts as fields", () => {
     warnings: 0,
     leftBehind: 0,
     failed: 1,
+    backedUp: 0,
     seconds: 1.234,
   });
   assert.equal(records[1]!.planned, 4);
