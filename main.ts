@@ -12,7 +12,6 @@ import { reason } from "./lib/core/error.ts";
 import { excludeMatcher, isExcludedFolder } from "./lib/core/exclude.ts";
 import { ExcludeFiles } from "./lib/cli/exclude_from.ts";
 import { TokenBucket } from "./lib/core/rate.ts";
-
 import { closeLogging, ConsoleTap, type LogFile, logger, setupLogging } from "./lib/cli/log.ts";
 import { printable } from "./lib/core/text.ts";
 import { CopyProgress } from "./lib/cli/progress.ts";
@@ -302,6 +301,7 @@ async function run(
     onReplicaChanged: async () => await session.relock?.(),
     ...(options.maxDelete === undefined ? {} : { maxDelete: options.maxDelete }),
     ...(options.backupKeep === undefined ? {} : { backupKeep: options.backupKeep }),
+    ...(session.backupWithin === undefined ? {} : { backupWithin: session.backupWithin }),
     acceptEmptySource: options.acceptEmptySource,
     progress: () => status.copies(options.console === "quiet" ? undefined : new CopyProgress(tap)),
     ...(watchMode ? { writes: watchMode } : {}),

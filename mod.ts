@@ -39,6 +39,7 @@ export type {
   Backups,
   FileId,
   FileWrite,
+  Kept,
   Listed,
   Listing,
   MaybePromise,

@@ -330,6 +330,8 @@ export interface ProblemRecord {
   readonly message: string;
   /** The entry it is about, relative to the roots, where it has one. */
   readonly path?: string;
+  /** A WARNING about an action counted as failed (a backup that could not be made). */
+  readonly failed?: boolean;
 }
 
 /** The log file in use. */
@@ -415,12 +417,13 @@ export async function setupLogging(
       lines: Object.assign((record: LogRecord) => {
         sink(record);
         if (options.observe && compareLogLevel(record.level, "warning") >= 0) {
-          const { path } = record.properties;
+          const { path, failed } = record.properties;
           options.observe({
             level: record.level === "warning" ? "warning" : "error",
             timestamp: record.timestamp,
             message: messageOnly(record).trimEnd(),
             ...(typeof path === "string" ? { path } : {}),
+            ...(failed === true ? { failed: true } : {}),
           });
         }
       }, {

@@ -243,13 +243,14 @@ export class RunStatus {
   }
 
   /**
-   * A log record: an ERROR during a full cycle is one of its errors.
+   * A log record: an ERROR during a full cycle is one of its errors, and so
+   * is a WARNING about an action counted as failed.
    *
    * @param record a WARNING or ERROR record.
    */
   logged(record: ProblemRecord): void {
     const running = this.#running;
-    if (record.level !== "error" || running?.kind !== "full") return;
+    if ((record.level !== "error" && !record.failed) || running?.kind !== "full") return;
     if (running.errors.length >= MAX_ERRORS) {
       running.errorsLeftOut++;
       return;

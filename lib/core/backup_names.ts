@@ -41,26 +41,48 @@ export function isCycleFolder(name: string): boolean {
 }
 
 /**
- * The first of `path`, `path.~1~`, `path.~2~`, … that `taken` says is free.
+ * Where an entry goes below the backup folder: `path` (its cycle folder
+ * first), each part of it that is taken given a numbered suffix (`a.txt.~1~`,
+ * `.~2~`, …): the last part where anything is there, a folder above it where
+ * something other than a real folder is there (a file or symlink kept
+ * earlier in the cycle: a later entry below that name never goes through it).
  *
- * @param path where the entry would go.
- * @param taken whether something is at a path already.
+ * @param path the entry's path below the backup folder (`CYCLE/dir/name`).
+ * @param kindAt what is at a path below the backup folder now: a real folder,
+ *   anything else, or nothing; `last`: whether it is the entry's own name.
  * @returns the path to use.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { backupNameOf } from "./backup_names.ts";
- * const there = new Set(["d/a.txt", "d/a.txt.~1~"]);
- * assert.equal(await backupNameOf("d/a.txt", (path) => there.has(path)), "d/a.txt.~2~");
- * assert.equal(await backupNameOf("d/b.txt", (path) => there.has(path)), "d/b.txt");
+ * import { backupPathOf } from "./backup_names.ts";
+ * const there = new Map([["F", "dir"], ["F/d", "dir"], ["F/d/a.txt", "other"],
+ *   ["F/d/a.txt.~1~", "other"], ["F/x", "other"]] as const);
+ * const kindAt = (path: string) => there.get(path as never);
+ * assert.equal(await backupPathOf("F/d/a.txt", kindAt), "F/d/a.txt.~2~");
+ * assert.equal(await backupPathOf("F/d/b.txt", kindAt), "F/d/b.txt");
+ * assert.equal(await backupPathOf("F/x/y", kindAt), "F/x.~1~/y"); // never through a file kept as F/x
  * ```
  */
-export async function backupNameOf(
+export async function backupPathOf(
   path: string,
-  taken: (path: string) => boolean | Promise<boolean>,
+  kindAt: (path: string, last: boolean) => MaybeKind | Promise<MaybeKind>,
 ): Promise<string> {
-  let name = path;
-  for (let n = 1; await taken(name); n++) name = `${path}.~${n}~`;
-  return name;
+  const parts = path.split("/");
+  let done = "";
+  for (let i = 0; i < parts.length; i++) {
+    const last = i === parts.length - 1;
+    const base = done === "" ? parts[i]! : `${done}/${parts[i]}`;
+    let name = base;
+    for (let n = 1;; n++) {
+      const kind = await kindAt(name, last);
+      if (kind === undefined || (!last && kind === "dir")) break;
+      name = `${base}.~${n}~`;
+    }
+    done = name;
+  }
+  return done;
 }
+
+/** What {@link backupPathOf} is told is at a path: a real folder, anything else, or nothing. */
+export type MaybeKind = "dir" | "other" | undefined;

@@ -143,25 +143,29 @@ export interface Backups {
   /**
    * Keep the replica's entry `path` in the cycle folder `folder`, at its
    * path there (a name taken there gets a numbered suffix, see
-   * `backupNameOf`).
+   * `backupPathOf`).
    *
    * @param path the entry's path relative to the replica's root.
    * @param how `move`: the entry leaves the replica (this is its deletion: a
-   *   rename where it can be, else a copy, then the removal); `copy`: a copy
-   *   (a hard link where it can be) while it stays, to be overwritten next.
+   *   rename where it can be; else a copy, and the caller removes the entry);
+   *   `copy`: a copy (a hard link where it can be) while it stays, to be
+   *   overwritten next.
    * @param folder the cycle folder's name.
    * @param kind what the entry is, where the engine knows (a bucket has no
    *   `lstat` to ask).
-   * @returns where it went, relative to the backup folder; undefined when
-   *   nothing was there.
-   * @throws {Error} when it could not be kept (the entry is then as it was).
+   * @returns where it went; undefined when nothing was there.
+   * @throws {Error} when it could not be kept (the entry is then as it was,
+   *   and nothing is left in the backup folder).
    */
-  keep(
-    path: string,
-    how: "move" | "copy",
-    folder: string,
-    kind?: Kind,
-  ): Promise<string | undefined>;
+  keep(path: string, how: "move" | "copy", folder: string, kind?: Kind): Promise<Kept | undefined>;
+  /**
+   * Undo a {@link keep} whose deletion or overwrite did not happen (the
+   * entry is still in the replica): what it made goes, with the folders it
+   * leaves empty.
+   *
+   * @param name {@link Kept.name}.
+   */
+  discard(name: string): Promise<void>;
   /**
    * The names of the entries directly in the backup folder.
    *
@@ -174,6 +178,17 @@ export interface Backups {
    * @param name a name {@link folders} gave.
    */
   drop(name: string): Promise<void>;
+}
+
+/** Where {@link Backups.keep} put an entry. */
+export interface Kept {
+  /** Its path relative to the backup folder. */
+  readonly name: string;
+  /**
+   * A `move` could only copy it (another file system, a bucket): it is still
+   * in the replica, and the caller removes it.
+   */
+  readonly copied?: boolean;
 }
 
 /** What {@link TreeReader.fileIds} says of one entry. */

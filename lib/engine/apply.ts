@@ -18,7 +18,13 @@ import type { OwnerPolicy } from "./owners.ts";
 import { pacer } from "../core/pace.ts";
 import { hasAncestorIn, isBelow, joinPath } from "../core/paths.ts";
 import { type Action, ownerChange } from "./plan.ts";
-import { BIG_FILE, type FileWrite, type Replica, type WriteResult } from "../core/replica.ts";
+import {
+  BIG_FILE,
+  type FileWrite,
+  type Kept,
+  type Replica,
+  type WriteResult,
+} from "../core/replica.ts";
 
 /** How one action ended. */
 export type Outcome =
@@ -69,6 +75,8 @@ export interface BackupOptions {
   readonly folder: string;
   /** Entries removed without a backup (the program's own temp files). */
   readonly skip?: (path: string) => boolean;
+  /** The backup folder's path in the replica, where it lies inside it (excluded there). */
+  readonly within?: string;
 }
 
 /** Options of {@link Applier} and {@link applyPlan}. */
@@ -279,35 +287,49 @@ export class Applier {
   }
 
   /**
-   * Keep the replica's entry at `path` in the backup folder (`move`: that is
-   * its removal), where `action` calls for it.
+   * Keep the replica's entry at `action.path` in the backup folder, where
+   * `action` calls for it (`move`: that is its removal, or a copy of it the
+   * caller removes, see {@link Kept.copied}).
    *
-   * @returns where it went, as messages name it; undefined when nothing is kept.
-   * @throws {BackupError} when it could not be kept.
+   * @returns where it went; undefined when nothing is kept.
+   * @throws {BackupError} when it could not be kept (nothing of it is left there).
    */
-  async #keep(action: Action, how: "move" | "copy"): Promise<string | undefined> {
+  async #keep(action: Action, how: "move" | "copy"): Promise<Kept | undefined> {
     if (!this.#backsUp(action)) return undefined;
-    const backups = this.#replica.backups!;
-    let kept: string | undefined;
+    const backups = this.#replica.backups!, backup = this.#options.backup!;
+    // The backup folder itself, inside the replica (excluded there): never into itself.
+    const within = backup.within;
+    if (within !== undefined && (within === action.path || isBelow(within, action.path))) {
+      throw new BackupError("it holds the backup folder");
+    }
+    const kind = action.op === "remove"
+      ? action.kind
+      : action.op === "copy"
+      ? "file"
+      : action.op === "symlink"
+      ? "symlink"
+      : undefined;
     try {
-      const kind = action.op === "remove"
-        ? action.kind
-        : action.op === "copy"
-        ? "file"
-        : action.op === "symlink"
-        ? "symlink"
-        : undefined;
-      kept = await backups.keep(action.path, how, this.#options.backup!.folder, kind);
+      return await backups.keep(action.path, how, backup.folder, kind);
     } catch (error) {
       throw new BackupError(`it could not be backed up (${asError(error).message})`);
     }
-    return kept === undefined ? undefined : joinPath(backups.where, kept);
+  }
+
+  /** How messages name where `kept` went. */
+  #shown(kept: Kept | undefined): string | undefined {
+    return kept === undefined ? undefined : joinPath(this.#replica.backups!.where, kept.name);
+  }
+
+  /** The overwrite `kept` was made for did not happen: it goes (the entry is still there). */
+  async #discard(kept: Kept | undefined): Promise<void> {
+    if (kept !== undefined) await this.#replica.backups?.discard(kept.name).catch(() => {});
   }
 
   async #copy(action: Extract<Action, { op: "copy" }>, staging: Staging | undefined) {
-    let backup: string | undefined;
+    let kept: Kept | undefined;
     try {
-      backup = await this.#keep(action, "copy");
+      kept = await this.#keep(action, "copy");
     } catch (error) {
       this.#record({ status: "failed", action, error: asError(error) }, staging);
       return;
@@ -329,7 +351,10 @@ export class Applier {
         this.#owners?.refused(result.ownerRefused);
       }
       this.#options.onCopyEnded?.(source.size);
-      this.#record(backedUp(toOutcome(action, result), backup), staging);
+      const outcome = toOutcome(action, result);
+      // Not written (failed, skipped, stopped): the old file is still there, its backup goes.
+      if (outcome.status !== "done") void this.#discard(kept);
+      this.#record(backedUp(outcome, this.#shown(kept)), staging);
     });
   }
 
@@ -347,8 +372,17 @@ export class Applier {
       case "remove": {
         if (this.#backsUp(action)) {
           // Moved into the backup folder: that is its removal.
-          const backup = await this.#keep(action, "move");
-          return backedUp(done(action), backup);
+          const kept = await this.#keep(action, "move");
+          if (kept?.copied) {
+            try {
+              await replica.remove(action.path, action.kind);
+            } catch (error) {
+              // Still there (a folder: what could not be removed): a file's copy goes.
+              if (action.kind !== "dir") await this.#discard(kept);
+              throw error;
+            }
+          }
+          return backedUp(done(action), this.#shown(kept));
         }
         await replica.remove(action.path, action.kind);
         return done(action);
@@ -361,8 +395,15 @@ export class Applier {
       }
       case "link": {
         if (replica.link === undefined) throw new Error("this replica cannot make hard links");
-        const backup = await this.#keep(action, "copy");
-        return backedUp(done(action, 0, await replica.link(action.target, action.path)), backup);
+        const kept = await this.#keep(action, "copy");
+        let key: StatKey;
+        try {
+          key = await replica.link(action.target, action.path);
+        } catch (error) {
+          await this.#discard(kept);
+          throw error;
+        }
+        return backedUp(done(action, 0, key), this.#shown(kept));
       }
       case "mkdir":
         if (!this.#staging && replica.beginFolder) {
@@ -380,11 +421,16 @@ export class Applier {
             this.#owners,
           )
           : undefined;
-        const backup = await this.#keep(action, "copy");
-        this.#refused(
-          await replica.makeSymlink(action.path, action.target, owner, action.mtimeMs),
-        );
-        return backedUp(done(action), backup);
+        const kept = await this.#keep(action, "copy");
+        try {
+          this.#refused(
+            await replica.makeSymlink(action.path, action.target, owner, action.mtimeMs),
+          );
+        } catch (error) {
+          await this.#discard(kept);
+          throw error;
+        }
+        return backedUp(done(action), this.#shown(kept));
       }
       case "lattr": {
         const result = await replica.setAttributes(action.path, "symlink", {

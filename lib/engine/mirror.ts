@@ -124,6 +124,14 @@ export interface MirrorOptions {
    */
   readonly backupKeep?: number;
   /**
+   * The backup folder's path in the replica, where it lies inside it: it must
+   * stay excluded (rules read again that would not exclude it are refused),
+   * and no backup goes into it.
+   *
+   * @default outside the replica
+   */
+  readonly backupWithin?: string;
+  /**
    * An empty source may empty the replica even though no earlier cycle
    * recorded this source root (`--accept-empty-source`; see `guards.ts`).
    *
@@ -241,6 +249,8 @@ export class Mirror {
   #exclude: Promise<ExcludeMatcher | undefined>;
   /** The texts of `excludeFiles` that {@link #exclude} was built from. */
   #excludeTexts: readonly string[] = [];
+  /** Texts of `excludeFiles` refused (they let the backup folder be deleted). */
+  #rejectedTexts: readonly string[] | undefined;
 
   /**
    * A mirror of `source` into `replica`; nothing is read or written until
@@ -261,6 +271,29 @@ export class Mirror {
   }
 
   /** The matcher of `exclude` and the texts last read from `excludeFiles`. */
+  /**
+   * The exclude files were read again: their rules hold from this cycle on,
+   * unless they would let the mirror delete the backup folder inside the
+   * replica (one WARNING; the old rules are kept).
+   */
+  async #newRules(texts: readonly string[]): Promise<void> {
+    const before = this.#excludeTexts;
+    this.#excludeTexts = texts;
+    const next = this.#matcher();
+    const within = this.#options.backupWithin;
+    if (within !== undefined && !isExcludedFolder(await next.catch(() => undefined), within)) {
+      this.#excludeTexts = before;
+      this.#rejectedTexts = texts;
+      this.#log.warn(
+        "The exclude files' new rules do not exclude the backup folder {path}, inside the " +
+          "replica, where the mirror would delete it: the old rules are kept.",
+        { action: "exclude", path: within },
+      );
+      return;
+    }
+    this.#exclude = next;
+  }
+
   #matcher(): Promise<ExcludeMatcher | undefined> {
     const matcher = excludeMatcher(this.#options.exclude ?? [], this.#excludeTexts);
     matcher.catch(() => {}); // a failure to load surfaces where a cycle awaits it
@@ -326,9 +359,8 @@ export class Mirror {
     if (this.#replica.backups !== undefined) tally.backedUp = 0;
     // The rules of this cycle: asked once, so they hold for the whole of it.
     const texts = this.#options.excludeFiles?.();
-    if (texts !== undefined && texts !== this.#excludeTexts) {
-      this.#excludeTexts = texts;
-      this.#exclude = this.#matcher();
+    if (texts !== undefined && texts !== this.#excludeTexts && texts !== this.#rejectedTexts) {
+      await this.#newRules(texts);
     }
     const opened = await this.#open(tally, signal);
     try {
@@ -772,7 +804,13 @@ export class Mirror {
     return new Applier(this.#replica, {
       sourceRoot: context.sourceRoot,
       ...(folder === undefined || this.#replica.backups === undefined ? {} : {
-        backup: { folder, skip: (path: string) => this.#isTemp(baseName(path)) },
+        backup: {
+          folder,
+          skip: (path: string) => this.#isTemp(baseName(path)),
+          ...(this.#options.backupWithin === undefined
+            ? {}
+            : { within: this.#options.backupWithin }),
+        },
       }),
       dryRun: this.#options.dryRun ?? false,
       batches: context.batches,

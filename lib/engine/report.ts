@@ -209,7 +209,7 @@ export function reportOutcome(log: MirrorLog, outcome: Outcome, replica = "the r
         // Nothing lost: the entry stays as it is, and the next cycle tries again.
         log.warn(
           `${backedUpNoun(action)} {path} was left as it is: {reason}; the next cycle retries.`,
-          { ...base, reason: outcome.error.message },
+          { ...base, reason: outcome.error.message, failed: true },
         );
         break;
       }

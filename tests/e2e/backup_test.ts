@@ -16,6 +16,7 @@ import {
   mountTmpfs,
   runOnce,
   startLoop,
+  succeeds,
   waitFor,
   withWork,
   writeFile,
@@ -165,7 +166,8 @@ Deno.test({
           /\[WARNING\]: File big\.bin was left as it is: it could not be backed up \(.*\); the next cycle retries\./,
         );
         assert.match(full.stdout, / 1 failed, 0 backed up; /);
-        // No part of it is left in the backup folder.
+        // No part of it is left in the backup folder, nor the cycle folder made for it.
+        assert.deepEqual(cycleFolders(bak), [folder]);
         assert.ok(
           !Deno.readDirSync(`${bak}`).some((entry) =>
             Deno.readDirSync(`${bak}/${entry.name}`).some((inner) => inner.name === "big.bin")
@@ -277,5 +279,115 @@ Deno.test("--backup-dir: --max-delete still counts deletions that are backed up"
     assert.notEqual(run.code, 0);
     assert.equal(Deno.readDirSync(`${work}/rep`).toArray().length, 3);
     assert.deepEqual(cycleFolders(`${work}/bak`), []);
+  });
+});
+
+/** Whether `chattr +i` works here (root, a file system with the flag: ext4, not tmpfs). */
+const canMakeImmutable = (() => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    Deno.writeTextFileSync(`${dir}/f`, "");
+    const ok = succeeds("chattr", "+i", `${dir}/f`);
+    if (ok) succeeds("chattr", "-i", `${dir}/f`);
+    if (!ok) console.error("backup tests with immutable files are ignored: 'chattr +i' failed");
+    return ok;
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+})();
+
+Deno.test({
+  name: "--backup-dir: a deletion or overwrite that fails leaves nothing in the backup folder",
+  ignore: !canMakeImmutable,
+  fn: () =>
+    withWork(async (work) => {
+      const src = `${work}/src`, rep = `${work}/rep`, bak = `${work}/bak`;
+      writeFile(`${src}/a.txt`, "stays: it cannot be renamed");
+      writeFile(`${src}/d/f.txt`, "v1");
+      assert.equal((await runOnce(work, "--backup-dir", "bak")).code, 0);
+      Deno.removeSync(`${src}/a.txt`);
+      writeFile(`${src}/d/f.txt`, "v2, longer");
+      // An immutable file cannot be renamed (EPERM, not another file system: no copy made);
+      // nothing can be written in an immutable folder (the update fails after its backup).
+      assert.ok(succeeds("chattr", "+i", `${rep}/a.txt`, `${rep}/d`));
+      try {
+        for (let run = 0; run < 2; run++) {
+          await nextSecond();
+          const failed = await runOnce(work, "--backup-dir", "bak", "--status-file", "st.json");
+          assert.equal(failed.code, 1, failed.stdout);
+          assert.match(failed.stderr, /File a\.txt was left as it is: it could not be backed up/);
+          assert.match(failed.stdout + failed.stderr, /Could not update file d\/f\.txt/);
+          // The status lists the backup that failed among the cycle's errors.
+          const status = JSON.parse(Deno.readTextFileSync(`${work}/st.json`));
+          assert.ok(
+            status.lastCycle.errors.some((error: { path?: string }) => error.path === "a.txt"),
+            JSON.stringify(status.lastCycle.errors),
+          );
+        }
+        assert.deepEqual(cycleFolders(bak), [], "no backup, no empty cycle folder");
+      } finally {
+        succeeds("chattr", "-i", `${rep}/a.txt`, `${rep}/d`);
+      }
+      const after = await runOnce(work, "--backup-dir", "bak");
+      assert.equal(after.code, 0, after.stderr);
+      const [folder, ...more] = cycleFolders(bak);
+      assert.deepEqual(more, []);
+      assert.equal(Deno.readTextFileSync(`${bak}/${folder}/a.txt`), "stays: it cannot be renamed");
+      assert.equal(Deno.readTextFileSync(`${bak}/${folder}/d/f.txt`), "v1");
+    }),
+});
+
+Deno.test("--backup-dir with --watch: a symlink kept in the cycle folder is never gone through", async () => {
+  await withWork(async (work) => {
+    const src = `${work}/src`, bak = `${work}/bak`;
+    Deno.mkdirSync(`${work}/outside`);
+    Deno.symlinkSync("../outside", `${src}/x`);
+    assert.equal((await runOnce(work, "--backup-dir", "bak")).code, 0);
+    // The symlink becomes a folder: the full cycle keeps the symlink as F/x.
+    Deno.removeSync(`${src}/x`);
+    writeFile(`${src}/x/y/z/w/deep.txt`, "v1");
+    await nextSecond();
+    const loop = startLoop(work, "600", "--watch", "--backup-dir", "bak");
+    try {
+      await waitFor("the full cycle", logHas(work, /Symlink x has been removed\./));
+      await waitFor("the new folder", () => Deno.statSync(`${work}/rep/x/y/z/w/deep.txt`).isFile);
+      const [folder] = cycleFolders(bak);
+      assert.equal(Deno.readLinkSync(`${bak}/${folder}/x`), "../outside");
+      // A change four folders down, below the name the symlink was kept under.
+      writeFile(`${src}/x/y/z/w/deep.txt`, "v2, longer");
+      await waitFor("the update", logHas(work, /File x\/y\/z\/w\/deep\.txt has been updated\./));
+      assert.deepEqual(cycleFolders(bak), [folder]);
+      assert.equal(Deno.readTextFileSync(`${bak}/${folder}/x.~1~/y/z/w/deep.txt`), "v1");
+      assert.deepEqual([...Deno.readDirSync(`${work}/outside`)], []);
+    } finally {
+      await loop.stop();
+    }
+  });
+});
+
+Deno.test("--backup-dir inside the replica: rules read again that would not exclude it are refused", async () => {
+  await withWork(async (work) => {
+    const src = `${work}/src`;
+    writeFile(`${work}/rules`, "/.bak/\n");
+    writeFile(`${src}/f.txt`, "v1");
+    const args = ["--backup-dir", "rep/.bak", "--exclude-from", "rules"];
+    assert.equal((await runOnce(work, ...args)).code, 0);
+    writeFile(`${src}/f.txt`, "v2, longer");
+    const loop = startLoop(work, "0.2", ...args);
+    try {
+      await waitFor("the backup", logHas(work, /File f\.txt has been backed up/));
+      writeFile(`${work}/rules`, "# nothing excluded any more\n");
+      await waitFor(
+        "the refusal",
+        logHas(work, /\[WARNING\]: The exclude files' new rules do not exclude the backup folder/),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 600)); // a few more cycles
+    } finally {
+      await loop.stop();
+    }
+    const [folder] = cycleFolders(`${work}/rep/.bak`);
+    assert.equal(Deno.readTextFileSync(`${work}/rep/.bak/${folder}/f.txt`), "v1");
+    const warnings = logLines(`${work}/log.txt`).filter((line) => line.includes("new rules"));
+    assert.equal(warnings.length, 1, "said once");
   });
 });

@@ -1,45 +1,28 @@
 /**
  * {@link LocalBackups}: `--backup-dir` for a local replica, a folder on
  * this machine. A deletion is a rename into the cycle folder (on another
- * file system: a copy, then the removal); before an overwrite the old file
- * gets a second name there (a hard link; else a copy), so that the new one
- * is renamed over its path and readers never find the path missing.
+ * file system: a copy, and the caller removes the entry); before an
+ * overwrite the old file gets a second name there (a hard link; else a
+ * copy), so that the new one is renamed over its path and readers never find
+ * the path missing. Nothing is left behind by a backup that fails: no part
+ * of a copy, no folder it made.
  *
  * @module
  */
 import { cpSync } from "node:fs";
-import { backupNameOf } from "../../core/backup_names.ts";
-import type { Backups } from "../../core/replica.ts";
+import { backupPathOf } from "../../core/backup_names.ts";
+import type { Backups, Kept } from "../../core/replica.ts";
 import { joinPath, parentOf } from "../../core/paths.ts";
 import type { Disk } from "./disk.ts";
 
-/** Whether `error` says the two paths are on different file systems (or cannot be linked). */
-function cannotLink(error: unknown): boolean {
-  const code = (error as { code?: string }).code;
-  return code === "EXDEV" || code === "EPERM" || code === "EMLINK" || code === "ENOTSUP";
+/** The error's code (`EXDEV`, …), where it has one. */
+function codeOf(error: unknown): string | undefined {
+  return (error as { code?: string }).code;
 }
 
-/**
- * A copy of the entry at `from` made at `to` (folders whole, symlinks as
- * symlinks, times kept); one that fails part way (a full disk) is removed.
- */
-function copyEntry(disk: Disk, from: string, to: string): void {
-  try {
-    cpSync(from, to, {
-      recursive: true,
-      preserveTimestamps: true,
-      verbatimSymlinks: true,
-      errorOnExist: true,
-      force: false,
-    });
-  } catch (error) {
-    try {
-      disk.remove(to, true);
-    } catch {
-      // nothing was made
-    }
-    throw error;
-  }
+/** A hard link cannot be made there (another file system, or not allowed): a copy then. */
+function cannotLink(error: unknown): boolean {
+  return ["EXDEV", "EPERM", "EMLINK", "ENOTSUP"].includes(codeOf(error) ?? "");
 }
 
 /**
@@ -54,9 +37,10 @@ function copyEntry(disk: Disk, from: string, to: string): void {
  * Deno.mkdirSync(`${dir}/rep/d`, { recursive: true });
  * Deno.writeTextFileSync(`${dir}/rep/d/a.txt`, "old");
  * const backups = new LocalBackups(`${dir}/bak`, "bak", realDisk, (path) => `${dir}/rep/${path}`);
- * assert.equal(await backups.keep("d/a.txt", "copy", "F"), "F/d/a.txt");
- * assert.equal(await backups.keep("d/a.txt", "move", "F"), "F/d/a.txt.~1~");
+ * assert.deepEqual(await backups.keep("d/a.txt", "copy", "F"), { name: "F/d/a.txt" });
+ * assert.deepEqual(await backups.keep("d/a.txt", "move", "F"), { name: "F/d/a.txt.~1~" });
  * assert.equal(Deno.readTextFileSync(`${dir}/bak/F/d/a.txt.~1~`), "old");
+ * await backups.discard("F/d/a.txt");
  * assert.deepEqual(await backups.folders(), ["F"]);
  * Deno.removeSync(dir, { recursive: true });
  * ```
@@ -80,17 +64,17 @@ export class LocalBackups implements Backups {
     this.#replicaPath = replicaPath;
   }
 
-  #exists(path: string): boolean {
+  /** What is at `path` below the backup folder: a real folder, anything else, or nothing. */
+  #kindAt(path: string): "dir" | "other" | undefined {
     try {
-      this.#disk.lstat(path);
-      return true;
+      return this.#disk.lstat(joinPath(this.#root, path)).isDirectory ? "dir" : "other";
     } catch (error) {
-      if (error instanceof Deno.errors.NotFound) return false;
+      if (error instanceof Deno.errors.NotFound) return undefined;
       throw error;
     }
   }
 
-  async keep(path: string, how: "move" | "copy", folder: string): Promise<string | undefined> {
+  async keep(path: string, how: "move" | "copy", folder: string): Promise<Kept | undefined> {
     const from = this.#replicaPath(path);
     let info: Deno.FileInfo;
     try {
@@ -99,29 +83,78 @@ export class LocalBackups implements Backups {
       if (error instanceof Deno.errors.NotFound) return undefined;
       throw error;
     }
-    const name = await backupNameOf(
-      `${folder}/${path}`,
-      (at) => this.#exists(joinPath(this.#root, at)),
-    );
+    const name = await backupPathOf(`${folder}/${path}`, (at) => this.#kindAt(at));
     const to = joinPath(this.#root, name);
-    this.#disk.mkdir(parentOf(to), true);
-    if (how === "move") {
-      try {
-        this.#disk.rename(from, to);
-      } catch (error) {
-        if (!cannotLink(error)) throw error;
-        copyEntry(this.#disk, from, to);
-        this.#disk.remove(from, info.isDirectory);
+    try {
+      this.#disk.mkdir(parentOf(to), true);
+      if (how === "move") {
+        try {
+          this.#disk.rename(from, to);
+          return { name };
+        } catch (error) {
+          // Another file system: a copy; the caller removes the entry.
+          if (codeOf(error) !== "EXDEV") throw error;
+          this.#copy(from, to);
+          return { name, copied: true };
+        }
       }
-    } else if (info.isFile) {
-      try {
-        this.#disk.link(from, to);
-      } catch (error) {
-        if (!cannotLink(error)) throw error;
-        copyEntry(this.#disk, from, to);
+      if (info.isFile) {
+        try {
+          this.#disk.link(from, to);
+          return { name };
+        } catch (error) {
+          if (!cannotLink(error)) throw error;
+        }
       }
-    } else copyEntry(this.#disk, from, to);
-    return name;
+      this.#copy(from, to);
+      return { name };
+    } catch (error) {
+      // Nothing of it is left: no part of a copy, no folder made for it.
+      this.#removeQuietly(to);
+      this.#removeEmptyFolders(parentOf(to));
+      throw error;
+    }
+  }
+
+  /** A copy of the entry at `from` made at `to` (folders whole, symlinks as symlinks, times kept). */
+  #copy(from: string, to: string): void {
+    cpSync(from, to, {
+      recursive: true,
+      preserveTimestamps: true,
+      verbatimSymlinks: true,
+      errorOnExist: true,
+      force: false,
+    });
+  }
+
+  discard(name: string): Promise<void> {
+    const at = joinPath(this.#root, name);
+    try {
+      this.#disk.remove(at, true);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) return Promise.reject(error);
+    }
+    this.#removeEmptyFolders(parentOf(at));
+    return Promise.resolve();
+  }
+
+  #removeQuietly(path: string): void {
+    try {
+      this.#disk.remove(path, true);
+    } catch {
+      // nothing was made there
+    }
+  }
+
+  /** Remove `dir` and the folders above it, up to the backup folder, while they are empty. */
+  #removeEmptyFolders(dir: string): void {
+    for (let at = dir; at.startsWith(`${this.#root}/`); at = parentOf(at)) {
+      try {
+        this.#disk.remove(at, false);
+      } catch {
+        return; // not empty (or gone)
+      }
+    }
   }
 
   folders(): Promise<string[]> {

@@ -4,13 +4,14 @@
  * (CopyObject, the bytes never leave the store) under
  * `PREFIX/<cycle folder>/<path>`, laid out as the replica is (rclone's
  * symlink objects and folder markers); a deletion is the copy, then the
- * replica's removal. A copy that fails leaves the entry where it was.
+ * caller's removal. A copy that fails leaves the entry where it was, and no
+ * part of itself.
  *
  * @module
  */
-import { backupNameOf } from "../../core/backup_names.ts";
+import { backupPathOf } from "../../core/backup_names.ts";
 import type { Kind } from "../../core/entry.ts";
-import type { Backups } from "../../core/replica.ts";
+import type { Backups, Kept } from "../../core/replica.ts";
 import { LINK_SUFFIX } from "./layout.ts";
 import type { S3Store } from "./store.ts";
 
@@ -24,8 +25,6 @@ export interface S3BackupsOptions {
   readonly prefix: string;
   /** How messages name it (`s3://bucket/prefix`). */
   readonly where: string;
-  /** Remove the replica's entry (what the replica knows of it goes too). */
-  readonly remove: (path: string, kind: Kind) => Promise<void>;
   /** The largest object copied in one request, and the part size of bigger ones. */
   readonly copy?: { readonly limit?: number; readonly partSize?: number };
 }
@@ -60,7 +59,7 @@ export class S3Backups implements Backups {
     return (await bucket.objectsUnder(key)).length > 0 ? "dir" : undefined;
   }
 
-  /** Whether anything is at `path` below the backup folder (as any kind). */
+  /** Whether an entry named `path` is below the backup folder (as any kind). */
   async #taken(path: string): Promise<boolean> {
     const bucket = this.#options.bucket, key = this.#backupKey(path);
     return await bucket.head(key) !== undefined ||
@@ -73,7 +72,7 @@ export class S3Backups implements Backups {
     how: "move" | "copy",
     folder: string,
     kind?: Kind,
-  ): Promise<string | undefined> {
+  ): Promise<Kept | undefined> {
     const { bucket, copy } = this.#options;
     const found = kind ?? await this.#kindOf(path);
     if (found === undefined || found === "other") return undefined;
@@ -92,13 +91,31 @@ export class S3Backups implements Backups {
       objects = head === undefined ? [] : [{ from: from + suffix, rest: suffix, size: head.size }];
     }
     if (objects.length === 0) return undefined;
-    const name = await backupNameOf(`${folder}/${path}`, (at) => this.#taken(at));
+    // A bucket has folders only as names: only the entry's own name can be taken.
+    const name = await backupPathOf(
+      `${folder}/${path}`,
+      async (at, last) => last && await this.#taken(at) ? "other" : undefined,
+    );
     const to = this.#backupKey(name);
-    for (const object of objects) {
-      await bucket.copy(object.from, to + object.rest, object.size, copy ?? {});
+    const made: string[] = [];
+    try {
+      for (const object of objects) {
+        await bucket.copy(object.from, to + object.rest, object.size, copy ?? {});
+        made.push(to + object.rest);
+      }
+    } catch (error) {
+      await bucket.deleteMany(made).catch(() => {}); // no part of it is left
+      throw error;
     }
-    if (how === "move") await this.#options.remove(path, found);
-    return name;
+    // A bucket renames nothing: the caller removes the entry.
+    return how === "move" ? { name, copied: true } : { name };
+  }
+
+  async discard(name: string): Promise<void> {
+    const bucket = this.#options.bucket, key = this.#backupKey(name);
+    const paths = [key, key + LINK_SUFFIX, ...await bucket.pathsUnder(key)];
+    const failed = await bucket.deleteMany(paths);
+    if (failed.length > 0) throw failed[0]!.error;
   }
 
   async folders(): Promise<string[]> {

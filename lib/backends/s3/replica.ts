@@ -169,7 +169,6 @@ export class S3Replica implements Replica {
         replicaPrefix: options.store.key("").replace(/\/$/, ""),
         prefix: backup.prefix,
         where: backup.where,
-        remove: (path, kind) => this.remove(path, kind),
         ...(options.copy ? { copy: options.copy } : {}),
       });
     }

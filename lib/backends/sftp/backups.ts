@@ -1,17 +1,18 @@
 /**
  * {@link SftpBackups}: `--backup-dir` for an SSH replica, a folder on the
  * same host. A deletion is a rename into the cycle folder (on another file
- * system of the host: `cp -pPR`, then the removal, where a shell is
- * allowed); before an overwrite the old file gets a second name there
- * (`hardlink@openssh.com`; else `cp -pP`), so that the new one is renamed
- * over its path and readers never find the path missing.
+ * system of the host: `cp -pPR` where a shell is allowed, and the caller
+ * removes the entry); before an overwrite the old file gets a second name
+ * there (`hardlink@openssh.com`; else `cp -pP`), so that the new one is
+ * renamed over its path and readers never find the path missing. Nothing is
+ * left behind by a backup that fails.
  *
  * @module
  */
-import { backupNameOf } from "../../core/backup_names.ts";
+import { backupPathOf } from "../../core/backup_names.ts";
 import { asError } from "../../core/error.ts";
 import { joinPath, parentOf } from "../../core/paths.ts";
-import type { Backups } from "../../core/replica.ts";
+import type { Backups, Kept } from "../../core/replica.ts";
 import type { SshLink } from "./connect.ts";
 import { isMissing, makeFolders, removeTree, sftpError, shellQuote } from "./upload.ts";
 
@@ -42,46 +43,66 @@ export class SftpBackups implements Backups {
     this.#options = options;
   }
 
-  async keep(path: string, how: "move" | "copy", folder: string): Promise<string | undefined> {
+  async keep(path: string, how: "move" | "copy", folder: string): Promise<Kept | undefined> {
     const link = await this.#options.link();
     const from = this.#options.replicaPath(path);
     const mode = await this.#lstat(link, from);
     if (mode === undefined) return undefined;
     const root = this.#options.root;
-    const name = await backupNameOf(
-      `${folder}/${path}`,
-      async (at) => (await this.#lstat(link, joinPath(root, at))) !== undefined,
-    );
+    const name = await backupPathOf(`${folder}/${path}`, async (at) => {
+      const there = await this.#lstat(link, joinPath(root, at));
+      return there === undefined ? undefined : (there & 0o170000) === 0o040000 ? "dir" : "other";
+    });
     const to = joinPath(root, name);
-    await makeFolders(link, parentOf(to));
-    const type = mode & 0o170000;
-    if (how === "move") {
-      try {
-        await link.call((done) => link.sftp.rename(from, to, done));
-      } catch (error) {
-        // Another file system of the host: a copy, then the removal (a copy that failed
-        // goes; one whose original could not be removed stays: it is all there).
-        await this.#run(
-          link,
-          error,
-          `cp -pPR -- "$1" "$2" || { rm -rf -- "$2"; exit 1; }; ` +
-            `rm -rf -- "$1"`,
-          from,
-          to,
-        );
+    try {
+      await makeFolders(link, parentOf(to));
+      if (how === "move") {
+        try {
+          await link.call((done) => link.sftp.rename(from, to, done));
+          this.#options.gone(path);
+          return { name };
+        } catch (error) {
+          // Another file system of the host: a copy; the caller removes the entry.
+          await this.#run(link, error, `cp -pPR -- "$1" "$2"`, from, to);
+          return { name, copied: true };
+        }
       }
-      this.#options.gone(path);
-    } else if (type === 0o120000) {
-      const target = await link.call<string>((done) => link.sftp.readlink(from, done));
-      await link.call((done) => link.sftp.symlink(target, to, done));
-    } else {
+      if ((mode & 0o170000) === 0o120000) {
+        const target = await link.call<string>((done) => link.sftp.readlink(from, done));
+        await link.call((done) => link.sftp.symlink(target, to, done));
+      } else {
+        try {
+          await link.call((done) => link.sftp.ext_openssh_hardlink(from, to, done));
+        } catch (error) {
+          await this.#run(link, error, `cp -pP -- "$1" "$2"`, from, to);
+        }
+      }
+      return { name };
+    } catch (error) {
+      // Nothing of it is left: no part of a copy, no folder made for it.
+      await removeTree(link, to).catch(() => {});
+      await this.#removeEmptyFolders(link, parentOf(to));
+      throw error;
+    }
+  }
+
+  async discard(name: string): Promise<void> {
+    const link = await this.#options.link();
+    const at = joinPath(this.#options.root, name);
+    await removeTree(link, at);
+    await this.#removeEmptyFolders(link, parentOf(at));
+  }
+
+  /** Remove `dir` and the folders above it, up to the backup folder, while they are empty. */
+  async #removeEmptyFolders(link: SshLink, dir: string): Promise<void> {
+    const root = this.#options.root;
+    for (let at = dir; at.startsWith(`${root}/`); at = parentOf(at)) {
       try {
-        await link.call((done) => link.sftp.ext_openssh_hardlink(from, to, done));
-      } catch (error) {
-        await this.#run(link, error, `cp -pP -- "$1" "$2" || { rm -f -- "$2"; exit 1; }`, from, to);
+        await link.call((done) => link.sftp.rmdir(at, done));
+      } catch {
+        return; // not empty (or gone)
       }
     }
-    return name;
   }
 
   /** The entry's mode bits, or undefined when nothing is there. */
