@@ -223,9 +223,12 @@ export async function connectS3(flags: S3Flags): Promise<S3Connection> {
  * ```ts
  * import assert from "node:assert/strict";
  * import { backupPrefix } from "./setup.ts";
- * const replica = { bucket: "b", prefix: "home" };
- * assert.deepEqual(backupPrefix("s3://b/old", replica), { prefix: "old" });
- * assert.deepEqual(backupPrefix("s3://b/home/.bak", replica), { prefix: "home/.bak", within: ".bak" });
+ * const replica = { bucket: "backup", prefix: "home" };
+ * assert.deepEqual(backupPrefix("s3://backup/old", replica), { prefix: "old" });
+ * assert.deepEqual(backupPrefix("s3://backup/home/.bak", replica), {
+ *   prefix: "home/.bak",
+ *   within: ".bak",
+ * });
  * assert.throws(() => backupPrefix("s3://other/old", replica), /same bucket/);
  * ```
  */
