@@ -3,8 +3,18 @@
  * the same run, alternating, several rounds. Prints medians, the median of
  * the pairwise ratios (tool / rsync) and the tool's peak RSS. One row is not
  * the tool: the floor, a bare Deno walk of both trees (`floor.ts`), the least
- * any Deno mirror's unchanged cycle costs here. One row times the default,
- * continuous mode: a cycle after the first, in one process.
+ * any Deno mirror's unchanged cycle costs here, on one thread and on two (the
+ * main thread walks one tree, a worker the other). One row times the default,
+ * continuous mode: a cycle after the first, in one process; one the CPU of an
+ * idle cycle of a running mirror (`--time-interval`, CPU from `/proc/PID/stat`
+ * between the ends of cycles, as the status file tells them). The start-up
+ * row: `--once` on an empty tree against an empty Deno script.
+ *
+ * The column "vs 2-thread floor" is the tool's median against the median of
+ * the two-thread floor of its tree in the same run: for a `--once` row,
+ * (time - the start-up row's time) / floor; for continuous mode and the
+ * one-thread floor, time / floor; for the idle cycle, CPU / the floor's CPU
+ * (GNU time's user + sys).
  *
  * Needs: rsync and GNU time (`apt-get install rsync time`).
  *
@@ -17,17 +27,22 @@
  *   --dir PATH  where to build the trees (default: a new temp folder, removed after)
  *   --no-s3     leave out the S3 rows (against rclone, on a Ceph cluster started for
  *               them: needs ceph-mon ceph-osd ceph-common radosgw rclone)
- *   --only LIST the groups of rows to run, comma-separated: small (initial, unchanged,
- *               floor, continuous, 1% changed), large, huge, rename, watch, s3, ssh
+ *   --only LIST the groups of rows to run, comma-separated: small (start-up, initial,
+ *               unchanged, floors, continuous, idle cycle, 1% changed), large, huge
+ *               (with the big tree's two-thread floor), rename, watch, s3, ssh, floor
+ *               (start-up and the floors of both trees alone: quick to run again)
  *
  * @module
  */
 import { parseArgs } from "node:util";
 import {
   buildTree,
+  type Compared,
   compareRounds,
+  median,
   percentile,
   printTable,
+  processCpu,
   rand,
   randomBytes,
   type Row,
@@ -49,7 +64,7 @@ const { values: flags } = parseArgs({
     only: { type: "string" },
   },
 });
-const GROUPS = ["small", "large", "huge", "rename", "watch", "s3", "ssh"];
+const GROUPS = ["small", "large", "huge", "rename", "watch", "s3", "ssh", "floor"];
 const only = flags.only?.split(",");
 for (const group of only ?? []) {
   if (!GROUPS.includes(group)) {
@@ -133,11 +148,74 @@ function compare(
   target: string,
   round: (i: number) => { tool: () => Run | Promise<Run>; rsync: () => Run },
   rounds = ROUNDS,
-): Promise<void> {
+): Promise<Compared> {
   return compareRounds(rows, scenario, target, (i) => {
     const pair = round(i);
     return { tool: pair.tool, other: pair.rsync };
   }, rounds);
+}
+
+// ---------------------------------------------------------------- floors
+
+const FLOOR = new URL("./floor.ts", import.meta.url).pathname;
+
+/** A bare walk of `trees` (`floor.ts`) on `threads` threads. */
+function floor(threads: number, ...trees: string[]): Run {
+  const args = threads === 1 ? trees : ["--threads", `${threads}`, ...trees];
+  return timed(Deno.execPath(), ["run", "--allow-read", "--no-prompt", FLOOR, ...args]);
+}
+
+/** The trees: the small one (SIZES.small files) and the big one (SIZES.huge). */
+type Tree = "small" | "huge";
+/** The two-thread floor of each tree, as measured in this run. */
+const floors: Partial<Record<Tree, Compared>> = {};
+/** The start-up row's median (s): `--once` on an empty tree. */
+let startup: number | undefined;
+/** Fill the "vs 2-thread floor" cells once every floor is known. */
+const floorCells: (() => void)[] = [];
+
+/**
+ * Report `compared` against the two-thread floor of `tree`: less start-up if
+ * `once` (a whole run of the program).
+ */
+function versusFloor(compared: Compared, tree: Tree, once = true): void {
+  floorCells.push(() => {
+    const floor = floors[tree]?.tool;
+    compared.row.floor = floor === undefined || (once && startup === undefined)
+      ? "n/a"
+      : `${((compared.tool - (once ? startup! : 0)) / floor).toFixed(2)} x`;
+  });
+}
+
+/**
+ * The floor rows of `source` and its copy `replica` (against rsync to
+ * `rsyncReplica`, unchanged): two threads, and first one thread if `oneThread`.
+ * The two-thread floor's medians are kept for `tree`.
+ */
+async function floorRows(
+  tree: Tree,
+  source: string,
+  replica: string,
+  rsyncReplica: string,
+  rounds: number,
+  oneThread: boolean,
+): Promise<void> {
+  const files = tree === "small" ? SIZES.small : SIZES.huge;
+  const one = oneThread
+    ? await compare(`floor: bare Deno walk of both ${files}-file trees (no mirror)`, "", () => ({
+      tool: () => floor(1, source, replica),
+      rsync: () => rsync(source, rsyncReplica),
+    }), rounds)
+    : undefined;
+  const two = await compare(
+    `floor: both ${files}-file trees walked on two threads (main + one worker, no mirror)`,
+    "",
+    () => ({ tool: () => floor(2, source, replica), rsync: () => rsync(source, rsyncReplica) }),
+    rounds,
+  );
+  if (one !== undefined) versusFloor(one, tree, false);
+  two.row.floor = two.toolCpu === undefined ? "" : `CPU ${two.toolCpu.toFixed(3)} s`;
+  floors[tree] = two;
 }
 
 // ---------------------------------------------------------------- scenarios
@@ -148,12 +226,36 @@ const smallFiles = buildTree(small, SIZES.small, SIZES.smallDirs, 4096);
 const large = `${base}/large-src`;
 if (runs("large")) buildLarge(large);
 
+if (runs("small") || runs("huge") || runs("floor")) {
+  console.error("start-up: --once on an empty tree, against an empty Deno script");
+  const source = `${base}/empty-src`, replica = freshPath("t-empty"), script = `${base}/empty.ts`;
+  Deno.mkdirSync(source);
+  Deno.writeTextFileSync(script, "");
+  const empty = () =>
+    timed(Deno.execPath(), ["run", "--allow-read", "--allow-write", "--no-prompt", script]);
+  // Once each first: the replica and its state made, both scripts compiled and cached.
+  mirror(source, replica);
+  empty();
+  const compared = await compare(
+    "start-up: --once on an empty tree (and empty replica), against an empty Deno script",
+    "<= +25 ms",
+    () => ({ tool: () => mirror(source, replica), rsync: empty }),
+  );
+  startup = compared.tool;
+  compared.row.rsync = `${compared.other.toFixed(3)} s (empty script)`;
+  const above = (compared.tool - compared.other) * 1000;
+  compared.row.ratio = `${above < 0 ? "" : "+"}${above.toFixed(0)} ms`;
+}
+
 if (runs("small")) {
   console.error("initial mirror, small files");
-  await compare(`initial mirror, ${SIZES.small} files of ~4 KiB`, "<= 1.0 x", () => {
-    const t = freshPath("t-init"), r = freshPath("r-init");
-    return { tool: () => mirror(small, t), rsync: () => rsync(small, r) };
-  });
+  versusFloor(
+    await compare(`initial mirror, ${SIZES.small} files of ~4 KiB`, "<= 1.0 x", () => {
+      const t = freshPath("t-init"), r = freshPath("r-init");
+      return { tool: () => mirror(small, t), rsync: () => rsync(small, r) };
+    }),
+    "small",
+  );
 }
 
 if (runs("large")) {
@@ -181,30 +283,37 @@ if (runs("large")) {
 
 if (runs("small")) {
   console.error("first cycle after an initial mirror");
-  await compare(`first cycle after an initial mirror, ${SIZES.small} files`, "<= 1.0 x", () => {
-    const t = freshPath("t-after"), r = freshPath("r-after");
-    mirror(small, t);
-    rsync(small, r);
-    return { tool: () => mirror(small, t), rsync: () => rsync(small, r) };
-  });
+  versusFloor(
+    await compare(
+      `first cycle after an initial mirror, ${SIZES.small} files`,
+      "<= 1.0 x; floor <= 1.3 x",
+      () => {
+        const t = freshPath("t-after"), r = freshPath("r-after");
+        mirror(small, t);
+        rsync(small, r);
+        return { tool: () => mirror(small, t), rsync: () => rsync(small, r) };
+      },
+    ),
+    "small",
+  );
 
   const toolReplica = freshPath("t-sync"), rsyncReplica = freshPath("r-sync");
   mirror(small, toolReplica);
   rsync(small, rsyncReplica);
 
   console.error("unchanged cycle");
-  await compare(`unchanged cycle, ${SIZES.small} files`, "<= 1.0 x", () => ({
-    tool: () => mirror(small, toolReplica),
-    rsync: () => rsync(small, rsyncReplica),
-  }));
+  const unchanged = await compare(
+    `unchanged cycle, ${SIZES.small} files`,
+    "<= 1.0 x; floor <= 1.15 x",
+    () => ({
+      tool: () => mirror(small, toolReplica),
+      rsync: () => rsync(small, rsyncReplica),
+    }),
+  );
+  versusFloor(unchanged, "small");
 
-  console.error("floor: a bare Deno walk of both trees");
-  const FLOOR = new URL("./floor.ts", import.meta.url).pathname;
-  await compare(`floor: bare Deno walk of both ${SIZES.small}-file trees (no mirror)`, "", () => ({
-    tool: () =>
-      timed(Deno.execPath(), ["run", "--allow-read", "--no-prompt", FLOOR, small, toolReplica]),
-    rsync: () => rsync(small, rsyncReplica),
-  }));
+  console.error("floors: a bare Deno walk of both trees, on one thread and on two");
+  await floorRows("small", small, toolReplica, rsyncReplica, ROUNDS, true);
 
   console.error("unchanged cycle, continuous mode");
   {
@@ -220,7 +329,7 @@ if (runs("small")) {
       { state },
     );
     await mirror.cycle();
-    await compare(
+    const continuous = await compare(
       `unchanged cycle, continuous mode (each cycle after the first), ${SIZES.small} files`,
       "<= 0.5 x",
       () => ({
@@ -232,26 +341,103 @@ if (runs("small")) {
         rsync: () => rsync(small, rsyncReplica),
       }),
     );
-    rows.at(-1)!.rss = "";
+    continuous.row.rss = "";
+    versusFloor(continuous, "small", false);
     state.close();
   }
 
-  console.error("1% changed");
-  await compare(`1% changed, ${SIZES.small} files`, "<= 1.0 x", () => {
-    for (let i = 0; i < SIZES.small / 100; i++) {
-      const path = `${small}/${smallFiles[rand(smallFiles.length)]}`;
-      const size = rand(2) ? Deno.statSync(path).size : rand(8193);
-      Deno.writeFileSync(path, randomBytes(size));
+  console.error("idle cycle of a running mirror");
+  {
+    // The program as users run it, every INTERVAL s; its CPU (all threads)
+    // between the ends of two cycles (as its status file counts them), after
+    // two cycles to settle.
+    const interval = QUICK ? 0.2 : 1, settle = 2;
+    const status = `${toolReplica}.status.json`;
+    const child = new Deno.Command(Deno.execPath(), {
+      args: mirrorArgs(
+        small,
+        toolReplica,
+        "--time-interval",
+        `${interval}`,
+        "--status-file",
+        status,
+      ),
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    let exited = false;
+    child.status.then(() => exited = true);
+    const cycles = () => {
+      try {
+        return (JSON.parse(Deno.readTextFileSync(status)) as { cycles: { full: number } }).cycles
+          .full;
+      } catch {
+        return 0; // not written yet
+      }
+    };
+    /** The child's CPU seconds once it has ended `count` full cycles. */
+    const cpuAfter = async (count: number) => {
+      const started = performance.now();
+      while (cycles() < count) {
+        if (exited) throw new Error("the running mirror ended");
+        if (performance.now() - started > 60_000) throw new Error("no cycle within 60 s");
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      return processCpu(child.pid);
+    };
+    const perCycle: number[] = [];
+    let last = await cpuAfter(settle);
+    for (let i = 1; i <= ROUNDS; i++) {
+      const now = await cpuAfter(settle + i);
+      perCycle.push(now - last);
+      last = now;
     }
-    return { tool: () => mirror(small, toolReplica), rsync: () => rsync(small, rsyncReplica) };
-  });
+    child.kill("SIGINT");
+    await child.status;
+    const cpu = median(perCycle), rsyncCpu = unchanged.otherCpu!, floorCpu = floors.small!.toolCpu!;
+    rows.push({
+      scenario:
+        `idle cycle of a running mirror (--time-interval ${interval} --status-file, unchanged): CPU ` +
+        `(user + sys) a cycle, against a whole rsync run's, ${SIZES.small} files`,
+      tool: `${cpu.toFixed(3)} s CPU`,
+      rsync: `${rsyncCpu.toFixed(3)} s CPU`,
+      ratio: rsyncCpu > 0 ? `${(cpu / rsyncCpu).toFixed(2)} x` : "n/a", // (10 ms ticks)
+      floor: `${(cpu / floorCpu).toFixed(2)} x (CPU)`,
+      target: "floor CPU <= 1.0 x",
+      rss: "",
+    });
+    console.error(`  ${cpu.toFixed(3)} s CPU a cycle vs the floor's ${floorCpu.toFixed(3)} s`);
+  }
+
+  console.error("1% changed");
+  versusFloor(
+    await compare(`1% changed, ${SIZES.small} files`, "<= 1.0 x; floor <= 1.3 x", () => {
+      for (let i = 0; i < SIZES.small / 100; i++) {
+        const path = `${small}/${smallFiles[rand(smallFiles.length)]}`;
+        const size = rand(2) ? Deno.statSync(path).size : rand(8193);
+        Deno.writeFileSync(path, randomBytes(size));
+      }
+      return { tool: () => mirror(small, toolReplica), rsync: () => rsync(small, rsyncReplica) };
+    }),
+    "small",
+  );
+} else if (runs("floor")) {
+  console.error("floors of the small tree");
+  const copy = freshPath("r-floor");
+  rsync(small, copy);
+  await floorRows("small", small, copy, copy, ROUNDS, true);
+}
+
+const huge = `${base}/huge-src`;
+/** Build the big tree, settled (its files' times in an earlier second: copies are recorded). */
+async function buildHuge(): Promise<void> {
+  buildTree(huge, SIZES.huge, SIZES.hugeDirs, 256);
+  await new Promise((resolve) => setTimeout(resolve, 1100));
 }
 
 if (runs("huge")) {
   console.error(`big tree: ${SIZES.huge} files`);
-  const huge = `${base}/huge-src`;
-  buildTree(huge, SIZES.huge, SIZES.hugeDirs, 256);
-  await new Promise((resolve) => setTimeout(resolve, 1100)); // settled: copies are recorded
+  await buildHuge();
   const hugeTool = freshPath("t-huge"), hugeRsync = freshPath("r-huge");
   const hugeTarget = `<= 1.0 x, RSS <= ${HUGE_RSS} MiB`;
   const hugeRounds = Math.min(ROUNDS, 3);
@@ -261,10 +447,14 @@ if (runs("huge")) {
       r = i === 0 ? hugeRsync : freshPath("r-huge");
     return { tool: () => mirror(huge, t), rsync: () => rsync(huge, r) };
   }, SIZES.huge >= 500_000 ? 1 : hugeRounds);
-  await compare(`unchanged cycle, ${SIZES.huge} files`, hugeTarget, () => ({
-    tool: () => mirror(huge, hugeTool),
-    rsync: () => rsync(huge, hugeRsync),
-  }), hugeRounds);
+  await floorRows("huge", huge, hugeTool, hugeRsync, hugeRounds, false);
+  versusFloor(
+    await compare(`unchanged cycle, ${SIZES.huge} files`, `${hugeTarget}; floor <= 1.15 x`, () => ({
+      tool: () => mirror(huge, hugeTool),
+      rsync: () => rsync(huge, hugeRsync),
+    }), hugeRounds),
+    "huge",
+  );
   {
     const bytes = Deno.statSync(`${hugeTool}.log.state`).size;
     rows.push({
@@ -276,6 +466,14 @@ if (runs("huge")) {
       rss: "",
     });
   }
+}
+
+if (runs("floor") && !runs("huge")) {
+  console.error(`floor of the big tree: ${SIZES.huge} files`);
+  await buildHuge();
+  const copy = freshPath("r-floor-huge");
+  rsync(huge, copy);
+  await floorRows("huge", huge, copy, copy, Math.min(ROUNDS, 3), false);
 }
 
 if (runs("rename")) {
@@ -472,7 +670,16 @@ const machine = `${navigator.hardwareConcurrency} cores, Deno ${Deno.version.den
     .split("\n")[0]
 }`;
 console.log(`\nMachine: ${machine}; ${ROUNDS} rounds, medians.\n`);
+for (const fill of floorCells) fill();
 printTable("rsync -a --delete", rows);
+if (rows.some((row) => row.floor !== undefined)) {
+  console.log(
+    "\nvs 2-thread floor: the medians of the same run; for a --once row (time - start-up) / floor" +
+      ` (start-up ${startup === undefined ? "not measured" : `${startup.toFixed(3)} s`}), ` +
+      "for continuous mode and the one-thread floor time / floor, for the idle cycle its CPU / " +
+      "the floor's CPU (GNU time's user + sys).",
+  );
+}
 if (s3Rows.length > 0) {
   console.log("");
   printTable("rclone sync --links --metadata --checksum", s3Rows);

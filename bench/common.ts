@@ -49,21 +49,41 @@ export function buildTree(root: string, count: number, dirs: number, meanBytes: 
 export interface Run {
   seconds: number;
   rssMiB: number;
+  /** CPU time, user + sys, of the process and its threads (where measured). */
+  cpuSeconds?: number;
 }
 
-/** Run a command under GNU time; wall seconds and peak RSS. */
+/** Run a command under GNU time; wall seconds, peak RSS and CPU (user + sys). */
 export function timed(program: string, args: string[]): Run {
   const started = performance.now();
   const out = new Deno.Command("/usr/bin/time", {
-    args: ["-f", "@@rss %M", program, ...args],
+    args: ["-f", "@@rss %M cpu %U %S", program, ...args],
     stdout: "null",
     stderr: "piped",
   }).outputSync();
   const seconds = (performance.now() - started) / 1000;
   const stderr = new TextDecoder().decode(out.stderr);
-  const rss = Number(stderr.match(/@@rss (\d+)/)?.[1] ?? 0) / 1024;
+  const [, rss = "0", user = "0", sys = "0"] = stderr.match(/@@rss (\d+) cpu ([\d.]+) ([\d.]+)/) ??
+    [];
   if (!out.success) throw new Error(`${program} ${args.join(" ")} failed:\n${stderr}`);
-  return { seconds, rssMiB: rss };
+  return { seconds, rssMiB: Number(rss) / 1024, cpuSeconds: Number(user) + Number(sys) };
+}
+
+let clockTicks: number | undefined;
+/**
+ * The CPU time (user + sys, all its threads) process `pid` has used so far,
+ * from `/proc/PID/stat` (read by `cat`: Deno reads `/proc` only with
+ * `--allow-all`).
+ */
+export function processCpu(pid: number): number {
+  const text = (args: string[]) =>
+    new TextDecoder().decode(
+      new Deno.Command(args[0]!, { args: args.slice(1) }).outputSync().stdout,
+    );
+  clockTicks ??= Number(text(["getconf", "CLK_TCK"])) || 100;
+  // The fields after the name (which may hold spaces), from field 3 on: 14 utime, 15 stime.
+  const fields = text(["cat", `/proc/${pid}/stat`]).split(") ").at(-1)!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / clockTicks;
 }
 
 /** The `p`th percentile of `values`. */
@@ -87,12 +107,31 @@ export interface Row {
   ratio: string;
   target: string;
   rss: string;
+  /** The tool against the two-thread floor of its tree (a column where any row has it). */
+  floor?: string;
+}
+
+/** What {@link compareRounds} measured: its row, and the medians of the rounds. */
+export interface Compared {
+  row: Row;
+  /** Median wall seconds of the tool and of the other. */
+  tool: number;
+  other: number;
+  /** Median CPU seconds (user + sys) of the tool and of the other, where measured. */
+  toolCpu: number | undefined;
+  otherCpu: number | undefined;
+}
+
+/** The median of the runs' CPU seconds; undefined if any run has none. */
+function medianCpu(runs: readonly Run[]): number | undefined {
+  const cpu = runs.map((run) => run.cpuSeconds);
+  return cpu.every((c) => c !== undefined) ? median(cpu as number[]) : undefined;
 }
 
 /**
  * Alternate the tool and the other for `rounds` rounds (`round` sets up each
  * pair); push the medians, the median of the pairwise ratios and the tool's
- * peak RSS to `rows`.
+ * peak RSS to `rows`; return the row and the medians.
  */
 export async function compareRounds(
   rows: Row[],
@@ -100,7 +139,7 @@ export async function compareRounds(
   target: string,
   round: (i: number) => { tool: () => Run | Promise<Run>; other: () => Run | Promise<Run> },
   rounds: number,
-): Promise<void> {
+): Promise<Compared> {
   const tools: Run[] = [], others: Run[] = [], ratios: number[] = [];
   for (let i = 0; i < rounds; i++) {
     const pair = round(i);
@@ -116,27 +155,32 @@ export async function compareRounds(
     others.push(o);
     ratios.push(t.seconds / o.seconds);
   }
+  const tool = median(tools.map((r) => r.seconds)), other = median(others.map((r) => r.seconds));
   const row = {
     scenario,
-    tool: `${median(tools.map((r) => r.seconds)).toFixed(3)} s`,
-    rsync: `${median(others.map((r) => r.seconds)).toFixed(3)} s`,
+    tool: `${tool.toFixed(3)} s`,
+    rsync: `${other.toFixed(3)} s`,
     ratio: `${median(ratios).toFixed(2)} x`,
     target,
     rss: `${Math.max(...tools.map((r) => r.rssMiB)).toFixed(0)} MiB`,
   };
   rows.push(row);
   console.error(`  ${scenario}: ${row.tool} vs ${row.rsync} -> ${row.ratio}`);
+  return { row, tool, other, toolCpu: medianCpu(tools), otherCpu: medianCpu(others) };
 }
 
 /** Print `rows` as a Markdown table, `other` naming the tool compared with. */
 export function printTable(other: string, rows: readonly Row[]): void {
+  const floor = rows.some((row) => row.floor !== undefined);
   console.log(
-    `| scenario | folder-mirror | ${other} | ratio (median of pairs) | target | peak RSS |`,
+    `| scenario | folder-mirror | ${other} | ratio (median of pairs) | ` +
+      `${floor ? "vs 2-thread floor | " : ""}target | peak RSS |`,
   );
-  console.log("|---|---|---|---|---|---|");
+  console.log(`|---|---|---|---|${floor ? "---|" : ""}---|---|`);
   for (const row of rows) {
     console.log(
-      `| ${row.scenario} | ${row.tool} | ${row.rsync} | ${row.ratio} | ${row.target} | ${row.rss} |`,
+      `| ${row.scenario} | ${row.tool} | ${row.rsync} | ${row.ratio} | ` +
+        `${floor ? `${row.floor ?? ""} | ` : ""}${row.target} | ${row.rss} |`,
     );
   }
 }

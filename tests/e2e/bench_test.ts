@@ -32,10 +32,33 @@ Deno.test({
     const rows = stdout.split("\n").filter((line) =>
       /^\| (initial|first|unchanged|floor|1%|watch|rename)/.test(line)
     );
-    assert.equal(rows.length, 12, stdout);
+    assert.equal(rows.length, 14, stdout);
     for (const row of rows.filter((r) => !r.startsWith("| watch"))) {
       assert.match(row, /\d+\.\d+ x \|/);
     }
+    // Against the two-thread floor of each tree, start-up, and an idle cycle's CPU.
+    assert.match(stdout, /\| ratio \(median of pairs\) \| vs 2-thread floor \| target \|/);
+    assert.match(
+      stdout,
+      /\| floor: both 400-file trees walked on two threads .* \| \d+\.\d+ x \| CPU \d+\.\d+ s \|/,
+    );
+    assert.match(stdout, /\| floor: both 500-file trees walked on two threads /);
+    assert.match(
+      stdout,
+      /\| unchanged cycle, 400 files \| .* x \| -?\d+\.\d+ x \| <= 1\.0 x; floor <= 1\.15 x \|/,
+    );
+    assert.match(
+      stdout,
+      /\| unchanged cycle, 500 files \| .* x \| -?\d+\.\d+ x \| <= 1\.0 x, RSS <= 96 MiB; floor <= 1\.15 x \|/,
+    );
+    assert.match(
+      stdout,
+      /\| start-up: --once on an empty tree .* \| \d+\.\d+ s \| \d+\.\d+ s \(empty script\) \| [+-]\d+ ms \| +\| <= \+25 ms \|/,
+    );
+    assert.match(
+      stdout,
+      /\| idle cycle of a running mirror .* \| \d+\.\d+ s CPU \| \d+\.\d+ s CPU \| (\d+\.\d+ x|n\/a) \| \d+\.\d+ x \(CPU\) \| floor CPU <= 1\.0 x \|/,
+    );
     assert.match(stdout, /watch mode: a new 4 KiB file three folders deep .* p95 \d+\.\d ms/);
     assert.match(stdout, /rename of a folder of 3 MiB \(50 files\): the next --once run \|/);
     assert.match(
@@ -94,6 +117,6 @@ Deno.test("bench: --only refuses a group of rows it does not know (one line, exi
   assert.equal(output.code, 2);
   assert.match(
     new TextDecoder().decode(output.stderr),
-    /--only: one or more of small, large, huge, rename, watch, s3, ssh/,
+    /--only: one or more of small, large, huge, rename, watch, s3, ssh, floor/,
   );
 });
