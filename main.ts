@@ -18,11 +18,10 @@ import { CopyProgress } from "./lib/cli/progress.ts";
 import { runLoop } from "./lib/engine/loop.ts";
 import { type Options, parseOptions, UsageError } from "./lib/cli/options.ts";
 import { Claim } from "./lib/cli/claim.ts";
-import { resolve } from "node:path";
 import { Mirror } from "./lib/engine/mirror.ts";
 import { VERSION } from "./lib/core/version.ts";
 import { WatchMode } from "./lib/engine/watch.ts";
-import { stablePathOf } from "./lib/core/paths.ts";
+import { absolutePath, stablePathOf } from "./lib/core/paths.ts";
 import { LocalTree } from "./lib/backends/local/local.ts";
 import { refusal } from "./lib/cli/refusal.ts";
 import { RunStatus, StatusFiles } from "./lib/cli/status.ts";
@@ -265,7 +264,7 @@ async function run(
     );
   }
   // The two trees, as typed (made absolute): every cycle resolves them again.
-  const source = new LocalTree(resolve(options.source), { where: options.source });
+  const source = new LocalTree(absolutePath(options.source), { where: options.source });
   const replica = session.replica(state, log);
   const watchMode = options.watch && session.watchable && replica.path !== undefined
     ? new WatchMode({

@@ -5,11 +5,11 @@
  *
  * @module
  */
-import { dirname, resolve } from "node:path";
+import { dirname } from "node:path";
 import { asError, reason } from "../core/error.ts";
 import { type Backend, ownFiles } from "../engine/backend.ts";
 import { localBackend } from "../backends/local/backend.ts";
-import { isWithin, realPathOf } from "../core/paths.ts";
+import { absolutePath, isWithin, realPathOf } from "../core/paths.ts";
 
 /** The paths a run works on. */
 export interface Paths {
@@ -76,7 +76,7 @@ export function refusal(paths: Paths, backend: Backend = localBackend): string |
   }
   for (const [flag, file] of files) {
     try {
-      if (!Deno.statSync(dirname(resolve(file))).isDirectory) throw new Error("not a folder");
+      if (!Deno.statSync(dirname(absolutePath(file))).isDirectory) throw new Error("not a folder");
     } catch (error) {
       // Read access scoped to the files themselves: opening them will tell.
       if (error instanceof Deno.errors.NotCapable) continue;

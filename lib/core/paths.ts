@@ -89,7 +89,7 @@ export function rank(unit: number): number {
  * ```
  */
 export function realPathOf(path: string): string {
-  const absolute = resolve(path);
+  const absolute = absolutePath(path);
   try {
     return Deno.realPathSync(absolute);
   } catch (error) {
@@ -99,6 +99,26 @@ export function realPathOf(path: string): string {
     if (!(error instanceof Deno.errors.NotFound) || dirname(absolute) === absolute) throw error;
     return `${realPathOf(dirname(absolute)).replace(/\/$/, "")}/${basename(absolute)}`;
   }
+}
+
+/**
+ * `path` made absolute against the working folder, normalized (as
+ * `node:path`'s `resolve` makes it, without asking `process.cwd()`: the
+ * first use of `process` costs every start of the program ~5 ms).
+ *
+ * @param path a path as given (relative to the working folder, or absolute).
+ * @returns the absolute path.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { absolutePath } from "./paths.ts";
+ * assert.equal(absolutePath("/a/b/../c/"), "/a/c");
+ * assert.equal(absolutePath("x"), `${Deno.cwd()}/x`);
+ * ```
+ */
+export function absolutePath(path: string): string {
+  return resolve(Deno.cwd(), path);
 }
 
 /**
@@ -118,7 +138,7 @@ export function realPathOf(path: string): string {
  * ```
  */
 export function stablePathOf(path: string): string {
-  const absolute = resolve(path);
+  const absolute = absolutePath(path);
   const parent = dirname(absolute);
   if (parent === absolute) return absolute;
   return `${realPathOf(parent).replace(/\/$/, "")}/${basename(absolute)}`;

@@ -11,7 +11,6 @@
  *
  * @module
  */
-import { setTimeout as delay } from "node:timers/promises";
 
 /** A limit on the bytes written per second, shared by every writer of a run. */
 export interface Rate {
@@ -44,7 +43,11 @@ export interface Clock {
 /** The real clock: `performance.now` and timers. */
 export const realClock: Clock = {
   now: () => performance.now(),
-  sleep: (ms, signal) => delay(ms, undefined, signal ? { signal } : {}),
+  // node:timers is loaded when first needed (it costs every start of the program otherwise).
+  sleep: async (ms, signal) => {
+    const { setTimeout: delay } = await import("node:timers/promises");
+    await delay(ms, undefined, signal ? { signal } : {});
+  },
 };
 
 /** Pieces are at least this big (a file system's or a protocol's useful write). */

@@ -111,6 +111,11 @@ export interface DigestChild {
   readonly entry: Entry;
   /** For a file: its MD5 when known now (undefined: read at the end, if the budget allows). */
   readonly md5?: string;
+  /**
+   * For a file without {@link md5}: the index knows its MD5, looked up only
+   * if the folder's digest is not known already (most cycles change nothing).
+   */
+  readonly vouched?: boolean;
   /** For a folder: what {@link FolderDigests.folder} returned for it, or a {@link FolderDigests.hole}. */
   readonly node?: DigestNode;
 }
@@ -201,30 +206,41 @@ export class FolderDigests {
   ): Promise<DigestNode | undefined> {
     if (this.#gaveUp) return undefined;
     const print = new Print();
-    let cacheable = complete, known = true;
-    for (const { name, entry, md5, node } of children) {
+    let cacheable = complete;
+    for (const { name, entry, node } of children) {
       if (entry.kind === "other") continue;
       print.text(name).number(KIND[entry.kind]).number(entry.mode);
       if (entry.kind === "file") {
         print.number(keyPrint([entry.size, entry.mtimeMs, entry.ctimeMs, entry.ino]));
         cacheable &&= isSettled(entry, this.#observedAt);
-        known &&= md5 !== undefined;
       } else if (entry.kind === "symlink") print.text(entry.target ?? "");
       else {
         if (node === undefined) return this.#giveUp(); // a subfolder's digest was given up
         const sub = resolved(node);
         if (sub === undefined) { // a hole, filled later
-          cacheable = known = false;
+          cacheable = false;
           continue;
         }
         print.number(sub.print);
         cacheable &&= sub.cacheable;
-        known &&= sub.digest !== undefined;
       }
     }
     const node: DigestNode = { print: cacheable ? print.value() : NaN, cacheable };
     const cached = cacheable ? this.#index.folderDigest(dir, node.print) : undefined;
     if (cached !== undefined) return { ...node, digest: cached };
+    // Not known: the MD5s the index vouches for are looked up now.
+    children = children.map((child) =>
+      child.vouched && child.md5 === undefined
+        ? { ...child, md5: this.#index.md5In(dir, child.name) }
+        : child
+    );
+    const known = children.every(({ entry, md5, node }) =>
+      entry.kind === "file"
+        ? md5 !== undefined
+        : entry.kind === "dir"
+        ? resolved(node!)?.digest !== undefined
+        : true
+    );
     if (known) {
       const lines = children.filter(({ entry }) => entry.kind !== "other")
         .map(({ name, entry, md5, node }) => entryLine(name, entry, md5 ?? resolved(node)?.digest));

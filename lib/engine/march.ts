@@ -383,6 +383,8 @@ export class March {
     /** Names that are second names of a file (hard links): made at the end. */
     const linked = new Set<string>();
     const md5s = new Map<string, string>();
+    /** Files whose MD5 the index knows (looked up when the folder's digest needs it). */
+    const vouched = new Set<string>();
     const index = options.index;
     const files: string[] = [];
     const links = options.links;
@@ -435,10 +437,8 @@ export class March {
             index.knowsIn(dir, name, "replica", dst))
         ) {
           // Nothing to read: not a pair, or a pair the index vouches for.
-          if (options.digests && sourceKnown) {
-            const md5 = index.md5In(dir, name);
-            if (md5 !== undefined) md5s.set(name, md5);
-          }
+          // Its MD5 is looked up only if the folder's digest is not known (see `digest.ts`).
+          if (options.digests && sourceKnown) vouched.add(name);
           continue;
         }
         const verdict = await comparePair(
@@ -520,7 +520,12 @@ export class March {
       }
       if (entry.kind === "other") continue;
       const md5 = md5s.get(name);
-      digest.push({ name, entry, ...(md5 ? { md5 } : {}), ...(node ? { node } : {}) });
+      digest.push({
+        name,
+        entry,
+        ...(md5 ? { md5 } : vouched.has(name) ? { vouched: true } : {}),
+        ...(node ? { node } : {}),
+      });
     }
     while (item < items.length) await this.#item(prefix, items[item++]!, unread, deep);
     if (self.source === undefined || self.kept || options.digests === undefined) return undefined;

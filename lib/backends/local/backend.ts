@@ -6,10 +6,16 @@
  *
  * @module
  */
-import { resolve } from "node:path";
 import { asError, reason } from "../../core/error.ts";
 import type { Rate } from "../../core/rate.ts";
-import { isRemote, isWithin, pathExists, realPathOf, stablePathOf } from "../../core/paths.ts";
+import {
+  absolutePath,
+  isRemote,
+  isWithin,
+  pathExists,
+  realPathOf,
+  stablePathOf,
+} from "../../core/paths.ts";
 import {
   type Backend,
   type Note,
@@ -134,7 +140,7 @@ class LocalSession implements ReplicaSession {
     state: Parameters<ReplicaSession["replica"]>[0],
     log: Parameters<ReplicaSession["replica"]>[1],
   ) {
-    return new LocalReplica(resolve(this.#given), {
+    return new LocalReplica(absolutePath(this.#given), {
       where: this.#given,
       names: state,
       ...(this.#backupDir === undefined ? {} : { backupDir: this.#backupDir }),

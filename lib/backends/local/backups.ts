@@ -9,7 +9,6 @@
  *
  * @module
  */
-import { cpSync } from "node:fs";
 import { backupPathOf } from "../../core/backup_names.ts";
 import type { Backups, Kept } from "../../core/replica.ts";
 import { joinPath, parentOf } from "../../core/paths.ts";
@@ -94,7 +93,7 @@ export class LocalBackups implements Backups {
         } catch (error) {
           // Another file system: a copy; the caller removes the entry.
           if (codeOf(error) !== "EXDEV") throw error;
-          this.#copy(from, to);
+          await this.#copy(from, to);
           return { name, copied: true };
         }
       }
@@ -106,7 +105,7 @@ export class LocalBackups implements Backups {
           if (!cannotLink(error)) throw error;
         }
       }
-      this.#copy(from, to);
+      await this.#copy(from, to);
       return { name };
     } catch (error) {
       // Nothing of it is left: no part of a copy, no folder made for it.
@@ -117,7 +116,9 @@ export class LocalBackups implements Backups {
   }
 
   /** A copy of the entry at `from` made at `to` (folders whole, symlinks as symlinks, times kept). */
-  #copy(from: string, to: string): void {
+  async #copy(from: string, to: string): Promise<void> {
+    // node:fs is loaded when first needed (it costs every start of the program otherwise).
+    const { cpSync } = await import("node:fs");
     cpSync(from, to, {
       recursive: true,
       preserveTimestamps: true,
