@@ -118,7 +118,8 @@ export function realPathOf(path: string): string {
  * ```
  */
 export function absolutePath(path: string): string {
-  return resolve(Deno.cwd(), path);
+  // An absolute path needs no working folder (nor the permission to read it).
+  return path.startsWith("/") ? resolve(path) : resolve(Deno.cwd(), path);
 }
 
 /**

@@ -165,6 +165,10 @@ export class MoveFinder {
     }
     // Still there under its old name: a second name of the same file (a hard link).
     if (left?.ino === entry.ino) return undefined;
+    // A folder the source has again at the old path (made anew there): the replica's stays,
+    // to be compared with it (as a full cycle finds it, having walked it first); what moved
+    // below it moves file by file.
+    if (entry.kind === "dir" && left?.kind === "dir") return undefined;
     const replica = await Promise.resolve(trees.replica.stat(from)).catch(() => undefined);
     if (replica?.kind !== entry.kind) return undefined;
     if (entry.kind === "dir") return { replica };

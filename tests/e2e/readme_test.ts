@@ -106,7 +106,18 @@ Deno.test("README: the systemd unit runs as written, with the network cut (#18)"
           return false;
         }
       }, 30_000);
-      // What a change overwrites is kept; the status and the metrics say how it went.
+      // What a change overwrites is kept; the status and the metrics say how it went. The
+      // change comes after the first full cycle (a folder is watched a moment after the cycle
+      // lists it: a change in that moment waits for the next full cycle; see Watch mode).
+      await waitFor("the first full cycle's end", () => {
+        try {
+          const status = Deno.readTextFileSync(`${work}/var/lib/folder-mirror/status.json`);
+          return JSON.parse(status).cycles.full >= 1;
+        } catch {
+          return false;
+        }
+      }, 30_000);
+      await new Promise((resolve) => setTimeout(resolve, 200)); // every folder watched
       Deno.writeTextFileSync(`${work}/srv/data/deep/er/a.txt`, "a, changed");
       await waitFor("the overwritten file kept", () => {
         try {
@@ -117,14 +128,23 @@ Deno.test("README: the systemd unit runs as written, with the network cut (#18)"
           return false;
         }
       }, 30_000);
+      // Written after the cycle that made the backup (its end may come a moment later).
+      const metrics = `${work}/var/lib/prometheus/node-exporter/folder_mirror.prom`;
+      await waitFor("the metrics", () => {
+        try {
+          return /^folder_mirror_backed_up_total [1-9]/m.test(Deno.readTextFileSync(metrics));
+        } catch {
+          return false;
+        }
+      }, 30_000);
+      assert.match(
+        Deno.readTextFileSync(metrics),
+        /^folder_mirror_last_success_timestamp_seconds \d/m,
+      );
       const status = JSON.parse(
         Deno.readTextFileSync(`${work}/var/lib/folder-mirror/status.json`),
       );
       assert.equal(status.mode, "watch");
-      assert.match(
-        Deno.readTextFileSync(`${work}/var/lib/prometheus/node-exporter/folder_mirror.prom`),
-        /^folder_mirror_last_success_timestamp_seconds \d/m,
-      );
     } finally {
       try {
         child.kill("SIGTERM"); // the unit's KillSignal
