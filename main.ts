@@ -317,6 +317,7 @@ async function run(
     }
   } else {
     watchMode?.ensure();
+    await watchMode?.ready(); // the source's folders watched before the first cycle lists them
     await runLoop(
       async (signal) => {
         await statusFiles.cycle("full", () => mirror.cycle(signal), signal);

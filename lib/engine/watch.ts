@@ -368,11 +368,55 @@ export class WatchMode implements WriteObserver {
       this.#events?.close();
       this.#watched.source.clear();
       this.#watched.replica.clear();
-      this.#pending = [roots.source, roots.replica]; // the next walk names the rest
+      // The source's folders are watched before the cycle lists them (a file changed between
+      // its folder's listing and its watch would wait for the next full cycle); the
+      // replica's as the next walk names them.
+      this.#pending = [roots.source, roots.replica, ...this.#sourceFolders(roots.source)];
       this.#roots = roots;
       this.#events = this.#newSource(roots);
     } else if (this.#watchers > MAX_WATCHERS) this.#renew(roots);
     this.#flush();
+  }
+
+  /**
+   * Settles once every folder asked for so far is watched (at most `ms`
+   * later: a watcher that cannot say so never holds the mirror up).
+   *
+   * @param ms how long to wait at most.
+   */
+  async ready(ms = 2_000): Promise<void> {
+    const settled = this.#events?.settled?.();
+    if (settled === undefined) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<void>((resolve) => timer = setTimeout(resolve, ms));
+    await Promise.race([settled, late]);
+    clearTimeout(timer);
+  }
+
+  /**
+   * The folders below the source root (absolute paths; never through a
+   * symlink), each noted as watched: the walk then watches only the new ones.
+   */
+  #sourceFolders(root: string): string[] {
+    const found: string[] = [];
+    const pending = [""];
+    for (let dir = pending.pop(); dir !== undefined; dir = pending.pop()) {
+      const abs = dir === "" ? root : `${root === "/" ? "" : root}/${dir}`;
+      try {
+        for (const entry of Deno.readDirSync(abs)) {
+          if (!entry.isDirectory) continue;
+          const path = dir === "" ? entry.name : `${dir}/${entry.name}`;
+          const info = Deno.lstatSync(`${abs}/${entry.name}`);
+          if (!info.isDirectory) continue;
+          this.#watched.source.set(path, info.ino ?? 0);
+          found.push(`${abs === "/" ? "" : abs}/${entry.name}`);
+          pending.push(path);
+        }
+      } catch {
+        // gone, or not readable: the walk says so, and watches what it lists
+      }
+    }
+    return found;
   }
 
   #newSource(roots: { readonly source: string; readonly replica: string }): EventSource {

@@ -62,6 +62,11 @@ export interface EventSource {
    * @param folders absolute paths.
    */
   watch(folders: readonly string[]): void;
+  /**
+   * Settles once every folder asked for so far is watched (or could not
+   * be). Optional: a source without it watches at once.
+   */
+  settled?(): Promise<void>;
   /** Stop watching. */
   close(): void;
 }
@@ -83,7 +88,9 @@ export type EventSourceFactory = (
 export const BURST = 500;
 
 /** What the worker is told. */
-type WorkerRequest = { readonly watch: readonly string[] } | { readonly stop: true };
+type WorkerRequest =
+  | { readonly watch: readonly string[]; readonly ack?: number }
+  | { readonly stop: true };
 
 /** Watches (`Deno.watchFs`) a source may hold before the watch mode moves to a new one. */
 export const MAX_WATCHERS = 16;
@@ -219,8 +226,11 @@ export function watchLoop(
     });
   };
   return (request) => {
-    if ("watch" in request) watch(request.watch);
-    else {
+    if ("watch" in request) {
+      watch(request.watch);
+      // Every folder of the request is watched now: said back where asked.
+      if (request.ack !== undefined) post({ ack: request.ack } as unknown as EventBatch);
+    } else {
       for (const watcher of watchers) {
         try {
           watcher.close();
@@ -281,11 +291,34 @@ export const workerEvents: EventSourceFactory = (onBatch, roots) => {
     return { watch: (folders) => handle({ watch: folders }), close: () => handle({ stop: true }) };
   }
   const running = worker;
-  running.onmessage = (event) => onBatch(event.data);
+  /** Requests sent, and the last one the worker said it carried out. */
+  let sent = 0, acked = 0;
+  const waiting: { readonly upTo: number; readonly resolve: () => void }[] = [];
+  running.onmessage = (event) => {
+    if (typeof event.data?.ack !== "number") return onBatch(event.data);
+    acked = event.data.ack;
+    for (const waiter of waiting.splice(0)) {
+      if (waiter.upTo <= acked) waiter.resolve();
+      else waiting.push(waiter);
+    }
+  };
   // A worker that fails stops watching; the full cycles still mirror everything.
-  running.onerror = (event) => event.preventDefault();
+  running.onerror = (event) => {
+    event.preventDefault();
+    for (const waiter of waiting.splice(0)) waiter.resolve(); // nothing more will be watched
+  };
   return {
-    watch: (folders) => running.postMessage({ watch: folders } satisfies WorkerRequest),
-    close: () => running.terminate(),
+    watch: (folders) =>
+      running.postMessage({ watch: folders, ack: ++sent } satisfies WorkerRequest),
+    settled: () => {
+      if (acked >= sent) return Promise.resolve();
+      const { promise, resolve } = Promise.withResolvers<void>();
+      waiting.push({ upTo: sent, resolve });
+      return promise;
+    },
+    close: () => {
+      running.terminate();
+      for (const waiter of waiting.splice(0)) waiter.resolve();
+    },
   };
 };

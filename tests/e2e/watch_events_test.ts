@@ -188,6 +188,10 @@ Deno.test({
           await converges(work, `folder ${i}`, 3_000);
         }
         await waitFor("a new worker", () => sources.length >= 2, 3_000);
+        // One more cycle, no folder made: a move still due (its worker past MAX_WATCHERS when
+        // the last folders came) is made now, before the counts are taken.
+        writeFile(`${work}/src/first/settle.txt`, "settle");
+        await converges(work, "a cycle that makes no folder", 3_000);
         await new Promise((resolve) => setTimeout(resolve, 1_500)); // the old one closed
         const workers = sources.length, batches = sources.map((made) => made.batches);
         // Every folder, old and new, still reports its events, through the new worker alone.
