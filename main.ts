@@ -11,7 +11,6 @@
 import { reason } from "./lib/core/error.ts";
 import { excludeMatcher, isExcludedFolder } from "./lib/core/exclude.ts";
 import { ExcludeFiles } from "./lib/cli/exclude_from.ts";
-import { TokenBucket } from "./lib/core/rate.ts";
 import { closeLogging, ConsoleTap, type LogFile, logger, setupLogging } from "./lib/cli/log.ts";
 import { printable } from "./lib/core/text.ts";
 import { CopyProgress } from "./lib/cli/progress.ts";
@@ -20,7 +19,6 @@ import { type Options, parseOptions, UsageError } from "./lib/cli/options.ts";
 import { Claim } from "./lib/cli/claim.ts";
 import { Mirror } from "./lib/engine/mirror.ts";
 import { VERSION } from "./lib/core/version.ts";
-import { WatchMode } from "./lib/engine/watch.ts";
 import { absolutePath, stablePathOf } from "./lib/core/paths.ts";
 import { LocalTree } from "./lib/backends/local/local.ts";
 import { refusal } from "./lib/cli/refusal.ts";
@@ -116,7 +114,7 @@ async function main(args: string[]): Promise<number> {
       // A dry run or --verify writes nothing: nothing to limit.
       ...(options.bwlimit === undefined || options.dryRun || options.verify
         ? {}
-        : { rate: new TokenBucket(options.bwlimit) }),
+        : { rate: new (await import("./lib/core/rate.ts")).TokenBucket(options.bwlimit) }),
     });
   } catch (error) {
     printError(`${reason(error as Error).replace(/\.$/, "")}.`);
@@ -266,8 +264,9 @@ async function run(
   // The two trees, as typed (made absolute): every cycle resolves them again.
   const source = new LocalTree(absolutePath(options.source), { where: options.source });
   const replica = session.replica(state, log);
+  // Loaded only for --watch, and --bwlimit's bucket only for it: each module costs every start.
   const watchMode = options.watch && session.watchable && replica.path !== undefined
-    ? new WatchMode({
+    ? new (await import("./lib/engine/watch.ts")).WatchMode({
       roots: () => ({ source: source.path, replica: replica.path! }),
       stat: (path) => {
         const entry = replica.stat(path); // a watchable replica answers at once
