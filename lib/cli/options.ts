@@ -497,6 +497,17 @@ export async function parseOptions(args: readonly string[]): Promise<ParseResult
       "--log-file -: with no log file, the state file needs a path: give --state-file.",
     );
   }
+  for (
+    const [flag, path] of [["--status-file", flags.statusFile], [
+      "--metrics-file",
+      flags.metricsFile,
+    ]]
+  ) {
+    // `-` is the console only for the log; a status or metrics file is a file (./- names one).
+    if (path === "-") {
+      throw new UsageError(`${flag} -: give a file's path (./- for a file named -).`);
+    }
+  }
   if (flags.watch && flags.once) throw new UsageError("--watch and --once cannot be combined.");
   if (flags.watch && flags.dryRun) {
     throw new UsageError("--watch and --dry-run cannot be combined (a dry run is one cycle).");

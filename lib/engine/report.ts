@@ -374,6 +374,7 @@ export function count(tally: Tally, outcome: Outcome): void {
   const { action } = outcome;
   if (outcome.status === "planned") {
     if (!(action.op === "folder" && action.quiet)) tally.planned++;
+    if (outcome.backup) tally.backedUp = (tally.backedUp ?? 0) + 1;
     return;
   }
   tally.bytes += outcome.bytes;
@@ -419,8 +420,9 @@ export function reportSummary(
   ) => `{${key}} ${noun}${tally[key] === 1 ? "" : "s"}`;
   if (dryRun) {
     log.info(
-      `Dry run finished: ${n("planned", "action")} would be taken, {failed} failed; ` +
-        "nothing was changed.",
+      `Dry run finished: ${n("planned", "action")} would be taken${
+        tally.backedUp === undefined ? "" : " ({backedUp} after a backup)"
+      }, {failed} failed; nothing was changed.`,
       {
         action: "summary",
         ...tally,

@@ -189,6 +189,10 @@ Deno.test("--backup-dir: --dry-run writes nothing and says what it would keep", 
     const dry = await runOnce(work, "--backup-dir", "bak", "--dry-run");
     assert.equal(dry.code, 0, dry.stderr);
     assert.match(dry.stdout, /Would back up and remove file a\/b\/c\/d\/f\.txt\./);
+    assert.match(
+      dry.stdout,
+      /Dry run finished: 1 action would be taken \(1 after a backup\), 0 failed;/,
+    );
     assert.ok(!Deno.readDirSync(work).some((entry) => entry.name === "bak"));
     assert.equal(Deno.readTextFileSync(`${work}/rep/a/b/c/d/f.txt`), "v1");
   });

@@ -63,6 +63,19 @@ Deno.test("options: --log-file - is no log file, and then --state-file is needed
   assert.equal(named.kind === "run" && named.options.logFile, "./-");
 });
 
+Deno.test("options: --status-file - and --metrics-file - are refused (a file named - is ./-)", async () => {
+  for (const flag of ["--status-file", "--metrics-file"]) {
+    await assert.rejects(
+      parseOptions([flag, "-"]),
+      (error) =>
+        error instanceof UsageError &&
+        error.message === `${flag} -: give a file's path (./- for a file named -).`,
+    );
+    const named = await parseOptions([flag, "./-"]);
+    assert.equal(named.kind, "run");
+  }
+});
+
 Deno.test("options: --flag=value and --flag value both work; --exclude repeats", async () => {
   const parsed = await parseOptions([
     "--source=a",
