@@ -261,6 +261,8 @@ export class WatchMode implements WriteObserver {
   readonly #watched = { source: new Map<string, number>(), replica: new Map<string, number>() };
   /** Folders to watch, sent a few at a time. */
   #pending: string[] = [];
+  /** Those of {@link #pending} to watch with every folder below them. */
+  #below: string[] = [];
   #flushTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #reported = new Set<string>();
   #settle: ReturnType<typeof setTimeout> | undefined;
@@ -368,10 +370,10 @@ export class WatchMode implements WriteObserver {
       this.#events?.close();
       this.#watched.source.clear();
       this.#watched.replica.clear();
-      // The source's folders are watched before the cycle lists them (a file changed between
-      // its folder's listing and its watch would wait for the next full cycle); the
-      // replica's as the next walk names them.
-      this.#pending = [roots.source, roots.replica, ...this.#sourceFolders(roots.source)];
+      this.#pending = [roots.source, roots.replica]; // the next walk names the rest
+      // The source's folders, all, are watched before the cycle lists them (a file changed
+      // between its folder's listing and its watch would wait for the next full cycle).
+      this.#below = [roots.source];
       this.#roots = roots;
       this.#events = this.#newSource(roots);
     } else if (this.#watchers > MAX_WATCHERS) this.#renew(roots);
@@ -391,32 +393,6 @@ export class WatchMode implements WriteObserver {
     const late = new Promise<void>((resolve) => timer = setTimeout(resolve, ms));
     await Promise.race([settled, late]);
     clearTimeout(timer);
-  }
-
-  /**
-   * The folders below the source root (absolute paths; never through a
-   * symlink), each noted as watched: the walk then watches only the new ones.
-   */
-  #sourceFolders(root: string): string[] {
-    const found: string[] = [];
-    const pending = [""];
-    for (let dir = pending.pop(); dir !== undefined; dir = pending.pop()) {
-      const abs = dir === "" ? root : `${root === "/" ? "" : root}/${dir}`;
-      try {
-        for (const entry of Deno.readDirSync(abs)) {
-          if (!entry.isDirectory) continue;
-          const path = dir === "" ? entry.name : `${dir}/${entry.name}`;
-          const info = Deno.lstatSync(`${abs}/${entry.name}`);
-          if (!info.isDirectory) continue;
-          this.#watched.source.set(path, info.ino ?? 0);
-          found.push(`${abs === "/" ? "" : abs}/${entry.name}`);
-          pending.push(path);
-        }
-      } catch {
-        // gone, or not readable: the walk says so, and watches what it lists
-      }
-    }
-    return found;
   }
 
   #newSource(roots: { readonly source: string; readonly replica: string }): EventSource {
@@ -460,8 +436,9 @@ export class WatchMode implements WriteObserver {
     clearTimeout(this.#flushTimer);
     this.#flushTimer = undefined;
     if (this.#pending.length === 0 || this.#events === undefined) return;
-    this.#events.watch(this.#pending);
+    this.#events.watch(this.#pending, this.#below);
     this.#pending = [];
+    this.#below = [];
   }
 
   /** Stop watching. */

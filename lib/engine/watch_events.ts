@@ -60,8 +60,10 @@ export interface EventSource {
    * Watch these folders too (each on its own, not recursively).
    *
    * @param folders absolute paths.
+   * @param below those of `folders` to watch with every folder below them
+   *   (found where the watching runs).
    */
-  watch(folders: readonly string[]): void;
+  watch(folders: readonly string[], below?: readonly string[]): void;
   /**
    * Settles once every folder asked for so far is watched (or could not
    * be). Optional: a source without it watches at once.
@@ -89,7 +91,11 @@ export const BURST = 500;
 
 /** What the worker is told. */
 type WorkerRequest =
-  | { readonly watch: readonly string[]; readonly ack?: number }
+  | {
+    readonly watch: readonly string[];
+    readonly below?: readonly string[];
+    readonly ack?: number;
+  }
   | { readonly stop: true };
 
 /** Watches (`Deno.watchFs`) a source may hold before the watch mode moves to a new one. */
@@ -227,7 +233,10 @@ export function watchLoop(
   };
   return (request) => {
     if ("watch" in request) {
-      watch(request.watch);
+      const below = request.below ?? [];
+      watch(
+        request.watch.flatMap((folder) => below.includes(folder) ? foldersIn(folder) : [folder]),
+      );
       // Every folder of the request is watched now: said back where asked.
       if (request.ack !== undefined) post({ ack: request.ack } as unknown as EventBatch);
     } else {
@@ -288,7 +297,10 @@ export const workerEvents: EventSourceFactory = (onBatch, roots) => {
   } catch {
     // No worker: the same loop on this thread.
     const handle = watchLoop(onBatch, TIMING, roots);
-    return { watch: (folders) => handle({ watch: folders }), close: () => handle({ stop: true }) };
+    return {
+      watch: (folders, below) => handle({ watch: folders, ...(below?.length ? { below } : {}) }),
+      close: () => handle({ stop: true }),
+    };
   }
   const running = worker;
   /** Requests sent, and the last one the worker said it carried out. */
@@ -308,8 +320,14 @@ export const workerEvents: EventSourceFactory = (onBatch, roots) => {
     for (const waiter of waiting.splice(0)) waiter.resolve(); // nothing more will be watched
   };
   return {
-    watch: (folders) =>
-      running.postMessage({ watch: folders, ack: ++sent } satisfies WorkerRequest),
+    watch: (folders, below) =>
+      running.postMessage(
+        {
+          watch: folders,
+          ...(below?.length ? { below } : {}),
+          ack: ++sent,
+        } satisfies WorkerRequest,
+      ),
     settled: () => {
       if (acked >= sent) return Promise.resolve();
       const { promise, resolve } = Promise.withResolvers<void>();
