@@ -841,6 +841,17 @@ Deno.test({
       assert.equal(await replica.head("gone/x.txt"), undefined);
       assert.equal(await replica.head("link.rclonelink"), undefined);
       assert.equal(await text(`${folder}/gone/`), "");
+
+      // --backup-keep in a bucket: the older cycle folder's objects go.
+      await new Promise((resolve) => setTimeout(resolve, 1000 - Date.now() % 1000 + 20));
+      writeFile(`${src}/a/b/c/d/deep.txt`, "deep v3, later", 0o640, 1_700_000_000_000);
+      const kept = await run("--backup-dir", `s3://${bucket}/old`, "--backup-keep", "1");
+      assert.equal(kept.code, 0, kept.stderr + kept.stdout);
+      const left = (await backups.list("")).folders;
+      assert.equal(left.length, 1);
+      assert.notEqual(left[0], folder);
+      assert.equal(await text(`${left[0]}/a/b/c/d/deep.txt`), "deep v2, four folders down");
+      assert.deepEqual(await backups.pathsUnder(folder), []);
     } finally {
       await Deno.remove(work, { recursive: true });
     }

@@ -281,6 +281,20 @@ sftpTest(
     assert.match(second.stdout, /Folder old has been backed up to sftp:.*\/bak\/.*\/old\./);
     assert.match(second.stdout, / 0 failed, 2 backed up; /);
 
+    // --backup-keep on the host: the older cycle folder goes (listed and removed over SFTP).
+    await new Promise((resolve) => setTimeout(resolve, 1000 - Date.now() % 1000 + 20));
+    writeFile(`${src}/a/b/c/d/deep.txt`, "deep v3, later", 0o644, 1_700_000_000_000);
+    const kept = await once(work, sshd, "--backup-dir", backupDir, "--backup-keep", "1");
+    assert.equal(kept.code, 0, kept.stderr + kept.stdout);
+    const [newest, ...older] = [...Deno.readDirSync(bak)].map((entry) => entry.name);
+    assert.deepEqual(older, []);
+    assert.notEqual(newest, folder);
+    assert.equal(
+      Deno.readTextFileSync(`${bak}/${newest}/a/b/c/d/deep.txt`),
+      "deep v2, four folders down",
+    );
+    assert.match(kept.stdout, /Backup folder sftp:.* has been removed \(--backup-keep 1\)\./);
+
     // A backup folder on a full disk of the host (another file system: a copy, which fails):
     // the deletion is blocked, the file stays.
     Deno.removeSync(bak, { recursive: true });

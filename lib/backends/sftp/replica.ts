@@ -75,6 +75,9 @@ const READS_AT_ONCE = 8;
  */
 const FIELDS = "%y %i %s %T@ %C@ %m %n";
 
+/** `find` printing the record of each of the script's arguments (see {@link FIELDS}). */
+const FIND_EACH = `find "$@" -maxdepth 0 -printf "${FIELDS} %p\\\\0%l\\\\0"`;
+
 /** An `%T@`-style time (`1733459045.1234567890`) in whole milliseconds. */
 function timeMs(text: string): number {
   const dot = text.indexOf(".");
@@ -454,14 +457,9 @@ export class SftpReplica implements Replica {
    * host for them all): what names one file, which the stat keys do not say.
    */
   async fileIds(paths: readonly string[]): Promise<Map<string, FileId>> {
-    const link = await this.#link();
-    const byAbs = new Map(paths.map((path) => [this.#abs(path), path]));
-    const result = await link.exec(
-      `xargs -0 sh -c ${shellQuote(`find "$@" -maxdepth 0 -printf "${FIELDS} %p\\\\0%l\\\\0"`)} sh`,
-      new TextEncoder().encode([...byAbs.keys()].map((abs) => `${abs}\0`).join("")),
-    );
+    const { byAbs, output } = await this.#overNames(paths, FIND_EACH);
     const ids = new Map<string, FileId>();
-    for (const found of parseFound(new TextDecoder().decode(result.stdout))) {
+    for (const found of parseFound(output)) {
       const path = byAbs.get(found.path);
       if (path !== undefined) ids.set(path, { kind: found.kind, id: found.ino });
     }
@@ -533,16 +531,10 @@ export class SftpReplica implements Replica {
   async #hashOnHost(
     paths: readonly string[],
   ): Promise<Map<string, { md5?: string; entry?: Entry }>> {
-    const link = await this.#link();
-    const byAbs = new Map(paths.map((path) => [this.#abs(path), path]));
-    const script = `md5sum -z -- "$@"; find "$@" -maxdepth 0 -printf "${FIELDS} %p\\\\0%l\\\\0"`;
-    const result = await link.exec(
-      `xargs -0 sh -c ${shellQuote(script)} sh`,
-      new TextEncoder().encode([...byAbs.keys()].map((abs) => `${abs}\0`).join("")),
-    );
+    const { byAbs, output } = await this.#overNames(paths, `md5sum -z -- "$@"; ${FIND_EACH}`);
     // xargs may run the script more than once: md5 records and find records (a record and
     // its link target) in turns; each record says which it is.
-    const records = new TextDecoder().decode(result.stdout).split("\0");
+    const records = output.split("\0");
     const answers = new Map<string, { md5?: string; entry?: Entry }>();
     for (let at = 0; at < records.length; at++) {
       const record = records[at]!;
@@ -560,6 +552,26 @@ export class SftpReplica implements Replica {
       answers.set(path, { ...answers.get(path), entry: this.#entryOf(path, found!) });
     }
     return answers;
+  }
+
+  /**
+   * Run `script` on the host over the files at `paths`, its `"$@"` their
+   * absolute names, given on standard input through `xargs -0` (any name, no
+   * quoting; more than one run for many names).
+   *
+   * @returns the absolute names (-> each path), and what the script printed.
+   */
+  async #overNames(
+    paths: readonly string[],
+    script: string,
+  ): Promise<{ byAbs: Map<string, string>; output: string }> {
+    const link = await this.#link();
+    const byAbs = new Map(paths.map((path) => [this.#abs(path), path]));
+    const result = await link.exec(
+      `xargs -0 sh -c ${shellQuote(script)} sh`,
+      new TextEncoder().encode([...byAbs.keys()].map((abs) => `${abs}\0`).join("")),
+    );
+    return { byAbs, output: new TextDecoder().decode(result.stdout) };
   }
 
   async md5(path: string, size: number, signal?: AbortSignal): Promise<string> {
