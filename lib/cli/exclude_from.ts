@@ -10,9 +10,10 @@
  *
  * @module
  */
+import { entryFromInfo, statKey } from "../core/entry.ts";
 import { asError, reason } from "../core/error.ts";
 
-/** What a file's stat must keep for its text to be trusted unread. */
+/** What a file's stat must keep for its text to be trusted unread (see `statKey`). */
 type StatKey = string;
 
 /** Where {@link ExcludeFiles} reports what it read again. */
@@ -34,7 +35,7 @@ interface Loaded {
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
 function keyOf(info: Deno.FileInfo): StatKey {
-  return `${info.size}:${info.mtime?.getTime()}:${info.ctime?.getTime()}:${info.dev}:${info.ino}`;
+  return statKey(entryFromInfo(info));
 }
 
 /**

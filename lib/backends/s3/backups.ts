@@ -51,20 +51,12 @@ export class S3Backups implements Backups {
     return `${this.#options.prefix}/${path}`;
   }
 
-  /** What is at the replica's `path`: a file, a symlink, a folder, or nothing. */
-  async #kindOf(path: string): Promise<Kind | undefined> {
-    const bucket = this.#options.bucket, key = this.#replicaKey(path);
+  /** What the objects at `key` hold: a file, a symlink, a folder, or nothing. */
+  async #kindAt(key: string): Promise<Kind | undefined> {
+    const bucket = this.#options.bucket;
     if (await bucket.head(key) !== undefined) return "file";
     if (await bucket.head(key + LINK_SUFFIX) !== undefined) return "symlink";
     return (await bucket.objectsUnder(key)).length > 0 ? "dir" : undefined;
-  }
-
-  /** Whether an entry named `path` is below the backup folder (as any kind). */
-  async #taken(path: string): Promise<boolean> {
-    const bucket = this.#options.bucket, key = this.#backupKey(path);
-    return await bucket.head(key) !== undefined ||
-      await bucket.head(key + LINK_SUFFIX) !== undefined ||
-      (await bucket.objectsUnder(key)).length > 0;
   }
 
   async keep(
@@ -74,7 +66,7 @@ export class S3Backups implements Backups {
     kind?: Kind,
   ): Promise<Kept | undefined> {
     const { bucket, copy } = this.#options;
-    const found = kind ?? await this.#kindOf(path);
+    const found = kind ?? await this.#kindAt(this.#replicaKey(path));
     if (found === undefined || found === "other") return undefined;
     const from = this.#replicaKey(path);
     // The objects that hold the entry: a file's, a symlink's, or a folder's all (its marker too).
@@ -94,7 +86,8 @@ export class S3Backups implements Backups {
     // A bucket has folders only as names: only the entry's own name can be taken.
     const name = await backupPathOf(
       `${folder}/${path}`,
-      async (at, last) => last && await this.#taken(at) ? "other" : undefined,
+      async (at, last) =>
+        last && await this.#kindAt(this.#backupKey(at)) !== undefined ? "other" : undefined,
     );
     const to = this.#backupKey(name);
     const made: string[] = [];
