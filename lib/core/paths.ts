@@ -63,6 +63,31 @@ export function comparePaths(a: string, b: string): number {
 export const compareNames: (a: string, b: string) => number = comparePaths;
 
 /**
+ * Sort a folder's names in {@link compareNames} order, in place. Names hold
+ * no `/`, so that order is UTF-16's (the runtime's own sort, with no call
+ * into JavaScript per comparison) unless a name holds a unit from U+D800 up,
+ * where surrogates (characters above U+FFFF) must rank after U+E000-U+FFFF.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { sortNames } from "./paths.ts";
+ * assert.deepEqual(sortNames(["b", "a b", "a"]), ["a", "a b", "b"]);
+ * assert.deepEqual(sortNames(["\u{1F600}", "\uFFFD", "z"]), ["z", "\uFFFD", "\u{1F600}"]);
+ * ```
+ *
+ * @param names the names (none holding `/`).
+ * @returns `names`, sorted.
+ */
+export function sortNames(names: string[]): string[] {
+  names.sort();
+  for (const name of names) {
+    if (/[\uD800-\uFFFF]/.test(name)) return names.sort(comparePaths);
+  }
+  return names;
+}
+
+/**
  * A UTF-16 code unit's rank in the order of {@link comparePaths}: `/` first;
  * surrogates (which encode characters above U+FFFF) after every other unit.
  *

@@ -23,6 +23,8 @@ export function newRunId(): string {
 
 /** The run id a temp name carries, or undefined for any other name. */
 export function runIdOf(name: string): string | undefined {
+  // Asked of every replica name each cycle: most do not start with a dot.
+  if (name.charCodeAt(0) !== 46) return undefined;
   return TEMP_NAME.exec(name)?.[1];
 }
 

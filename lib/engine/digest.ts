@@ -20,7 +20,7 @@
  * @module
  */
 import { type Entry, isSettled, type Tree } from "../core/entry.ts";
-import { keyPrint, type PairIndex } from "../state/pair_index.ts";
+import { entryPrint, type PairIndex } from "../state/pair_index.ts";
 import { compareNames, parentOf } from "../core/paths.ts";
 
 /**
@@ -211,7 +211,7 @@ export class FolderDigests {
       if (entry.kind === "other") continue;
       print.text(name).number(KIND[entry.kind]).number(entry.mode);
       if (entry.kind === "file") {
-        print.number(keyPrint([entry.size, entry.mtimeMs, entry.ctimeMs, entry.ino]));
+        print.number(entryPrint(entry));
         cacheable &&= isSettled(entry, this.#observedAt);
       } else if (entry.kind === "symlink") print.text(entry.target ?? "");
       else {

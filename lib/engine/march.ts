@@ -407,13 +407,14 @@ export class March {
       for (const { name, entry: src } of source.children) {
         if (src.kind !== "file") continue;
         files.push(name);
-        const path = prefix + name;
-        while (
-          r < replica.children.length && compareNames(replica.children[r]!.name, name) < 0
-        ) r++;
-        const twin = replica.children[r];
+        // Most names are in both listings: equal strings are checked first (no comparator).
+        let twin = replica.children[r];
+        while (twin !== undefined && twin.name !== name && compareNames(twin.name, name) < 0) {
+          twin = replica.children[++r];
+        }
         const dst = twin?.name === name ? twin.entry : undefined;
         if (links !== undefined) {
+          const path = prefix + name;
           // Another name of a file met or known before: linked after the walk.
           if ((src.nlink ?? 1) > 1 && await links.joins(path, src)) {
             linked.add(name);
@@ -429,7 +430,7 @@ export class March {
         }
         // Written just before an unclean stop: maybe lost on the way to the disk.
         if (dst?.kind === "file" && dst.ctimeMs >= (options.recheckSince ?? Infinity)) {
-          index.distrustReplica(path);
+          index.distrustReplica(prefix + name);
         }
         const sourceKnown = index.knowsIn(dir, name, "source", src);
         if (
@@ -443,7 +444,7 @@ export class March {
         }
         const verdict = await comparePair(
           options.trees,
-          path,
+          prefix + name,
           src,
           dst,
           index,
@@ -519,13 +520,9 @@ export class March {
         options.onUnchanged?.(prefix + name, entry);
       }
       if (entry.kind === "other") continue;
-      const md5 = md5s.get(name);
-      digest.push({
-        name,
-        entry,
-        ...(md5 ? { md5 } : vouched.has(name) ? { vouched: true } : {}),
-        ...(node ? { node } : {}),
-      });
+      // One shape for every child (no spread objects): a walk makes one per entry.
+      const md5 = md5s.size === 0 ? undefined : md5s.get(name);
+      digest.push({ name, entry, md5, vouched: md5 === undefined && vouched.has(name), node });
     }
     while (item < items.length) await this.#item(prefix, items[item++]!, unread, deep);
     if (self.source === undefined || self.kept || options.digests === undefined) return undefined;

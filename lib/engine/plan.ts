@@ -316,7 +316,6 @@ export function planFolder(input: FolderInput): FolderPlan {
     const name = order <= 0 ? a!.name : b!.name;
     if (order <= 0) i++;
     if (order >= 0) j++;
-    const path = prefix + name;
     let removal: (Action & { op: "remove" }) | undefined;
     let kept: { blocks?: Kind } | undefined;
     if (dst !== undefined && src?.kind !== dst.kind && input.deletions) {
@@ -325,7 +324,7 @@ export function planFolder(input: FolderInput): FolderPlan {
       } else if (dst.kind === "dir" && input.holdsExcluded(name)) {
         kept = src === undefined ? {} : { blocks: src.kind };
       } else {
-        removal = { op: "remove", path, kind: dst.kind };
+        removal = { op: "remove", path: prefix + name, kind: dst.kind };
         wrote = true;
       }
     }
@@ -335,7 +334,8 @@ export function planFolder(input: FolderInput): FolderPlan {
     let descend: FolderItem["descend"];
     if (src !== undefined && !blocked) {
       const present = dst?.kind === src.kind ? dst : undefined;
-      write = entryWrite(path, src, present, input.changed.has(name), owners, input.precision);
+      const changed = input.changed.size > 0 && input.changed.has(name);
+      write = entryWrite(prefix, name, src, present, changed, owners, input.precision);
       if (write !== undefined && write.op !== "touch" && write.op !== "lattr") wrote = true;
       if (src.kind === "dir") {
         descend = present ? { source: src, replica: present } : { source: src };
@@ -355,9 +355,11 @@ export function planFolder(input: FolderInput): FolderPlan {
 }
 
 /** The write that makes the replica's `present` entry (of the same kind, or
- * none) match the source's `src`, if one is needed. */
+ * none) match the source's `src`, if one is needed (at `prefix` + `name`: the
+ * path is made only for a write). */
 function entryWrite(
-  path: string,
+  prefix: string,
+  name: string,
   src: Entry,
   present: Entry | undefined,
   changed: boolean,
@@ -366,10 +368,12 @@ function entryWrite(
 ): Action | undefined {
   switch (src.kind) {
     case "dir":
-      return present === undefined ? { op: "mkdir", path, mode: src.mode | 0o700 } : undefined;
+      return present === undefined
+        ? { op: "mkdir", path: prefix + name, mode: src.mode | 0o700 }
+        : undefined;
     case "file": {
       if (present === undefined || present.size !== src.size || changed) {
-        return { op: "copy", path, source: src, update: present !== undefined };
+        return { op: "copy", path: prefix + name, source: src, update: present !== undefined };
       }
       const owner = ownerChange(src, present, owners);
       if (
@@ -377,13 +381,14 @@ function entryWrite(
       ) {
         return;
       }
+      const path = prefix + name;
       return { op: "touch", path, source: src, replica: present, ...(owner ? { owner } : {}) };
     }
     case "symlink": {
       if (present === undefined || present.target !== src.target) {
         return {
           op: "symlink",
-          path,
+          path: prefix + name,
           target: src.target ?? "",
           update: present !== undefined,
           mtimeMs: src.mtimeMs,
@@ -396,7 +401,7 @@ function entryWrite(
       if (!owner && !mtime) return undefined;
       return {
         op: "lattr",
-        path,
+        path: prefix + name,
         ...(mtime ? { mtimeMs: src.mtimeMs } : {}),
         ...(owner ? { owner } : {}),
       };

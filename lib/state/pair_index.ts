@@ -89,7 +89,14 @@ function fmix(h: number): number {
   return h ^ (h >>> 16);
 }
 
-function entryPrint(entry: Entry): number {
+/**
+ * {@link keyPrint} of an entry's stat key (size, mtime, ctime, inode), with no
+ * array made for it.
+ *
+ * @param entry the entry.
+ * @returns its key's print.
+ */
+export function entryPrint(entry: Entry): number {
   scratch[0] = entry.size;
   scratch[1] = entry.mtimeMs;
   scratch[2] = entry.ctimeMs;
@@ -145,9 +152,13 @@ class Folder {
   /** The slot of `name` in the arrays (gone or not), or -1. */
   slotOf(name: string): number {
     const names = this.names, starts = this.starts;
-    // The walk meets a folder's names in the arrays' order: the slot after the last one
-    // found is tried first (one comparison, not a search).
-    const next = this.#last + 1;
+    // The walk meets a folder's names in the arrays' order, each asked for once a side:
+    // the last slot found, then the one after it, are tried first (not a search).
+    const last = this.#last;
+    if (last >= 0 && last < starts.length && compareAt(names, starts[last]!, name) === 0) {
+      return last;
+    }
+    const next = last + 1;
     if (next < starts.length && compareAt(names, starts[next]!, name) === 0) {
       this.#last = next;
       return next;
@@ -647,13 +658,15 @@ export class PairIndex {
     if (folder.extra !== undefined) folder.compact();
     let next = 0;
     for (let slot = 0; slot < folder.slots; slot++) {
+      // The slot's name against the next source names: one comparison each.
+      let order = 1;
       while (
-        next < names.length && compareAt(folder.names, folder.starts[slot]!, names[next]!) > 0
+        next < names.length &&
+        (order = compareAt(folder.names, folder.starts[slot]!, names[next]!)) > 0
       ) {
         next++;
       }
-      const kept = next < names.length &&
-        compareAt(folder.names, folder.starts[slot]!, names[next]!) === 0;
+      const kept = next < names.length && order === 0;
       // Dropped at the end of the walk: until then a move may still find it.
       if (!kept && !(folder.flags[slot]! & GONE)) {
         this.#dropping.push([folder, folder.nameAt(slot)]);

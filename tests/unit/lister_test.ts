@@ -15,6 +15,7 @@ import {
   subfoldersOf,
   walkAhead,
 } from "../../lib/backends/local/lister.ts";
+import { comparePaths, sortNames } from "../../lib/core/paths.ts";
 import { type World, worldArb } from "./model.ts";
 
 /** Make the model tree `world` on disk, in a new temp folder. */
@@ -271,4 +272,40 @@ Deno.test("lister: walks that survey some folders first (out of order) and skip 
     ),
     { numRuns: 60 },
   );
+});
+
+Deno.test("lister: a folder's names come in the walk's order, whatever units they hold (the runtime's sort where it agrees)", () => {
+  // Units around the places where UTF-16 order and code point order part: surrogates
+  // (characters above U+FFFF) against U+E000-U+FFFF, and `/`'s neighbours.
+  const unit = fc.constantFrom(
+    "a",
+    "b",
+    "-",
+    ".",
+    "0",
+    "\uE000",
+    "\uFFFD",
+    "\u{1F600}",
+    "\u{10000}",
+    "é",
+    "~",
+  );
+  const name = fc.array(unit, { minLength: 1, maxLength: 4 }).map((units) => units.join(""));
+  fc.assert(
+    fc.property(fc.uniqueArray(name, { maxLength: 12 }), (names) => {
+      assert.deepEqual(sortNames([...names]), [...names].sort(comparePaths));
+    }),
+    { numRuns: 300 },
+  );
+  // On disk: the listing, on this thread and on the worker's, in that order.
+  const root = Deno.makeTempDirSync({ prefix: "lister-" });
+  try {
+    const names = ["z", "\uFFFD", "\u{1F600}", "\uE000x", "a b", "a"];
+    for (const name of names) Deno.writeTextFileSync(`${root}/${name}`, "");
+    const listed = listingOf(readFolder(root)).entries.map((entry) => entry.name);
+    assert.deepEqual(listed, [...names].sort(comparePaths));
+    assert.deepEqual(listed.at(-1), "\u{1F600}");
+  } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
 });

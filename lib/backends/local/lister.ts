@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { comparePaths, rank } from "../../core/paths.ts";
+import { comparePaths, rank, sortNames } from "../../core/paths.ts";
 import type { Entry } from "../../core/entry.ts";
 import type { Listed, Listing } from "../../core/replica.ts";
 
@@ -60,7 +60,7 @@ export interface RawFolder {
  * @throws {Error} when the folder cannot be read at all.
  */
 export function readFolder(base: string): RawFolder {
-  const all = Array.from(Deno.readDirSync(base), (item) => item.name).sort(comparePaths);
+  const all = sortNames(Array.from(Deno.readDirSync(base), (item) => item.name));
   const numbers = new Float64Array(all.length * FIELDS);
   const targets: string[] = [];
   const problems: { name: string; error: RawError }[] = [];
@@ -322,7 +322,7 @@ export function walkAhead(
 /** The read-ahead worker's whole code. */
 export function aheadSource(): string {
   return [
-    ...[readFolder, comparePaths, rank, isBelowAny, walkAhead].map(String),
+    ...[readFolder, sortNames, comparePaths, rank, isBelowAny, walkAhead].map(String),
     `const FIELDS = ${FIELDS};`,
     `const NOT_UTF8 = ${JSON.stringify(NOT_UTF8)};`,
     `const NOT_UTF8_TWICE = ${JSON.stringify(NOT_UTF8_TWICE)};`,
