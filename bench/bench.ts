@@ -352,8 +352,9 @@ if (runs("small")) {
   {
     // The program as users run it, every INTERVAL s; its CPU (all threads)
     // between the ends of two cycles (as its status file counts them), after
-    // two cycles to settle.
-    const interval = QUICK ? 0.2 : 1, settle = 2;
+    // two cycles to settle. Longer than a second, as the default (10 s) is:
+    // what stays between cycles must stay that long.
+    const interval = QUICK ? 0.2 : 2, settle = 2;
     const status = `${toolReplica}.status.json`;
     const child = new Deno.Command(Deno.execPath(), {
       args: mirrorArgs(

@@ -309,3 +309,20 @@ Deno.test("lister: a folder's names come in the walk's order, whatever units the
     Deno.removeSync(root, { recursive: true });
   }
 });
+
+Deno.test("lister: the worker stays unused for the time it is given, then stops", async () => {
+  const root = Deno.makeTempDirSync({ prefix: "lister-" });
+  Deno.mkdirSync(`${root}/a`);
+  const lister = new FolderLister(undefined, 400);
+  try {
+    lister.start(root, ["a"]);
+    assert.equal((await lister.take(root, "a"))?.names, "");
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    assert.ok(lister.running, "stopped before its time");
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    assert.ok(!lister.running, "still running after its time");
+  } finally {
+    lister.close();
+    Deno.removeSync(root, { recursive: true });
+  }
+});

@@ -37,9 +37,21 @@ export const localBackend: Backend = {
   refusal: (replica, paths) => localRefusal(replica, paths),
   open: (replica, _flags, run) =>
     Promise.resolve(
-      new LocalSession(replica, run.stateFile, run.dryRun || run.verify, run.backupDir, run.rate),
+      new LocalSession(
+        replica,
+        run.stateFile,
+        run.dryRun || run.verify,
+        run.backupDir,
+        run.rate,
+        // The read-ahead thread waits for the next full cycle (the run's end stops it).
+        run.intervalSeconds * 1000 + LINGER_MARGIN_MS,
+      ),
     ),
 };
+
+/** How much longer than the interval the read-ahead thread stays unused (a cycle's start
+ * may come late). */
+const LINGER_MARGIN_MS = 1000;
 
 /** Whether a shared lock on the folder `path` can be had now (none holds it exclusively). */
 function sharedLockFree(path: string): boolean {
@@ -59,6 +71,8 @@ class LocalSession implements ReplicaSession {
   readonly #stateFile: string;
   readonly #readOnly: boolean;
   readonly #rate: Rate | undefined;
+  /** How long the replica's read-ahead thread stays unused. */
+  readonly #lingerMs: number;
   #lock: Deno.FsFile | undefined;
   /** Shared locks on the folders above the replica (see `lockAround`). */
   #around: readonly Deno.FsFile[] = [];
@@ -76,8 +90,10 @@ class LocalSession implements ReplicaSession {
     readOnly: boolean,
     backupDir: string | undefined,
     rate: Rate | undefined,
+    lingerMs: number,
   ) {
     this.#given = given;
+    this.#lingerMs = lingerMs;
     this.#stateFile = stateFile;
     this.#readOnly = readOnly;
     this.#rate = rate;
@@ -143,6 +159,7 @@ class LocalSession implements ReplicaSession {
     return new LocalReplica(absolutePath(this.#given), {
       where: this.#given,
       names: state,
+      readAheadLingerMs: this.#lingerMs,
       ...(this.#backupDir === undefined ? {} : { backupDir: this.#backupDir }),
       ...(this.#rate ? { rate: this.#rate } : {}),
       onWorkerFailure: (error) =>

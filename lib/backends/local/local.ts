@@ -74,6 +74,14 @@ export interface LocalTreeOptions {
    * @default `lister.ts`'s
    */
   readonly aheadSource?: string;
+  /**
+   * How long (ms) the thread that reads folders ahead stays when unused: a
+   * running mirror keeps it from one cycle to the next (starting it again
+   * costs more CPU than an idle cycle's whole walk of a small tree).
+   *
+   * @default 1000
+   */
+  readonly readAheadLingerMs?: number;
 }
 
 /**
@@ -116,7 +124,7 @@ export class LocalTree implements TreeReader {
     this.given = root;
     this.real = realPathOf(root);
     this.#hasher = options.hasher ?? new Hasher();
-    this.#lister = new FolderLister(options.aheadSource);
+    this.#lister = new FolderLister(options.aheadSource, options.readAheadLingerMs);
   }
 
   /** Bytes of file content read so far for MD5s. */
@@ -197,6 +205,11 @@ export class LocalTree implements TreeReader {
    */
   skip(dirs: readonly string[]): void {
     this.#lister.skip(this.real, dirs);
+  }
+
+  /** Whether the thread that reads folders ahead runs now (it stays a while unused). */
+  get readingAhead(): boolean {
+    return this.#lister.running;
   }
 
   /** Stop the thread that reads folders ahead, if it runs. */
