@@ -65,8 +65,9 @@ export const compareNames: (a: string, b: string) => number = comparePaths;
 /**
  * Sort a folder's names in {@link compareNames} order, in place. Names hold
  * no `/`, so that order is UTF-16's (the runtime's own sort, with no call
- * into JavaScript per comparison) unless a name holds a unit from U+D800 up,
- * where surrogates (characters above U+FFFF) must rank after U+E000-U+FFFF.
+ * into JavaScript per comparison) but for surrogates (characters above
+ * U+FFFF), which rank after U+E000-U+FFFF: the runtime sorts, one pass checks
+ * the neighbours, and only names sorted wrong are sorted again.
  *
  * @example
  * ```ts
@@ -81,8 +82,9 @@ export const compareNames: (a: string, b: string) => number = comparePaths;
  */
 export function sortNames(names: string[]): string[] {
   names.sort();
-  for (const name of names) {
-    if (/[\uD800-\uFFFF]/.test(name)) return names.sort(comparePaths);
+  // Where the two orders part, some neighbours are out of the walk's order.
+  for (let i = 1; i < names.length; i++) {
+    if (comparePaths(names[i - 1]!, names[i]!) > 0) return names.sort(comparePaths);
   }
   return names;
 }

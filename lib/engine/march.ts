@@ -383,8 +383,9 @@ export class March {
     /** Names that are second names of a file (hard links): made at the end. */
     const linked = new Set<string>();
     const md5s = new Map<string, string>();
-    /** Files whose MD5 the index knows (looked up when the folder's digest needs it). */
-    const vouched = new Set<string>();
+    /** Files whose MD5 the index knows (looked up when the folder's digest needs it), by
+     * their place in the source's listing. */
+    const vouched = new Uint8Array(source.children.length);
     const index = options.index;
     const files: string[] = [];
     const links = options.links;
@@ -404,7 +405,8 @@ export class March {
     }
     {
       let r = 0;
-      for (const { name, entry: src } of source.children) {
+      for (let s = 0; s < source.children.length; s++) {
+        const { name, entry: src } = source.children[s]!;
         if (src.kind !== "file") continue;
         files.push(name);
         // Most names are in both listings: equal strings are checked first (no comparator).
@@ -439,7 +441,7 @@ export class March {
         ) {
           // Nothing to read: not a pair, or a pair the index vouches for.
           // Its MD5 is looked up only if the folder's digest is not known (see `digest.ts`).
-          if (options.digests && sourceKnown) vouched.add(name);
+          if (options.digests && sourceKnown) vouched[s] = 1;
           continue;
         }
         const verdict = await comparePair(
@@ -510,8 +512,12 @@ export class March {
     const digest: DigestChild[] = [];
     let item = 0;
     const items = plan.items;
-    for (const { name, entry } of source.children) {
-      while (item < items.length && compareNames(items[item]!.name, name) < 0) {
+    for (let s = 0; s < source.children.length; s++) {
+      const { name, entry } = source.children[s]!;
+      while (
+        item < items.length && items[item]!.name !== name &&
+        compareNames(items[item]!.name, name) < 0
+      ) {
         await this.#item(prefix, items[item++]!, unread, deep);
       }
       const mine = items[item]?.name === name ? items[item++] : undefined;
@@ -522,7 +528,7 @@ export class March {
       if (entry.kind === "other") continue;
       // One shape for every child (no spread objects): a walk makes one per entry.
       const md5 = md5s.size === 0 ? undefined : md5s.get(name);
-      digest.push({ name, entry, md5, vouched: md5 === undefined && vouched.has(name), node });
+      digest.push({ name, entry, md5, vouched: md5 === undefined && vouched[s] === 1, node });
     }
     while (item < items.length) await this.#item(prefix, items[item++]!, unread, deep);
     if (self.source === undefined || self.kept || options.digests === undefined) return undefined;
