@@ -225,7 +225,9 @@ export class StateFile {
     page.set(await metaSum(page), AT_META_SUM);
     this.#store.write(slot * PAGE, page);
     this.#store.sync();
-    this.#current = { slot, generation, ...place, note: note.slice() };
+    // `place` may be the page in charge itself (a note alone): its slot and generation are not
+    // this page's.
+    this.#current = { ...place, slot, generation, note: note.slice() };
   }
 }
 

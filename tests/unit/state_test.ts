@@ -404,3 +404,23 @@ Deno.test("state: a replica's memory is kept beside the index, across a save of 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("state file: a commit of the note alone goes to the page not in charge, also twice in a row (found by counting a run's commits)", async () => {
+  const encode = (s: string) => new TextEncoder().encode(s);
+  for (const [tornNote, lostSector] of [[600, 1], [900, 0], [900, 1]] as const) {
+    const store = new CrashingStore();
+    const file = new StateFile(store);
+    await file.read();
+    await file.write(encode("first"), encode("blob"));
+    await file.write(encode("second")); // the note alone
+    // The third commit's sync fails, and a crash loses one sector of its meta page:
+    // the page it wrote is torn, so the page in charge before it must be another one.
+    store.syncsLeft = 0;
+    await assert.rejects(file.write(encode("x".repeat(tornNote))), /EIO/);
+    store.crash(Array.from({ length: 4 }, (_, k) => k !== lostSector));
+    const found = await new StateFile(store).read();
+    assert.equal(found.kind, "blob");
+    if (found.kind !== "blob") continue;
+    assert.equal(text(found.note) + text(found.blob), "secondblob", `torn at ${lostSector}`);
+  }
+});
