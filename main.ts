@@ -296,6 +296,8 @@ async function run(
     exclude: options.exclude,
     excludeFiles: () => excludeFiles.current(log),
     state,
+    // One cycle: the state is committed once, at the clean end, not also after the cycle.
+    savesAtEnd: options.once,
     onReplicaChanged: async () => await session.relock?.(),
     ...(options.maxDelete === undefined ? {} : { maxDelete: options.maxDelete }),
     ...(options.backupKeep === undefined ? {} : { backupKeep: options.backupKeep }),
@@ -309,7 +311,12 @@ async function run(
   if (options.dryRun) {
     await mirror.cycle(stop.signal); // changes nothing: exit 0 whatever it found
   } else if (options.once) {
-    const result = await statusFiles.cycle("full", () => mirror.cycle(stop.signal), stop.signal);
+    const result = await statusFiles.cycle("full", async () => {
+      const result = await mirror.cycle(stop.signal);
+      // The cycle's save and the clean end in one commit (a failure is the cycle's WARNING).
+      await mirror.saveState({ clean: true });
+      return result;
+    }, stop.signal);
     // Stopped by a signal: all good (what was done stays done).
     if (!stop.signal.aborted) {
       code = result.failed > 0 ? PARTIAL : result.leftBehind > 0 ? LEFT_BEHIND : OK;
@@ -339,7 +346,7 @@ async function run(
   replica.close?.();
   await statusFiles.close();
   // Ended cleanly (also after SIGINT or SIGTERM): the next run trusts what this one wrote.
-  if (!options.dryRun) await state.endCleanly().catch(() => {});
+  if (!options.dryRun && !options.once) await state.endCleanly().catch(() => {});
   if (stop.signal.aborted) log.info("Mirror stopped by {signal}.", { signal: stop.signal.reason });
   for (const [name, listener] of listeners) Deno.removeSignalListener(name, listener);
   claimed.release();

@@ -175,11 +175,20 @@ export interface MirrorOptions {
   readonly writes?: WriteObserver;
   /**
    * What the mirror remembers between cycles and runs (see `state.ts`); it
-   * is saved after each full cycle.
+   * is saved after each full cycle (unless {@link savesAtEnd}).
    *
    * @default a state in memory only
    */
   readonly state?: MirrorState;
+  /**
+   * The caller saves the state when the run ends ({@link Mirror.saveState}
+   * with `clean`), not each full cycle: a run of one cycle then commits the
+   * state file once at its end rather than twice (each commit is an
+   * `fdatasync`).
+   *
+   * @default {false}
+   */
+  readonly savesAtEnd?: boolean;
   /**
    * Called when a cycle finds the replica folder is not the one the last
    * cycle wrote (it made it, or the replica, a symlink, now points elsewhere),
@@ -680,7 +689,7 @@ export class Mirror {
       state.rechecked(); // what an unclean stop left to check was compared
     }
     if (!signal?.aborted) state.tempsSwept(tempsLeft);
-    await this.saveState();
+    if (!this.#options.savesAtEnd) await this.saveState();
     if (!signal?.aborted) await this.#pruneBackups();
   }
 
@@ -861,10 +870,14 @@ export class Mirror {
   /**
    * Write the state file if anything in it changed; a failure (a full disk)
    * is one WARNING and leaves the previous state in place.
+   *
+   * @param options `clean`: the run ends cleanly, and the state says so (see
+   *   {@link MirrorState.endCleanly}).
    */
-  async saveState(): Promise<void> {
+  async saveState(options: { readonly clean?: boolean } = {}): Promise<void> {
     try {
-      await this.#state.save();
+      if (options.clean) await this.#state.endCleanly();
+      else await this.#state.save();
     } catch (error) {
       this.#log.warn(
         "Could not save the state file ({reason}); the next run may read more files.",

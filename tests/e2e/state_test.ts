@@ -27,6 +27,7 @@ import {
   writeFile,
 } from "../helpers.ts";
 import { MirrorState } from "../../lib/state/state.ts";
+import { entryFromInfo } from "../../lib/core/entry.ts";
 
 const realPath = (path: string) => Deno.realPathSync(path);
 
@@ -343,6 +344,40 @@ Deno.test("state: kill -9 while the state file is written leaves a usable state"
     }
     assert.ok(killedWhileWriting > 0);
   }, { tmpfs: "512m" }); // fast to fill where it can be mounted
+});
+
+/** The generation of the state file's newest meta page: how many commits it has had. */
+function commits(path: string): number {
+  const bytes = Deno.readFileSync(path);
+  const at = (page: number) => new DataView(bytes.buffer, page * 16384).getFloat64(32, true); // see state_file.ts
+  return Math.max(at(0), at(1));
+}
+
+Deno.test("state: a run of one cycle commits the state twice (its id at the start, all at its clean end), however much the cycle changed", async () => {
+  await withWork(async (work) => {
+    for (let i = 0; i < 20; i++) writeFile(`${work}/src/d${i % 4}/f${i}.txt`, `file ${i}`);
+    assert.equal((await runOnce(work)).code, 0);
+    await settle();
+    for (const change of ["unchanged", "one file", "unchanged again"]) {
+      if (change === "one file") {
+        writeFile(`${work}/src/d1/new.txt`, "new");
+        await settle(); // settled before its copy: the copy is recorded
+      }
+      const before = commits(`${work}/log.txt.state`);
+      const result = await runOnce(work);
+      assert.equal(result.code, 0, result.stderr);
+      assert.equal(commits(`${work}/log.txt.state`) - before, 2, change);
+    }
+    // What the cycle learnt was in that last commit: the next run reads nothing again.
+    assert.doesNotMatch(logLines(`${work}/log.txt`).at(-1)!, /WARNING/);
+    const { state } = await MirrorState.open(`${work}/log.txt.state`, {
+      source: realPath(`${work}/src`),
+      replica: realPath(`${work}/rep`),
+    }, { readOnly: true });
+    const entry = entryFromInfo(Deno.lstatSync(`${work}/src/d1/new.txt`));
+    assert.ok(state.index.knows("d1/new.txt", "source", entry), "the copy is in the state");
+    assert.equal(state.recheckSince, undefined, "the run ended cleanly");
+  });
 });
 
 Deno.test("state: a stale temp file of an earlier run is removed, whatever the cycle's guards", async () => {
