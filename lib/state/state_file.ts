@@ -110,8 +110,14 @@ export class StateFile {
   readonly #store: Store;
   /** The meta page in charge, once read or written. */
   #current: Meta | undefined;
-  /** A write failed part-way: what is in charge must be read again. */
-  #stale = false;
+  /**
+   * The blob of the last commit whose meta page was written but not known
+   * to be on disk (its sync failed, or it was cut short): that page may
+   * still count, so no later blob goes over its blob until a commit
+   * succeeds. The next commit goes to the same slot, over that page: the
+   * page in charge ({@link #current}) is the last one known to be on disk.
+   */
+  #unsure: { readonly offset: number; readonly length: number } | undefined;
 
   constructor(store: Store) {
     this.#store = store;
@@ -120,7 +126,7 @@ export class StateFile {
   /** The newest committed blob, or why there is none. */
   async read(): Promise<ReadResult> {
     this.#current = undefined;
-    this.#stale = false;
+    this.#unsure = undefined;
     if (this.#store.size() === 0) return { kind: "empty" };
     const header = this.#store.read(0, DATA_START);
     // Ours once any page bears the mark (a torn page may have lost it; the
@@ -171,37 +177,33 @@ export class StateFile {
    */
   async write(note: Uint8Array, blob?: Uint8Array): Promise<void> {
     if (note.length > MAX_NOTE) throw new RangeError(`a note of ${note.length} bytes`);
-    if (this.#stale) await this.read();
-    try {
-      if (this.#current === undefined) {
-        // A new or damaged file: first a marked, empty generation 0 in page 0.
-        const empty = new Uint8Array(0);
-        await this.#commit(empty, 0, {
-          offset: DATA_START,
-          length: 0,
-          blobSum: await sha256(empty),
-        });
-      }
-      const current = this.#current!;
-      if (blob === undefined && current.generation === 0) throw new RangeError("no blob to keep");
-      const place = blob === undefined ? current : {
-        offset: placeAfter(current, blob.length),
-        length: blob.length,
-        blobSum: await sha256(blob),
-      };
-      if (blob !== undefined) {
-        this.#store.write(place.offset, blob);
-        this.#store.sync();
-      }
-      await this.#commit(note, current.generation + 1, place);
-      // The blob before the new one is garbage now: a file that ends past the
-      // new blob is cut (a crash before this costs only space).
-      const end = place.offset + place.length;
-      if (place.offset < current.offset && this.#store.size() > end) this.#store.truncate(end);
-    } catch (error) {
-      this.#stale = true;
-      throw error;
+    // After a failure the page in charge stays the one known to be on disk, not one that
+    // a failed sync may have left only in the page cache (Linux then drops it).
+    if (this.#current === undefined) {
+      // A new or damaged file: first a marked, empty generation 0 in page 0.
+      const empty = new Uint8Array(0);
+      await this.#commit(empty, 0, {
+        offset: DATA_START,
+        length: 0,
+        blobSum: await sha256(empty),
+      });
     }
+    const current = this.#current!;
+    if (blob === undefined && current.generation === 0) throw new RangeError("no blob to keep");
+    const place = blob === undefined ? current : {
+      offset: placeAfter(current, blob.length, this.#unsure),
+      length: blob.length,
+      blobSum: await sha256(blob),
+    };
+    if (blob !== undefined) {
+      this.#store.write(place.offset, blob);
+      this.#store.sync();
+    }
+    await this.#commit(note, current.generation + 1, place);
+    // The blob before the new one is garbage now: a file that ends past the
+    // new blob is cut (a crash before this costs only space).
+    const end = place.offset + place.length;
+    if (place.offset < current.offset && this.#store.size() > end) this.#store.truncate(end);
   }
 
   /** Write and sync the meta page of `generation` in the slot not in charge. */
@@ -223,19 +225,28 @@ export class StateFile {
     page.set(place.blobSum, AT_BLOB_SUM);
     page.set(note, META_BYTES);
     page.set(await metaSum(page), AT_META_SUM);
+    // Until it is synced, this page may or may not count.
+    this.#unsure = { offset: place.offset, length: place.length };
     this.#store.write(slot * PAGE, page);
     this.#store.sync();
+    this.#unsure = undefined;
     // `place` may be the page in charge itself (a note alone): its slot and generation are not
     // this page's.
     this.#current = { ...place, slot, generation, note: note.slice() };
   }
 }
 
-/** Where a blob of `length` bytes goes, never over `current`'s blob. */
-function placeAfter(current: Meta, length: number): number {
-  if (current.length === 0) return DATA_START;
-  if (DATA_START + length <= current.offset) return DATA_START;
-  return Math.ceil((current.offset + current.length) / ALIGN) * ALIGN;
+/** Where a blob of `length` bytes goes, never over `current`'s blob, nor over the blob of
+ * a commit that may have reached the disk (`unsure`). */
+function placeAfter(
+  current: Meta,
+  length: number,
+  unsure?: { readonly offset: number; readonly length: number },
+): number {
+  const kept = [current, ...(unsure ? [unsure] : [])].filter((blob) => blob.length > 0);
+  if (kept.every((blob) => DATA_START + length <= blob.offset)) return DATA_START;
+  const end = Math.max(...kept.map((blob) => blob.offset + blob.length));
+  return Math.ceil(end / ALIGN) * ALIGN;
 }
 
 /** A meta page, `"blank"` for an all-zero one, or why it cannot be trusted. */
