@@ -64,8 +64,9 @@ export async function runLoop(
   }
 }
 
-/** The longest delay a timer takes (~24.8 days); longer waits are made of several. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
+/** The longest delay a timer takes (~24.8 days; a longer one wraps round and fires at
+ * once); longer waits are made of several. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Wait `ms` (at most {@link MAX_TIMER_MS}: the caller waits again), or until
  * `signal` aborts, or until `hints` gets paths. */

@@ -297,7 +297,7 @@ Deno.test("lister: a folder's names come in the walk's order, whatever units the
     }),
     { numRuns: 300 },
   );
-  // On disk: the listing, on this thread and on the worker's, in that order.
+  // On disk: a folder read on this thread (the worker runs the same `readFolder`), in that order.
   const root = Deno.makeTempDirSync({ prefix: "lister-" });
   try {
     const names = ["z", "\uFFFD", "\u{1F600}", "\uE000x", "a b", "a"];
@@ -322,6 +322,31 @@ Deno.test("lister: the worker stays unused for the time it is given, then stops"
     await new Promise((resolve) => setTimeout(resolve, 700));
     assert.ok(!lister.running, "still running after its time");
   } finally {
+    lister.close();
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test("lister: a linger of weeks (a --time-interval that long) waits in timers the runtime can take, not in a loop of them", async () => {
+  const root = Deno.makeTempDirSync({ prefix: "lister-" });
+  Deno.mkdirSync(`${root}/a`);
+  const delays: number[] = [];
+  const real = globalThis.setTimeout;
+  globalThis.setTimeout = ((handler: () => void, ms?: number) => {
+    delays.push(ms ?? 0);
+    return real(handler, ms);
+  }) as typeof setTimeout;
+  const lister = new FolderLister(undefined, 40 * 24 * 3600 * 1000); // 40 days
+  try {
+    lister.start(root, ["a"]);
+    assert.equal((await lister.take(root, "a"))?.names, "");
+    await new Promise((resolve) => real(resolve, 200));
+    assert.ok(lister.running);
+    // A delay above 2^31 - 1 ms wraps round and fires at once: the timer would spin.
+    assert.ok(delays.length < 5, `${delays.length} timers in 200 ms`);
+    assert.ok(delays.every((ms) => ms <= 2 ** 31 - 1), String(delays));
+  } finally {
+    globalThis.setTimeout = real;
     lister.close();
     Deno.removeSync(root, { recursive: true });
   }

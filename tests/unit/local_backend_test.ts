@@ -34,7 +34,7 @@ Deno.test("local backend: a running mirror's read-ahead thread waits for the nex
       await new Promise((resolve) => setTimeout(resolve, 1300));
       assert.ok(tree.readingAhead, "stopped before the next cycle was due");
       await mirror.cycle();
-      await new Promise((resolve) => setTimeout(resolve, 2300));
+      await new Promise((resolve) => setTimeout(resolve, 3500));
       assert.ok(!tree.readingAhead, "kept although no cycle came");
     } finally {
       tree.close?.();

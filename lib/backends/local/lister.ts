@@ -18,6 +18,7 @@
  * @module
  */
 import { comparePaths, rank, sortNames } from "../../core/paths.ts";
+import { MAX_TIMER_MS } from "../../engine/loop.ts";
 import type { Entry } from "../../core/entry.ts";
 import type { Listed, Listing } from "../../core/replica.ts";
 
@@ -593,17 +594,19 @@ export class FolderLister {
   #arm(): void {
     this.#lastUse = performance.now();
     if (this.#idleTimer !== undefined) return;
+    // A linger of weeks (an interval that long) is waited for in several timers.
+    const after = (ms: number) => this.#idleTimer = setTimeout(check, Math.min(ms, MAX_TIMER_MS));
     const check = () => {
       const idle = performance.now() - this.#lastUse;
       const linger = this.#lingerMs;
-      if (this.#waiter !== undefined) this.#idleTimer = setTimeout(check, linger);
-      else if (idle < linger) this.#idleTimer = setTimeout(check, linger - idle);
+      if (this.#waiter !== undefined) after(linger);
+      else if (idle < linger) after(linger - idle);
       else {
         this.#idleTimer = undefined;
         this.close();
       }
     };
-    this.#idleTimer = setTimeout(check, this.#lingerMs);
+    after(this.#lingerMs);
   }
 
   #start(): Worker | undefined {
