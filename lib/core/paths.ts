@@ -67,7 +67,7 @@ export const compareNames: (a: string, b: string) => number = comparePaths;
  * no `/`, so that order is UTF-16's (the runtime's own sort, with no call
  * into JavaScript per comparison) but for surrogates (characters above
  * U+FFFF), which rank after U+E000-U+FFFF: the runtime sorts, one pass checks
- * the neighbours, and only names sorted wrong are sorted again.
+ * the neighbours, and only a folder where they are out of order is sorted again.
  *
  * @example
  * ```ts

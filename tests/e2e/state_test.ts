@@ -367,16 +367,16 @@ Deno.test("state: a run of one cycle commits the state twice (its id at the star
       const result = await runOnce(work);
       assert.equal(result.code, 0, result.stderr);
       assert.equal(commits(`${work}/log.txt.state`) - before, 2, change);
+      if (change !== "one file") continue;
+      // What the cycle learnt is in that run's last commit, and the run ended clean.
+      const { state } = await MirrorState.open(`${work}/log.txt.state`, {
+        source: realPath(`${work}/src`),
+        replica: realPath(`${work}/rep`),
+      }, { readOnly: true });
+      const entry = entryFromInfo(Deno.lstatSync(`${work}/src/d1/new.txt`));
+      assert.ok(state.index.knows("d1/new.txt", "source", entry), "the copy is in the state");
+      assert.equal(state.recheckSince, undefined, "the run ended cleanly");
     }
-    // What the cycle learnt was in that last commit: the next run reads nothing again.
-    assert.doesNotMatch(logLines(`${work}/log.txt`).at(-1)!, /WARNING/);
-    const { state } = await MirrorState.open(`${work}/log.txt.state`, {
-      source: realPath(`${work}/src`),
-      replica: realPath(`${work}/rep`),
-    }, { readOnly: true });
-    const entry = entryFromInfo(Deno.lstatSync(`${work}/src/d1/new.txt`));
-    assert.ok(state.index.knows("d1/new.txt", "source", entry), "the copy is in the state");
-    assert.equal(state.recheckSince, undefined, "the run ended cleanly");
   });
 });
 
