@@ -186,3 +186,41 @@ Deno.test("mirror: a folder moved into a new folder while one is made at its old
     assertMirrored(src, `${work}/rep`);
   });
 });
+
+Deno.test("mirror: a folder moved into a new folder is walked where it was moved, before the new folder is in place (full and partial cycles; found by the randomized --watch test)", async () => {
+  for (const cycle of ["full", "partial"] as const) {
+    await withWork(async (work) => {
+      // `b` moves into the new folders `a/a` (as `a/a/c`), and gets a new folder `b/b/c`
+      // first. The new `a` is filled under a temp name; the replica's `b` was moved in there,
+      // and then listed at `a/a/c`, where it was not yet: the walk found nothing there, tried
+      // to make `a/a/c/b` again, and never made `a/a/c/b/c`.
+      const src = `${work}/src`;
+      Deno.mkdirSync(`${src}/b/b/a`, { recursive: true });
+      Deno.writeTextFileSync(`${src}/b/b/a/f.txt`, "f");
+      Deno.writeTextFileSync(`${src}/b/g.txt`, "g");
+      await new Promise((resolve) => setTimeout(resolve, 1100)); // settled: the pairs are recorded
+      const mirror = mirrorIn(
+        work,
+        realDisk,
+        MirrorState.inMemory({ source: src, replica: `${work}/rep` }),
+      );
+      await mirror.cycle();
+      Deno.mkdirSync(`${src}/b/b/c`);
+      Deno.mkdirSync(`${src}/a/a`, { recursive: true });
+      Deno.renameSync(`${src}/b`, `${src}/a/a/c`);
+      await withRecords(async (records) => {
+        const result = cycle === "full"
+          ? await mirror.cycle()
+          : await mirror.partialCycle(new Set(["a", "b", "b/b/c"]));
+        const problems = records.filter((record) => record.level !== "info");
+        assert.equal(
+          result.failed,
+          0,
+          `${cycle}: ${problems.map((record) => JSON.stringify(record.properties)).join("\n")}`,
+        );
+        assert.equal(result.moved, 1, `${cycle}: the folder is moved, not copied`);
+      });
+      assertMirrored(src, `${work}/rep`);
+    });
+  }
+});

@@ -419,6 +419,37 @@ export class LocalReplica extends LocalTree implements Replica {
     this.#disk.mkdir(this.real, true);
   }
 
+  /**
+   * The entries of the folder `dir`, sorted by name; a folder inside the
+   * folder being filled is read where it is written (a folder moved into a new
+   * folder is walked there before the new folder is in place).
+   *
+   * @param dir the folder's path relative to the root (`""`: the root).
+   * @returns the folder's entries, and the names that could not be examined.
+   * @throws {Deno.errors.NotFound} when the folder is gone.
+   */
+  override list(dir: string): Listing | Promise<Listing> {
+    if (!this.#staged(dir)) return super.list(dir);
+    return listingOf(readFolder(this.#target(dir)));
+  }
+
+  /**
+   * The entry at `path` now (a symlink itself, not what it points to), where
+   * it is written now (see {@link list}).
+   *
+   * @param path the entry's path relative to the root.
+   * @returns the entry, or undefined when there is none.
+   */
+  override stat(path: string): Entry | undefined {
+    if (!this.#staged(path)) return super.stat(path);
+    try {
+      return entryFromInfo(Deno.lstatSync(this.#target(path)));
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return undefined;
+      throw error;
+    }
+  }
+
   /** Where `path` is written now: inside the folder being filled, or in place. */
   #target(path: string): string {
     const staging = this.#staging;
