@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { getLogger } from "npm:@logtape/logtape@^2.4.2";
+import { getLogger, type LogRecord } from "npm:@logtape/logtape@^2.4.2";
 import { MIN_BATCHED_WRITES } from "../../lib/engine/copy_scheduler.ts";
 import { CopyWorker } from "../../lib/backends/local/copy_worker.ts";
 import { type Disk, realDisk } from "../../lib/backends/local/disk.ts";
@@ -163,24 +163,13 @@ Deno.test("mirror: a folder moved into a new folder while one is made at its old
     Deno.mkdirSync(`${src}/b/a/a/b`, { recursive: true });
     Deno.mkdirSync(`${src}/b/c/a`, { recursive: true });
     Deno.writeTextFileSync(`${src}/b/c/b`, "x");
-    await new Promise((resolve) => setTimeout(resolve, 1100)); // settled: the pairs are recorded
-    const mirror = mirrorIn(
-      work,
-      realDisk,
-      MirrorState.inMemory({ source: src, replica: `${work}/rep` }),
-    );
-    await mirror.cycle();
+    const mirror = await mirroredSettled(work);
     Deno.mkdirSync(`${src}/c`);
     Deno.renameSync(`${src}/b`, `${src}/c/b`);
     Deno.mkdirSync(`${src}/b/a`, { recursive: true });
     await withRecords(async (records) => {
       const result = await mirror.partialCycle(new Set(["c", "b", "c/b", "b/a"]));
-      const problems = records.filter((record) => record.level !== "info");
-      assert.equal(
-        result.failed,
-        0,
-        problems.map((record) => JSON.stringify(record.properties)).join("\n"),
-      );
+      assertNoFailure(result, records);
       assert.equal(result.moved, 1, "the file below it is moved, not copied");
     });
     assertMirrored(src, `${work}/rep`);
@@ -198,13 +187,7 @@ Deno.test("mirror: a folder moved into a new folder is walked where it was moved
       Deno.mkdirSync(`${src}/b/b/a`, { recursive: true });
       Deno.writeTextFileSync(`${src}/b/b/a/f.txt`, "f");
       Deno.writeTextFileSync(`${src}/b/g.txt`, "g");
-      await new Promise((resolve) => setTimeout(resolve, 1100)); // settled: the pairs are recorded
-      const mirror = mirrorIn(
-        work,
-        realDisk,
-        MirrorState.inMemory({ source: src, replica: `${work}/rep` }),
-      );
-      await mirror.cycle();
+      const mirror = await mirroredSettled(work);
       Deno.mkdirSync(`${src}/b/b/c`);
       Deno.mkdirSync(`${src}/a/a`, { recursive: true });
       Deno.renameSync(`${src}/b`, `${src}/a/a/c`);
@@ -212,15 +195,36 @@ Deno.test("mirror: a folder moved into a new folder is walked where it was moved
         const result = cycle === "full"
           ? await mirror.cycle()
           : await mirror.partialCycle(new Set(["a", "b", "b/b/c"]));
-        const problems = records.filter((record) => record.level !== "info");
-        assert.equal(
-          result.failed,
-          0,
-          `${cycle}: ${problems.map((record) => JSON.stringify(record.properties)).join("\n")}`,
-        );
+        assertNoFailure(result, records, `${cycle}: `);
         assert.equal(result.moved, 1, `${cycle}: the folder is moved, not copied`);
       });
       assertMirrored(src, `${work}/rep`);
     });
   }
 });
+
+/** A mirror of `work/src` (settled: its pairs are recorded) after its first cycle. */
+async function mirroredSettled(work: string): Promise<Mirror> {
+  await new Promise((resolve) => setTimeout(resolve, 1100));
+  const mirror = mirrorIn(
+    work,
+    realDisk,
+    MirrorState.inMemory({ source: `${work}/src`, replica: `${work}/rep` }),
+  );
+  await mirror.cycle();
+  return mirror;
+}
+
+/** The cycle failed nothing; else the log's warnings and errors say what. */
+function assertNoFailure(
+  result: { readonly failed: number },
+  records: readonly LogRecord[],
+  label = "",
+): void {
+  const problems = records.filter((record) => record.level !== "info");
+  assert.equal(
+    result.failed,
+    0,
+    label + problems.map((record) => JSON.stringify(record.properties)).join("\n"),
+  );
+}
