@@ -51,6 +51,8 @@ export function isBelow(path: string, dir: string): boolean {
  * ```
  */
 export function comparePaths(a: string, b: string): number {
+  // The walk compares mostly names both listings hold: the runtime finds those equal at once.
+  if (a === b) return 0;
   const length = Math.min(a.length, b.length);
   for (let i = 0; i < length; i++) {
     const x = a.charCodeAt(i), y = b.charCodeAt(i);

@@ -409,11 +409,10 @@ export class March {
         const { name, entry: src } = source.children[s]!;
         if (src.kind !== "file") continue;
         files.push(name);
-        // Most names are in both listings: equal strings are checked first (no comparator).
-        let twin = replica.children[r];
-        while (twin !== undefined && twin.name !== name && compareNames(twin.name, name) < 0) {
-          twin = replica.children[++r];
-        }
+        while (
+          r < replica.children.length && compareNames(replica.children[r]!.name, name) < 0
+        ) r++;
+        const twin = replica.children[r];
         const dst = twin?.name === name ? twin.entry : undefined;
         if (links !== undefined) {
           const path = prefix + name;
@@ -514,10 +513,7 @@ export class March {
     const items = plan.items;
     for (let s = 0; s < source.children.length; s++) {
       const { name, entry } = source.children[s]!;
-      while (
-        item < items.length && items[item]!.name !== name &&
-        compareNames(items[item]!.name, name) < 0
-      ) {
+      while (item < items.length && compareNames(items[item]!.name, name) < 0) {
         await this.#item(prefix, items[item++]!, unread, deep);
       }
       const mine = items[item]?.name === name ? items[item++] : undefined;

@@ -127,6 +127,17 @@ export class LocalTree implements TreeReader {
     this.#lister = new FolderLister(options.aheadSource, options.readAheadLingerMs);
   }
 
+  /**
+   * Where the entry at `path` is read (the root's real path joined with it;
+   * a replica reads a folder it is filling where it fills it).
+   *
+   * @param path the entry's path relative to the root.
+   * @returns its absolute path.
+   */
+  protected located(path: string): string {
+    return joinPath(this.real, path);
+  }
+
   /** Bytes of file content read so far for MD5s. */
   get hashedBytes(): number {
     return this.#hasher.hashedBytes;
@@ -170,7 +181,7 @@ export class LocalTree implements TreeReader {
    * @throws {Deno.errors.NotFound} when the folder is gone.
    */
   list(dir: string): Listing | Promise<Listing> {
-    const base = joinPath(this.real, dir);
+    const base = this.located(dir);
     if (dir === "" && this.#ahead) {
       // The root is read here; the worker (only started when there are
       // subfolders) reads the rest.
@@ -225,7 +236,7 @@ export class LocalTree implements TreeReader {
    */
   stat(path: string): Entry | undefined {
     try {
-      return entryFromInfo(Deno.lstatSync(joinPath(this.real, path)));
+      return entryFromInfo(Deno.lstatSync(this.located(path)));
     } catch (error) {
       if (error instanceof Deno.errors.NotFound) return undefined;
       throw error;
@@ -241,7 +252,7 @@ export class LocalTree implements TreeReader {
    * @returns the file's MD5, in lowercase hex.
    */
   md5(path: string, size: number, signal?: AbortSignal): Promise<string> {
-    return this.#hasher.md5(joinPath(this.real, path), size, signal);
+    return this.#hasher.md5(this.located(path), size, signal);
   }
 }
 
@@ -420,42 +431,23 @@ export class LocalReplica extends LocalTree implements Replica {
   }
 
   /**
-   * The entries of the folder `dir`, sorted by name; a folder inside the
-   * folder being filled is read where it is written (a folder moved into a new
-   * folder is walked there before the new folder is in place).
-   *
-   * @param dir the folder's path relative to the root (`""`: the root).
-   * @returns the folder's entries, and the names that could not be examined.
-   * @throws {Deno.errors.NotFound} when the folder is gone.
-   */
-  override list(dir: string): Listing | Promise<Listing> {
-    if (!this.#staged(dir)) return super.list(dir);
-    return listingOf(readFolder(this.#target(dir)));
-  }
-
-  /**
-   * The entry at `path` now (a symlink itself, not what it points to), where
-   * it is written now (see {@link list}).
+   * Where the entry at `path` is read: a path inside the folder being filled
+   * where it is written (a folder moved into a new folder is walked there
+   * before the new folder is in place), any other in place.
    *
    * @param path the entry's path relative to the root.
-   * @returns the entry, or undefined when there is none.
+   * @returns its absolute path.
    */
-  override stat(path: string): Entry | undefined {
-    if (!this.#staged(path)) return super.stat(path);
-    try {
-      return entryFromInfo(Deno.lstatSync(this.#target(path)));
-    } catch (error) {
-      if (error instanceof Deno.errors.NotFound) return undefined;
-      throw error;
-    }
+  protected override located(path: string): string {
+    const staging = this.#staging;
+    return staging && isBelow(path, staging.path)
+      ? staging.temp + path.slice(staging.path.length)
+      : super.located(path);
   }
 
   /** Where `path` is written now: inside the folder being filled, or in place. */
   #target(path: string): string {
-    const staging = this.#staging;
-    if (staging && isBelow(path, staging.path)) {
-      return staging.temp + path.slice(staging.path.length);
-    }
+    if (this.#staged(path)) return this.located(path);
     this.#realDirs.check(parentOf(path));
     return joinPath(this.real, path);
   }
